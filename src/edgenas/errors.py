@@ -1,0 +1,47 @@
+"""The errors a user can cause.
+
+Every error that a user can trigger (a bad arch string, an unknown space, an unwritable path) raises a subclass of
+:class:`EdgeNASError` with a message that says what went wrong and what to do. The CLI prints the message as one line
+and exits with code 2; library callers catch the class they care about.
+"""
+
+from __future__ import annotations
+
+
+class EdgeNASError(Exception):
+    """Base class of every error a user of edgenas can cause."""
+
+
+class UnknownSpaceError(EdgeNASError, KeyError):
+    """A search space name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateSpaceError(EdgeNASError):
+    """A search space registered twice under the same name."""
+
+
+class SpaceConfigError(EdgeNASError, ValueError):
+    """A search-space option that is unknown or out of range."""
+
+
+class ArchError(EdgeNASError, ValueError):
+    """An architecture that does not belong to its search space (wrong length, unknown or disallowed op)."""
+
+
+class SpecFileError(EdgeNASError):
+    """An architecture spec file that cannot be read: missing, malformed JSON, wrong format version."""
+
+
+class SpaceMismatchError(EdgeNASError):
+    """A spec or encoding that was made for a different search space or space configuration."""
+
+
+class OutputPathError(EdgeNASError, OSError):
+    """An output path that cannot be written."""
+
+
+class ExportError(EdgeNASError):
+    """An export that failed or whose result does not match PyTorch."""

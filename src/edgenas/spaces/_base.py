@@ -1,0 +1,312 @@
+"""The search-space interface and the generic machinery every space shares.
+
+A space is data plus a builder: a fixed list of candidate ops (``op_names``, K of them), a number of searchable
+layers L, a per-layer mask of allowed ops, a human form (parse/format), a graph adjacency and ``build``. Sampling,
+mutation, crossover, validation and the one-hot encoding are written once here, over the mask, so that search
+methods never special-case a space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgenas.errors import ArchError, SpaceConfigError, SpaceMismatchError
+from edgenas.spaces.encoding import GraphEncoding, chain_adjacency, graph_features
+from edgenas.spaces.spec import ArchSpec, freeze, thaw
+
+Seed = int | np.random.Generator | None
+
+
+def as_rng(seed: Seed) -> np.random.Generator:
+    """A numpy Generator from an int seed, an existing Generator (used as is) or None (fresh entropy)."""
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def config_from_options(config_type: type, defaults: Any, options: dict[str, Any], space: str) -> Any:
+    """Build a frozen config dataclass from ``defaults`` overridden by ``options``, rejecting unknown names.
+
+    Raises:
+        SpaceConfigError: an option name the space does not have.
+    """
+    names = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise SpaceConfigError(f"{space}: unknown option(s) {', '.join(unknown)}; options: {', '.join(sorted(names))}")
+    return dataclasses.replace(defaults, **{k: freeze(v) for k, v in options.items()})
+
+
+class SearchSpace(ABC):
+    """A search space: candidate ops per layer, a human form, an encoding and a network builder.
+
+    Subclasses set ``family`` and ``op_names`` and implement :meth:`layer_names`, :meth:`_allowed`,
+    :meth:`format`, :meth:`parse`, :meth:`graph_adjacency` and :meth:`_build`.
+    """
+
+    #: Name of the space definition (``mbv2``, ``fbnet``, ``nb201``): part of the configuration hash.
+    family: str = ""
+    #: The K candidate ops, in encoding order.
+    op_names: tuple[str, ...] = ()
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+        self.check_config()
+
+    # ----- configuration -----------------------------------------------------------------------------------------
+    def check_config(self) -> None:
+        """Raise :class:`SpaceConfigError` for an invalid configuration (subclasses extend it)."""
+
+    @cached_property
+    def options(self) -> tuple[tuple[str, Any], ...]:
+        """The resolved configuration as sorted, hashable ``(name, value)`` pairs."""
+        return tuple(sorted((k, freeze(v)) for k, v in dataclasses.asdict(self.config).items()))
+
+    @cached_property
+    def config_hash(self) -> str:
+        """A short SHA-256 of the space family, its op list and its resolved configuration."""
+        payload = json.dumps(
+            {"family": self.family, "ops": list(self.op_names), "config": {k: thaw(v) for k, v in self.options}},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def resolution(self) -> int:
+        """Input height and width in pixels."""
+        return int(self.config.resolution)
+
+    def input_shape(self, batch: int = 1, resolution: int | None = None) -> tuple[int, int, int, int]:
+        """``(batch, 3, H, W)`` of the network input."""
+        r = self.resolution if resolution is None else resolution
+        return (batch, 3, r, r)
+
+    # ----- layers and masks --------------------------------------------------------------------------------------
+    @abstractmethod
+    def layer_names(self) -> tuple[str, ...]:
+        """One readable name per searchable layer (``stage2.block1``, ``edge 2<-1`` ...)."""
+
+    @abstractmethod
+    def _allowed(self, layer: int) -> tuple[int, ...]:
+        """Indices of the ops allowed at ``layer``."""
+
+    def disallowed_reason(self, layer: int, op: int) -> str:
+        """Why ``op`` is not allowed at ``layer`` (for error messages)."""
+        return "not a candidate at this layer"
+
+    @property
+    def num_layers(self) -> int:
+        """L: the number of searchable layers."""
+        return len(self.layer_names())
+
+    @property
+    def num_ops(self) -> int:
+        """K: the number of candidate ops."""
+        return len(self.op_names)
+
+    @cached_property
+    def allowed_ops(self) -> tuple[tuple[int, ...], ...]:
+        """Per layer, the allowed op indices."""
+        return tuple(self._allowed(layer) for layer in range(self.num_layers))
+
+    @cached_property
+    def _mask(self) -> torch.Tensor:
+        mask = torch.zeros(self.num_layers, self.num_ops, dtype=torch.bool)
+        for layer, ops in enumerate(self.allowed_ops):
+            mask[layer, list(ops)] = True
+        return mask
+
+    def mask(self) -> torch.Tensor:
+        """``L x K`` boolean tensor, True where the op is allowed (a copy)."""
+        return self._mask.clone()
+
+    def size(self) -> int:
+        """|A|: the number of architectures after masking."""
+        return math.prod(len(ops) for ops in self.allowed_ops)
+
+    # ----- specs -------------------------------------------------------------------------------------------------
+    def make_spec(self, choices: Sequence[int | str]) -> ArchSpec:
+        """A validated spec from per-layer op indices or op names.
+
+        Raises:
+            ArchError: wrong number of layers, an unknown op, or an op not allowed at its layer (the message names
+                the layer and the op).
+        """
+        if len(choices) != self.num_layers:
+            raise ArchError(f"{self.name}: expected {self.num_layers} layers, got {len(choices)}")
+        indices = []
+        for layer, choice in enumerate(choices):
+            if isinstance(choice, str):
+                if choice not in self.op_names:
+                    raise ArchError(
+                        f"{self.name}: layer {layer} ({self.layer_names()[layer]}): unknown op {choice!r}; "
+                        f"ops: {', '.join(self.op_names)}"
+                    )
+                index = self.op_names.index(choice)
+            else:
+                index = int(choice)
+                if not 0 <= index < self.num_ops:
+                    raise ArchError(f"{self.name}: layer {layer}: op index {index} outside 0..{self.num_ops - 1}")
+            if index not in self.allowed_ops[layer]:
+                allowed = ", ".join(self.op_names[i] for i in self.allowed_ops[layer])
+                raise ArchError(
+                    f"{self.name}: layer {layer} ({self.layer_names()[layer]}): op {self.op_names[index]!r} is not "
+                    f"allowed ({self.disallowed_reason(layer, index)}); allowed: {allowed}"
+                )
+            indices.append(index)
+        return ArchSpec(self.name, self.options, self.config_hash, tuple(indices))
+
+    def check_spec(self, spec: ArchSpec) -> ArchSpec:
+        """Return ``spec`` after checking that it belongs to this space and is valid.
+
+        Raises:
+            SpaceMismatchError: the spec was made for another space or configuration.
+            ArchError: a layer holds a disallowed op.
+        """
+        if spec.space_hash != self.config_hash:
+            raise SpaceMismatchError(
+                f"spec belongs to {spec.space} (hash {spec.space_hash}), not to {self.name} (hash {self.config_hash})"
+            )
+        return self.make_spec(spec.choices)
+
+    @abstractmethod
+    def parse(self, text: str) -> ArchSpec:
+        """The spec written as ``text`` in the space's human form.
+
+        Raises:
+            ArchError: the text does not describe an architecture of this space.
+        """
+
+    @abstractmethod
+    def format(self, spec: ArchSpec) -> str:
+        """The human form of ``spec``."""
+
+    # ----- sampling and evolution helpers ------------------------------------------------------------------------
+    def sample(self, seed: Seed = None, n: int = 1) -> list[ArchSpec]:
+        """``n`` architectures drawn uniformly (independently per layer over the allowed ops)."""
+        rng = as_rng(seed)
+        specs = []
+        for _ in range(n):
+            choices = [ops[rng.integers(len(ops))] for ops in self.allowed_ops]
+            specs.append(ArchSpec(self.name, self.options, self.config_hash, tuple(choices)))
+        return specs
+
+    def mutate(self, spec: ArchSpec, seed: Seed = None, num_layers: int = 1) -> ArchSpec:
+        """A copy of ``spec`` with ``num_layers`` distinct layers changed to another allowed op.
+
+        Layers with a single allowed op are never picked; the result always differs from ``spec`` when at least one
+        layer has a choice.
+        """
+        self.check_spec(spec)
+        rng = as_rng(seed)
+        free = [layer for layer, ops in enumerate(self.allowed_ops) if len(ops) > 1]
+        if not free:
+            return spec
+        picked = rng.choice(free, size=min(num_layers, len(free)), replace=False)
+        choices = list(spec.choices)
+        for layer in picked:
+            others = [op for op in self.allowed_ops[layer] if op != choices[layer]]
+            choices[layer] = others[rng.integers(len(others))]
+        return ArchSpec(self.name, self.options, self.config_hash, tuple(choices))
+
+    def crossover(self, a: ArchSpec, b: ArchSpec, seed: Seed = None) -> ArchSpec:
+        """Uniform crossover: each layer's op comes from ``a`` or ``b`` with probability 1/2."""
+        self.check_spec(a)
+        self.check_spec(b)
+        rng = as_rng(seed)
+        take_a = rng.random(self.num_layers) < 0.5
+        choices = tuple(x if t else y for x, y, t in zip(a.choices, b.choices, take_a, strict=True))
+        return ArchSpec(self.name, self.options, self.config_hash, choices)
+
+    # ----- encodings ---------------------------------------------------------------------------------------------
+    def one_hot(self, specs: ArchSpec | Sequence[ArchSpec]) -> torch.Tensor:
+        """``L x K`` one-hot of one spec, or ``N x L x K`` for a sequence."""
+        single = isinstance(specs, ArchSpec)
+        batch = [specs] if single else list(specs)
+        out = torch.zeros(len(batch), self.num_layers, self.num_ops)
+        for i, spec in enumerate(batch):
+            self.check_spec(spec)
+            out[i, torch.arange(self.num_layers), torch.tensor(spec.choices)] = 1.0
+        return out[0] if single else out
+
+    def from_one_hot(self, encoding: torch.Tensor) -> ArchSpec | list[ArchSpec]:
+        """Specs from (possibly soft) encodings: per layer the arg-max over the allowed ops.
+
+        Raises:
+            SpaceMismatchError: the encoding's last two dimensions are not ``L x K``.
+        """
+        if tuple(encoding.shape[-2:]) != (self.num_layers, self.num_ops):
+            raise SpaceMismatchError(
+                f"{self.name}: encoding of shape {tuple(encoding.shape)} does not end in L x K = "
+                f"{self.num_layers} x {self.num_ops}"
+            )
+        single = encoding.dim() == 2
+        x = encoding.detach().float().reshape(-1, self.num_layers, self.num_ops)
+        masked = x.masked_fill(~self._mask, float("-inf"))
+        picks = masked.argmax(dim=-1).tolist()
+        specs = [ArchSpec(self.name, self.options, self.config_hash, tuple(p)) for p in picks]
+        return specs[0] if single else specs
+
+    @abstractmethod
+    def graph_adjacency(self) -> torch.Tensor:
+        """``(L+2) x (L+2)`` adjacency over the nodes input, layers 1..L, output."""
+
+    def graph(self, spec: ArchSpec) -> GraphEncoding:
+        """The graph form of ``spec`` (adjacency + node features, see :mod:`edgenas.spaces.encoding`)."""
+        return GraphEncoding(self.graph_adjacency(), graph_features(self.one_hot(spec)))
+
+    # ----- networks ----------------------------------------------------------------------------------------------
+    def build(self, spec: ArchSpec) -> nn.Module:
+        """A standalone ``nn.Module`` for ``spec`` (no search code attached; train mode, random init)."""
+        return self._build(self.check_spec(spec))
+
+    @abstractmethod
+    def _build(self, spec: ArchSpec) -> nn.Module:
+        """Build a network for an already validated spec."""
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary: options, hash, ops, per-layer allowed ops, |A|."""
+        size = self.size()
+        return {
+            "space": self.name,
+            "family": self.family,
+            "space_hash": self.config_hash,
+            "options": {k: thaw(v) for k, v in self.options},
+            "ops": list(self.op_names),
+            "num_layers": self.num_layers,
+            "layers": [
+                {"index": i, "name": name, "allowed": [self.op_names[j] for j in self.allowed_ops[i]]}
+                for i, name in enumerate(self.layer_names())
+            ],
+            "size": str(size),
+            "log10_size": round(math.log10(size), 3),
+            "input_shape": list(self.input_shape()),
+        }
+
+
+class LayerwiseSpace(SearchSpace):
+    """A chain of searchable layers written as op tokens joined by ``-`` (``k5e6-skip-k3e3-...``)."""
+
+    def parse(self, text: str) -> ArchSpec:
+        tokens = [t.strip() for t in text.strip().split("-")]
+        if len(tokens) != self.num_layers:
+            raise ArchError(
+                f"{self.name}: expected {self.num_layers} '-'-separated layer tokens, got {len(tokens)} in {text!r}"
+            )
+        return self.make_spec(tokens)
+
+    def format(self, spec: ArchSpec) -> str:
+        return "-".join(self.op_names[c] for c in spec.choices)
+
+    def graph_adjacency(self) -> torch.Tensor:
+        return chain_adjacency(self.num_layers)

@@ -1,0 +1,88 @@
+"""The macro skeleton shared by the layer-wise spaces: stem -> searchable layers -> head -> pool -> classifier."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Shape of one searchable layer: input and output channels, stride, and its place in the stage layout."""
+
+    in_channels: int
+    out_channels: int
+    stride: int
+    stage: int
+    block: int
+
+    @property
+    def keeps_shape(self) -> bool:
+        """True when an identity can replace the layer (same channels, stride 1)."""
+        return self.stride == 1 and self.in_channels == self.out_channels
+
+
+def stage_layer_shapes(
+    in_channels: int, channels: Sequence[int], repeats: Sequence[int], strides: Sequence[int]
+) -> tuple[LayerShape, ...]:
+    """Per-layer shapes of stages given as (channels, repeats, first stride); stages are numbered from 1."""
+    shapes = []
+    current = in_channels
+    for stage, (c, n, s) in enumerate(zip(channels, repeats, strides, strict=True), start=1):
+        for block in range(n):
+            shapes.append(LayerShape(current, c, s if block == 0 else 1, stage, block + 1))
+            current = c
+    return tuple(shapes)
+
+
+class LayerwiseNet(nn.Module):
+    """A standalone network of a layer-wise space; ``layers`` holds one module per searchable layer."""
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        layers: Sequence[nn.Module],
+        head: nn.Module,
+        head_channels: int,
+        num_classes: int,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.stem = stem
+        self.layers = nn.Sequential(*layers)
+        self.head = head
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head_channels, num_classes))
+        init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map after the head conv, ``N x C_head x h x w``."""
+        return self.head(self.layers(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.forward_features(x)), 1))
+
+
+def init_weights(model: nn.Module) -> None:
+    """He-normal convs with the fan-out counted per group, unit BN, small-normal linear layers.
+
+    torch's ``kaiming_normal_(mode="fan_out")`` counts every output channel of a depthwise conv as fan-out, which
+    shrinks depthwise weights by sqrt(channels) and makes the signal of an untrained deep net vanish; counting
+    ``out_channels / groups * k_h * k_w`` (as EfficientNet's reference init does) keeps activations at unit scale.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.out_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            nn.init.normal_(m.weight, std=math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
