@@ -37,7 +37,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary file lives in the same folder so the final ``os.replace`` is atomic on POSIX file systems.
     """
     target = check_writable(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:

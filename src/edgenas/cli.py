@@ -83,12 +83,20 @@ def space_list(as_json: JsonOpt = False) -> None:
     """List the registered search spaces with their size."""
     rows = [get_space(name).describe() for name in list_spaces()]
     if as_json:
-        _emit_json({"spaces": [{k: r[k] for k in ("space", "family", "num_layers", "size", "log10_size")} for r in rows]})
+        _emit_json(
+            {"spaces": [{k: r[k] for k in ("space", "family", "num_layers", "size", "log10_size")} for r in rows]}
+        )
         return
     table = Table("space", "family", "layers", "ops", "|A|", "input")
     for r in rows:
-        table.add_row(r["space"], r["family"], str(r["num_layers"]), str(len(r["ops"])), f"10^{r['log10_size']:.2f}",
-                      "x".join(map(str, r["input_shape"][1:])))
+        table.add_row(
+            r["space"],
+            r["family"],
+            str(r["num_layers"]),
+            str(len(r["ops"])),
+            f"10^{r['log10_size']:.2f}",
+            "x".join(map(str, r["input_shape"][1:])),
+        )
     out.print(table)
 
 
@@ -109,7 +117,9 @@ def space_show(
     table = Table("#", "layer", "allowed ops")
     for layer in info["layers"]:
         allowed = layer["allowed"]
-        table.add_row(str(layer["index"]), layer["name"], "all" if len(allowed) == len(info["ops"]) else ", ".join(allowed))
+        table.add_row(
+            str(layer["index"]), layer["name"], "all" if len(allowed) == len(info["ops"]) else ", ".join(allowed)
+        )
     out.print(table)
     out.print(f"|A| = {info['size']} (10^{info['log10_size']})")
 
@@ -130,7 +140,9 @@ def arch_sample(
         raise SpecFileError(f"{output}: {n} specs need a .jsonl file")
     save_specs(output, specs)
     if as_json:
-        _emit_json({"output": str(output), "space": resolved.name, "n": n, "seed": seed, "archs": [str(s) for s in specs]})
+        _emit_json(
+            {"output": str(output), "space": resolved.name, "n": n, "seed": seed, "archs": [str(s) for s in specs]}
+        )
         return
     for spec in specs:
         out.print(str(spec))
@@ -160,11 +172,20 @@ def arch_show(
     for i, r in enumerate(rows):
         c = r["costs"]
         out.print(f"[bold]#{i}[/bold] {r['arch']}")
-        table.add_row(str(i), r["space"], f"{c['params_M']:.3f}", f"{c['mflops']:.1f}", f"{c['mult_adds_M']:.1f}",
-                      f"{c['memory_accesses_M']:.2f}", f"{c['intensity']:.2f}")
+        table.add_row(
+            str(i),
+            r["space"],
+            f"{c['params_M']:.3f}",
+            f"{c['mflops']:.1f}",
+            f"{c['mult_adds_M']:.1f}",
+            f"{c['memory_accesses_M']:.2f}",
+            f"{c['intensity']:.2f}",
+        )
     out.print(table)
-    out.print(f"input {'x'.join(map(str, rows[0]['costs']['input_shape']))}; FLOPs counted by torch.utils.flop_counter "
-              "(2 per multiply-add); memory accesses and intensity as in thesis Eq 3.18-3.19")
+    out.print(
+        f"input {'x'.join(map(str, rows[0]['costs']['input_shape']))}; FLOPs counted by torch.utils.flop_counter "
+        "(2 per multiply-add); memory accesses and intensity as in thesis Eq 3.18-3.19"
+    )
 
 
 @arch_app.command("export")
@@ -175,7 +196,9 @@ def arch_export(
     set_: SetOpt = None,
     index: Annotated[int, typer.Option("--index", min=0, help="Which spec of a multi-spec file (0-based).")] = 0,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Static batch size of the graph.")] = 1,
-    resolution: Annotated[int | None, typer.Option("--resolution", min=1, help="Input size (px); default: the space's.")] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", min=1, help="Input size (px); default: the space's.")
+    ] = None,
     opset: Annotated[int, typer.Option("--opset", min=9, help="ONNX opset version.")] = 17,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest accepted relative error vs PyTorch.")] = 1e-4,
     as_json: JsonOpt = False,
@@ -188,8 +211,9 @@ def arch_export(
         raise SpecFileError(f"--index {index} is out of range: {arch} holds {len(specs)} spec(s)")
     spec = specs[index]
     resolved = space_of(spec)
-    result = export_onnx(resolved.build(spec), output, resolved.input_shape(batch, resolution), opset=opset,
-                         tolerance=tolerance)
+    result = export_onnx(
+        resolved.build(spec), output, resolved.input_shape(batch, resolution), opset=opset, tolerance=tolerance
+    )
     payload = {
         "output": str(result.path),
         "arch": str(spec),
@@ -203,8 +227,10 @@ def arch_export(
     if as_json:
         _emit_json(payload)
         return
-    out.print(f"exported {spec.space} arch to {result.path} ({result.size_bytes / 1e6:.2f} MB, input "
-              f"{'x'.join(map(str, result.input_shape))}); ONNX Runtime vs PyTorch: rel. error {result.rel_error:.2e}")
+    out.print(
+        f"exported {spec.space} arch to {result.path} ({result.size_bytes / 1e6:.2f} MB, input "
+        f"{'x'.join(map(str, result.input_shape))}); ONNX Runtime vs PyTorch: rel. error {result.rel_error:.2e}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,6 @@ __all__ = [
 ]
 
 
-def build(spec: ArchSpec):  # noqa: ANN201  (an nn.Module; annotated in the docstring to keep torch import lazy here)
+def build(spec: ArchSpec):
     """A standalone ``nn.Module`` for ``spec`` built by the space it belongs to."""
     return space_of(spec).build(spec)

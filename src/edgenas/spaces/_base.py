@@ -64,7 +64,7 @@ class SearchSpace(ABC):
         self.check_config()
 
     # ----- configuration -----------------------------------------------------------------------------------------
-    def check_config(self) -> None:
+    def check_config(self) -> None:  # noqa: B027  (optional hook, not abstract)
         """Raise :class:`SpaceConfigError` for an invalid configuration (subclasses extend it)."""
 
     @cached_property

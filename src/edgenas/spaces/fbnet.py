@@ -66,7 +66,9 @@ class FBNetSpace(LayerwiseSpace):
     def check_config(self) -> None:
         c = self.config
         if len(c.stage_strides) != len(STAGE_CHANNELS):
-            raise SpaceConfigError(f"{self.name}: stage_strides needs {len(STAGE_CHANNELS)} values, got {c.stage_strides}")
+            raise SpaceConfigError(
+                f"{self.name}: stage_strides needs {len(STAGE_CHANNELS)} values, got {c.stage_strides}"
+            )
         if any(s not in (1, 2) for s in (c.stem_stride, *c.stage_strides)):
             raise SpaceConfigError(f"{self.name}: strides must be 1 or 2")
         if not 0 < float(c.width) <= 8 or int(c.num_classes) < 1 or int(c.head_channels) < 1:
@@ -95,11 +97,15 @@ class FBNetSpace(LayerwiseSpace):
 
     def _op(self, name: str, s: LayerShape) -> nn.Module:
         if name == "skip":
-            return nn.Identity() if s.keeps_shape else ConvBNAct(s.in_channels, s.out_channels, 1, s.stride, act=nn.ReLU)
+            return (
+                nn.Identity() if s.keeps_shape else ConvBNAct(s.in_channels, s.out_channels, 1, s.stride, act=nn.ReLU)
+            )
         parts = name.split("_")
         kernel, expansion = int(parts[0][1:]), int(parts[1][1:])
         groups = int(parts[2][1:]) if len(parts) == 3 else 1
-        return MBConv(s.in_channels, s.out_channels, kernel, expansion, s.stride, groups, act=nn.ReLU, expand_at_e1=True)
+        return MBConv(
+            s.in_channels, s.out_channels, kernel, expansion, s.stride, groups, act=nn.ReLU, expand_at_e1=True
+        )
 
     def _build(self, spec: ArchSpec) -> nn.Module:
         c = self.config

@@ -70,13 +70,15 @@ class MBV2Space(LayerwiseSpace):
     """MobileNetV2-style layer-wise space with 21 searchable layers and 7 candidates (see module docstring)."""
 
     family = "mbv2"
-    op_names = tuple(f"k{k}e{e}" for k in KERNELS for e in EXPANSIONS) + ("skip",)
+    op_names = (*(f"k{k}e{e}" for k in KERNELS for e in EXPANSIONS), "skip")
     SKIP = len(op_names) - 1
 
     def check_config(self) -> None:
         c = self.config
         if len(c.stage_strides) != len(STAGE_CHANNELS):
-            raise SpaceConfigError(f"{self.name}: stage_strides needs {len(STAGE_CHANNELS)} values, got {c.stage_strides}")
+            raise SpaceConfigError(
+                f"{self.name}: stage_strides needs {len(STAGE_CHANNELS)} values, got {c.stage_strides}"
+            )
         if any(s not in (1, 2) for s in (c.stem_stride, *c.stage_strides)):
             raise SpaceConfigError(f"{self.name}: strides must be 1 or 2")
         if not 0 < float(c.width) <= 8:
@@ -122,7 +124,11 @@ class MBV2Space(LayerwiseSpace):
 
     def _build(self, spec: ArchSpec) -> nn.Module:
         c = self.config
-        stem_out, first_out, head = self.channels(STEM_CHANNELS), self.channels(FIRST_CHANNELS), self.channels(HEAD_CHANNELS)
+        stem_out, first_out, head = (
+            self.channels(STEM_CHANNELS),
+            self.channels(FIRST_CHANNELS),
+            self.channels(HEAD_CHANNELS),
+        )
         stem = nn.Sequential(
             ConvBNAct(3, stem_out, 3, stride=c.stem_stride, act=nn.ReLU6),
             MBConv(stem_out, first_out, 3, 1, 1, act=nn.ReLU6),  # the fixed first layer (k3 e1, 24 channels)

@@ -116,7 +116,9 @@ class NB201Cell(nn.Module):
         nodes = [x]
         for node in (1, 2, 3):
             inputs = [self.edges[f"{node}_{j}"](nodes[j]) for j in range(node) if f"{node}_{j}" in self.edges]
-            nodes.append(torch.stack(inputs).sum(0) if len(inputs) > 1 else inputs[0] if inputs else torch.zeros_like(x))
+            nodes.append(
+                torch.stack(inputs).sum(0) if len(inputs) > 1 else inputs[0] if inputs else torch.zeros_like(x)
+            )
         return nodes[3]
 
     def extra_repr(self) -> str:

@@ -102,7 +102,9 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "spec") -> ArchSpec
         raise SpecFileError(f"{source}: expected a JSON object, got {type(data).__name__}")
     version = data.get("format_version")
     if version != SPEC_FORMAT_VERSION:
-        raise SpecFileError(f"{source}: unsupported format_version {version!r} (this edgenas reads {SPEC_FORMAT_VERSION})")
+        raise SpecFileError(
+            f"{source}: unsupported format_version {version!r} (this edgenas reads {SPEC_FORMAT_VERSION})"
+        )
     missing = [key for key in ("space", "arch") if key not in data]
     if missing:
         raise SpecFileError(f"{source}: missing key(s) {', '.join(missing)}")

@@ -1,0 +1,34 @@
+# edgenas: `make demo` runs the main job, `make test` the tests; both install into .venv first (idempotent).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgenas-installed
+# Tests may read the project's shared data folder when it sits beside the checkout; the package itself never does.
+SHARED_DATA := $(abspath ../shared/data)
+TEST_DATA   := $(or $(EDGENAS_DATA),$(wildcard $(SHARED_DATA)))
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	bash scripts/demo.sh
+
+test: install
+	EDGENAS_DATA="$(TEST_DATA)" $(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks tools
+
+bench: install
+	EDGENAS_DATA="$(TEST_DATA)" $(BIN)/python benchmarks/foundation.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

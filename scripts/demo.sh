@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The edgenas demo: each stage of the pipeline adds its step here as it lands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EDGENAS=.venv/bin/edgenas
+OUT=runs/demo
+mkdir -p "$OUT"
+
+echo "== 1. sample three architectures of the CIFAR MobileNetV2 space"
+$EDGENAS arch sample mbv2-cifar --n 3 --seed 0 -o "$OUT/archs.jsonl"
+
+echo "== 2. their cost figures"
+$EDGENAS arch show "$OUT/archs.jsonl"
+
+echo "== 3. export the first one to ONNX and verify it with ONNX Runtime"
+$EDGENAS arch export "$OUT/archs.jsonl" --index 0 -o "$OUT/arch0.onnx"

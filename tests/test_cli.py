@@ -1,0 +1,116 @@
+"""The CLI end to end: --json output, and one line + exit code 2 for every user error, with no partial file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgenas.cli import main
+from edgenas.spaces import get_space, load_specs
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (0 if code is None else code), captured.out, captured.err
+
+
+def test_sample_show_export_with_json(tmp_path, capsys):
+    archs = tmp_path / "archs.jsonl"
+    code, out, _ = run(["arch", "sample", "mbv2-cifar", "--n", "3", "--seed", "7", "-o", str(archs), "--json"], capsys)
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["n"] == 3 and len(load_specs(archs)) == 3
+    assert payload["archs"] == [str(s) for s in get_space("mbv2-cifar").sample(seed=7, n=3)]
+
+    code, out, _ = run(["arch", "show", str(archs), "--json"], capsys)
+    rows = json.loads(out)["archs"]
+    assert code == 0 and len(rows) == 3
+    assert all(r["costs"]["params"] > 1e6 and r["costs"]["intensity"] > 0 for r in rows)
+
+    onnx_file = tmp_path / "m.onnx"
+    code, out, _ = run(["arch", "export", str(archs), "--index", "2", "-o", str(onnx_file), "--json"], capsys)
+    result = json.loads(out)
+    assert code == 0 and onnx_file.is_file()
+    assert result["rel_error"] < 1e-4 and result["arch"] == rows[2]["arch"]
+
+
+def test_space_show_and_list_json(capsys):
+    code, out, _ = run(["space", "show", "mbv2-cifar", "--set", "width=0.5", "--json"], capsys)
+    info = json.loads(out)
+    # at width 0.5 the fixed layer's 24 channels round up to 16, so stage1.block1 keeps its shape and may be a skip
+    assert code == 0 and info["options"]["width"] == 0.5 and info["size"] == str(7**16 * 6**5)
+    code, out, _ = run(["space", "list", "--json"], capsys)
+    assert {s["space"] for s in json.loads(out)["spaces"]} == {"mbv2", "mbv2-cifar", "fbnet", "nb201"}
+
+
+def test_arch_string_and_nb201_index(capsys):
+    code, out, _ = run(["arch", "show", "6111", "--space", "nb201", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["archs"][0]["costs"]["params"] == 1073466
+
+
+def _bad_inputs(tmp_path):
+    malformed = tmp_path / "bad.json"
+    malformed.write_text('{"format_version": 1, "space": ')
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    good = str(get_space("mbv2-cifar").sample(seed=0)[0])
+    shape_change = good.split("-")
+    shape_change[0] = "skip"
+    return {
+        "unknown space": (["space", "show", "mbv9"], "unknown search space 'mbv9'"),
+        "malformed JSON": (["arch", "show", str(malformed)], "malformed JSON"),
+        "missing file": (["arch", "show", str(tmp_path / "none.json")], "no such spec file"),
+        "wrong layer count": (["arch", "show", "k3e3-k3e6", "--space", "mbv2-cifar"], "expected 21"),
+        "op not allowed": (["arch", "show", "-".join(shape_change), "--space", "mbv2-cifar"], "layer 0"),
+        "unknown option": (["space", "show", "mbv2", "--set", "depth=3"], "unknown option"),
+        "unwritable output": (
+            ["arch", "export", good, "--space", "mbv2-cifar", "-o", str(blocker / "m.onnx")],
+            "cannot create folder",
+        ),
+        "unwritable sample output": (
+            ["arch", "sample", "nb201", "--n", "2", "-o", str(blocker / "a.jsonl")],
+            "cannot create folder",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown space",
+        "malformed JSON",
+        "missing file",
+        "wrong layer count",
+        "op not allowed",
+        "unknown option",
+        "unwritable output",
+        "unwritable sample output",
+    ],
+)
+def test_user_errors_give_one_line_and_exit_code_2(case, tmp_path, capsys):
+    argv, message = _bad_inputs(tmp_path)[case]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing half-written
+
+
+def test_console_script_runs_as_a_module():
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgenas", "arch", "show", "k3e3", "--space", "nb201"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
