@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks tools
 
 bench: install
-	EDGENAS_DATA="$(TEST_DATA)" $(BIN)/python benchmarks/foundation.py
+	EDGENAS_DATA="$(TEST_DATA)" $(BIN)/python benchmarks/foundation.py --with-tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

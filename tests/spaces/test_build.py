@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import randomize_bn
 from edgenas.export import export_onnx
+from edgenas.nn.testing import randomize_batchnorm as randomize_bn
 from edgenas.spaces import build, get_space, list_spaces
 
 # Tiny but valid settings per space: the smallest input the strides allow, few classes.
