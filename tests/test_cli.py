@@ -114,3 +114,10 @@ def test_console_script_runs_as_a_module():
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_version(capsys):
+    from edgenas import __version__
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"edgenas {__version__}"

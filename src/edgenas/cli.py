@@ -43,6 +43,23 @@ SpaceOpt = Annotated[str | None, typer.Option("--space", "-s", help="Space of AR
 ArchArg = Annotated[str, typer.Argument(help="A spec file (.json/.jsonl) or an arch string with --space.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from edgenas import __version__
+
+        out.print(f"edgenas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Hardware-aware neural architecture search and compression for a given device under a given budget."""
+
+
 def _emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
 

@@ -6,6 +6,8 @@
 >>> net = space.build(spec)
 """
 
+from torch import nn
+
 from edgenas.spaces import fbnet as _fbnet  # noqa: F401  (registers "fbnet")
 from edgenas.spaces import mbv2 as _mbv2  # noqa: F401  (registers "mbv2", "mbv2-cifar")
 from edgenas.spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")
@@ -44,6 +46,6 @@ __all__ = [
 ]
 
 
-def build(spec: ArchSpec):
-    """A standalone ``nn.Module`` for ``spec`` built by the space it belongs to."""
+def build(spec: ArchSpec) -> nn.Module:
+    """A standalone ``nn.Module`` for ``spec`` built by the space it belongs to (train mode, random init)."""
     return space_of(spec).build(spec)
