@@ -15,3 +15,14 @@ def data_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("EDGENAS_DATA is not set to a data folder")
     return Path(value)
+
+
+def read_table(data_dir: Path, relative: str) -> list[dict[str, str]]:
+    """Rows of a CSV under the data folder as dicts; skips the test when the file is absent."""
+    import csv
+
+    path = data_dir / relative
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-
-import pytest
 import torch
 
+from conftest import read_table
 from edgenas.nn import MBConv
 from edgenas.spaces import get_space
 
 
 def help_rows(data_dir):
-    path = data_dir / "help" / "help_fbnet_latency.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    return read_table(data_dir, "help/help_fbnet_latency.csv")
 
 
 def test_every_help_string_parses_and_agrees_with_op_idx(data_dir):

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
+from conftest import read_table
 from edgenas.errors import ArchError
 from edgenas.nn.costs import count_params
 from edgenas.spaces import get_space
 
 
 def table(data_dir):
-    path = data_dir / "nb201" / "nb201_cifar10_200ep.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    return read_table(data_dir, "nb201/nb201_cifar10_200ep.csv")
 
 
 def test_all_15625_indices_and_strings_match_the_benchmark(data_dir):

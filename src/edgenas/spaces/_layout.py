@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
+
+from edgenas.errors import SpaceConfigError
+from edgenas.nn.blocks import make_divisible
+from edgenas.spaces._base import LayerwiseSpace
 
 
 @dataclass(frozen=True)
@@ -86,3 +91,52 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=0.01)
             nn.init.zeros_(m.bias)
+
+
+class StagedSpace(LayerwiseSpace):
+    """A layer-wise space whose searchable layers fill stages of (channels, repeats, first stride).
+
+    Subclasses set ``stage_channels`` and ``stage_repeats`` (base channel counts at width 1) and
+    :meth:`stage_input_channels`; the config needs ``width``, ``stem_stride``, ``stage_strides``, ``resolution``,
+    ``num_classes`` and ``dropout``.
+    """
+
+    stage_channels: tuple[int, ...] = ()
+    stage_repeats: tuple[int, ...] = ()
+
+    def check_config(self) -> None:
+        c = self.config
+        if len(c.stage_strides) != len(self.stage_channels):
+            raise SpaceConfigError(
+                f"{self.name}: stage_strides needs {len(self.stage_channels)} values, got {list(c.stage_strides)}"
+            )
+        if any(s not in (1, 2) for s in (c.stem_stride, *c.stage_strides)):
+            raise SpaceConfigError(f"{self.name}: strides must be 1 or 2")
+        if not 0 < float(c.width) <= 8:
+            raise SpaceConfigError(f"{self.name}: width must be in (0, 8], got {c.width}")
+        if int(c.num_classes) < 1 or not 0 <= float(c.dropout) < 1:
+            raise SpaceConfigError(f"{self.name}: num_classes must be >= 1 and dropout in [0, 1)")
+        total_stride = math.prod((c.stem_stride, *c.stage_strides))
+        if int(c.resolution) < total_stride:
+            raise SpaceConfigError(f"{self.name}: resolution {c.resolution} is below the total stride {total_stride}")
+
+    def channels(self, base: int) -> int:
+        """A base channel count scaled by the width multiplier and rounded to a multiple of 8."""
+        return make_divisible(base * float(self.config.width))
+
+    def stage_input_channels(self) -> int:
+        """Channels entering the first searchable layer (at the configured width)."""
+        raise NotImplementedError
+
+    @cached_property
+    def layer_shapes(self) -> tuple[LayerShape, ...]:
+        """In/out channels and stride of each searchable layer."""
+        return stage_layer_shapes(
+            self.stage_input_channels(),
+            [self.channels(c) for c in self.stage_channels],
+            self.stage_repeats,
+            self.config.stage_strides,
+        )
+
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(f"stage{s.stage}.block{s.block}" for s in self.layer_shapes)

@@ -16,15 +16,14 @@ differs by 1504 x 90 multiply-adds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from torch import nn
 
 from edgenas.errors import SpaceConfigError
-from edgenas.nn.blocks import ConvBNAct, MBConv, make_divisible
-from edgenas.spaces._base import LayerwiseSpace, config_from_options
-from edgenas.spaces._layout import LayerShape, LayerwiseNet, stage_layer_shapes
+from edgenas.nn.blocks import ConvBNAct, MBConv
+from edgenas.spaces._base import config_from_options
+from edgenas.spaces._layout import LayerShape, LayerwiseNet, StagedSpace
 from edgenas.spaces._registry import register_space
 from edgenas.spaces.spec import ArchSpec
 
@@ -41,7 +40,7 @@ class FBNetConfig:
     Attributes:
         resolution: input height and width (px).
         num_classes: classifier outputs.
-        width: channel multiplier (rounded to multiples of 8; 1.0 reproduces FBNet's channels).
+        width: channel multiplier (rounded to multiples of 8; FBNet's own counts are multiples of 8 already).
         stem_stride: stride of the stem conv.
         stage_strides: stride of the first layer of each of the 7 stages.
         head_channels: channels of the 1x1 head conv before scaling (1504 for CIFAR, 1984 for ImageNet).
@@ -57,40 +56,21 @@ class FBNetConfig:
     dropout: float = 0.0
 
 
-class FBNetSpace(LayerwiseSpace):
+class FBNetSpace(StagedSpace):
     """FBNet's 22-layer, 9-candidate space (see module docstring)."""
 
     family = "fbnet"
+    stage_channels = STAGE_CHANNELS
+    stage_repeats = STAGE_REPEATS
     op_names = OPS
 
     def check_config(self) -> None:
-        c = self.config
-        if len(c.stage_strides) != len(STAGE_CHANNELS):
-            raise SpaceConfigError(
-                f"{self.name}: stage_strides needs {len(STAGE_CHANNELS)} values, got {c.stage_strides}"
-            )
-        if any(s not in (1, 2) for s in (c.stem_stride, *c.stage_strides)):
-            raise SpaceConfigError(f"{self.name}: strides must be 1 or 2")
-        if not 0 < float(c.width) <= 8 or int(c.num_classes) < 1 or int(c.head_channels) < 1:
-            raise SpaceConfigError(f"{self.name}: width must be in (0, 8], num_classes and head_channels >= 1")
+        super().check_config()
+        if int(self.config.head_channels) < 1:
+            raise SpaceConfigError(f"{self.name}: head_channels must be >= 1")
 
-    def channels(self, base: int) -> int:
-        """A base channel count scaled by the width multiplier (FBNet's own counts at width 1)."""
-        w = float(self.config.width)
-        return base if w == 1.0 else make_divisible(base * w)
-
-    @cached_property
-    def layer_shapes(self) -> tuple[LayerShape, ...]:
-        """In/out channels and stride of each searchable layer."""
-        return stage_layer_shapes(
-            self.channels(STEM_CHANNELS),
-            [self.channels(c) for c in STAGE_CHANNELS],
-            STAGE_REPEATS,
-            self.config.stage_strides,
-        )
-
-    def layer_names(self) -> tuple[str, ...]:
-        return tuple(f"stage{s.stage}.block{s.block}" for s in self.layer_shapes)
+    def stage_input_channels(self) -> int:
+        return self.channels(STEM_CHANNELS)
 
     def _allowed(self, layer: int) -> tuple[int, ...]:
         return tuple(range(len(OPS)))

@@ -21,15 +21,13 @@ map is 4x4 -- the same total stride HW-NAS-Bench uses for FBNet on CIFAR. 10 cla
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from torch import nn
 
-from edgenas.errors import SpaceConfigError
-from edgenas.nn.blocks import ConvBNAct, MBConv, make_divisible
-from edgenas.spaces._base import LayerwiseSpace, config_from_options
-from edgenas.spaces._layout import LayerShape, LayerwiseNet, stage_layer_shapes
+from edgenas.nn.blocks import ConvBNAct, MBConv
+from edgenas.spaces._base import config_from_options
+from edgenas.spaces._layout import LayerShape, LayerwiseNet, StagedSpace
 from edgenas.spaces._registry import register_space
 from edgenas.spaces.spec import ArchSpec
 
@@ -66,47 +64,17 @@ class MBV2Config:
 CIFAR_PRESET = MBV2Config(resolution=32, num_classes=10, stem_stride=1, stage_strides=(1, 2, 2, 1, 2, 1))
 
 
-class MBV2Space(LayerwiseSpace):
+class MBV2Space(StagedSpace):
     """MobileNetV2-style layer-wise space with 21 searchable layers and 7 candidates (see module docstring)."""
 
     family = "mbv2"
+    stage_channels = STAGE_CHANNELS
+    stage_repeats = STAGE_REPEATS
     op_names = (*(f"k{k}e{e}" for k in KERNELS for e in EXPANSIONS), "skip")
     SKIP = len(op_names) - 1
 
-    def check_config(self) -> None:
-        c = self.config
-        if len(c.stage_strides) != len(STAGE_CHANNELS):
-            raise SpaceConfigError(
-                f"{self.name}: stage_strides needs {len(STAGE_CHANNELS)} values, got {c.stage_strides}"
-            )
-        if any(s not in (1, 2) for s in (c.stem_stride, *c.stage_strides)):
-            raise SpaceConfigError(f"{self.name}: strides must be 1 or 2")
-        if not 0 < float(c.width) <= 8:
-            raise SpaceConfigError(f"{self.name}: width must be in (0, 8], got {c.width}")
-        if int(c.num_classes) < 1 or not 0 <= float(c.dropout) < 1:
-            raise SpaceConfigError(f"{self.name}: num_classes must be >= 1 and dropout in [0, 1)")
-        total = c.stem_stride
-        for s in c.stage_strides:
-            total *= s
-        if int(c.resolution) < total:
-            raise SpaceConfigError(f"{self.name}: resolution {c.resolution} is smaller than the total stride {total}")
-
-    def channels(self, base: int) -> int:
-        """A base channel count scaled by the width multiplier."""
-        return make_divisible(base * float(self.config.width))
-
-    @cached_property
-    def layer_shapes(self) -> tuple[LayerShape, ...]:
-        """In/out channels and stride of each searchable layer."""
-        return stage_layer_shapes(
-            self.channels(FIRST_CHANNELS),
-            [self.channels(c) for c in STAGE_CHANNELS],
-            STAGE_REPEATS,
-            self.config.stage_strides,
-        )
-
-    def layer_names(self) -> tuple[str, ...]:
-        return tuple(f"stage{s.stage}.block{s.block}" for s in self.layer_shapes)
+    def stage_input_channels(self) -> int:
+        return self.channels(FIRST_CHANNELS)
 
     def _allowed(self, layer: int) -> tuple[int, ...]:
         everything = tuple(range(len(self.op_names)))
