@@ -121,3 +121,15 @@ def test_version(capsys):
 
     code, out, _ = run(["--version"], capsys)
     assert code == 0 and out.strip() == f"edgenas {__version__}"
+
+
+def test_export_static_batch_and_resolution(tmp_path, capsys):
+    import onnx
+
+    target = tmp_path / "cell.onnx"
+    code, out, _ = run(
+        ["arch", "export", "6111", "--space", "nb201", "--batch", "2", "--resolution", "24", "-o", str(target)], capsys
+    )
+    assert code == 0 and "rel. error" in out
+    dims = onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [2, 3, 24, 24]
