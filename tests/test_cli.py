@@ -133,3 +133,77 @@ def test_export_static_batch_and_resolution(tmp_path, capsys):
     assert code == 0 and "rel. error" in out
     dims = onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [2, 3, 24, 24]
+
+
+NB201_TINY = ["--space", "nb201", "--set", "channels=4", "--set", "cells_per_stage=1"]
+
+
+def test_train_then_eval_report_the_same_accuracy(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = [
+        "train",
+        "6111",
+        *NB201_TINY,
+        "--data",
+        "sample",
+        "--subset",
+        "40",
+        "--test-subset",
+        "20",
+        "--batch-size",
+        "20",
+        "-o",
+        str(run_dir),
+        "--json",
+    ]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    final = json.loads(out)["final"]
+    code, out, _ = run(["eval", str(run_dir), "--data", "sample", "--test-subset", "20", "--json"], capsys)
+    assert code == 0
+    evaluated = json.loads(out)
+    assert evaluated["top1"] == pytest.approx(final["test_top1"]) and evaluated["n"] == 20
+
+
+def test_train_and_eval_user_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EDGENAS_DATA", raising=False)
+    code, out, err = run(["train", "6111", *NB201_TINY, "-o", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--data DIR or set EDGENAS_DATA" in err
+    assert not (tmp_path / "r").exists()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    code, out, err = run(["eval", str(bad), "--data", "sample"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "cannot load checkpoint" in err
+    code, out, err = run(
+        [
+            "train",
+            "6111",
+            *NB201_TINY,
+            "--data",
+            "sample",
+            "--amp",
+            "fp16",
+            "--device",
+            "cpu",
+            "-o",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "fp16 needs a CUDA" in err
+    code, out, err = run(
+        [
+            "train",
+            "6111",
+            "--space",
+            "nb201",
+            "--set",
+            "num_classes=100",
+            "--data",
+            "sample",
+            "-o",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "add --set num_classes=10" in err

@@ -45,3 +45,23 @@ class OutputPathError(EdgeNASError, OSError):
 
 class ExportError(EdgeNASError):
     """An export that failed or whose result does not match PyTorch."""
+
+
+class DatasetNotFoundError(EdgeNASError, FileNotFoundError):
+    """No dataset where the user pointed (``--data`` / ``EDGENAS_DATA``), or none given at all."""
+
+
+class DatasetError(EdgeNASError, ValueError):
+    """A dataset that exists but cannot be used as asked (corrupt file, subset larger than a class ...)."""
+
+
+class CheckpointError(EdgeNASError):
+    """A checkpoint that is missing, corrupt or incompatible, or a run directory in the wrong state for resuming."""
+
+
+class NonFiniteLossError(EdgeNASError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step."""
+
+
+class TrainConfigError(EdgeNASError, ValueError):
+    """Training options that cannot work together (a batch not divisible by the world size, fp16 on a CPU ...)."""
