@@ -167,7 +167,7 @@ def test_train_then_eval_report_the_same_accuracy(tmp_path, capsys):
 
 def test_train_and_eval_user_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("EDGENAS_DATA", raising=False)
-    code, out, err = run(["train", "6111", *NB201_TINY, "-o", str(tmp_path / "r")], capsys)
+    code, _, err = run(["train", "6111", *NB201_TINY, "-o", str(tmp_path / "r")], capsys)
     assert code == 2 and err.count("\n") == 1 and "--data DIR or set EDGENAS_DATA" in err
     assert not (tmp_path / "r").exists()
     bad = tmp_path / "bad.pt"
@@ -191,7 +191,7 @@ def test_train_and_eval_user_errors(tmp_path, capsys, monkeypatch):
         capsys,
     )
     assert code == 2 and "fp16 needs a CUDA" in err
-    code, out, err = run(
+    code, _out, err = run(
         [
             "train",
             "6111",

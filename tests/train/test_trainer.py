@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -121,7 +122,7 @@ def test_run_directory_and_eval_agree(tmp_path, data):
 def test_lr_schedule_warms_up_then_decays_to_zero():
     factors = [lr_factor(s, 100, 10) for s in range(101)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
     assert factors[55] == pytest.approx(0.5) and factors[100] == pytest.approx(0.0)
 
 
