@@ -172,9 +172,9 @@ def test_train_and_eval_user_errors(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists()
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
-    code, out, err = run(["eval", str(bad), "--data", "sample"], capsys)
+    code, _out, err = run(["eval", str(bad), "--data", "sample"], capsys)
     assert code == 2 and err.count("\n") == 1 and "cannot load checkpoint" in err
-    code, out, err = run(
+    code, _out, err = run(
         [
             "train",
             "6111",
