@@ -14,3 +14,10 @@ $EDGENAS arch show "$OUT/archs.jsonl"
 
 echo "== 3. export the first one to ONNX and verify it with ONNX Runtime"
 $EDGENAS arch export "$OUT/archs.jsonl" --index 0 -o "$OUT/arch0.onnx"
+
+echo "== 4. train the first one for one short epoch on the CIFAR-10 sample shipped with edgenas (CPU: about a minute)"
+rm -rf "$OUT/train"
+$EDGENAS train "$OUT/archs.jsonl" --index 0 --data sample --epochs 1 --batch-size 50 --lr 0.05 -o "$OUT/train"
+
+echo "== 5. evaluate the trained network again from its run directory"
+$EDGENAS eval "$OUT/train" --data sample

@@ -65,3 +65,15 @@ class NonFiniteLossError(EdgeNASError, FloatingPointError):
 
 class TrainConfigError(EdgeNASError, ValueError):
     """Training options that cannot work together (a batch not divisible by the world size, fp16 on a CPU ...)."""
+
+
+class RuntimeUnavailableError(EdgeNASError):
+    """A runtime name that is unknown, or known but not usable on this machine (the message says why)."""
+
+
+class StoreError(EdgeNASError):
+    """A measurement store that cannot be opened or written (unwritable path, corrupt file, wrong schema)."""
+
+
+class MeasurementError(EdgeNASError):
+    """A measurement that cannot be taken or compared (no common architectures, too few points ...)."""

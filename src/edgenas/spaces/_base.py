@@ -91,6 +91,14 @@ class SearchSpace(ABC):
         r = self.resolution if resolution is None else resolution
         return (batch, 3, r, r)
 
+    def scale_width(self, factor: float) -> SearchSpace:
+        """The same space with every layer ``factor`` times wider (Comfort Zone scaling, thesis Eq 3.20).
+
+        Raises:
+            SpaceConfigError: the space has no width option.
+        """
+        raise SpaceConfigError(f"{self.name} has no width option to scale")
+
     # ----- layers and masks --------------------------------------------------------------------------------------
     @abstractmethod
     def layer_names(self) -> tuple[str, ...]:

@@ -120,6 +120,11 @@ class StagedSpace(LayerwiseSpace):
         if int(c.resolution) < total_stride:
             raise SpaceConfigError(f"{self.name}: resolution {c.resolution} is below the total stride {total_stride}")
 
+    def scale_width(self, factor: float) -> LayerwiseSpace:
+        from edgenas.spaces._registry import get_space
+
+        return get_space(self.name, **{**dict(self.options), "width": round(float(self.config.width) * factor, 6)})
+
     def channels(self, base: int) -> int:
         """A base channel count scaled by the width multiplier and rounded to a multiple of 8."""
         return make_divisible(base * float(self.config.width))

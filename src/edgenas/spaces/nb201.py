@@ -164,6 +164,13 @@ class NB201Space(SearchSpace):
     def layer_names(self) -> tuple[str, ...]:
         return tuple(f"edge {i}<-{j}" for i, j in EDGES)
 
+    def scale_width(self, factor: float) -> NB201Space:
+        """The space with C scaled by ``factor`` (rounded, at least 1)."""
+        from edgenas.spaces._registry import get_space
+
+        channels = max(1, round(int(self.config.channels) * factor))
+        return get_space(self.name, **{**dict(self.options), "channels": channels})  # type: ignore[return-value]
+
     def _allowed(self, layer: int) -> tuple[int, ...]:
         return tuple(range(len(OPS)))
 

@@ -21,8 +21,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -147,16 +147,32 @@ class TrainResult:
 
 
 # ----- helpers ------------------------------------------------------------------------------------------------------
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch; in deterministic mode also force deterministic kernels."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+
+
+@contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """Force deterministic torch kernels inside the block (when ``enabled``) and restore the previous settings."""
+    if not enabled:
+        yield
+        return
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1], before[2]
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -316,6 +332,21 @@ def train(
         TrainConfigError: incompatible options.
     """
     config.validate()
+    with deterministic_kernels(config.deterministic):
+        return _train(model, data, config, Path(run_dir), spec, resume, callbacks, dist_env, input_size)
+
+
+def _train(
+    model: nn.Module,
+    data: ImageData,
+    config: TrainConfig,
+    run: Path,
+    spec: ArchSpec | None,
+    resume: bool,
+    callbacks: Sequence[TrainCallback],
+    dist_env: DistEnv | None,
+    input_size: int | None,
+) -> TrainResult:
     env = dist_env or init_distributed(config.device)
     device = env.device
     if config.amp == "fp16" and device.type != "cuda":
@@ -324,7 +355,6 @@ def train(
         raise TrainConfigError(f"batch size {config.batch_size} is not divisible by the {env.world_size} processes")
     local_batch = config.batch_size // env.world_size
 
-    run = Path(run_dir)
     ckpt_path = run / "checkpoints" / "last.pt"
     metrics_path = run / "metrics.jsonl"
     if resume and not ckpt_path.is_file():
@@ -332,7 +362,7 @@ def train(
     if not resume and ckpt_path.is_file():
         raise CheckpointError(f"{run} already holds a run (checkpoints/last.pt): pass --resume or choose another -o")
 
-    seed_everything(config.seed, config.deterministic)
+    seed_everything(config.seed)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -1,0 +1,10 @@
+"""The ``edgenas`` command line: one Typer app, each command a thin wrapper over a public function.
+
+Every command takes ``--json`` and then prints exactly one JSON object on stdout. User errors (``EdgeNASError``)
+become one red line on stderr and exit code 2; nothing is left half-written because the library writes atomically.
+"""
+
+from edgenas.cli import hardware, spaces, training  # noqa: F401  (register the commands)
+from edgenas.cli._app import app, main, resolve_archs
+
+__all__ = ["app", "main", "resolve_archs"]

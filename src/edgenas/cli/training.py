@@ -1,0 +1,252 @@
+"""``edgenas train`` and ``edgenas eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgenas.cli._app import (
+    ArchArg,
+    JsonOpt,
+    SetOpt,
+    SpaceOpt,
+    app,
+    emit_json,
+    err,
+    out,
+    parse_options,
+    resolve_archs,
+)
+from edgenas.errors import SpaceConfigError, SpecFileError
+from edgenas.spaces import space_of
+
+# ----- training -------------------------------------------------------------------------------------------------
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data", help="Dataset folder (default: $EDGENAS_DATA); 'sample' = the CIFAR-10 sample shipped inside."
+    ),
+]
+DatasetKindOpt = Annotated[str, typer.Option("--dataset", help="auto, cifar10 or imagefolder.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+
+
+class _ProgressCallback:
+    """Draws a rich progress bar per epoch and prints each epoch's record (rank 0 only)."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  lr {task.fields[lr]:.4f}"),
+            console=err,
+            transient=True,
+            disable=quiet,
+        )
+        self.task: Any = None
+        self.epochs = self.steps = 0
+
+    def on_train_start(self, info: dict[str, Any]) -> None:
+        self.epochs, self.steps = info["epochs"], info["steps_per_epoch"]
+        self.progress.start()
+        self._new_task(info["start_epoch"] + 1, info["start_step"])
+
+    def _new_task(self, epoch: int, done: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(
+            "train", total=self.steps, completed=done, epoch=epoch, epochs=self.epochs, loss=float("nan"), lr=0.0
+        )
+
+    def on_step_end(self, info: dict[str, Any]) -> None:
+        self.progress.update(self.task, completed=info["step"], loss=info["loss"], lr=info["lr"], epoch=info["epoch"])
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        if not self.quiet:
+            self.progress.console.print(
+                f"epoch {record['epoch']}/{self.epochs}: train loss {record['train_loss']:.3f} top-1 "
+                f"{record['train_top1']:.1f}%  |  test loss {record['test_loss']:.3f} top-1 "
+                f"{record['test_top1']:.2f}% top-5 {record['test_top5']:.2f}%  |  {record['epoch_time_s']:.1f} s, "
+                f"{record['images_per_s']:.0f} img/s"
+            )
+        if record["epoch"] < self.epochs:
+            self._new_task(record["epoch"] + 1, 0)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+@app.command("train")
+def train_command(
+    arch: ArchArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")],
+    data: DataOpt = None,
+    space: SpaceOpt = None,
+    set_: SetOpt = None,
+    index: Annotated[int, typer.Option("--index", min=0, help="Which spec of a multi-spec file (0-based).")] = 0,
+    dataset: DatasetKindOpt = "auto",
+    classes: Annotated[int | None, typer.Option("--classes", min=1, help="ImageFolder: random class subset.")] = None,
+    class_seed: Annotated[int, typer.Option("--class-seed", help="Seed of the class subset.")] = 0,
+    download: Annotated[bool, typer.Option("--download", help="Download CIFAR-10 when absent (online).")] = False,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Global batch size.")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 0.1,
+    momentum: Annotated[float, typer.Option("--momentum")] = 0.9,
+    nesterov: Annotated[bool, typer.Option("--nesterov")] = False,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", "--wd")] = 5e-4,
+    warmup_epochs: Annotated[float, typer.Option("--warmup-epochs")] = 0.0,
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
+    grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max gradient norm; 0 = off.")] = 0.0,
+    amp: Annotated[str, typer.Option("--amp", help="none, bf16 or fp16 (CUDA).")] = "none",
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last")] = True,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic kernels.")] = False,
+    subset: Annotated[int | None, typer.Option("--subset", min=1, help="Class-balanced training subset.")] = None,
+    test_subset: Annotated[int | None, typer.Option("--test-subset", min=1, help="Class-balanced test subset.")] = None,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Also every N steps.")] = 0,
+    log_every: Annotated[int, typer.Option("--log-every", min=0, help="Step records every N steps.")] = 50,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loader worker processes.")] = 0,
+    device: DeviceOpt = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the output directory.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train an architecture and write a run directory (works under torchrun for several processes)."""
+    import torch
+
+    from edgenas.train import TrainConfig, load_dataset, train
+    from edgenas.train.distributed import init_distributed, shutdown_distributed
+
+    specs = resolve_archs(arch, space, parse_options(set_))
+    if index >= len(specs):
+        raise SpecFileError(f"--index {index} is out of range: {arch} holds {len(specs)} spec(s)")
+    spec = specs[index]
+    resolved = space_of(spec)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=momentum,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs,
+        label_smoothing=label_smoothing,
+        grad_clip=grad_clip,
+        amp=amp,
+        channels_last=channels_last,
+        seed=seed,
+        deterministic=deterministic,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        num_workers=workers,
+        train_subset=subset,
+        test_subset=test_subset,
+        augment=augment,
+        device=device,
+    )
+    config.validate()
+    images = load_dataset(
+        data,
+        kind=dataset,
+        image_size=resolved.resolution,
+        num_classes=classes,
+        class_seed=class_seed,
+        download=download,
+    )
+    if images.num_classes != int(dict(spec.options).get("num_classes", images.num_classes)):
+        raise SpaceConfigError(
+            f"the dataset has {images.num_classes} classes but the space is configured for "
+            f"{dict(spec.options)['num_classes']}; add --set num_classes={images.num_classes}"
+        )
+    env = init_distributed(device)
+    torch.manual_seed(seed)
+    model = resolved.build(spec)
+    progress = _ProgressCallback(quiet=as_json or not env.is_main)
+    try:
+        result = train(
+            model,
+            images,
+            config,
+            output,
+            spec=spec,
+            resume=resume,
+            callbacks=[progress],
+            dist_env=env,
+            input_size=resolved.resolution,
+        )
+    finally:
+        progress.close()
+        shutdown_distributed()
+    if not env.is_main:
+        return
+    if as_json:
+        emit_json({"run_dir": str(result.run_dir), "arch": str(spec), "final": result.final})
+        return
+    f = result.final
+    out.print(
+        f"{spec.space} arch trained for {f['epoch']} epoch(s): test top-1 {f['test_top1']:.2f}%, top-5 "
+        f"{f['test_top5']:.2f}% on {f['test_n']} images; run directory {result.run_dir}"
+    )
+
+
+@app.command("eval")
+def eval_command(
+    run: Annotated[Path, typer.Argument(help="A run directory or a checkpoint file (.pt).")],
+    data: DataOpt = None,
+    dataset: DatasetKindOpt = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    test_subset: Annotated[int | None, typer.Option("--test-subset", min=1, help="Class-balanced test subset.")] = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a trained network (top-1, top-5, loss) on the test split of a dataset."""
+    import torch
+
+    from edgenas.errors import CheckpointError
+    from edgenas.spaces import spec_from_dict
+    from edgenas.train import balanced_subset, evaluate, load_checkpoint, load_dataset
+
+    path = run
+    if run.is_dir():
+        path = run / "model.pt" if (run / "model.pt").is_file() else run / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(path)
+    if not ckpt.get("arch") or "model" not in ckpt:
+        raise CheckpointError(f"{path} does not record an architecture and weights; it is not an edgenas run")
+    spec = spec_from_dict(ckpt["arch"], source=str(path))
+    resolved = space_of(spec)
+    model = resolved.build(spec)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{path}: weights do not fit the recorded architecture ({str(exc).splitlines()[0]})"
+        ) from exc
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    images = load_dataset(data, kind=dataset, image_size=resolved.resolution)
+    subset = balanced_subset(images.test_labels, test_subset) if test_subset else None
+    result = evaluate(
+        model.to(dev), images, batch_size=batch_size, device=dev, subset=subset, input_size=resolved.resolution
+    )
+    payload = {"checkpoint": str(path), "arch": str(spec), "data": images.describe(), **result}
+    if as_json:
+        emit_json(payload)
+        return
+    out.print(
+        f"{path}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, loss {result['loss']:.4f} on "
+        f"{result['n']} {images.name} test images"
+    )

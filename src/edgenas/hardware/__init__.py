@@ -1,0 +1,45 @@
+"""Latency and energy on real runtimes: runtimes, the measurement protocol, the store, Comfort Zone, monotonicity."""
+
+from edgenas.hardware.comfort import ComfortReport, comfort_zone, parse_scales, plot_comfort
+from edgenas.hardware.energy import energy_meter, measure_energy
+from edgenas.hardware.fingerprint import default_device_name, device_key, fingerprint
+from edgenas.hardware.measure import ArchMeasurement, ProfileReport, measure_arch, profile
+from edgenas.hardware.monotonic import Monotonicity, compare_devices, group_devices, monotonicity
+from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure, measure_interleaved
+from edgenas.hardware.runtimes import RUNTIMES, Runtime, RuntimeOptions, available_runtimes, get_runtime
+from edgenas.hardware.store import PRESETS, ImportColumn, MeasurementKey, MeasurementStore, import_table
+
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "PRESETS",
+    "RUNTIMES",
+    "ArchMeasurement",
+    "ComfortReport",
+    "ImportColumn",
+    "LatencyStats",
+    "MeasurementKey",
+    "MeasurementStore",
+    "Monotonicity",
+    "ProfileReport",
+    "Protocol",
+    "Runtime",
+    "RuntimeOptions",
+    "available_runtimes",
+    "comfort_zone",
+    "compare_devices",
+    "default_device_name",
+    "device_key",
+    "energy_meter",
+    "fingerprint",
+    "get_runtime",
+    "group_devices",
+    "import_table",
+    "measure",
+    "measure_arch",
+    "measure_energy",
+    "measure_interleaved",
+    "monotonicity",
+    "parse_scales",
+    "plot_comfort",
+    "profile",
+]

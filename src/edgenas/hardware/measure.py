@@ -1,0 +1,141 @@
+"""Measuring architectures: one arch (``measure_arch``) or many into the store, resumably (``profile``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgenas.hardware.energy import energy_meter, measure_energy
+from edgenas.hardware.fingerprint import default_device_name, fingerprint
+from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure, measure_interleaved
+from edgenas.hardware.runtimes import Runtime
+from edgenas.hardware.store import MeasurementKey, MeasurementStore
+from edgenas.spaces import ArchSpec, space_of
+
+
+@dataclass(frozen=True)
+class ArchMeasurement:
+    """Latency (and energy when a counter exists) of one arch on one runtime.
+
+    Attributes:
+        spec: the architecture.
+        latency: latency statistics (ms).
+        energy_mj: energy per inference (mJ), or None.
+        energy_note: which counter measured the energy, or why there is none.
+    """
+
+    spec: ArchSpec
+    latency: LatencyStats
+    energy_mj: float | None
+    energy_note: str
+
+
+def measure_arch(
+    spec: ArchSpec, runtime: Runtime, protocol: Protocol = DEFAULT_PROTOCOL, *, energy: bool = True
+) -> ArchMeasurement:
+    """Build ``spec``, load it into ``runtime`` and measure its latency (and its energy when a counter is readable)."""
+    model = space_of(spec).build(spec)
+    with runtime.load(model) as session:
+        stats = measure(session.run, protocol)
+        meter, note = energy_meter(runtime.device_type) if energy else (None, "energy not requested")
+        mj = measure_energy(session.run, meter).mj_per_run if meter is not None else None
+    return ArchMeasurement(spec, stats, mj, note)
+
+
+@dataclass
+class ProfileReport:
+    """What a profiling run did.
+
+    Attributes:
+        device: the device name in the store.
+        requested: distinct archs asked for.
+        skipped: archs already stored (not measured again).
+        measured: archs measured now.
+        flagged: measurements whose relative IQR stayed above the threshold.
+        seconds: wall time of the measuring part.
+    """
+
+    device: str
+    requested: int
+    skipped: int
+    measured: int = 0
+    flagged: int = 0
+    seconds: float = 0.0
+    energy_note: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+ProgressHook = Callable[[int, int, ArchSpec, LatencyStats], None]
+
+
+def profile(
+    specs: Sequence[ArchSpec],
+    runtime: Runtime,
+    store: MeasurementStore,
+    *,
+    protocol: Protocol = DEFAULT_PROTOCOL,
+    device_name: str | None = None,
+    interleave: int = 1,
+    energy: bool = False,
+    on_progress: ProgressHook | None = None,
+) -> ProfileReport:
+    """Measure ``specs`` on ``runtime`` into ``store``, skipping those already stored; each row is committed at once.
+
+    Args:
+        specs: the architectures (duplicates are measured once).
+        runtime: where to measure.
+        store: the measurement store.
+        protocol: warm-up, repeats and noise handling.
+        device_name: the device's name in the store (default: derived from the fingerprint).
+        interleave: measure this many archs round-robin at a time (1: one after the other).
+        energy: also measure energy per inference when a counter is readable.
+        on_progress: called after each stored arch with (done, total, spec, stats).
+    """
+    import time
+
+    info = {**fingerprint(runtime.device_type), **runtime.describe()}
+    name = device_name or default_device_name(info)
+    device = store.device_id(name, kind="measured", fingerprint=info, source="edgenas profile")
+    o = runtime.options
+    key = MeasurementKey(runtime.name, "latency_ms", o.batch, o.resolution, o.threads)
+    unique = list(dict.fromkeys(specs))
+    todo = [s for s in unique if not store.has(device, s, key)]
+    report = ProfileReport(name, len(unique), len(unique) - len(todo))
+    meter, report.energy_note = energy_meter(runtime.device_type) if energy else (None, "energy not requested")
+    start = time.perf_counter()
+    for i in range(0, len(todo), max(1, interleave)):
+        chunk = todo[i : i + max(1, interleave)]
+        sessions = [runtime.load(space_of(s).build(s)) for s in chunk]
+        try:
+            if len(sessions) == 1:
+                results = [measure(sessions[0].run, protocol)]
+            else:
+                results = measure_interleaved([s.run for s in sessions], protocol)
+            for spec, session, stats in zip(chunk, sessions, results, strict=True):
+                store.add(
+                    device,
+                    spec,
+                    key,
+                    stats.median_ms,
+                    iqr=stats.iqr_ms,
+                    mean=stats.mean_ms,
+                    minimum=stats.min_ms,
+                    n=stats.n,
+                    flagged=stats.flagged,
+                )
+                if meter is not None:
+                    mj = measure_energy(session.run, meter).mj_per_run
+                    store.add(
+                        device, spec, MeasurementKey(runtime.name, "energy_mJ", o.batch, o.resolution, o.threads), mj
+                    )
+                report.measured += 1
+                report.flagged += int(stats.flagged)
+                report.rows.append({"arch": str(spec), **stats.as_dict()})
+                if on_progress is not None:
+                    on_progress(report.skipped + report.measured, report.requested, spec, stats)
+        finally:
+            for session in sessions:
+                session.close()
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,434 @@
+"""The measurement store: SQLite in WAL mode, one row per (device, arch, runtime, metric, batch, resolution,
+threads), committed as soon as it is measured, so that profiling can be killed and resumed and two processes can
+write at once.
+
+Tables:
+
+* ``devices``: name (unique), kind (``measured`` or ``imported``), fingerprint (JSON), source.
+* ``archs``: space name, space configuration hash, arch string (unique per hash and string).
+* ``measurements``: the key above plus ``value`` (median; ms for ``latency_ms``, mJ for ``energy_mJ``), ``iqr``,
+  ``mean``, ``min``, ``n``, ``flagged`` and ``created_at``.
+
+External tables (HW-NAS-Bench, HELP) are imported as devices of their own (runtime ``imported``), so predictors
+train on them through the same path as on local measurements.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgenas._io import atomic_output
+from edgenas.errors import StoreError
+from edgenas.spaces import ArchSpec, SearchSpace
+
+SCHEMA_VERSION = 1
+METRICS = ("latency_ms", "energy_mJ")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    source TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS archs (
+    id INTEGER PRIMARY KEY,
+    space TEXT NOT NULL,
+    space_hash TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    UNIQUE (space_hash, arch)
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    arch_id INTEGER NOT NULL REFERENCES archs(id),
+    runtime TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    resolution INTEGER NOT NULL,
+    threads INTEGER NOT NULL,
+    value REAL NOT NULL,
+    iqr REAL,
+    mean REAL,
+    min REAL,
+    n INTEGER,
+    flagged INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    UNIQUE (device_id, arch_id, runtime, metric, batch, resolution, threads)
+);
+CREATE INDEX IF NOT EXISTS measurements_by_device ON measurements (device_id, metric);
+"""
+
+
+@dataclass(frozen=True)
+class MeasurementKey:
+    """What a measurement is of: everything but the value."""
+
+    runtime: str
+    metric: str = "latency_ms"
+    batch: int = 1
+    resolution: int = 32
+    threads: int = 1
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class MeasurementStore:
+    """A measurement store in one SQLite file (see the module docstring). Use as a context manager or ``close()``.
+
+    Raises:
+        StoreError: the file cannot be created or opened, is not a database, or has another schema.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"no measurement store at {self.path}")
+        if create:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create folder {self.path.parent}: {exc.strerror or exc}") from exc
+        try:
+            # autocommit mode: every statement outside an explicit transaction is committed at once
+            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.executescript(_SCHEMA)
+            version = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if version is None:
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(version[0]) != SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has schema version {version[0]}; this edgenas reads {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open measurement store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> MeasurementStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    # ----- devices and archs -----------------------------------------------------------------------------------------
+    def device_id(
+        self, name: str, *, kind: str = "measured", fingerprint: dict[str, Any] | None = None, source: str | None = None
+    ) -> int:
+        """The id of device ``name``, registering it when new."""
+        self._execute(
+            "INSERT OR IGNORE INTO devices (name, kind, fingerprint, source, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, kind, json.dumps(fingerprint or {}, sort_keys=True), source, _now()),
+        )
+        return int(self._execute("SELECT id FROM devices WHERE name = ?", (name,)).fetchone()[0])
+
+    def devices(self) -> list[dict[str, Any]]:
+        """Every device with its kind, source, fingerprint and measurement counts per metric."""
+        rows = self._execute(
+            "SELECT d.name, d.kind, d.source, d.fingerprint, m.metric, COUNT(m.id) FROM devices d "
+            "LEFT JOIN measurements m ON m.device_id = d.id GROUP BY d.id, m.metric ORDER BY d.name"
+        ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for name, kind, source, fp, metric, count in rows:
+            entry = out.setdefault(
+                name, {"name": name, "kind": kind, "source": source, "fingerprint": json.loads(fp), "counts": {}}
+            )
+            if metric is not None:
+                entry["counts"][metric] = count
+        return list(out.values())
+
+    def arch_id(self, spec: ArchSpec) -> int:
+        """The id of ``spec``'s arch row, inserting it when new."""
+        text = str(spec)
+        self._execute(
+            "INSERT OR IGNORE INTO archs (space, space_hash, arch) VALUES (?, ?, ?)",
+            (spec.space, spec.space_hash, text),
+        )
+        return int(
+            self._execute("SELECT id FROM archs WHERE space_hash = ? AND arch = ?", (spec.space_hash, text)).fetchone()[
+                0
+            ]
+        )
+
+    # ----- measurements ----------------------------------------------------------------------------------------------
+    def has(self, device: int, spec: ArchSpec, key: MeasurementKey) -> bool:
+        """True when the measurement is stored already."""
+        row = self._execute(
+            "SELECT 1 FROM measurements m JOIN archs a ON a.id = m.arch_id WHERE m.device_id = ? AND a.space_hash = ? "
+            "AND a.arch = ? AND m.runtime = ? AND m.metric = ? AND m.batch = ? AND m.resolution = ? AND m.threads = ?",
+            (device, spec.space_hash, str(spec), key.runtime, key.metric, key.batch, key.resolution, key.threads),
+        ).fetchone()
+        return row is not None
+
+    def add(
+        self,
+        device: int,
+        spec: ArchSpec,
+        key: MeasurementKey,
+        value: float,
+        *,
+        iqr: float | None = None,
+        mean: float | None = None,
+        minimum: float | None = None,
+        n: int | None = None,
+        flagged: bool = False,
+    ) -> bool:
+        """Store one measurement and commit it; returns False when the same key was stored already (kept as is)."""
+        arch = self.arch_id(spec)
+        cur = self._execute(
+            "INSERT OR IGNORE INTO measurements (device_id, arch_id, runtime, metric, batch, resolution, threads, "
+            "value, iqr, mean, min, n, flagged, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                device,
+                arch,
+                key.runtime,
+                key.metric,
+                key.batch,
+                key.resolution,
+                key.threads,
+                float(value),
+                iqr,
+                mean,
+                minimum,
+                n,
+                int(flagged),
+                _now(),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def add_many(self, device: int, rows: Iterable[tuple[ArchSpec, MeasurementKey, float]]) -> int:
+        """Store many values in one transaction (imports); returns how many were new."""
+        added = 0
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for spec, key, value in rows:
+                added += int(self.add(device, spec, key, value))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return added
+
+    def values(
+        self,
+        device: str,
+        *,
+        metric: str = "latency_ms",
+        space_hash: str | None = None,
+        runtime: str | None = None,
+        batch: int | None = None,
+        resolution: int | None = None,
+        threads: int | None = None,
+    ) -> dict[tuple[str, str], float]:
+        """``{(space_hash, arch): value}`` of a device's measurements matching the filters.
+
+        Raises:
+            StoreError: unknown device, or the filters leave several rows for one arch (say which runtime/batch).
+        """
+        if self._execute("SELECT 1 FROM devices WHERE name = ?", (device,)).fetchone() is None:
+            known = ", ".join(d["name"] for d in self.devices()) or "none"
+            raise StoreError(f"no device {device!r} in {self.path}; devices: {known}")
+        sql = (
+            "SELECT a.space_hash, a.arch, m.value FROM measurements m JOIN archs a ON a.id = m.arch_id "
+            "JOIN devices d ON d.id = m.device_id WHERE d.name = ? AND m.metric = ?"
+        )
+        params: list[Any] = [device, metric]
+        for column, value in (
+            ("a.space_hash", space_hash),
+            ("m.runtime", runtime),
+            ("m.batch", batch),
+            ("m.resolution", resolution),
+            ("m.threads", threads),
+        ):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        out: dict[tuple[str, str], float] = {}
+        for h, arch, value in self._execute(sql, params):
+            if (h, arch) in out:
+                raise StoreError(
+                    f"{device} has several {metric} rows per arch (different runtime, batch, resolution "
+                    "or threads): filter with --runtime/--batch/--resolution/--threads"
+                )
+            out[(h, arch)] = value
+        return out
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every measurement joined with its device and arch, in insertion order."""
+        cur = self._execute(
+            "SELECT d.name, a.space, a.space_hash, a.arch, m.runtime, m.metric, m.batch, m.resolution, m.threads, "
+            "m.value, m.iqr, m.mean, m.min, m.n, m.flagged, m.created_at FROM measurements m "
+            "JOIN devices d ON d.id = m.device_id JOIN archs a ON a.id = m.arch_id ORDER BY m.id"
+        )
+        names = [
+            "device",
+            "space",
+            "space_hash",
+            "arch",
+            "runtime",
+            "metric",
+            "batch",
+            "resolution",
+            "threads",
+            "value",
+            "iqr",
+            "mean",
+            "min",
+            "n",
+            "flagged",
+            "created_at",
+        ]
+        for row in cur:
+            yield dict(zip(names, row, strict=True))
+
+    def count(self) -> int:
+        """Number of measurements."""
+        return int(self._execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
+
+    def export_csv(self, path: str | os.PathLike[str]) -> int:
+        """Write every measurement to a CSV file (atomically); returns the row count."""
+        n = 0
+        with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
+            writer = None
+            for row in self.rows():
+                if writer is None:
+                    writer = csv.DictWriter(f, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+                n += 1
+        return n
+
+
+# ----- importing external tables ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImportColumn:
+    """One value column of an external table: the device it belongs to and the metric it holds."""
+
+    column: str
+    device: str
+    metric: str = "latency_ms"
+
+
+#: Known tables: detected by their arch column and value columns. Units as in the sources (ms, mJ).
+PRESETS: dict[str, dict[str, Any]] = {
+    "hwnasbench-nb201": {
+        "space": "nb201",
+        "arch_column": "arch_str",
+        "columns": [
+            ImportColumn("cifar10_edgegpu_latency_ms", "hwnasbench-edgegpu"),
+            ImportColumn("cifar10_edgegpu_energy_mJ", "hwnasbench-edgegpu", "energy_mJ"),
+            ImportColumn("cifar10_raspi4_latency_ms", "hwnasbench-raspi4"),
+        ],
+        "source": "HW-NAS-Bench (Li et al., ICLR 2021), CIFAR-10 input, batch 1",
+    },
+    "help-fbnet": {
+        "space": "fbnet",
+        "arch_column": "blocks",
+        "columns": [
+            ImportColumn("raspi4_ms", "help-raspi4"),
+            ImportColumn("gold_6226_ms", "help-gold6226"),
+            ImportColumn("titan_rtx_1_ms", "help-titanrtx"),
+        ],
+        "source": "HELP (Lee et al., NeurIPS 2021), FBNet space, batch 1",
+    },
+}
+
+
+def detect_preset(header: Sequence[str]) -> str | None:
+    """The preset whose arch column and value columns all appear in ``header``."""
+    for name, preset in PRESETS.items():
+        needed = {preset["arch_column"], *(c.column for c in preset["columns"])}
+        if needed <= set(header):
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: rows read, values added, rows skipped (with the reason counts)."""
+
+    rows: int
+    added: int
+    skipped: dict[str, int]
+    devices: list[str]
+
+
+def import_table(
+    store: MeasurementStore,
+    path: str | os.PathLike[str],
+    space: SearchSpace,
+    arch_column: str,
+    columns: Sequence[ImportColumn],
+    *,
+    source: str,
+    resolution: int | None = None,
+) -> ImportReport:
+    """Import the value ``columns`` of a CSV table as devices of kind ``imported``.
+
+    Rows whose arch does not parse are skipped with a count; empty or non-positive values are skipped per value.
+
+    Raises:
+        StoreError: the file is missing or lacks a named column.
+    """
+    file = Path(path)
+    try:
+        f = file.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    with f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in (arch_column, *(col.column for col in columns)) if c not in header]
+        if missing:
+            raise StoreError(f"{file}: missing column(s) {', '.join(missing)}; columns: {', '.join(header)}")
+        device_ids = {
+            col.device: store.device_id(
+                col.device, kind="imported", source=f"{source} ({file.name})", fingerprint={"imported_from": file.name}
+            )
+            for col in columns
+        }
+        skipped = {"bad arch": 0, "empty or non-positive value": 0}
+        res = resolution or space.resolution
+        per_device: dict[str, list[tuple[ArchSpec, MeasurementKey, float]]] = {d: [] for d in device_ids}
+        n = 0
+        for row in reader:
+            n += 1
+            try:
+                spec = space.parse(row[arch_column])
+            except Exception:  # an ArchError, or a malformed cell
+                skipped["bad arch"] += 1
+                continue
+            for col in columns:
+                try:
+                    value = float(row[col.column])
+                except (TypeError, ValueError):
+                    value = float("nan")
+                if not value > 0:
+                    skipped["empty or non-positive value"] += 1
+                    continue
+                per_device[col.device].append((spec, MeasurementKey("imported", col.metric, 1, res, 0), value))
+    added = sum(store.add_many(device_ids[d], rows) for d, rows in per_device.items())
+    return ImportReport(n, added, skipped, sorted(device_ids))
