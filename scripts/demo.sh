@@ -21,3 +21,6 @@ $EDGENAS train "$OUT/archs.jsonl" --index 0 --data sample --epochs 1 --batch-siz
 
 echo "== 5. evaluate the trained network again from its run directory"
 $EDGENAS eval "$OUT/train" --data sample
+
+echo "== 6. measure its latency on this CPU with ONNX Runtime (batch 1, 1 thread)"
+$EDGENAS measure "$OUT/archs.jsonl" --runtime ort-cpu --threads 1

@@ -346,16 +346,25 @@ def monotonic_command(
     store: Annotated[Path, typer.Option("--store", help="Measurement store.")] = Path("measurements.sqlite"),
     metric: Annotated[str, typer.Option("--metric", help="latency_ms or energy_mJ.")] = "latency_ms",
     threshold: Annotated[float, typer.Option("--threshold", help="Kendall tau needed to share a group.")] = 0.8,
+    runtime: Annotated[str | None, typer.Option("--runtime", help="Only rows of this runtime.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Only rows of this batch size.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Only rows of this thread count.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Performance monotonicity (thesis Def 3.1): gamma, R^2, Kendall tau, Spearman per device pair, and groups."""
     from edgenas.hardware import MeasurementStore, compare_devices, group_devices
 
     with MeasurementStore(store, create=False) as db:
-        names = list(devices or [d["name"] for d in db.devices() if d["counts"].get(metric)])
+        listed = db.devices()
+        kinds = {d["name"]: d["kind"] for d in listed}
+        names = list(devices or [d["name"] for d in listed if d["counts"].get(metric)])
         if len(names) < 2:
             raise MeasurementError(f"need at least two devices with {metric} values; found {len(names)}")
-        values = {name: db.values(name, metric=metric) for name in names}
+        filters = {"runtime": runtime, "batch": batch, "threads": threads}
+        # imported devices have runtime "imported": filters apply to measured devices only
+        values = {
+            name: db.values(name, metric=metric, **(filters if kinds.get(name) == "measured" else {})) for name in names
+        }
     pairs, taus = [], {}
     for a, b in itertools.combinations(names, 2):
         try:

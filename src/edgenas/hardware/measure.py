@@ -94,7 +94,7 @@ def profile(
     """
     import time
 
-    info = {**fingerprint(runtime.device_type), **runtime.describe()}
+    info = fingerprint(runtime.device_type)
     name = device_name or default_device_name(info)
     device = store.device_id(name, kind="measured", fingerprint=info, source="edgenas profile")
     o = runtime.options

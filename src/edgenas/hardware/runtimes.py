@@ -21,7 +21,6 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -86,10 +85,6 @@ class Runtime(ABC):
     def load(self, model: nn.Module) -> Session:
         """Prepare ``model`` (a copy: the caller's module is not changed) for timed runs."""
 
-    def describe(self) -> dict[str, Any]:
-        """Runtime name, library versions and the options, for the device fingerprint."""
-        return {"runtime": self.name, "torch": torch.__version__, "threads": self.options.threads}
-
 
 # ----- ONNX Runtime -------------------------------------------------------------------------------------------------
 class _OrtSession(Session):
@@ -145,11 +140,6 @@ class OrtCpuRuntime(Runtime):
     def load(self, model: nn.Module) -> Session:
         return _OrtSession(model, self.options, ["CPUExecutionProvider"])
 
-    def describe(self) -> dict[str, Any]:
-        import onnxruntime as ort
-
-        return {**super().describe(), "onnxruntime": ort.__version__, "provider": "CPUExecutionProvider"}
-
 
 class OrtCudaRuntime(OrtCpuRuntime):
     """ONNX Runtime, CUDA execution provider (needs onnxruntime-gpu)."""
@@ -169,9 +159,6 @@ class OrtCudaRuntime(OrtCpuRuntime):
 
     def load(self, model: nn.Module) -> Session:
         return _OrtSession(model, self.options, ["CUDAExecutionProvider", "CPUExecutionProvider"])
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "provider": "CUDAExecutionProvider"}
 
 
 # ----- PyTorch ------------------------------------------------------------------------------------------------------
@@ -231,9 +218,6 @@ class TorchCudaRuntime(Runtime):
 
     def load(self, model: nn.Module) -> Session:
         return _TorchSession(model, self.options, torch.device("cuda", torch.cuda.current_device()))
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
 
 
 RUNTIMES: dict[str, type[Runtime]] = {

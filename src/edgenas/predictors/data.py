@@ -1,0 +1,142 @@
+"""Where predictor training data comes from: the measurement store, or any CSV table of (arch, value) rows."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgenas.errors import MeasurementError, StoreError
+from edgenas.spaces import ArchSpec, SearchSpace
+
+
+@dataclass
+class ArchTable:
+    """Architectures of one space with one measured value each.
+
+    Attributes:
+        space: the search space.
+        specs: the architectures.
+        values: their values (ms or mJ), positive.
+        metric: ``latency_ms`` or ``energy_mJ``.
+        device: where the values come from (store device name, or ``file:column``).
+        fingerprint: the device description when known.
+        skipped: rows left out, by reason.
+    """
+
+    space: SearchSpace
+    specs: list[ArchSpec]
+    values: np.ndarray
+    metric: str
+    device: str
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def subset(self, indices: np.ndarray) -> ArchTable:
+        """The rows at ``indices``."""
+        return ArchTable(
+            self.space,
+            [self.specs[i] for i in indices],
+            self.values[indices],
+            self.metric,
+            self.device,
+            self.fingerprint,
+            {},
+        )
+
+    def split(self, train_size: int | float, seed: int = 0) -> tuple[ArchTable, ArchTable]:
+        """A seeded random split: ``train_size`` rows (or that fraction) for training, the rest for testing.
+
+        Raises:
+            MeasurementError: the split leaves fewer than 2 rows on a side.
+        """
+        n = len(self)
+        k = round(train_size * n) if isinstance(train_size, float) and train_size < 1 else int(train_size)
+        if not 2 <= k <= n - 2:
+            raise MeasurementError(f"train size {train_size} leaves too few of the {n} rows for training or testing")
+        order = np.random.default_rng(seed).permutation(n)
+        return self.subset(np.sort(order[:k])), self.subset(np.sort(order[k:]))
+
+
+def table_from_csv(
+    path: str | os.PathLike[str], space: SearchSpace, arch_column: str, target: str, metric: str = "latency_ms"
+) -> ArchTable:
+    """Rows of a CSV whose ``arch_column`` parses in ``space`` and whose ``target`` is a positive number.
+
+    Raises:
+        StoreError: the file cannot be read or lacks a column.
+        MeasurementError: no usable row.
+    """
+    file = Path(path)
+    try:
+        with file.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in (arch_column, target) if c not in header]
+            if missing:
+                raise StoreError(f"{file}: missing column(s) {', '.join(missing)}; columns: {', '.join(header)}")
+            specs, values = [], []
+            skipped = {"bad arch": 0, "empty or non-positive target": 0}
+            for row in reader:
+                try:
+                    value = float(row[target])
+                except (TypeError, ValueError):
+                    value = float("nan")
+                if not value > 0:
+                    skipped["empty or non-positive target"] += 1
+                    continue
+                try:
+                    specs.append(space.parse(row[arch_column]))
+                except Exception:  # ArchError or a malformed cell
+                    skipped["bad arch"] += 1
+                    continue
+                values.append(value)
+    except OSError as exc:
+        raise StoreError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    if not specs:
+        raise MeasurementError(f"{file}: no row with a valid {space.name} arch and a positive {target}")
+    return ArchTable(space, specs, np.asarray(values), metric, f"{file.name}:{target}", {"source": str(file)}, skipped)
+
+
+def table_from_store(
+    store_path: str | os.PathLike[str],
+    device: str,
+    space: SearchSpace,
+    *,
+    metric: str = "latency_ms",
+    runtime: str | None = None,
+    batch: int | None = None,
+    resolution: int | None = None,
+    threads: int | None = None,
+) -> ArchTable:
+    """A device's values for ``space`` (rows of other spaces or configurations are left out).
+
+    Raises:
+        StoreError: unknown device, or several rows per arch (filter by runtime/batch/resolution/threads).
+        MeasurementError: no value of this space.
+    """
+    from edgenas.hardware.store import MeasurementStore
+
+    with MeasurementStore(store_path, create=False) as db:
+        values = db.values(
+            device,
+            metric=metric,
+            space_hash=space.config_hash,
+            runtime=runtime,
+            batch=batch,
+            resolution=resolution,
+            threads=threads,
+        )
+        fingerprint = next((d["fingerprint"] for d in db.devices() if d["name"] == device), {})
+    if not values:
+        raise MeasurementError(f"{device} has no {metric} values for {space.name} (hash {space.config_hash})")
+    items = sorted(values.items())
+    specs = [space.parse(arch) for (_, arch), _ in items]
+    return ArchTable(space, specs, np.asarray([v for _, v in items]), metric, device, fingerprint, {})

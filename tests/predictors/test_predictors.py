@@ -1,0 +1,143 @@
+"""Predictors: differentiable w.r.t. soft encodings, save/load, space checks, GNN code paths, data sources."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from edgenas.errors import CheckpointError, SpaceMismatchError
+from edgenas.predictors import (
+    NETWORK_KINDS,
+    ArchTable,
+    FitConfig,
+    Predictor,
+    build_network,
+    fit_predictor,
+    fit_sklearn,
+    table_from_csv,
+)
+from edgenas.predictors.models import GraphLayer, GraphNet
+from edgenas.spaces import get_space
+
+
+def synthetic_table(n=120, seed=0, space_name="mbv2-cifar"):
+    """Latency = a per-(layer, op) cost table plus an interaction, so every kind has something to learn."""
+    space = get_space(space_name)
+    specs = space.sample(seed=seed, n=n)
+    x = space.one_hot(specs).numpy()
+    rng = np.random.default_rng(1)
+    table = rng.uniform(0.1, 1.0, size=x.shape[1:])
+    values = (x * table).sum((1, 2)) + 0.3 * x[:, 0, 0] * x[:, 1, 1] + 1.0
+    return ArchTable(space, specs, values, "latency_ms", "synthetic")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    table = synthetic_table()
+    return {kind: fit_predictor(kind, table, FitConfig(epochs=3, seed=0)) for kind in NETWORK_KINDS}
+
+
+@pytest.mark.parametrize("kind", NETWORK_KINDS)
+def test_gradient_matches_finite_differences(fitted, kind):
+    predictor = fitted[kind].double()
+    try:
+        space = predictor.space
+        soft = torch.softmax(torch.randn(2, space.num_layers, space.num_ops, dtype=torch.float64), -1)
+        soft.requires_grad_(True)
+        predictor(soft).sum().backward()
+        analytic = soft.grad.clone()
+        eps = 1e-6
+        for layer, op in [(0, 0), (3, 2), (space.num_layers - 1, 1)]:
+            bumped = soft.detach().clone()
+            bumped[0, layer, op] += eps
+            lowered = soft.detach().clone()
+            lowered[0, layer, op] -= eps
+            with torch.no_grad():
+                numeric = (predictor(bumped).sum() - predictor(lowered).sum()) / (2 * eps)
+            assert float(analytic[0, layer, op]) == pytest.approx(float(numeric), rel=1e-4, abs=1e-7)
+    finally:
+        predictor.float()
+
+
+def test_save_load_round_trip_gives_identical_outputs(fitted, tmp_path):
+    space = get_space("mbv2-cifar")
+    x = space.one_hot(space.sample(seed=5, n=7))
+    for kind, predictor in fitted.items():
+        path = predictor.save(tmp_path / f"{kind}.pt")
+        loaded = Predictor.load(path)
+        assert loaded.meta == predictor.meta
+        assert torch.equal(loaded(x), predictor(x))
+
+
+def test_space_mismatch_and_bad_files(fitted, tmp_path):
+    predictor = fitted["mlp"]
+    with pytest.raises(SpaceMismatchError, match="trained on mbv2-cifar"):
+        predictor.predict(get_space("mbv2-cifar", width=0.5).sample(seed=0)[0])
+    with pytest.raises(SpaceMismatchError, match="do not fit mbv2-cifar"):
+        predictor(torch.zeros(1, 6, 5))
+    bad = tmp_path / "bad.pt"
+    torch.save({"hello": 1}, bad)
+    with pytest.raises(CheckpointError, match="not an edgenas predictor"):
+        Predictor.load(bad)
+
+
+def test_predict_single_and_batch_agree(fitted):
+    space = get_space("mbv2-cifar")
+    specs = space.sample(seed=9, n=3)
+    batch = fitted["gnn"].predict(specs)
+    assert batch.shape == (3,) and fitted["gnn"].predict(specs[1]) == pytest.approx(batch[1], rel=1e-6)
+    assert np.all(batch > 0)
+
+
+def test_lut_is_exact_on_additive_data():
+    space = get_space("nb201")
+    specs = space.sample(seed=0, n=200)
+    x = space.one_hot(specs).numpy()
+    costs = np.random.default_rng(0).uniform(0.1, 2.0, size=x.shape[1:])
+    table = ArchTable(space, specs, (x * costs).sum((1, 2)) + 0.5, "latency_ms", "additive")
+    lut = fit_predictor("lut", table, FitConfig(epochs=1))
+    assert np.allclose(lut.predict(specs), table.values, rtol=1e-4)
+
+
+def test_gnn_uses_both_directions_and_attention():
+    space = get_space("nb201")
+    adj = space.graph_adjacency()
+    net = GraphNet(adj, space.num_ops, attention=True)
+    layer = net.layers[0]
+    assert isinstance(layer, GraphLayer) and layer.attention
+    # forward messages follow M^T (a node hears its predecessors), backward ones follow M
+    assert torch.equal(net.adj_forward > 0, (adj.t() + torch.eye(len(adj))) > 0)
+    assert torch.equal(net.adj_backward > 0, (adj + torch.eye(len(adj))) > 0)
+    x = space.one_hot(space.sample(seed=0, n=4))
+    out = net(x)
+    out.sum().backward()
+    assert layer.mask_forward.grad.abs().sum() > 0 and layer.mask_backward.grad.abs().sum() > 0
+    assert layer.forward_weight.weight.grad.abs().sum() > 0 and layer.backward_weight.weight.grad.abs().sum() > 0
+    gcn = build_network("gcn", space)
+    assert not gcn.layers[0].attention and not hasattr(gcn.layers[0], "mask_forward")
+
+
+def test_csv_source_skips_bad_rows_with_counts(tmp_path):
+    space = get_space("nb201")
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch_str", "ms"])
+        w.writerow([str(space.from_index(0)), "2.0"])
+        w.writerow([str(space.from_index(1)), "0"])
+        w.writerow([str(space.from_index(2)), ""])
+        w.writerow(["|nope~0|", "1.0"])
+        w.writerow([str(space.from_index(3)), "3.5"])
+    table = table_from_csv(path, space, "arch_str", "ms")
+    assert len(table) == 2 and table.values.tolist() == [2.0, 3.5]
+    assert table.skipped == {"bad arch": 1, "empty or non-positive target": 2}
+
+
+@pytest.mark.parametrize("kind", ["svr", "rf", "gbr"])
+def test_sklearn_regressors_learn_something(kind):
+    train, test = synthetic_table(n=300).split(200, seed=0)
+    pred = fit_sklearn(kind, train).predict_values(test.specs)
+    assert np.corrcoef(pred, test.values)[0, 1] > 0.5
