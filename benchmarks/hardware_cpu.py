@@ -215,17 +215,18 @@ def main() -> None:
     path = RESULTS / "hardware_cpu.json"
     payload = json.loads(path.read_text()) if path.is_file() else {}
     payload["machine"] = machine()
-    if args.phase in ("repeatability", "all"):
-        payload["repeatability"] = repeatability(args.n, args.repeats, args.repeats_b8)
-    if args.phase in ("monotonic", "all"):
-        if args.data is None:
-            sys.exit("monotonic needs --data DIR (the folder with hwnasbench/ and help/)")
-        payload["monotonic"] = monotonic(args.data, args.n_nb201, args.n_fbnet)
-    if args.phase in ("comfort", "all"):
-        payload["comfort"] = comfort(args.scales)
-    md = markdown(payload)
-    write_results("hardware_cpu", payload, md)
-    sys.stdout.write(md)
+    if args.phase in ("monotonic", "all") and args.data is None:
+        sys.exit("monotonic needs --data DIR (the folder with hwnasbench/ and help/)")
+    phases = {
+        "repeatability": lambda: repeatability(args.n, args.repeats, args.repeats_b8),
+        "monotonic": lambda: monotonic(args.data, args.n_nb201, args.n_fbnet),
+        "comfort": lambda: comfort(args.scales),
+    }
+    for name, run in phases.items():
+        if args.phase in (name, "all"):
+            payload[name] = run()
+            write_results("hardware_cpu", payload, markdown(payload))  # keep each phase even if a later one fails
+    sys.stdout.write(markdown(payload))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,10 @@ def run_onnx(path: str | os.PathLike[str], inputs: np.ndarray, threads: int = 1)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    # a network whose output does not depend on its input (an NB201 cell with no path to the output) is exported as
+    # a constant graph without inputs
+    feed = {session.get_inputs()[0].name: inputs} if session.get_inputs() else {}
+    return session.run(None, feed)[0]
 
 
 def export_onnx(

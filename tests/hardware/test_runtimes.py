@@ -104,3 +104,14 @@ def test_scale_width_of_each_space():
         from edgenas.spaces._base import SearchSpace
 
         SearchSpace.scale_width(get_space("nb201"), 2)
+
+
+def test_a_cell_whose_output_ignores_the_input_exports_and_measures(tmp_path):
+    from edgenas.export import export_onnx
+
+    space = get_space("nb201", channels=4, cells_per_stage=1)
+    dead = space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")  # nothing reaches node 3
+    result = export_onnx(space.build(dead), tmp_path / "dead.onnx", space.input_shape(1))
+    assert result.rel_error <= 1e-4
+    m = measure_arch(dead, get_runtime("ort-cpu", RuntimeOptions()), FAST, energy=False)
+    assert m.latency.median_ms > 0

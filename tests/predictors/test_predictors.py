@@ -141,3 +141,25 @@ def test_sklearn_regressors_learn_something(kind):
     train, test = synthetic_table(n=300).split(200, seed=0)
     pred = fit_sklearn(kind, train).predict_values(test.specs)
     assert np.corrcoef(pred, test.values)[0, 1] > 0.5
+
+
+def test_few_shot_adaptation_improves_on_a_related_device():
+    space = get_space("nb201")
+    specs = space.sample(seed=0, n=400)
+    x = space.one_hot(specs).numpy()
+    rng = np.random.default_rng(3)
+    shared = rng.uniform(0.1, 1.0, size=x.shape[1:])
+    source_vals = (x * shared).sum((1, 2)) + 1.0
+    quirk = rng.uniform(0.0, 1.0, size=x.shape[1:])  # the new device is slower on some ops
+    target_vals = 4.0 * ((x * (shared + quirk)).sum((1, 2)) + 1.0)
+    source = ArchTable(space, specs, source_vals, "latency_ms", "source")
+    target = ArchTable(space, specs, target_vals, "latency_ms", "target")
+    pre = fit_predictor("mlp", source, FitConfig(epochs=30))
+    shots, rest = target.split(20, seed=1)
+    from edgenas.predictors import adapt_predictor, pooled_table, scores
+
+    before = scores(pre.predict(rest.specs), rest.values)
+    after = scores(adapt_predictor(pre, shots).predict(rest.specs), rest.values)
+    assert after["spearman"] > before["spearman"] and after["mape"] < before["mape"] / 2
+    pooled = pooled_table([source, target])
+    assert len(pooled) == 800 and abs(np.log(pooled.values[:400]).mean()) < 1e-9

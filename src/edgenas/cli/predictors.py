@@ -234,3 +234,53 @@ def _scatter(path: Path, measured: Any, predictions: dict[str, Any], title: str)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+@predictor_app.command("adapt")
+def predictor_adapt(
+    path: Annotated[Path, typer.Argument(help="Pre-trained predictor file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Adapted predictor file to write.")],
+    shots: Annotated[int, typer.Option("--shots", min=2, help="Measured archs of the new device to adapt on.")] = 20,
+    store: StoreOpt = None,
+    device: DeviceOpt = None,
+    table: TableOpt = None,
+    arch_column: ArchColOpt = None,
+    target: TargetOpt = None,
+    runtime: RuntimeFilter = None,
+    batch: BatchFilter = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Fine-tuning steps.")] = 300,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Few-shot transfer: adapt a predictor to a new device from --shots of its measurements; scores on the rest."""
+    from edgenas.predictors import Predictor, adapt_predictor, scores
+
+    predictor = Predictor.load(path)
+    m = predictor.meta
+    data = _load_table(
+        store,
+        device,
+        table,
+        None,
+        arch_column,
+        target,
+        m.metric,
+        runtime,
+        batch,
+        [f"{k}={_json(v)}" for k, v in m.space_options.items()],
+        default_space=m.space,
+    )
+    few, rest = data.split(shots, seed=seed)
+    before = scores(predictor.predict(rest.specs), rest.values)
+    adapted = adapt_predictor(predictor, few, steps=steps, seed=seed)
+    after = scores(adapted.predict(rest.specs), rest.values)
+    adapted.meta.scores = {"test": after, "before_adaptation": before}
+    adapted.save(output)
+    if as_json:
+        emit_json({"output": str(output), "shots": shots, "test": len(rest), "before": before, "after": after})
+        return
+    out.print(
+        f"adapted {m.kind} from {m.device} to {data.device} with {shots} shots: on {len(rest)} other archs "
+        f"Spearman {before['spearman']:.4f} -> {after['spearman']:.4f}, MAPE {before['mape']:.1f}% -> "
+        f"{after['mape']:.1f}% -> {output}"
+    )

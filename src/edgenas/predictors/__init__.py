@@ -6,7 +6,15 @@ scores come from one module (:mod:`edgenas.predictors.scores`).
 
 from edgenas.predictors.base import NETWORK_KINDS, Predictor, PredictorMeta, build_network
 from edgenas.predictors.data import ArchTable, table_from_csv, table_from_store
-from edgenas.predictors.fit import KINDS, SKLEARN_KINDS, FitConfig, fit_predictor, fit_sklearn
+from edgenas.predictors.fit import (
+    KINDS,
+    SKLEARN_KINDS,
+    FitConfig,
+    adapt_predictor,
+    fit_predictor,
+    fit_sklearn,
+    pooled_table,
+)
 from edgenas.predictors.scores import scores
 
 __all__ = [
@@ -17,9 +25,11 @@ __all__ = [
     "FitConfig",
     "Predictor",
     "PredictorMeta",
+    "adapt_predictor",
     "build_network",
     "fit_predictor",
     "fit_sklearn",
+    "pooled_table",
     "scores",
     "table_from_csv",
     "table_from_store",

@@ -167,3 +167,62 @@ def fit_sklearn(kind: str, table: ArchTable, seed: int = 0) -> Any:
             return np.exp(mean + std * model.predict(space.one_hot(specs).flatten(1).numpy()))
 
     return Fitted()
+
+
+def pooled_table(tables: list[ArchTable]) -> ArchTable:
+    """Several devices' tables of one space as one table for pre-training: each device's log values are standardised
+    separately (so devices of different speed weigh alike) and mapped back with exp, so a log-target predictor
+    fitted on the result learns the devices' shared ranking structure.
+
+    Raises:
+        MeasurementError: the tables belong to different spaces, or none is given.
+    """
+    if not tables:
+        raise MeasurementError("pooling needs at least one table")
+    space = tables[0].space
+    if any(t.space.config_hash != space.config_hash for t in tables):
+        raise MeasurementError("pooled tables must belong to the same space and configuration")
+    specs, values = [], []
+    for t in tables:
+        logs = np.log(t.values)
+        specs += t.specs
+        values.append(np.exp((logs - logs.mean()) / (logs.std() or 1.0)))
+    return ArchTable(space, specs, np.concatenate(values), tables[0].metric, "+".join(t.device for t in tables))
+
+
+def adapt_predictor(
+    predictor: Predictor, shots: ArchTable, *, steps: int = 300, lr: float = 1e-3, seed: int = 0
+) -> Predictor:
+    """Few-shot transfer: a copy of ``predictor`` fine-tuned on a new device's ``shots``.
+
+    The output scale moves to the new device first (mean and spread of the shots' log values; the pre-trained
+    spread is kept when there are fewer than 5 shots), then all weights are fine-tuned full-batch with Adam for
+    ``steps`` steps. The LUT is refitted by least squares on the shots instead (it has no shared structure to keep).
+    """
+    if len(shots) < 2:
+        raise MeasurementError("adaptation needs at least 2 measured architectures of the new device")
+    if shots.space.config_hash != predictor.meta.space_hash:
+        raise MeasurementError("the shots belong to another space than the predictor")
+    if predictor.meta.kind == "lut":
+        return fit_predictor("lut", shots, FitConfig(seed=seed))
+    torch.manual_seed(seed)
+    adapted = copy.deepcopy(predictor)
+    meta = adapted.meta
+    logs = np.log(shots.values) if meta.transform == "log" else shots.values.astype(float)
+    meta.mean = float(logs.mean())
+    if len(shots) >= 5:
+        meta.std = float(logs.std() or meta.std)
+    meta.device, meta.train_size = shots.device, len(shots)
+    meta.value_range = (float(shots.values.min()), float(shots.values.max()))
+    meta.fingerprint, meta.scores = shots.fingerprint, {}
+    x = shots.space.one_hot(shots.specs)
+    y = torch.tensor((logs - meta.mean) / meta.std, dtype=torch.float32)
+    optimizer = torch.optim.Adam(adapted.net.parameters(), lr=lr)
+    adapted.net.train()
+    for _ in range(steps):
+        loss = torch.mean((adapted.net(x) - y) ** 2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    adapted.eval()
+    return adapted

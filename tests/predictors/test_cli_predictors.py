@@ -1,0 +1,152 @@
+"""``edgenas predictor fit|eval|compare|adapt`` on a small CSV table."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from edgenas.cli import main
+from edgenas.spaces import get_space
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    captured = capsys.readouterr()
+    return (info.value.code or 0), captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    space = get_space("nb201")
+    specs = space.sample(seed=0, n=160)
+    x = space.one_hot(specs).numpy()
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.1, 1, x.shape[1:]), rng.uniform(0, 1, x.shape[1:])
+    path = tmp_path_factory.mktemp("data") / "lat.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch_str", "dev_a", "dev_b"])
+        for spec, row in zip(specs, x, strict=True):
+            w.writerow([str(spec), (row * a).sum() + 1, 3 * ((row * (a + b)).sum() + 1)])
+    return path
+
+
+def test_fit_eval_adapt(table, tmp_path, capsys):
+    src = ["--table", str(table), "--space", "nb201", "--arch-column", "arch_str"]
+    p = tmp_path / "p.pt"
+    code, out, _ = run(
+        ["predictor", "fit", *src, "--target", "dev_a", "--kind", "lut", "--train-size", "120", "-o", str(p), "--json"],
+        capsys,
+    )
+    fit = json.loads(out)
+    assert code == 0 and fit["train"] == 120 and fit["test"] == 40 and fit["scores"]["spearman"] > 0.999
+    code, out, _ = run(
+        [
+            "predictor",
+            "eval",
+            str(p),
+            "--table",
+            str(table),
+            "--arch-column",
+            "arch_str",
+            "--target",
+            "dev_a",
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0 and json.loads(out)["scores"]["n"] == 160
+    code, out, _ = run(
+        [
+            "predictor",
+            "adapt",
+            str(p),
+            "--table",
+            str(table),
+            "--arch-column",
+            "arch_str",
+            "--target",
+            "dev_b",
+            "--shots",
+            "60",
+            "-o",
+            str(tmp_path / "q.pt"),
+            "--json",
+        ],
+        capsys,
+    )
+    adapted = json.loads(out)
+    assert code == 0 and adapted["after"]["mape"] < adapted["before"]["mape"]
+
+
+def test_compare_prints_one_row_per_kind_and_plots(table, tmp_path, capsys):
+    png = tmp_path / "scatter.png"
+    code, out, _ = run(
+        [
+            "predictor",
+            "compare",
+            "--table",
+            str(table),
+            "--space",
+            "nb201",
+            "--arch-column",
+            "arch_str",
+            "--target",
+            "dev_a",
+            "--kinds",
+            "lut,mlp,rf",
+            "--epochs",
+            "5",
+            "--plot",
+            str(png),
+            "--json",
+        ],
+        capsys,
+    )
+    rows = json.loads(out)["rows"]
+    assert code == 0 and [r["kind"] for r in rows] == ["lut", "mlp", "rf"] and png.is_file()
+
+
+def test_predictor_user_errors(table, tmp_path, capsys):
+    code, _, err = run(["predictor", "fit", "-o", str(tmp_path / "p.pt")], capsys)
+    assert code == 2 and "exactly one data source" in err and err.count("\n") == 1
+    code, _, err = run(
+        [
+            "predictor",
+            "compare",
+            "--table",
+            str(table),
+            "--space",
+            "nb201",
+            "--arch-column",
+            "arch_str",
+            "--target",
+            "dev_a",
+            "--kinds",
+            "xgb",
+        ],
+        capsys,
+    )
+    assert code == 2 and "unknown kind(s) xgb" in err
+    code, _, err = run(
+        [
+            "predictor",
+            "fit",
+            "--table",
+            str(table),
+            "--space",
+            "nb201",
+            "--arch-column",
+            "nope",
+            "--target",
+            "dev_a",
+            "-o",
+            str(tmp_path / "p.pt"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "missing column(s) nope" in err
