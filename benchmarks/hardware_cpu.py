@@ -46,17 +46,19 @@ from edgenas.hardware import (
 from edgenas.spaces import get_space
 
 
-def repeatability(n: int, repeats: int, repeats_b8: int) -> dict:
+def repeatability(n: int, repeats: int, repeats_b8: int, interleave: int = 1) -> dict:
     space = get_space("mbv2-cifar")
     specs = space.sample(seed=2024, n=n)
-    out = {"n": n, "space": "mbv2-cifar", "runtime": "ort-cpu", "threads": 1}
+    out = {"n": n, "space": "mbv2-cifar", "runtime": "ort-cpu", "threads": 1, "interleave": interleave}
     with tempfile.TemporaryDirectory() as tmp, MeasurementStore(Path(tmp) / "m.sqlite") as db:
         for batch, reps in ((1, repeats), (8, repeats_b8)):
             rt = get_runtime("ort-cpu", RuntimeOptions(batch=batch, resolution=32, threads=1))
             protocol = Protocol(warmup=5, repeats=reps)
             passes, rates, flagged = [], [], []
             for p in (1, 2):
-                report = profile(specs, rt, db, protocol=protocol, device_name=f"pass{p}-b{batch}")
+                report = profile(
+                    specs, rt, db, protocol=protocol, device_name=f"pass{p}-b{batch}", interleave=interleave
+                )
                 values = db.values(f"pass{p}-b{batch}")
                 passes.append([values[(spec.space_hash, str(spec))] for spec in specs])
                 rates.append(report.measured / report.seconds * 60)
@@ -133,12 +135,14 @@ def markdown(payload: dict) -> str:
         f"onnxruntime {m['onnxruntime']}; commit {m['git_commit']}, {m['date']}.",
         "",
     ]
-    r = payload.get("repeatability")
-    if r:
+    for key in sorted(k for k in payload if k.startswith("repeatability")):
+        r = payload[key]
         lines += [
-            f"## Repeatability (`python benchmarks/hardware_cpu.py repeatability --n {r['n']}`)",
+            f"## Repeatability (`python benchmarks/hardware_cpu.py repeatability --n {r['n']} --interleave "
+            f"{r.get('interleave', 1)}`)",
             "",
-            f"The same {r['n']} `{r['space']}` archs profiled twice, {r['runtime']}, {r['threads']} thread; "
+            f"The same {r['n']} `{r['space']}` archs profiled twice, {r['runtime']}, {r['threads']} thread, "
+            f"{r.get('interleave', 1)} arch(s) measured round-robin at a time; "
             "goal: median relative difference <= 2%, Spearman >= 0.99.",
             "",
             "| batch | timed runs | median rel. diff | p90 rel. diff | Spearman | Kendall tau | archs/min "
@@ -208,6 +212,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--repeats-b8", type=int, default=20)
+    parser.add_argument("--interleave", type=int, default=1, help="repeatability: measure K archs round-robin")
     parser.add_argument("--n-nb201", type=int, default=200)
     parser.add_argument("--n-fbnet", type=int, default=100)
     parser.add_argument("--scales", default="1:2:0.25")
@@ -218,13 +223,14 @@ def main() -> None:
     if args.phase in ("monotonic", "all") and args.data is None:
         sys.exit("monotonic needs --data DIR (the folder with hwnasbench/ and help/)")
     phases = {
-        "repeatability": lambda: repeatability(args.n, args.repeats, args.repeats_b8),
+        "repeatability": lambda: repeatability(args.n, args.repeats, args.repeats_b8, args.interleave),
         "monotonic": lambda: monotonic(args.data, args.n_nb201, args.n_fbnet),
         "comfort": lambda: comfort(args.scales),
     }
     for name, run in phases.items():
         if args.phase in (name, "all"):
-            payload[name] = run()
+            key = f"{name}_interleave{args.interleave}" if name == "repeatability" and args.interleave > 1 else name
+            payload[key] = run()
             write_results("hardware_cpu", payload, markdown(payload))  # keep each phase even if a later one fails
     sys.stdout.write(markdown(payload))
 

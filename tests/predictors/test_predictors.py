@@ -163,3 +163,22 @@ def test_few_shot_adaptation_improves_on_a_related_device():
     assert after["spearman"] > before["spearman"] and after["mape"] < before["mape"] / 2
     pooled = pooled_table([source, target])
     assert len(pooled) == 800 and abs(np.log(pooled.values[:400]).mean()) < 1e-9
+
+
+def test_lut_from_ops_timed_alone():
+    from edgenas.hardware import Protocol, RuntimeOptions, get_runtime
+    from edgenas.predictors.lut import lut_predictor, measure_op_table
+
+    space = get_space("mbv2-cifar", width=0.25, resolution=16)
+    assert [space.layer_input_size(i) for i in (0, 4, 8, 12, 16, 20)] == [16, 16, 8, 4, 4, 2]
+    rt = get_runtime("torch-cpu", RuntimeOptions(threads=1))
+    table = measure_op_table(space, rt, Protocol(warmup=1, repeats=3, max_retries=0))
+    mask = space.mask().numpy()
+    assert np.isnan(table[~mask]).all() and (table[mask] > 0).all()
+    specs = space.sample(seed=0, n=6)
+    whole = ArchTable(space, specs, np.linspace(1.0, 2.0, 6), "latency_ms", "cpu")
+    lut = lut_predictor(space, table, whole, "cpu")
+    x = space.one_hot(specs).numpy()
+    expected = (x * np.nan_to_num(table)).sum((1, 2))
+    expected += np.mean(whole.values - expected)  # the fitted constant
+    assert np.allclose(lut.predict(specs), expected, rtol=1e-5)

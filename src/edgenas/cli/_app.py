@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgenas.errors import EdgeNASError, SpaceConfigError, SpecFileError
 from edgenas.spaces import ArchSpec, get_space, load_specs
@@ -62,10 +63,12 @@ def _root(
 
 
 def emit_json(payload: dict[str, Any]) -> None:
+    """Print ``payload`` as one line of JSON on stdout (the ``--json`` output of every command)."""
     sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as space options; values are parsed as JSON when they can be (``0.5``, ``[1,2]``)."""
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -104,5 +107,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="edgenas")
     except EdgeNASError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise SystemExit(2) from None

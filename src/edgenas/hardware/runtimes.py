@@ -38,16 +38,18 @@ class RuntimeOptions:
         batch: batch size of the input.
         resolution: input height and width (px).
         threads: intra-op threads of CPU runtimes (0: the library's default); ignored on GPUs.
+        channels: input channels (3 for images; a layer's input channels when timing it in isolation).
     """
 
     batch: int = 1
     resolution: int = 32
     threads: int = 1
+    channels: int = 3
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        """``(batch, 3, resolution, resolution)``."""
-        return (self.batch, 3, self.resolution, self.resolution)
+        """``(batch, channels, resolution, resolution)``."""
+        return (self.batch, self.channels, self.resolution, self.resolution)
 
 
 class Session(ABC):

@@ -145,3 +145,18 @@ class StagedSpace(LayerwiseSpace):
 
     def layer_names(self) -> tuple[str, ...]:
         return tuple(f"stage{s.stage}.block{s.block}" for s in self.layer_shapes)
+
+    def _op(self, name: str, shape: LayerShape) -> nn.Module:
+        """The module of op ``name`` at a layer of ``shape`` (spaces implement it)."""
+        raise NotImplementedError
+
+    def layer_module(self, layer: int, op: int) -> nn.Module:
+        """Op ``op`` of searchable layer ``layer`` as a standalone module (to time it in isolation, for a LUT)."""
+        return self._op(self.op_names[op], self.layer_shapes[layer])
+
+    def layer_input_size(self, layer: int) -> int:
+        """Height and width (px) of the feature map entering searchable layer ``layer``."""
+        size = math.ceil(int(self.config.resolution) / int(self.config.stem_stride))
+        for shape in self.layer_shapes[:layer]:
+            size = math.ceil(size / shape.stride)
+        return size
