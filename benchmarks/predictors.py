@@ -9,9 +9,11 @@ Data sets: this machine's ort-cpu latency (batch 1, 1 thread) of ``--own-n`` sam
 HW-NAS-Bench NB201 Edge GPU latency and energy and Raspberry Pi 4 latency; HELP FBNet Raspberry Pi 4, Xeon Gold 6226
 and Titan RTX latency. Each is split at random (seed 0) into ``--train`` training archs and the rest for testing;
 every kind is fitted on the same split. On the own data set the LUT of ops timed in isolation (thesis Fig 4.5) is
-scored too. Few-shot: a MLP pre-trained on the other devices of the same benchmark (pooled, each standardised) is
-adapted to the target device with n in {10, 20, 50} measured archs; Spearman on the rest, mean over 5 draws, next to
-the same MLP trained on the n archs alone. Results: ``results/predictors.json``, ``.md`` and ``predictors_*.png``.
+scored too. Few-shot: a MLP pre-trained (batch 64, at most 50 epochs) on all archs of the other devices of the same
+benchmark (pooled, each standardised) is adapted to the target device with n in {10, 20, 50} measured archs;
+Spearman on the rest, mean over 5 draws, next to the same MLP trained on the n archs alone. The sample-efficiency
+curve uses batch 8 up to 1,000 training archs and batch 64 beyond.
+Results: ``results/predictors.json``, ``.md`` and ``predictors_*.png``.
 """
 
 from __future__ import annotations
@@ -146,7 +148,8 @@ def fewshot(data: Path, epochs: int) -> dict:
     out = {}
     for target, table in loaded.items():
         sources = [t for n, t in loaded.items() if n != target and groups[n] == groups[target]]
-        pre = fit_predictor("mlp", pooled_table(sources).split(0.9, seed=0)[0], FitConfig(epochs=epochs))
+        # tens of thousands of pooled rows: batch 64 and at most 50 epochs keep pre-training to a minute or two
+        pre = fit_predictor("mlp", pooled_table(sources), FitConfig(epochs=min(epochs, 50), batch_size=64))
         row = {"sources": [n for n in loaded if n != target and groups[n] == groups[target]]}
         for n in (10, 20, 50):
             adapted, scratch = [], []
@@ -179,7 +182,9 @@ def efficiency(data: Path, epochs: int) -> dict:
         curve[kind] = []
         for size in sizes:
             train = pool.subset(np.arange(size))
-            pred = fit_predictor(kind, train, FitConfig(epochs=epochs)).predict(test.specs)
+            # thesis batch 8 up to 1,000 archs; beyond, batch 64 keeps the step count (and the CPU time) bounded
+            config = FitConfig(epochs=epochs, batch_size=8 if size <= 1000 else 64)
+            pred = fit_predictor(kind, train, config).predict(test.specs)
             curve[kind].append({"n": size, **scores(pred, test.values)})
         print(f"efficiency {kind}", file=sys.stderr, flush=True)
     _plot_efficiency(curve, name)
