@@ -102,12 +102,14 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        c = x.shape[1]
-        count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
-        stats = _AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
-        total = stats[-1]
-        mean = stats[:c] / total
-        var = (stats[c : 2 * c] / total - mean * mean).clamp_min(0)
+        # two passes (mean first, then the centred second moment), as BatchNorm computes it: the one-pass
+        # E[x^2] - E[x]^2 cancels badly and lets 1-process and N-process runs drift apart step after step
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
+        sums = _AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), count]))
+        total = sums[-1]
+        mean = sums[:-1] / total
+        centred = x - mean.view(1, -1, 1, 1)
+        var = _AllReduceSum.apply((centred * centred).sum((0, 2, 3))) / total
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
@@ -116,8 +118,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                 self.running_var.mul_(1 - m).add_(var.detach() * total / (total - 1).clamp_min(1), alpha=m)
         scale = torch.rsqrt(var + self.eps)
         if self.affine:
-            return (x - mean.view(1, -1, 1, 1)) * (scale * self.weight).view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return (x - mean.view(1, -1, 1, 1)) * scale.view(1, -1, 1, 1)
+            return centred * (scale * self.weight).view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return centred * scale.view(1, -1, 1, 1)
 
 
 def convert_batchnorm_for_ddp(model: nn.Module, device: torch.device) -> nn.Module:
