@@ -99,6 +99,14 @@ def resolve_archs(arch: str, space: str | None, options: dict[str, Any]) -> list
     return [resolved.parse(arch)]
 
 
+def resolve_one_arch(arch: str, space: str | None, set_: list[str] | None, index: int = 0) -> ArchSpec:
+    """The ``index``-th spec named by ARCH (see :func:`resolve_archs`), with a clear error when out of range."""
+    specs = resolve_archs(arch, space, parse_options(set_))
+    if index >= len(specs):
+        raise SpecFileError(f"--index {index} is out of range: {arch} holds {len(specs)} spec(s)")
+    return specs[index]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 2.
 

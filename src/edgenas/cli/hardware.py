@@ -9,8 +9,20 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from edgenas.cli._app import ArchArg, JsonOpt, SetOpt, SpaceOpt, app, emit_json, err, out, parse_options, resolve_archs
-from edgenas.errors import MeasurementError, SpecFileError, StoreError
+from edgenas.cli._app import (
+    ArchArg,
+    JsonOpt,
+    SetOpt,
+    SpaceOpt,
+    app,
+    emit_json,
+    err,
+    out,
+    parse_options,
+    resolve_archs,
+    resolve_one_arch,
+)
+from edgenas.errors import MeasurementError, StoreError
 from edgenas.spaces import get_space, space_of
 
 store_app = typer.Typer(help="Inspect, import into and export the measurement store.", no_args_is_help=True)
@@ -292,15 +304,13 @@ def comfort_command(
         float, typer.Option("--tolerance", help="Smallest relative latency band counted as noise.")
     ] = 0.03,
     plot: Annotated[Path | None, typer.Option("--plot", "-o", help="Write a PNG plot here.")] = None,
+    index: Annotated[int, typer.Option("--index", min=0, help="Which spec of a multi-spec file (0-based).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Comfort Zone: latency and arithmetic intensity per width scale; the largest scale as fast as the base."""
     from edgenas.hardware import comfort_zone, parse_scales, plot_comfort
 
-    specs = resolve_archs(arch, space, parse_options(set_))
-    if len(specs) != 1:
-        raise SpecFileError(f"comfort takes one architecture; {arch} holds {len(specs)}")
-    spec = specs[0]
+    spec = resolve_one_arch(arch, space, set_, index)
     rt = _runtime(runtime, batch, space_of(spec).resolution, threads)
     report = comfort_zone(spec, rt, parse_scales(scales), protocol=_protocol(warmup, repeats), tolerance=tolerance)
     if plot is not None:

@@ -19,6 +19,7 @@ from edgenas.cli._app import (
     out,
     parse_options,
     resolve_archs,
+    resolve_one_arch,
     space_app,
 )
 from edgenas.errors import SpecFileError
@@ -153,10 +154,7 @@ def arch_export(
     """Export one architecture to ONNX and verify it against PyTorch with ONNX Runtime."""
     from edgenas.export import export_onnx
 
-    specs = resolve_archs(arch, space, parse_options(set_))
-    if index >= len(specs):
-        raise SpecFileError(f"--index {index} is out of range: {arch} holds {len(specs)} spec(s)")
-    spec = specs[index]
+    spec = resolve_one_arch(arch, space, set_, index)
     resolved = space_of(spec)
     result = export_onnx(
         resolved.build(spec), output, resolved.input_shape(batch, resolution), opset=opset, tolerance=tolerance

@@ -16,10 +16,9 @@ from edgenas.cli._app import (
     emit_json,
     err,
     out,
-    parse_options,
-    resolve_archs,
+    resolve_one_arch,
 )
-from edgenas.errors import SpaceConfigError, SpecFileError
+from edgenas.errors import SpaceConfigError
 from edgenas.spaces import space_of
 
 # ----- training -------------------------------------------------------------------------------------------------
@@ -132,10 +131,7 @@ def train_command(
     from edgenas.train import TrainConfig, load_dataset, train
     from edgenas.train.distributed import init_distributed, shutdown_distributed
 
-    specs = resolve_archs(arch, space, parse_options(set_))
-    if index >= len(specs):
-        raise SpecFileError(f"--index {index} is out of range: {arch} holds {len(specs)} spec(s)")
-    spec = specs[index]
+    spec = resolve_one_arch(arch, space, set_, index)
     resolved = space_of(spec)
     config = TrainConfig(
         epochs=epochs,
