@@ -185,7 +185,7 @@ def efficiency(data: Path, epochs: int) -> dict:
             # thesis batch 8 up to 1,000 archs; beyond, batch 64 keeps the step count (and the CPU time) bounded
             config = FitConfig(epochs=epochs, batch_size=8 if size <= 1000 else 64)
             pred = fit_predictor(kind, train, config).predict(test.specs)
-            curve[kind].append({"n": size, **scores(pred, test.values)})
+            curve[kind].append({**scores(pred, test.values), "train_n": size})
         print(f"efficiency {kind}", file=sys.stderr, flush=True)
     _plot_efficiency(curve, name)
     return {"dataset": name, "test": len(test), "curve": curve}
@@ -199,7 +199,7 @@ def _plot_efficiency(curve: dict, name: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind, rows in curve.items():
-        ax.plot([r["n"] for r in rows], [r["spearman"] for r in rows], marker="o", label=kind)
+        ax.plot([r["train_n"] for r in rows], [r["spearman"] for r in rows], marker="o", label=kind)
     ax.set_xscale("log")
     ax.set_xlabel("training archs")
     ax.set_ylabel("Spearman on held-out archs")
@@ -281,7 +281,7 @@ def markdown(payload: dict) -> str:
             "| n | " + " | ".join(eff["curve"]) + " |",
             "|---|" + "---|" * len(eff["curve"]),
         ]
-        for i, n in enumerate(r["n"] for r in next(iter(eff["curve"].values()))):
+        for i, n in enumerate(row["train_n"] for row in next(iter(eff["curve"].values()))):
             lines.append(f"| {n} | " + " | ".join(f"{eff['curve'][k][i]['spearman']:.4f}" for k in eff["curve"]) + " |")
         lines.append("")
     sp = payload.get("speed")
