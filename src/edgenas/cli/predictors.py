@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -283,4 +284,49 @@ def predictor_adapt(
         f"adapted {m.kind} from {m.device} to {data.device} with {shots} shots: on {len(rest)} other archs "
         f"Spearman {before['spearman']:.4f} -> {after['spearman']:.4f}, MAPE {before['mape']:.1f}% -> "
         f"{after['mape']:.1f}% -> {output}"
+    )
+
+
+@predictor_app.command("lut")
+def predictor_lut(
+    space: Annotated[str, typer.Argument(help="Layer-wise space (mbv2, mbv2-cifar, fbnet).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write.")],
+    store: Annotated[Path, typer.Option("--store", help="Store with whole-network measurements (for the constant).")],
+    device: Annotated[str, typer.Option("--device", help="Device name in the store.")],
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="Runtime to time the ops with.")] = "ort-cpu",
+    set_: SetOpt = None,
+    batch: Annotated[int, typer.Option("--batch", min=1)] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=0)] = 1,
+    warmup: Annotated[int, typer.Option("--warmup", min=0)] = 5,
+    repeats: Annotated[int, typer.Option("--repeats", min=3)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The classic LUT: time every op of every layer alone on RUNTIME; the constant comes from measured networks."""
+    from edgenas.hardware import Protocol, RuntimeOptions, get_runtime
+    from edgenas.predictors import scores, table_from_store
+    from edgenas.predictors.lut import lut_predictor, measure_op_table
+
+    resolved = get_space(space, **parse_options(set_))
+    whole = table_from_store(store, device, resolved, runtime=runtime, batch=batch, threads=threads)
+    rt = get_runtime(runtime, RuntimeOptions(batch=batch, resolution=resolved.resolution, threads=threads))
+    table = measure_op_table(resolved, rt, Protocol(warmup=warmup, repeats=repeats))
+    predictor = lut_predictor(resolved, table, whole, device)
+    result = scores(predictor.predict(whole.specs), whole.values)
+    predictor.meta.scores = {"store": result}
+    predictor.save(output)
+    if as_json:
+        emit_json(
+            {
+                "output": str(output),
+                "ops_timed": int((~np.isnan(table)).sum()),
+                "archs": len(whole),
+                "scores": result,
+                "constant_ms": float(predictor.net.constant),
+            }
+        )
+        return
+    out.print(
+        f"LUT of {int((~np.isnan(table)).sum())} ops timed alone with {runtime}; constant "
+        f"{float(predictor.net.constant):.3f} ms from {len(whole)} measured archs; on them: RMSE "
+        f"{result['rmse']:.4g} ms, Spearman {result['spearman']:.4f} -> {output}"
     )
