@@ -321,12 +321,12 @@ def predictor_lut(
                 "ops_timed": int((~np.isnan(table)).sum()),
                 "archs": len(whole),
                 "scores": result,
-                "constant_ms": float(predictor.net.constant),
+                "constant_ms": float(predictor.net.constant.detach()),
             }
         )
         return
     out.print(
         f"LUT of {int((~np.isnan(table)).sum())} ops timed alone with {runtime}; constant "
-        f"{float(predictor.net.constant):.3f} ms from {len(whole)} measured archs; on them: RMSE "
+        f"{float(predictor.net.constant.detach()):.3f} ms from {len(whole)} measured archs; on them: RMSE "
         f"{result['rmse']:.4g} ms, Spearman {result['spearman']:.4f} -> {output}"
     )
