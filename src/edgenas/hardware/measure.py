@@ -106,8 +106,10 @@ def profile(
     start = time.perf_counter()
     for i in range(0, len(todo), max(1, interleave)):
         chunk = todo[i : i + max(1, interleave)]
-        sessions = [runtime.load(space_of(s).build(s)) for s in chunk]
+        sessions = []
         try:
+            for spec in chunk:  # appended one by one so that a failing load still closes the ones before it
+                sessions.append(runtime.load(space_of(spec).build(spec)))
             if len(sessions) == 1:
                 results = [measure(sessions[0].run, protocol)]
             else:
