@@ -80,6 +80,25 @@ def onnx_parity(per_space: int) -> list[dict]:
     return rows
 
 
+def nb201_against_table(step: int = 50) -> dict | None:
+    """Params and multiply-adds of every ``step``-th NB201 cell next to the benchmark table (needs EDGENAS_DATA)."""
+    import csv
+    import os
+
+    table = Path(os.environ.get("EDGENAS_DATA", "")) / "nb201" / "nb201_cifar10_200ep.csv"
+    if not table.is_file():
+        return None
+    space = get_space("nb201")
+    with table.open(newline="") as f:
+        rows = list(csv.DictReader(f))[::step]
+    params_equal, flops_gap = 0, []
+    for row in rows:
+        costs = measure_costs(space.build(space.parse(row["arch_str"])), space.input_shape())
+        params_equal += int(costs.params == round(float(row["cifar10_params_M"]) * 1e6))
+        flops_gap.append(float(row["cifar10_flops_M"]) - costs.mult_adds / 1e6)
+    return {"cells": len(rows), "params_equal": params_equal, "flops_gap_M": [min(flops_gap), max(flops_gap)]}
+
+
 def time_tests() -> dict:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q"], capture_output=True, text=True, check=False)
@@ -129,6 +148,14 @@ def markdown(payload: dict) -> str:
             f"{max(r['max_abs_error'] for r in rows):.2e} | "
             f"{sum(r['export_and_verify_s'] for r in rows) / len(rows):.2f} |"
         )
+    nb = payload.get("nb201_table")
+    if nb:
+        lines += [
+            "",
+            f"NB201 against the benchmark table ({nb['cells']} cells, every 50th): parameter counts equal in "
+            f"{nb['params_equal']}; the table's MFLOPs exceed our multiply-adds by {nb['flops_gap_M'][0]:.2f}-"
+            f"{nb['flops_gap_M'][1]:.2f} M (the table also counts BN and pooling).",
+        ]
     if payload.get("tests"):
         t = payload["tests"]
         lines += ["", f"Test suite: `pytest -q` took {t['wall_s']} s ({t['summary']})."]
@@ -145,6 +172,7 @@ def main() -> None:
         "sizes": space_sizes(),
         "mobilenet": mobilenet_comparison(),
         "onnx": onnx_parity(args.archs_per_space),
+        "nb201_table": nb201_against_table(),
     }
     if args.with_tests:
         payload["tests"] = time_tests()

@@ -10,7 +10,8 @@ Macro network (C=16, N=5, 32x32 input): 3x3 stem conv + BN; N cells at C channel
 to 2C; N cells; a basic block to 4C; N cells; BN + ReLU; global pooling; linear classifier. ``nor_conv`` is
 ReLU-conv-BN, ``avg_pool_3x3`` excludes the padding from the average, and the basic block's shortcut is a 2x2
 average pool followed by a 1x1 conv. Parameter counts match the benchmark's table exactly; its FLOPs column also
-counts BN and pooling, so it exceeds our multiply-adds (convolutions and the classifier only) by about 0.6-5 M.
+counts BN and pooling, so it exceeds our multiply-adds (convolutions and the classifier only) by 0.16-6.6 M
+(`benchmarks/foundation.py`, every 50th cell).
 A ``none`` edge is left out of the deployed network instead of being multiplied by zero; a node with no live input
 is a zero tensor.
 """
