@@ -32,8 +32,13 @@ def main() -> None:
         x_train, y_train, x_test, y_test, classes = z["x_train"], z["y_train"], z["x_test"], z["y_test"], z["classes"]
     tr, te = first_per_class(y_train, args.train_per_class), first_per_class(y_test, args.test_per_class)
     arrays = {
-        "x_train": x_train[tr], "y_train": y_train[tr], "x_test": x_test[te], "y_test": y_test[te],
-        "classes": classes, "train_index": tr.astype(np.int32), "test_index": te.astype(np.int32),
+        "x_train": x_train[tr],
+        "y_train": y_train[tr],
+        "x_test": x_test[te],
+        "y_test": y_test[te],
+        "classes": classes,
+        "train_index": tr.astype(np.int32),
+        "test_index": te.astype(np.int32),
     }
     out = Path(__file__).resolve().parents[1] / "src/edgenas/train/assets/cifar10_sample.npz"
     out.parent.mkdir(parents=True, exist_ok=True)

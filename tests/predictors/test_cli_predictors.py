@@ -155,12 +155,50 @@ def test_predictor_user_errors(table, tmp_path, capsys):
 def test_lut_command_times_ops_and_fits_the_constant(tmp_path, capsys):
     store = tmp_path / "m.sqlite"
     common = ["--set", "width=0.25", "--set", "resolution=16"]
-    code, _, _ = run(["profile", "mbv2-cifar", *common, "--n", "4", "--runtime", "torch-cpu", "--warmup", "1",
-                      "--repeats", "3", "--store", str(store), "--device-name", "cpu", "--json"], capsys)
+    code, _, _ = run(
+        [
+            "profile",
+            "mbv2-cifar",
+            *common,
+            "--n",
+            "4",
+            "--runtime",
+            "torch-cpu",
+            "--warmup",
+            "1",
+            "--repeats",
+            "3",
+            "--store",
+            str(store),
+            "--device-name",
+            "cpu",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0
-    code, out, _ = run(["predictor", "lut", "mbv2-cifar", *common, "--store", str(store), "--device", "cpu",
-                        "--runtime", "torch-cpu", "--warmup", "1", "--repeats", "3", "-o", str(tmp_path / "lut.pt"),
-                        "--json"], capsys)
+    code, out, _ = run(
+        [
+            "predictor",
+            "lut",
+            "mbv2-cifar",
+            *common,
+            "--store",
+            str(store),
+            "--device",
+            "cpu",
+            "--runtime",
+            "torch-cpu",
+            "--warmup",
+            "1",
+            "--repeats",
+            "3",
+            "-o",
+            str(tmp_path / "lut.pt"),
+            "--json",
+        ],
+        capsys,
+    )
     result = json.loads(out)
     allowed = int(get_space("mbv2-cifar", width=0.25, resolution=16).mask().sum())  # 4 layers change shape here
     assert code == 0 and result["ops_timed"] == allowed == 21 * 7 - 4 and result["archs"] == 4
