@@ -73,12 +73,19 @@ def datasets(data: Path) -> dict[str, tuple]:
     return out
 
 
-def own_profile(n: int) -> dict:
+def own_profile(n: int, interleave: int = 1) -> dict:
+    """Profile the own data set; with ``interleave`` > 1 into its own device (``this-cpu-i<K>``) of the same store."""
     space = get_space("mbv2-cifar")
     rt = get_runtime("ort-cpu", RuntimeOptions(batch=1, resolution=32, threads=1))
+    device = OWN_DEVICE if interleave == 1 else f"{OWN_DEVICE}-i{interleave}"
     with MeasurementStore(OWN_STORE) as db:
         report = profile(
-            space.sample(seed=7, n=n), rt, db, protocol=Protocol(warmup=5, repeats=20), device_name=OWN_DEVICE
+            space.sample(seed=7, n=n),
+            rt,
+            db,
+            protocol=Protocol(warmup=5, repeats=20),
+            device_name=device,
+            interleave=interleave,
         )
         rows = db.export_csv(RESULTS / "mbv2_cifar_ortcpu_latency.csv")
     return {
@@ -88,8 +95,17 @@ def own_profile(n: int) -> dict:
         "flagged_now": report.flagged,
         "seconds_now": round(report.seconds, 1),
         "rows": rows,
-        "protocol": "ort-cpu, batch 1, 1 thread, warm-up 5, 20 timed runs, median",
+        "protocol": f"ort-cpu, batch 1, 1 thread, warm-up 5, 20 timed runs, median, {interleave} arch(s) round-robin",
     }
+
+
+def own_interleaved(n: int, train_n: int, epochs: int, previous: dict) -> dict:
+    """The own data set profiled again with 20 archs round-robin (steadier ranks), and every kind fitted on it."""
+    report = own_profile(n, interleave=20)
+    table = table_from_store(OWN_STORE, f"{OWN_DEVICE}-i20", get_space("mbv2-cifar"))
+    fits = fit_table(table, train_n, epochs, previous.get("own_lut"))
+    previous.setdefault("fit", {})["own ort-cpu mbv2-cifar, 20 archs round-robin"] = fits
+    return report
 
 
 def own_lut() -> dict:
@@ -103,6 +119,36 @@ def own_lut() -> dict:
     }
 
 
+def fit_table(table, train_n: int, epochs: int, lut: dict | None) -> dict:
+    """Every kind on one seeded split of ``table`` (plus the LUT of ops timed alone when ``lut`` is given)."""
+    train, test = table.split(train_n, seed=0)
+    rows = []
+    for kind in KINDS:
+        start = time.perf_counter()
+        if kind in ("svr", "rf", "gbr"):
+            pred = fit_sklearn(kind, train).predict_values(test.specs)
+        else:
+            pred = fit_predictor(kind, train, FitConfig(epochs=epochs)).predict(test.specs)
+        rows.append({"kind": kind, "fit_s": round(time.perf_counter() - start, 1), **scores(pred, test.values)})
+    if lut:
+        measured = lut_predictor(table.space, np.array(lut["table_ms"], dtype=float), train, table.device)
+        rows.append(
+            {
+                "kind": "lut (ops timed alone)",
+                "fit_s": lut["seconds"],
+                **scores(measured.predict(test.specs), test.values),
+            }
+        )
+    return {
+        "n": len(table),
+        "train": len(train),
+        "test": len(test),
+        "metric": table.metric,
+        "value_range": [float(table.values.min()), float(table.values.max())],
+        "rows": rows,
+    }
+
+
 def fit_all(data: Path, train_n: int, epochs: int, previous: dict) -> dict:
     results = {}
     for name, (load, _) in datasets(data).items():
@@ -111,33 +157,7 @@ def fit_all(data: Path, train_n: int, epochs: int, previous: dict) -> dict:
         except Exception as exc:  # the own store may not exist yet
             results[name] = {"error": str(exc)}
             continue
-        train, test = table.split(train_n, seed=0)
-        rows = []
-        for kind in KINDS:
-            start = time.perf_counter()
-            if kind in ("svr", "rf", "gbr"):
-                pred = fit_sklearn(kind, train).predict_values(test.specs)
-            else:
-                pred = fit_predictor(kind, train, FitConfig(epochs=epochs)).predict(test.specs)
-            rows.append({"kind": kind, "fit_s": round(time.perf_counter() - start, 1), **scores(pred, test.values)})
-        lut = previous.get("own_lut")
-        if name.startswith("own") and lut:
-            measured = lut_predictor(table.space, np.array(lut["table_ms"], dtype=float), train, OWN_DEVICE)
-            rows.append(
-                {
-                    "kind": "lut (ops timed alone)",
-                    "fit_s": lut["seconds"],
-                    **scores(measured.predict(test.specs), test.values),
-                }
-            )
-        results[name] = {
-            "n": len(table),
-            "train": len(train),
-            "test": len(test),
-            "metric": table.metric,
-            "value_range": [float(table.values.min()), float(table.values.max())],
-            "rows": rows,
-        }
+        results[name] = fit_table(table, train_n, epochs, previous.get("own_lut") if name.startswith("own") else None)
         print(f"fitted {name}", file=sys.stderr, flush=True)
     return results
 
@@ -235,6 +255,14 @@ def markdown(payload: dict) -> str:
         "`python benchmarks/predictors.py all --data DIR`.",
         "",
     ]
+    own_i = payload.get("own_profile_i20")
+    if own_i:
+        lines += [
+            f"Own data set again: the same {own_i['requested']} archs, 20 measured round-robin at a time "
+            "(`python benchmarks/predictors.py own-interleaved --data DIR`), the steadier "
+            "protocol of `results/hardware_cpu.md`.",
+            "",
+        ]
     own = payload.get("own_profile")
     if own:
         lines += [
@@ -296,7 +324,10 @@ def markdown(payload: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["all", "own-profile", "own-lut", "fit", "fewshot", "efficiency", "speed"])
+    parser.add_argument(
+        "phase",
+        choices=["all", "own-profile", "own-lut", "fit", "fewshot", "efficiency", "speed", "own-interleaved"],
+    )
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--own-n", type=int, default=2000)
     parser.add_argument("--train", type=int, default=1000)
@@ -312,9 +343,10 @@ def main() -> None:
         "fewshot": ("fewshot", lambda: fewshot(args.data, args.epochs)),
         "efficiency": ("efficiency", lambda: efficiency(args.data, args.epochs)),
         "speed": ("speed", lambda: speed(args.data)),
+        "own-interleaved": ("own_profile_i20", lambda: own_interleaved(args.own_n, args.train, args.epochs, payload)),
     }
     for phase, (key, run) in phases.items():
-        if args.phase in (phase, "all"):
+        if args.phase == phase or (args.phase == "all" and phase != "own-interleaved"):
             payload[key] = run()
             write_results("predictors", payload, markdown(payload))
     sys.stdout.write(markdown(payload))
