@@ -26,3 +26,13 @@ def read_table(data_dir: Path, relative: str) -> list[dict[str, str]]:
         pytest.skip(f"{path} not found")
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``edgenas ARGV`` in-process; returns (exit code, stdout, stderr)."""
+    from edgenas.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    captured = capsys.readouterr()
+    return (info.value.code or 0), captured.out, captured.err

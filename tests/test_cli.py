@@ -8,16 +8,8 @@ import sys
 
 import pytest
 
-from edgenas.cli import main
+from conftest import run_cli as run
 from edgenas.spaces import get_space, load_specs
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else code), captured.out, captured.err
 
 
 def test_sample_show_export_with_json(tmp_path, capsys):

@@ -7,17 +7,10 @@ import json
 
 import pytest
 
-from edgenas.cli import main
+from conftest import run_cli as run
 from edgenas.spaces import get_space
 
 TINY = ["--space", "nb201", "--set", "channels=4", "--set", "cells_per_stage=1"]
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return (info.value.code or 0), captured.out, captured.err
 
 
 def test_measure_json(capsys):

@@ -8,15 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from edgenas.cli import main
+from conftest import run_cli as run
 from edgenas.spaces import get_space
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return (info.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

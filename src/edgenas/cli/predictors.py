@@ -40,7 +40,7 @@ def _load_table(
     metric: str,
     runtime: str | None,
     batch: int | None,
-    set_: list[str] | None,
+    options: dict[str, Any],
     default_space: str | None = None,
 ) -> Any:
     from edgenas.predictors import table_from_csv, table_from_store
@@ -50,7 +50,7 @@ def _load_table(
         raise StoreError("give exactly one data source: --store S --device D, or --table CSV --space ... --target")
     if space_name is None:
         raise StoreError("--space is needed to read architectures")
-    resolved = get_space(space_name, **parse_options(set_))
+    resolved = get_space(space_name, **options)
     if table is not None:
         if arch_column is None or target is None:
             raise StoreError("--table needs --arch-column and --target")
@@ -82,7 +82,7 @@ def predictor_fit(
     """Fit a predictor on a training split and report its scores on the held-out rows."""
     from edgenas.predictors import FitConfig, fit_predictor, scores
 
-    data = _load_table(store, device, table, space, arch_column, target, metric, runtime, batch, set_)
+    data = _load_table(store, device, table, space, arch_column, target, metric, runtime, batch, parse_options(set_))
     train, test = data.split(train_size, seed=seed)
     predictor = fit_predictor(kind, train, FitConfig(epochs=epochs, seed=seed))
     result = scores(predictor.predict(test.specs), test.values)
@@ -137,7 +137,7 @@ def predictor_eval(
         m.metric,
         runtime,
         batch,
-        [f"{k}={_json(v)}" for k, v in m.space_options.items()],
+        m.space_options,
         default_space=m.space,
     )
     result = scores(predictor.predict(data.specs), data.values)
@@ -149,12 +149,6 @@ def predictor_eval(
         f"{result['mae']:.4g}, MAPE {result['mape']:.2f}%, Spearman {result['spearman']:.4f}, Kendall "
         f"{result['kendall_tau']:.4f}, within 5%/10% {result['within_5']:.1f}%/{result['within_10']:.1f}%"
     )
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 @predictor_app.command("compare")
@@ -183,7 +177,7 @@ def predictor_compare(
     unknown = [k for k in wanted if k not in KINDS]
     if unknown:
         raise MeasurementError(f"unknown kind(s) {', '.join(unknown)}; kinds: {', '.join(KINDS)}")
-    data = _load_table(store, device, table, space, arch_column, target, metric, runtime, batch, set_)
+    data = _load_table(store, device, table, space, arch_column, target, metric, runtime, batch, parse_options(set_))
     train, test = data.split(train_size, seed=seed)
     rows, predictions = [], {}
     for kind in wanted:
@@ -268,7 +262,7 @@ def predictor_adapt(
         m.metric,
         runtime,
         batch,
-        [f"{k}={_json(v)}" for k, v in m.space_options.items()],
+        m.space_options,
         default_space=m.space,
     )
     few, rest = data.split(shots, seed=seed)
