@@ -77,3 +77,15 @@ class StoreError(EdgeNASError):
 
 class MeasurementError(EdgeNASError):
     """A measurement that cannot be taken or compared (no common architectures, too few points ...)."""
+
+
+class ReparamError(EdgeNASError, ValueError):
+    """A module or chain that cannot be collapsed exactly into one convolution (the message names the layer)."""
+
+
+class GraftError(EdgeNASError, ValueError):
+    """A grafting mask or model that cannot be grafted: wrong mask length or characters, no graftable blocks."""
+
+
+class ModelSourceError(EdgeNASError, ValueError):
+    """A model reference (``torchvision:NAME``, spec file, graft file, checkpoint) that cannot be resolved."""

@@ -56,8 +56,8 @@ class ChannelShuffle(nn.Module):
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        return x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+        # unflatten/flatten rather than reshape with x.shape, so torch.fx can trace it (reparameterize)
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
