@@ -24,3 +24,9 @@ $EDGENAS eval "$OUT/train" --data sample
 
 echo "== 6. measure its latency on this CPU with ONNX Runtime (batch 1, 1 thread)"
 $EDGENAS measure "$OUT/archs.jsonl" --runtime ort-cpu --threads 1
+
+echo "== 7. graft every block of the trained network (Domino: inner activations become identities)"
+$EDGENAS graft "$OUT/train" --mask all -o "$OUT/grafted.pt"
+
+echo "== 8. collapse each grafted block into one conv, check it is exact, export and verify the ONNX model"
+$EDGENAS reparam "$OUT/grafted.pt" --check -o "$OUT/grafted.onnx"
