@@ -89,3 +89,8 @@ class GraftError(EdgeNASError, ValueError):
 
 class ModelSourceError(EdgeNASError, ValueError):
     """A model reference (``torchvision:NAME``, spec file, graft file, checkpoint) that cannot be resolved."""
+
+
+class SearchError(EdgeNASError, ValueError):
+    """A search that cannot run as asked: an infeasible target, a predictor of another space, a supernet without
+    a path, a run directory that does not match the options."""

@@ -113,6 +113,7 @@ class NB201Cell(nn.Module):
     def __init__(self, ops: tuple[str, ...], channels: int) -> None:
         super().__init__()
         self.ops = ops
+        self.channels = channels
         self.edges = nn.ModuleDict(
             {f"{i}_{j}": _edge_op(op, channels) for (i, j), op in zip(EDGES, ops, strict=True) if op != "none"}
         )

@@ -1,0 +1,187 @@
+"""The weight-sharing supernet every search method rides on (LightNAS, FBNet, SurgeNAS).
+
+Each searchable layer of a space becomes a :class:`ChoiceLayer` holding one module per allowed op; the
+architecture logits ``alpha`` (``L x K``, disallowed ops masked to -inf) live on the :class:`Supernet`. A forward
+pass runs under *mixing weights* ``L x K`` set by one of:
+
+* :meth:`Supernet.sample_single_path` — Gumbel-softmax (thesis Eq 4.7) with a hard one-hot forward (Eq 4.9) and a
+  straight-through backward: only the sampled op of each layer runs (Eq 4.8), multiplied by its weight, whose
+  value is exactly 1 but whose gradient reaches every logit of the layer through the soft sample.
+* :meth:`Supernet.sample_multi_path` — soft Gumbel-softmax weights, every allowed op runs (FBNet/DARTS baseline).
+* :meth:`Supernet.fix_path` — a given architecture (no gradient to alpha), e.g. to train or evaluate one path.
+
+The Gumbel noise is drawn from a generator seeded by ``(seed, step)``, so every rank of a distributed search
+samples the same path without communication, and a resumed search samples the paths it would have sampled.
+Standard Gumbel-softmax perturbs the logits (``alpha + G``); thesis Eq 4.7 writes the probabilities ``P + G``,
+which would not sample from ``P`` — we follow Jang et al. 2017, the paper the thesis cites.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgenas.errors import SearchError
+from edgenas.spaces import ArchSpec, SearchSpace
+from edgenas.spaces._layout import StagedSpace, init_weights
+
+
+@dataclass
+class PathState:
+    """What the choice layers read during a forward pass (a plain object, not a module, so layers can share it).
+
+    Attributes:
+        weights: ``L x K`` mixing weights (hard straight-through one-hot or soft), or ``None`` before sampling.
+        chosen: the op index per layer for single-path passes, ``None`` in multi-path mode.
+    """
+
+    weights: torch.Tensor | None = None
+    chosen: list[int] | None = None
+
+
+class ChoiceLayer(nn.Module):
+    """One searchable layer: the allowed candidate ops of layer ``layer`` and the shared :class:`PathState`."""
+
+    def __init__(self, layer: int, candidates: dict[int, nn.Module], state: PathState) -> None:
+        super().__init__()
+        self.layer = layer
+        self.candidates = nn.ModuleDict({str(k): m for k, m in candidates.items()})
+        self._state = state  # not a module attribute: a plain object shared by all layers
+
+    @property
+    def allowed(self) -> list[int]:
+        return [int(k) for k in self.candidates]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = self._state
+        if state.weights is None:
+            raise SearchError("the supernet has no path: call sample_single_path, sample_multi_path or fix_path")
+        weights = state.weights[self.layer]
+        if state.chosen is not None:
+            k = state.chosen[self.layer]
+            # the weight is exactly 1 in the forward pass; it carries the straight-through gradient to alpha
+            return self.candidates[str(k)](x) * weights[k].to(x.dtype)
+        out = None
+        for key, op in self.candidates.items():
+            term = op(x) * weights[int(key)].to(x.dtype)
+            out = term if out is None else out + term
+        return out
+
+
+class Zero(nn.Module):
+    """The NAS-Bench-201 ``none`` op: a zero tensor of the input's shape."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+class Supernet(nn.Module):
+    """A space's network with every searchable layer a :class:`ChoiceLayer`, and the architecture logits.
+
+    Args:
+        space: the search space.
+        seed: seed of the Gumbel noise (combined with the step) and of the weight initialisation.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        super().__init__()
+        self.space = space
+        self.seed = seed
+        self.state = PathState()
+        torch.manual_seed(seed)
+        self.net = _build_backbone(space, self.state)
+        mask = space.mask()  # L x K, True where allowed
+        self.register_buffer("mask", mask, persistent=False)
+        self.alpha = nn.Parameter(torch.zeros(space.num_layers, space.num_ops))
+
+    # -- parameters -----------------------------------------------------------------------------------------------
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """The network weights ``w`` (everything but ``alpha``)."""
+        return [p for name, p in self.named_parameters() if name != "alpha"]
+
+    def masked_logits(self) -> torch.Tensor:
+        return self.alpha.masked_fill(~self.mask, -math.inf)
+
+    def probabilities(self) -> torch.Tensor:
+        """``P = softmax(alpha)`` per layer (thesis Eq 4.6), zero on disallowed ops."""
+        return torch.softmax(self.masked_logits(), dim=-1)
+
+    def entropy(self) -> float:
+        """Mean per-layer entropy of ``P`` (nats): log K at the start, 0 once the search has decided."""
+        p = self.probabilities().detach()
+        return float(-(p * torch.log(p.clamp_min(1e-30))).sum(-1).mean())
+
+    # -- paths ----------------------------------------------------------------------------------------------------
+    def _gumbel(self, step: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        u = torch.rand(self.alpha.shape, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+        return (-torch.log(-torch.log(u))).to(self.alpha.device, self.alpha.dtype)
+
+    def sample_single_path(self, step: int, tau: float) -> torch.Tensor:
+        """Sample one path (hard, straight-through) and set it; returns the ``L x K`` weights (differentiable)."""
+        soft = torch.softmax((self.masked_logits() + self._gumbel(step)) / tau, dim=-1)
+        index = soft.argmax(dim=-1)
+        hard = F.one_hot(index, soft.shape[-1]).to(soft.dtype)
+        weights = hard - soft.detach() + soft
+        self.state.weights, self.state.chosen = weights, index.tolist()
+        return weights
+
+    def sample_multi_path(self, step: int, tau: float) -> torch.Tensor:
+        """Soft Gumbel-softmax weights over every allowed op (FBNet); returns them (differentiable)."""
+        weights = torch.softmax((self.masked_logits() + self._gumbel(step)) / tau, dim=-1)
+        self.state.weights, self.state.chosen = weights, None
+        return weights
+
+    def fix_path(self, spec: ArchSpec) -> torch.Tensor:
+        """Run the architecture ``spec`` (weights without gradient to alpha)."""
+        spec = self.space.check_spec(spec)
+        weights = F.one_hot(torch.tensor(spec.choices), self.space.num_ops).to(self.alpha)
+        self.state.weights, self.state.chosen = weights, list(spec.choices)
+        return weights
+
+    def argmax_spec(self) -> ArchSpec:
+        """The architecture of the most likely op per layer (the derived architecture)."""
+        return self.space.make_spec(self.masked_logits().argmax(dim=-1).tolist())
+
+    def argmax_one_hot(self) -> torch.Tensor:
+        return self.space.one_hot(self.argmax_spec())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _build_backbone(space: SearchSpace, state: PathState) -> nn.Module:
+    allowed = space.allowed_ops
+    if isinstance(space, StagedSpace):
+        first = space.make_spec([ops[0] for ops in allowed])
+        net = space.build(first)
+        for layer, ops in enumerate(allowed):
+            candidates = {k: space.layer_module(layer, k) for k in ops}
+            choice = ChoiceLayer(layer, candidates, state)
+            init_weights(choice)
+            net.layers[layer] = choice
+        return net
+    if space.family == "nb201":
+        from edgenas.spaces.nb201 import EDGES, NB201Cell, _edge_op
+
+        first = space.make_spec([ops[0] for ops in allowed])
+        net = space.build(first)
+        for cell in net.modules():
+            if not isinstance(cell, NB201Cell):
+                continue
+            channels = cell.channels
+            edges = nn.ModuleDict()
+            for layer, (i, j) in enumerate(EDGES):
+                candidates = {
+                    k: Zero() if space.op_names[k] == "none" else _edge_op(space.op_names[k], channels)
+                    for k in allowed[layer]
+                }
+                edges[f"{i}_{j}"] = ChoiceLayer(layer, candidates, state)
+            cell.edges = edges
+        init_weights(net)
+        return net
+    raise SearchError(f"no supernet for space {space.name!r} (family {space.family!r})")
