@@ -1,0 +1,286 @@
+"""``edgenas search lightnas`` and ``edgenas search fbnet``: hardware-aware search on the shared supernet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgenas.cli._app import JsonOpt, SetOpt, app, emit_json, err, out, parse_options
+
+search_app = typer.Typer(help="Hardware-aware architecture search (LightNAS, FBNet baseline).", no_args_is_help=True)
+app.add_typer(search_app, name="search")
+
+SpaceArg = Annotated[str, typer.Option("--space", "-s", help="Search space (edgenas space list).")]
+PredictorOpt = Annotated[Path, typer.Option("--predictor", help="Latency predictor (.pt) of this space.")]
+TargetMsOpt = Annotated[float | None, typer.Option("--target-ms", help="Latency target T (ms).")]
+TargetMjOpt = Annotated[float | None, typer.Option("--target-mj", help="Energy target (mJ); needs --energy-predictor.")]
+EnergyPredictorOpt = Annotated[
+    Path | None, typer.Option("--energy-predictor", help="Energy predictor (.pt) of this space.")
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", help="Dataset folder (default: $EDGENAS_DATA); 'sample' = the shipped CIFAR-10 sample."),
+]
+
+
+class _SearchProgress:
+    """One progress bar over all steps, with the derived architecture's prediction and lambda."""
+
+    def __init__(self, total: int, quiet: bool, unit: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.unit = unit
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[phase]} epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("derived {task.fields[derived]}  lambda {task.fields[lam]}"),
+            console=err,
+            transient=True,
+            disable=quiet,
+        )
+        self.task = self.progress.add_task("search", total=total, phase="w", epoch=1, derived="-", lam="-")
+        self.progress.start()
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        derived = ", ".join(f"{v:.4g}" for v in entry["derived"]) + f" {self.unit}"
+        lam = ", ".join(f"{v:+.3g}" for v in entry["lambda"])
+        self.progress.update(
+            self.task,
+            completed=entry["step"] + 1,
+            phase=entry["phase"],
+            epoch=entry["epoch"] + 1,
+            derived=derived,
+            lam=lam,
+        )
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _run(
+    method: str,
+    space: str,
+    set_: list[str] | None,
+    predictor: Path,
+    target_ms: float | None,
+    target_mj: float | None,
+    energy_predictor: Path | None,
+    data: str | None,
+    output: Path,
+    options: dict[str, Any],
+    runtime: str | None,
+    tolerance: float,
+    resume: bool,
+    as_json: bool,
+) -> None:
+    from edgenas.errors import SearchError
+    from edgenas.predictors import Predictor
+    from edgenas.search.lightnas import SearchConfig, Target, search
+    from edgenas.spaces import get_space
+    from edgenas.train import load_dataset
+
+    resolved = get_space(space, **parse_options(set_))
+    targets = []
+    if target_ms is not None:
+        targets.append(Target(Predictor.load(predictor), target_ms))
+    if target_mj is not None:
+        if energy_predictor is None:
+            raise SearchError("--target-mj needs --energy-predictor P.pt")
+        targets.append(Target(Predictor.load(energy_predictor), target_mj))
+    if not targets:
+        raise SearchError("give --target-ms T (and/or --target-mj E with --energy-predictor)")
+    if target_ms is not None and targets[0].name != "latency_ms":
+        raise SearchError(f"--predictor {predictor} predicts {targets[0].name}, not latency_ms")
+    config = SearchConfig(method=method, **options)
+    images = load_dataset(data, image_size=resolved.resolution)
+    steps_hint = _total_steps(config, images)
+    progress = _SearchProgress(steps_hint, quiet=as_json, unit=targets[0].unit)
+    try:
+        result = search(resolved, targets, images, config, output, resume=resume, on_step=progress)
+    finally:
+        progress.close()
+    summary = result.summary
+    if runtime is not None:
+        summary["measured"] = _measure(result.arch, runtime, targets, tolerance, output)
+    if as_json:
+        emit_json({"run_dir": str(output), **summary})
+        return
+    out.print(f"{method}: derived {summary['arch']}")
+    for t in summary["targets"]:
+        out.print(
+            f"  {t['metric']}: target {t['target']:.4g} {t['unit']}, predicted {t['predicted']:.4g} "
+            f"({100 * t['predicted_error']:+.2f}%), lambda {t['lambda']:+.4g}; feasible {t['feasible_low']:.4g}.."
+            f"{t['feasible_high']:.4g}"
+        )
+    measured = summary.get("measured")
+    if measured:
+        verdict = "within" if measured["within_tolerance"] else "MISSES the target by more than"
+        out.print(
+            f"  measured on {runtime}: {measured['median_ms']:.4g} ms ({100 * measured['error']:+.2f}% vs target; "
+            f"{verdict} ±{100 * tolerance:g}%)"
+        )
+        if not measured["within_tolerance"]:
+            out.print(
+                "  the predictor is off for this arch on this device: add measurements near the target (edgenas "
+                "profile), refit the predictor and search again"
+            )
+    out.print(f"run directory {output} (arch.json, summary.json, trajectory.jsonl, trajectory.png)")
+
+
+def _total_steps(config: Any, images: Any) -> int:
+    n = config.train_subset or len(images.train_labels)
+    w = max(1, round(n * (1 - config.val_fraction)) // config.batch_size)
+    a = max(1, round(n * config.val_fraction) // config.batch_size)
+    return w * config.epochs + a * (config.epochs - config.warmup_epochs)
+
+
+def _measure(arch: Any, runtime: str, targets: list, tolerance: float, run: Path) -> dict[str, Any]:
+    """Measure the derived arch (batch 1, 1 thread, the protocol of the predictor's data) and compare."""
+    import json
+
+    from edgenas._io import write_text_atomic
+    from edgenas.hardware import RuntimeOptions, get_runtime
+    from edgenas.hardware.measure import measure_arch
+    from edgenas.spaces import space_of
+
+    latency = next((t for t in targets if t.name == "latency_ms"), None)
+    options = RuntimeOptions(batch=1, resolution=space_of(arch).resolution, threads=1)
+    stats = measure_arch(arch, get_runtime(runtime, options), energy=False).latency
+    result: dict[str, Any] = {"runtime": runtime, "median_ms": stats.median_ms, "iqr_ms": stats.iqr_ms}
+    if latency is not None:
+        error = stats.median_ms / latency.value - 1.0
+        result.update(error=error, within_tolerance=abs(error) <= tolerance, tolerance=tolerance)
+    summary_path = run / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["measured"] = result
+    write_text_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def _common_options(
+    epochs: int,
+    warmup_epochs: int,
+    batch_size: int,
+    subset: int,
+    val_fraction: float,
+    seed: int,
+    device: str,
+) -> dict[str, Any]:
+    return {
+        "epochs": epochs,
+        "warmup_epochs": warmup_epochs,
+        "batch_size": batch_size,
+        "train_subset": subset,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "device": device,
+    }
+
+
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Total epochs (thesis: 90).")]
+WarmupOpt = Annotated[int, typer.Option("--warmup-epochs", min=0, help="Weights-only epochs first (thesis: 10).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
+SubsetOpt = Annotated[int, typer.Option("--subset", min=0, help="Class-balanced training subset (0 = all).")]
+ValOpt = Annotated[float, typer.Option("--val-fraction", help="Held-out share for the architecture phase.")]
+RuntimeOpt = Annotated[
+    str | None, typer.Option("--runtime", help="Measure the derived arch with this runtime (e.g. ort-cpu).")
+]
+ToleranceOpt = Annotated[float, typer.Option("--tolerance", help="Accepted relative miss of the measured latency.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the search in the output directory.")]
+
+
+@search_app.command("lightnas")
+def lightnas_command(
+    space: SpaceArg,
+    predictor: PredictorOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")],
+    target_ms: TargetMsOpt = None,
+    target_mj: TargetMjOpt = None,
+    energy_predictor: EnergyPredictorOpt = None,
+    data: DataOpt = None,
+    set_: SetOpt = None,
+    epochs: EpochsOpt = 90,
+    warmup_epochs: WarmupOpt = 10,
+    batch_size: BatchOpt = 128,
+    subset: SubsetOpt = 0,
+    val_fraction: ValOpt = 0.2,
+    constraint: Annotated[str, typer.Option("--constraint", help="eq (meet T) or le (at most T).")] = "eq",
+    no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
+    lambda_lr: Annotated[float, typer.Option("--lambda-lr", help="eta_lambda (thesis 5e-4).")] = 5e-4,
+    lambda_p: Annotated[float, typer.Option("--lambda-p", help="Proportional gain (0 = thesis Eq 4.11).")] = 1000.0,
+    runtime: RuntimeOpt = None,
+    tolerance: ToleranceOpt = 0.02,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    resume: ResumeOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """LightNAS: one single-path search whose derived architecture meets the target (thesis Ch 4)."""
+    from edgenas.errors import SearchError
+
+    if constraint not in ("eq", "le"):
+        raise SearchError(f"--constraint must be eq or le, got {constraint!r}")
+    options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
+    options.update(constraint=constraint, accuracy=not no_accuracy, lambda_lr=lambda_lr, lambda_p=lambda_p)
+    _run(
+        "lightnas",
+        space,
+        set_,
+        predictor,
+        target_ms,
+        target_mj,
+        energy_predictor,
+        data,
+        output,
+        options,
+        runtime,
+        tolerance,
+        resume,
+        as_json,
+    )
+
+
+@search_app.command("fbnet")
+def fbnet_command(
+    space: SpaceArg,
+    predictor: PredictorOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")],
+    lambda_: Annotated[float, typer.Option("--lambda", help="The fixed trade-off lambda.")],
+    target_ms: TargetMsOpt = None,
+    data: DataOpt = None,
+    set_: SetOpt = None,
+    epochs: EpochsOpt = 90,
+    warmup_epochs: WarmupOpt = 10,
+    batch_size: BatchOpt = 128,
+    subset: SubsetOpt = 0,
+    val_fraction: ValOpt = 0.2,
+    runtime: RuntimeOpt = None,
+    tolerance: ToleranceOpt = 0.02,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    resume: ResumeOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """FBNet baseline: multi-path Gumbel mixing with a fixed lambda on the loss lambda * (LAT / T - 1)."""
+    options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
+    options.update(lambda_init=lambda_)
+    _run(
+        "fbnet",
+        space,
+        set_,
+        predictor,
+        target_ms,
+        None,
+        None,
+        data,
+        output,
+        options,
+        runtime,
+        tolerance,
+        resume,
+        as_json,
+    )
