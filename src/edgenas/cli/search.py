@@ -95,14 +95,20 @@ def _run(
         raise SearchError("give --target-ms T (and/or --target-mj E with --energy-predictor)")
     if target_ms is not None and targets[0].name != "latency_ms":
         raise SearchError(f"--predictor {predictor} predicts {targets[0].name}, not latency_ms")
+    from edgenas.train.distributed import init_distributed, shutdown_distributed
+
     config = SearchConfig(method=method, **options)
     images = load_dataset(data, image_size=resolved.resolution)
     steps_hint = _total_steps(config, images)
-    progress = _SearchProgress(steps_hint, quiet=as_json, unit=targets[0].unit)
+    env = init_distributed(config.device)
+    progress = _SearchProgress(steps_hint, quiet=as_json or not env.is_main, unit=targets[0].unit)
     try:
-        result = search(resolved, targets, images, config, output, resume=resume, on_step=progress)
+        result = search(resolved, targets, images, config, output, resume=resume, on_step=progress, dist_env=env)
     finally:
         progress.close()
+        shutdown_distributed()
+    if not env.is_main:
+        return
     summary = result.summary
     if runtime is not None:
         summary["measured"] = _measure(result.arch, runtime, targets, tolerance, output)
@@ -138,7 +144,7 @@ def _run(
 def _total_steps(config: Any, images: Any) -> int:
     n = config.train_subset or len(images.train_labels)
     w = max(1, round(n * (1 - config.val_fraction)) // config.batch_size)
-    a = max(1, round(n * config.val_fraction) // config.batch_size)
+    a = max(1, round(n * config.val_fraction) // (config.alpha_batch_size or config.batch_size))
     return w * config.epochs + a * (config.epochs - config.warmup_epochs)
 
 
@@ -216,6 +222,9 @@ def lightnas_command(
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
     lambda_lr: Annotated[float, typer.Option("--lambda-lr", help="eta_lambda (thesis 5e-4).")] = 5e-4,
     lambda_p: Annotated[float, typer.Option("--lambda-p", help="Proportional gain (0 = thesis Eq 4.11).")] = 1000.0,
+    alpha_batch_size: Annotated[
+        int, typer.Option("--alpha-batch-size", min=0, help="Images per alpha step (0 = --batch-size).")
+    ] = 0,
     alpha_lr: Annotated[
         float, typer.Option("--alpha-lr", help="Adam lr of alpha (thesis 1e-3; raise it for short searches).")
     ] = 1e-3,
@@ -233,7 +242,12 @@ def lightnas_command(
         raise SearchError(f"--constraint must be eq or le, got {constraint!r}")
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
     options.update(
-        constraint=constraint, accuracy=not no_accuracy, lambda_lr=lambda_lr, lambda_p=lambda_p, alpha_lr=alpha_lr
+        constraint=constraint,
+        accuracy=not no_accuracy,
+        lambda_lr=lambda_lr,
+        lambda_p=lambda_p,
+        alpha_lr=alpha_lr,
+        alpha_batch_size=alpha_batch_size,
     )
     _run(
         "lightnas",

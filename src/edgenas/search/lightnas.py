@@ -42,6 +42,7 @@ from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_to_dict
 from edgenas.spaces.spec import thaw
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
 from edgenas.train.data import BatchTransform, ImageData, IndexedDataset, balanced_subset, stratified_split
+from edgenas.train.distributed import DistEnv, all_reduce_sum, barrier, convert_batchnorm_for_ddp
 
 METHODS = ("lightnas", "fbnet")
 CHECKPOINT_VERSION = 1
@@ -70,7 +71,9 @@ class SearchConfig:
     Attributes:
         method: ``lightnas`` (single path, learned lambda) or ``fbnet`` (multi-path, fixed lambda).
         epochs / warmup_epochs: total epochs and the first epochs that train ``w`` only.
-        batch_size: images per step of either phase.
+        batch_size: images per weight step.
+        alpha_batch_size: images per architecture step (0 = batch_size); smaller batches give a short search more
+            architecture steps, which the budget controller needs to settle.
         val_fraction: share of the training images held out for the architecture phase.
         train_subset: use a class-balanced subset of this many training images (0 = all).
         w_lr, w_momentum, w_weight_decay: SGD of the weights, cosine decay over all w steps.
@@ -90,6 +93,7 @@ class SearchConfig:
     epochs: int = 90
     warmup_epochs: int = 10
     batch_size: int = 128
+    alpha_batch_size: int = 0
     val_fraction: float = 0.2
     train_subset: int = 0
     w_lr: float = 0.1
@@ -115,8 +119,8 @@ class SearchConfig:
             raise SearchError(f"warm-up epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs})")
         if not 0 < self.val_fraction < 1:
             raise SearchError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.batch_size < 1 or self.tau_start <= 0 or self.tau_end <= 0:
-            raise SearchError("batch_size, tau_start and tau_end must be positive")
+        if self.batch_size < 1 or self.alpha_batch_size < 0 or self.tau_start <= 0 or self.tau_end <= 0:
+            raise SearchError("batch sizes, tau_start and tau_end must be positive")
 
     def tau(self, epoch: int) -> float:
         """Temperature of ``epoch`` (0-based): tau_start during warm-up, exponential decay to tau_end after."""
@@ -179,8 +183,14 @@ def search(
     *,
     resume: bool = False,
     on_step: StepCallback | None = None,
+    dist_env: DistEnv | None = None,
 ) -> SearchResult:
     """Run one LightNAS (or FBNet) search; see the module docstring.
+
+    Under ``torchrun`` (``dist_env`` from :func:`edgenas.train.distributed.init_distributed`) every rank takes its
+    share of each global batch, BatchNorm normalises over the global batch, gradients are averaged by all-reduce
+    (no DDP wrapper: unused ops of the single path simply have no gradient on any rank), and every rank samples the
+    same path because paths are a function of (seed, step) — checked at every step. Only rank 0 writes files.
 
     Raises:
         SearchError: bad options, infeasible targets (before any training), or a run directory that holds another
@@ -189,18 +199,21 @@ def search(
     config.check()
     constraint = "fixed" if config.method == "fbnet" else config.constraint
     ranges = prepare_targets(space, targets, constraint)
+    env = dist_env or DistEnv(0, 1, 0, _device(config.device))
     run = Path(run)
     ckpt_path = run / "checkpoints" / "last.pt"
     if resume and not ckpt_path.is_file():
         raise SearchError(f"nothing to resume in {run}: no checkpoints/last.pt")
     if not resume and (run / "trajectory.jsonl").exists():
         raise SearchError(f"{run} already holds a search; use another directory or resume it")
-    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    barrier()  # every rank checked the directory before rank 0 creates files in it
+    if env.is_main:
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
 
-    device = torch.device(
-        "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
-    )
+    device = env.device
     supernet = Supernet(space, seed=config.seed).to(device)
+    if env.distributed:
+        supernet = convert_batchnorm_for_ddp(supernet, device)
     if config.channels_last:
         supernet = supernet.to(memory_format=torch.channels_last)
     predictors = [t.predictor.to(device).eval() for t in targets]
@@ -253,11 +266,37 @@ def search(
     a_opt = torch.optim.Adam(
         [supernet.alpha], lr=config.alpha_lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay
     )
-    a_steps_per_epoch = max(1, len(a_idx) // config.batch_size)
+    a_batch = config.alpha_batch_size or config.batch_size
+    a_steps_per_epoch = max(1, len(a_idx) // a_batch)
     total_a_steps = max(1, a_steps_per_epoch * (config.epochs - config.warmup_epochs))
     a_sched = torch.optim.lr_scheduler.LambdaLR(
         a_opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total_a_steps) / total_a_steps))
     )
+
+    if config.batch_size % env.world_size or (config.alpha_batch_size or config.batch_size) % env.world_size:
+        raise SearchError(f"batch sizes must be divisible by the {env.world_size} processes")
+
+    def shard(images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (
+            images[env.rank :: env.world_size],
+            labels[env.rank :: env.world_size],
+            indices[env.rank :: env.world_size],
+        )
+
+    def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
+        if env.distributed:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = all_reduce_sum(p.grad) / env.world_size
+
+    def check_same_path() -> None:
+        if env.distributed and supernet.state.chosen is not None:
+            chosen = torch.tensor(supernet.state.chosen, dtype=torch.float64, device=device)
+            if not torch.equal(all_reduce_sum(chosen), chosen * env.world_size):
+                raise SearchError(f"ranks sampled different paths at step {step}")
+
+    def mean_over_ranks(value: torch.Tensor) -> float:
+        return float(all_reduce_sum(value.detach().reshape(1))[0]) / env.world_size
 
     start_epoch, step = 0, 0
     if resume:
@@ -272,8 +311,9 @@ def search(
         for c, s in zip(controllers, ckpt["lambdas"], strict=True):
             c.load_state_dict(s)
         start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
-        _truncate_trajectory(run / "trajectory.jsonl", step)
-    else:
+        if env.is_main:
+            _truncate_trajectory(run / "trajectory.jsonl", step)
+    elif env.is_main:
         write_text_atomic(
             run / "config.json",
             json.dumps(
@@ -307,6 +347,9 @@ def search(
             return [float(p(hot[None])[0]) for p in predictors]
 
     def record(entry: dict[str, Any]) -> None:
+        entry["path"] = list(supernet.state.chosen) if supernet.state.chosen is not None else None
+        if not env.is_main:
+            return
         with trajectory_path.open("a") as f:
             f.write(json.dumps(entry, sort_keys=True) + "\n")
         if on_step is not None:
@@ -316,15 +359,18 @@ def search(
         tau = config.tau(epoch)
         searching = epoch >= config.warmup_epochs
         supernet.train()
-        for images, labels, indices in _loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch):
+        for batch in _loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch):
+            images, labels, indices = shard(*batch)
             x = to_float_aug(images.to(device), indices, seed=config.seed, epoch=epoch)
             sample(step, tau)
+            check_same_path()
             loss = F.cross_entropy(supernet(x), labels.to(device))
             if not torch.isfinite(loss):
                 raise SearchError(f"the supernet loss is {loss.item()} at step {step}; lower the learning rate")
             w_opt.zero_grad(set_to_none=True)
             supernet.alpha.grad = None
             loss.backward()
+            average_gradients(supernet.weight_parameters())
             w_opt.step()
             w_sched.step()
             record(
@@ -333,7 +379,7 @@ def search(
                     "epoch": epoch,
                     "phase": "w",
                     "tau": tau,
-                    "ce": float(loss.detach()),
+                    "ce": mean_over_ranks(loss),
                     "lambda": [c.value for c in controllers],
                     "derived": derived_values(),
                     "entropy": supernet.entropy(),
@@ -341,10 +387,12 @@ def search(
             )
             step += 1
         if searching:
-            for images, labels, indices in _loader(data, a_idx, config.batch_size, config.seed * 7919 + 2 * epoch + 1):
+            for batch in _loader(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1):
+                images, labels, indices = shard(*batch)
 
                 def cross_entropy(images=images, labels=labels, indices=indices) -> torch.Tensor:
                     x = to_float(images.to(device), indices)
+                    check_same_path()
                     return F.cross_entropy(supernet(x), labels.to(device))
 
                 entry = architecture_step(
@@ -356,16 +404,21 @@ def search(
                     tau,
                     cross_entropy if config.accuracy else None,
                     single_path=config.method != "fbnet",
+                    reduce_gradients=average_gradients if env.distributed else None,
                 )
                 a_sched.step()
+                if env.distributed and entry["ce"] is not None:
+                    entry["ce"] = mean_over_ranks(torch.tensor(entry["ce"], dtype=torch.float64))
                 record({"step": step, "epoch": epoch, "phase": "alpha", **entry})
                 step += 1
+        if not env.is_main:
+            continue
         save_checkpoint(
             ckpt_path,
             {
                 "version": CHECKPOINT_VERSION,
                 "config": asdict(config),
-                "supernet": supernet.state_dict(),
+                "supernet": supernet.state_dict(),  # GlobalBatchNorm2d has the keys of BatchNorm2d
                 "w_opt": w_opt.state_dict(),
                 "w_sched": w_sched.state_dict(),
                 "a_opt": a_opt.state_dict(),
@@ -378,6 +431,9 @@ def search(
 
     arch = supernet.argmax_spec()
     final = derived_values()
+    barrier()
+    if not env.is_main:
+        return SearchResult(run, arch, {}, [])
     save_specs(run / "arch.json", [arch])
     summary = {
         "method": config.method,
@@ -417,6 +473,7 @@ def architecture_step(
     cross_entropy: Callable[[], torch.Tensor] | None,
     *,
     single_path: bool = True,
+    reduce_gradients: Callable[[Sequence[torch.nn.Parameter]], None] | None = None,
 ) -> dict[str, Any]:
     """One alpha/lambda step: sample a path, ``loss = CE + sum lambda_t (PRED_t(path) / T_t - 1)``, Adam on alpha
     (the weights' gradients are dropped), then lambda ascent with the derived architecture's predictions.
@@ -439,6 +496,8 @@ def architecture_step(
         loss.backward()
         for p in supernet.weight_parameters():  # the architecture phase must not move w
             p.grad = None
+        if reduce_gradients is not None:
+            reduce_gradients([supernet.alpha])
         optimizer.step()
     hot = supernet.argmax_one_hot().to(supernet.alpha.device)
     with torch.no_grad():
@@ -453,6 +512,10 @@ def architecture_step(
         "derived": derived,
         "entropy": supernet.entropy(),
     }
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def read_trajectory(path: str | Path) -> list[dict[str, Any]]:
