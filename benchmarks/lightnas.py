@@ -1,0 +1,312 @@
+"""LightNAS figures on this CPU: does ONE search land on the latency target, and what does it cost?
+
+Usage:
+    python benchmarks/lightnas.py all
+    python benchmarks/lightnas.py budget|fbnet|memory|time   (phases keep the others' last results)
+
+Predictor: an MLP fitted on the committed own measurements (``results/mbv2_cifar_ortcpu_latency.csv``: 2,000
+``mbv2-cifar`` archs, ort-cpu, batch 1, 1 thread, one arch after the other), 80% of the rows. Derived archs are
+measured with the same runtime and protocol at the end of the phase, one after the other, on a quiet machine.
+
+Search budget (a CPU cannot afford the thesis' 90 ImageNet-100 epochs): the shipped CIFAR-10 sample, a balanced
+1,000-image subset (600 for w, 400 held out for alpha), 6 epochs of which 2 warm-up, w batch 50, alpha batch 10
+(160 architecture steps), alpha Adam lr 1e-2 with cosine decay, eta_lambda 5e-4, kp 1000. Accuracy: the derived
+arch trained from scratch for 2 epochs on the same 1,000 images, tested on the sample's 500 test images (a
+smoke-level figure, not a CIFAR-10 result).
+
+* ``budget``: five targets spread over the predictor's feasible range, one search each, with and without the
+  accuracy term (LightNets-Worse): target, predicted and measured latency of the derived arch, its accuracy.
+* ``fbnet``: for the middle target, fixed-lambda FBNet searches (multi-path, same budget) on a lambda sweep until
+  one lands within +-2% of the target by prediction; how many it took.
+* ``memory``: peak RSS (separate processes) of one LightNAS step, one FBNet multi-path step and one training step
+  of the largest standalone arch, same batch.
+* ``time``: wall time per search epoch vs per training epoch of the derived arch on the same images.
+Results: ``results/lightnas.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import RESULTS, machine, write_results
+
+from edgenas.hardware import RuntimeOptions, get_runtime
+from edgenas.hardware.measure import measure_arch
+from edgenas.predictors import FitConfig, fit_predictor, table_from_csv
+from edgenas.search.budget import feasible_range
+from edgenas.search.lightnas import SearchConfig, Target, search
+from edgenas.spaces import get_space, load_specs
+from edgenas.train import TrainConfig, load_dataset, train
+
+RUNS = Path("runs/bench_lightnas")
+SEARCH = {
+    "epochs": 6,
+    "warmup_epochs": 2,
+    "batch_size": 50,
+    "alpha_batch_size": 10,
+    "train_subset": 1000,
+    "val_fraction": 0.4,
+    "alpha_lr": 1e-2,
+    "device": "cpu",
+}
+TOLERANCE = 0.02
+
+
+def predictor():
+    space = get_space("mbv2-cifar")
+    path = RUNS / "predictor_mlp.pt"
+    if path.is_file():
+        from edgenas.predictors import Predictor
+
+        return Predictor.load(path)
+    table = table_from_csv(RESULTS / "mbv2_cifar_ortcpu_latency.csv", space, "arch", "value")
+    train_rows, _ = table.split(0.8, seed=0)
+    p = fit_predictor("mlp", train_rows, FitConfig(seed=0))
+    RUNS.mkdir(parents=True, exist_ok=True)
+    p.save(path)
+    return p
+
+
+def measure(specs) -> list[float]:
+    runtime = get_runtime("ort-cpu", RuntimeOptions(batch=1, resolution=32, threads=1))
+    return [measure_arch(s, runtime, energy=False).latency.median_ms for s in specs]
+
+
+def accuracy(spec, data, run: Path) -> float:
+    config = TrainConfig(epochs=2, batch_size=50, lr=0.05, train_subset=1000, device="cpu", log_every=0)
+    model = get_space(spec.space, **dict(spec.options)).build(spec)
+    result = train(model, data, config, run, spec=spec, input_size=32)
+    return float(result.final["test_top1"])
+
+
+def run_search(name: str, targets, data, **options) -> dict:
+    run = RUNS / name
+    if (run / "summary.json").is_file():
+        return json.loads((run / "summary.json").read_text())
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)
+    start = time.perf_counter()
+    result = search(get_space("mbv2-cifar"), targets, data, SearchConfig(**{**SEARCH, **options}), run)
+    summary = result.summary | {"wall_s": time.perf_counter() - start}
+    (run / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def budget(data) -> dict:
+    p = predictor()
+    rng = feasible_range(p, get_space("mbv2-cifar"))
+    targets = [round(rng.low + f * (rng.high - rng.low), 3) for f in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    rows = []
+    for accuracy_term in (True, False):
+        for t in targets:
+            name = f"{'acc' if accuracy_term else 'noacc'}_{t}"
+            s = run_search(name, [Target(p, t)], data, accuracy=accuracy_term)
+            rows.append({"target_ms": t, "accuracy_term": accuracy_term, "run": name, **_target_fields(s)})
+            print(f"{name}: predicted {rows[-1]['predicted_ms']:.3f} ms", flush=True)
+    specs = [load_specs(RUNS / r["run"] / "arch.json")[0] for r in rows]
+    for row, ms in zip(rows, measure(specs), strict=True):
+        row["measured_ms"] = ms
+        row["measured_error"] = ms / row["target_ms"] - 1
+        row["within_2pct"] = abs(row["measured_error"]) <= TOLERANCE
+    for row, spec in zip(rows, specs, strict=True):
+        row["top1"] = accuracy(spec, data, RUNS / f"train_{row['run']}")
+    return {"feasible_ms": [rng.low, rng.high], "rows": rows}
+
+
+def _target_fields(summary: dict) -> dict:
+    t = summary["targets"][0]
+    return {
+        "predicted_ms": t["predicted"],
+        "predicted_error": t["predicted_error"],
+        "lambda": t["lambda"],
+        "arch": summary["arch"],
+        "wall_s": summary.get("wall_s"),
+    }
+
+
+def fbnet(data, previous: dict) -> dict:
+    p = predictor()
+    target = previous.get("budget", {}).get("rows", [{}] * 3)[2].get("target_ms")
+    if target is None:
+        rng = feasible_range(p, get_space("mbv2-cifar"))
+        target = round(0.5 * (rng.low + rng.high), 3)
+    # a geometric sweep, then bisection on log(lambda) between the last two that bracket the target
+    tried: list[dict] = []
+    lo, hi = None, None
+    lam = 1.0
+    for _ in range(6):
+        s = run_search(f"fbnet_{lam:.4g}", [Target(p, target)], data, method="fbnet", lambda_init=lam)
+        row = {"lambda": lam, **_target_fields(s)}
+        tried.append(row)
+        print(f"fbnet lambda {lam:.4g}: predicted {row['predicted_ms']:.3f} ms (target {target})", flush=True)
+        if abs(row["predicted_error"]) <= TOLERANCE:
+            break
+        if row["predicted_error"] > 0:
+            lo = lam
+        else:
+            hi = lam
+        lam = lam * 10 if hi is None else (lam / 10 if lo is None else float(np.sqrt(lo * hi)))
+    hit = next((i + 1 for i, r in enumerate(tried) if abs(r["predicted_error"]) <= TOLERANCE), None)
+    return {"target_ms": target, "searches": tried, "searches_to_hit": hit}
+
+
+MEMORY_SNIPPET = r"""
+import resource, sys, torch, torch.nn.functional as F
+from edgenas.spaces import get_space
+from edgenas.search.supernet import Supernet
+torch.set_num_threads(2)
+kind, batch = sys.argv[1], int(sys.argv[2])
+space = get_space("mbv2-cifar")
+x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+y = torch.randint(0, 10, (batch,))
+if kind == "standalone":
+    net = space.build(space.make_spec(["k7e6"] * space.num_layers)).to(memory_format=torch.channels_last)
+    step = lambda: F.cross_entropy(net(x), y).backward()
+else:
+    net = Supernet(space).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        net.alpha[:, space.op_names.index("k7e6")] = 10.0  # the single path runs the largest op everywhere
+    def step():
+        (net.sample_single_path(0, 1e-3) if kind == "lightnas" else net.sample_multi_path(0, 5.0))
+        F.cross_entropy(net(x), y).backward()
+import gc; gc.collect()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step(); step()
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def memory(batch: int = 64) -> dict:
+    out = {"batch": batch}
+    for kind in ("standalone", "lightnas", "fbnet"):
+        proc = subprocess.run(
+            [sys.executable, "-c", MEMORY_SNIPPET, kind, str(batch)], capture_output=True, text=True, check=True
+        )
+        base, peak = map(int, proc.stdout.split())
+        out[kind] = {"peak_rss_mb": peak / 1024, "step_growth_mb": (peak - base) / 1024}
+        print(kind, out[kind], flush=True)
+    out["lightnas_vs_standalone"] = out["lightnas"]["peak_rss_mb"] / out["standalone"]["peak_rss_mb"]
+    return out
+
+
+def timing(data, previous: dict) -> dict:
+    rows = previous.get("budget", {}).get("rows", [])
+    if not rows:
+        return {}
+    row = rows[2]
+    summary = json.loads((RUNS / row["run"] / "summary.json").read_text())
+    spec = load_specs(RUNS / row["run"] / "arch.json")[0]
+    search_s_per_epoch = summary["wall_s"] / SEARCH["epochs"]
+    config = TrainConfig(epochs=1, batch_size=50, lr=0.05, train_subset=1000, device="cpu", log_every=0)
+    model = get_space("mbv2-cifar").build(spec)
+    run = RUNS / "time_train"
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)
+    start = time.perf_counter()
+    train(model, data, config, run, spec=spec, input_size=32)
+    train_s = time.perf_counter() - start
+    return {
+        "search_s_per_epoch": search_s_per_epoch,
+        "train_s_per_epoch": train_s,
+        "ratio": search_s_per_epoch / train_s,
+        "note": "search epoch = w phase on 600 images + alpha phase on 400; training epoch = 1,000 images",
+    }
+
+
+def markdown(p: dict) -> str:
+    m = p["machine"]
+    lines = [
+        "# LightNAS on this CPU",
+        "",
+        f"Machine: {m['cpu']} ({m['cpu_count']} CPUs), torch {m['torch']}, onnxruntime {m['onnxruntime']}; commit "
+        f"{m['git_commit']}, {m['date']}. Command: `python benchmarks/lightnas.py all`. Budget and protocol: see the "
+        "script's docstring (6 epochs on 1,000 CIFAR-10 sample images; 160 architecture steps).",
+        "",
+    ]
+    b = p.get("budget")
+    if b:
+        lo, hi = b["feasible_ms"]
+        within = sum(r["within_2pct"] for r in b["rows"])
+        lines += [
+            f"## Budget hit (predictor's feasible range {lo:.3f}-{hi:.3f} ms; one search per target)",
+            "",
+            "| accuracy term | target (ms) | predicted (ms) | measured (ms) | measured vs target | within ±2% | "
+            "top-1 (2 ep.) | search (s) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in b["rows"]:
+            lines.append(
+                f"| {'yes' if r['accuracy_term'] else 'no'} | {r['target_ms']:.3f} | {r['predicted_ms']:.3f} "
+                f"({100 * r['predicted_error']:+.2f}%) | {r['measured_ms']:.3f} | {100 * r['measured_error']:+.2f}% | "
+                f"{'yes' if r['within_2pct'] else 'no'} | {r['top1']:.1f}% | {r['wall_s']:.0f} |"
+            )
+        lines += ["", f"{within} of {len(b['rows'])} measured within ±2% of the target.", ""]
+    f = p.get("fbnet")
+    if f:
+        lines += [
+            f"## FBNet baseline: lambda sweep for target {f['target_ms']:.3f} ms",
+            "",
+            "| lambda | predicted (ms) |",
+        ]
+        lines.append("|---|---|")
+        for r in f["searches"]:
+            lines.append(f"| {r['lambda']:.4g} | {r['predicted_ms']:.3f} ({100 * r['predicted_error']:+.2f}%) |")
+        hit = f["searches_to_hit"]
+        lines += ["", f"Searches until one landed within ±2% (by prediction): {hit if hit else 'none of these'}.", ""]
+    mem = p.get("memory")
+    if mem:
+        lines += [
+            f"## Peak memory (RSS, separate processes, batch {mem['batch']}, two steps)",
+            "",
+            "| what | peak RSS (MB) |",
+            "|---|---|",
+        ]
+        for kind in ("standalone", "lightnas", "fbnet"):
+            lines.append(f"| {kind} | {mem[kind]['peak_rss_mb']:.0f} |")
+        lines += ["", f"LightNAS / standalone: {mem['lightnas_vs_standalone']:.2f}x (goal <= 1.1x).", ""]
+    t = p.get("time")
+    if t:
+        lines += [
+            "## Time",
+            "",
+            f"Search {t['search_s_per_epoch']:.1f} s per epoch vs training the derived arch "
+            f"{t['train_s_per_epoch']:.1f} s per epoch: {t['ratio']:.2f}x (goal <= 1.3x). {t['note']}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", choices=["all", "budget", "fbnet", "memory", "time"])
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    path = RESULTS / "lightnas.json"
+    payload = json.loads(path.read_text()) if path.is_file() else {}
+    data = load_dataset("sample")
+    if args.phase in ("all", "budget"):
+        payload["budget"] = budget(data)
+    if args.phase in ("all", "memory"):
+        payload["memory"] = memory()
+    if args.phase in ("all", "time"):
+        payload["time"] = timing(data, payload)
+    if args.phase in ("all", "fbnet"):
+        payload["fbnet"] = fbnet(data, payload)
+    payload["machine"] = machine()
+    write_results("lightnas", payload, markdown(payload))
+    print(markdown(payload))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
