@@ -97,3 +97,27 @@ def test_fbnet_cli_and_infeasible_target(tmp_path, capsys) -> None:
     )
     assert code == 2 and "infeasible" in stderr and "range over this space" in stderr
     assert not (tmp_path / "bad" / "trajectory.jsonl").exists()
+
+
+def test_refit_needs_a_store(tmp_path, capsys) -> None:
+    predictor = toy_predictor().save(tmp_path / "p.pt")
+    code, _, stderr = run(
+        [
+            "search",
+            "lightnas",
+            "--space",
+            "mbv2-cifar",
+            "--predictor",
+            str(predictor),
+            "--target-ms",
+            "2.5",
+            "-o",
+            str(tmp_path / "r"),
+            "--refit",
+            "--runtime",
+            "ort-cpu",
+            *TINY,
+        ],
+        capsys,
+    )
+    assert code == 2 and "--refit needs --store" in stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from _toy import toy_predictor, toy_space
 
 from edgenas.errors import SearchError
@@ -79,3 +80,21 @@ def test_interrupted_search_resumes_to_the_same_trajectory(sample, tmp_path) -> 
     for a, b in zip(full.trajectory, resumed.trajectory, strict=True):
         assert a["derived"] == pytest.approx(b["derived"]) and a["lambda"] == pytest.approx(b["lambda"])
     assert resumed.arch == full.arch
+
+
+def test_refine_moves_the_derived_arch_onto_a_refitted_predictor(sample, tmp_path) -> None:
+    from edgenas.search.lightnas import refine
+
+    space, predictor = toy_space(), toy_predictor()
+    target = 2.5
+    search(space, [Target(predictor, target)], sample, CONFIG, tmp_path / "run")
+    slower = toy_predictor()  # the device turned out 25% slower than predicted: the refit says so
+    with torch.no_grad():
+        slower.net.table.mul_(1.25)
+        slower.net.constant.mul_(1.25)
+    result = refine(tmp_path / "run", space, [Target(slower, target)], CONFIG, steps=400, alpha_lr=1e-2)
+    assert abs(float(slower.predict(result.arch)) / target - 1) <= 0.02
+    assert result.summary["refined"] == 1 and result.summary["arch"] == str(result.arch)
+    records = read_trajectory(tmp_path / "run" / "trajectory.jsonl")
+    assert [r["step"] for r in records] == list(range(len(records)))
+    assert sum(r["phase"] == "refine" for r in records) == 400

@@ -76,6 +76,7 @@ def _run(
     tolerance: float,
     resume: bool,
     as_json: bool,
+    refit: dict[str, Any] | None = None,
 ) -> None:
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
@@ -110,8 +111,12 @@ def _run(
     if not env.is_main:
         return
     summary = result.summary
+    if refit is not None and runtime is None:
+        raise SearchError("--refit needs --runtime to measure the derived architecture")
     if runtime is not None:
         summary["measured"] = _measure(result.arch, runtime, targets, tolerance, output)
+        if refit is not None and not summary["measured"].get("within_tolerance", True):
+            summary = _refit_loop(resolved, targets, config, output, runtime, tolerance, summary, **refit)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
@@ -138,7 +143,75 @@ def _run(
                 else "  the predictor is off for this arch on this device: add measurements near the target (edgenas "
                 "profile), refit the predictor and search again"
             )
+    for r in summary.get("refits", []):
+        out.print(
+            f"  refit {r['round']}: predictor refitted on {r['rows']} measurements, derived arch predicted "
+            f"{r['predicted']:.4g} ms, measured {r['measured_ms']:.4g} ms ({100 * (r['error'] or 0):+.2f}%)"
+        )
     out.print(f"run directory {output} (arch.json, summary.json, trajectory.jsonl, trajectory.png)")
+
+
+def _refit_loop(
+    space: Any,
+    targets: list,
+    config: Any,
+    run: Path,
+    runtime: str,
+    tolerance: float,
+    summary: dict[str, Any],
+    *,
+    store: Path,
+    device: str,
+    rounds: int,
+    steps: int,
+) -> dict[str, Any]:
+    """Add the measurement to the store, refit the latency predictor on the store, refine the search, measure again;
+    up to ``rounds`` times or until the measured latency is within the tolerance."""
+    from edgenas.hardware import MeasurementStore
+    from edgenas.hardware.store import MeasurementKey
+    from edgenas.predictors import FitConfig, fit_predictor, table_from_store
+    from edgenas.search.lightnas import Target, refine
+    from edgenas.spaces import load_specs
+
+    history = []
+    for round_ in range(1, rounds + 1):
+        arch = load_specs(run / "arch.json")[0]
+        measured = summary["measured"]
+        with MeasurementStore(store) as db:
+            db.add(
+                db.device_id(device, source="edgenas search --refit"),
+                arch,
+                MeasurementKey(runtime, "latency_ms", 1, space.resolution, 1),
+                measured["median_ms"],
+                iqr=measured["iqr_ms"],
+            )
+        table = table_from_store(store, device, space, runtime=runtime, batch=1, resolution=space.resolution, threads=1)
+        latency = targets[0]
+        fitted = fit_predictor(latency.predictor.meta.kind, table, FitConfig(seed=config.seed))
+        fitted.save(run / f"predictor_refit{round_}.pt")
+        targets = [Target(fitted, latency.value), *targets[1:]]
+        result = refine(run, space, targets, config, steps)
+        summary = result.summary
+        summary["measured"] = _measure(result.arch, runtime, targets, tolerance, run)
+        history.append(
+            {
+                "round": round_,
+                "rows": len(table),
+                "arch": str(result.arch),
+                "predicted": summary["targets"][0]["predicted"],
+                "measured_ms": summary["measured"]["median_ms"],
+                "error": summary["measured"].get("error"),
+            }
+        )
+        if summary["measured"].get("within_tolerance"):
+            break
+    summary["refits"] = history
+    import json
+
+    from edgenas._io import write_text_atomic
+
+    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
 
 
 def _total_steps(config: Any, images: Any) -> int:
@@ -230,6 +303,15 @@ def lightnas_command(
     ] = 1e-3,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
+    refit: Annotated[
+        bool, typer.Option("--refit", help="On a measured miss: store the measurement, refit, refine the search.")
+    ] = False,
+    store: Annotated[Path | None, typer.Option("--store", help="--refit: the predictor's measurement store.")] = None,
+    store_device: Annotated[
+        str | None, typer.Option("--store-device", help="--refit: the device name in the store.")
+    ] = None,
+    refit_rounds: Annotated[int, typer.Option("--refit-rounds", min=1, help="--refit: at most this many.")] = 2,
+    refit_steps: Annotated[int, typer.Option("--refit-steps", min=1, help="--refit: alpha steps per round.")] = 200,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     resume: ResumeOpt = False,
@@ -240,6 +322,11 @@ def lightnas_command(
 
     if constraint not in ("eq", "le"):
         raise SearchError(f"--constraint must be eq or le, got {constraint!r}")
+    if refit and (store is None or store_device is None):
+        raise SearchError("--refit needs --store S.sqlite and --store-device NAME (where the predictor's data lives)")
+    refit_options = (
+        {"store": store, "device": store_device, "rounds": refit_rounds, "steps": refit_steps} if refit else None
+    )
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
     options.update(
         constraint=constraint,
@@ -264,6 +351,7 @@ def lightnas_command(
         tolerance,
         resume,
         as_json,
+        refit_options,
     )
 
 

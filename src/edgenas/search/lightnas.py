@@ -463,6 +463,78 @@ def search(
     return SearchResult(run, arch, summary, trajectory)
 
 
+def refine(
+    run: str | Path,
+    space: SearchSpace,
+    targets: Sequence[Target],
+    config: SearchConfig,
+    steps: int,
+    *,
+    alpha_lr: float | None = None,
+) -> SearchResult:
+    """Continue a finished search's architecture phase with (refitted) predictors: ``steps`` alpha/lambda steps from
+    the last checkpoint's alpha and multipliers, weights frozen and no CE (the accuracy preference is already in
+    alpha), the alpha lr decaying from ``alpha_lr`` (default: ``config.alpha_lr``) to 0. Appends ``refine`` records
+    to the trajectory and rewrites ``arch.json`` and ``summary.json`` (with a ``refined`` count).
+
+    Raises:
+        SearchError: no checkpoint in ``run``, or a checkpoint of other options.
+    """
+    run = Path(run)
+    ckpt_path = run / "checkpoints" / "last.pt"
+    if not ckpt_path.is_file():
+        raise SearchError(f"nothing to refine in {run}: no checkpoints/last.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt.get("config") != asdict(config):
+        raise SearchError(f"{ckpt_path} was written by a search with other options")
+    constraint = "fixed" if config.method == "fbnet" else config.constraint
+    prepare_targets(space, targets, constraint)
+    supernet = Supernet(space, seed=config.seed)
+    supernet.load_state_dict(ckpt["supernet"])
+    controllers = [LambdaController(t.value, constraint, config.lambda_lr, 0.0, config.lambda_p) for t in targets]
+    for c, state in zip(controllers, ckpt["lambdas"], strict=False):
+        c.load_state_dict(state)
+    predictors = [t.predictor.eval().requires_grad_(False) for t in targets]
+    lr = config.alpha_lr if alpha_lr is None else alpha_lr
+    optimizer = torch.optim.Adam([supernet.alpha], lr=lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(1, steps)))
+    )
+    trajectory_path = run / "trajectory.jsonl"
+    previous = read_trajectory(trajectory_path)
+    step = previous[-1]["step"] + 1 if previous else 0
+    tau = config.tau_end
+    with trajectory_path.open("a") as f:
+        for _ in range(steps):
+            entry = architecture_step(supernet, predictors, controllers, optimizer, step, tau, None)
+            schedule.step()
+            entry.update(step=step, epoch=config.epochs, phase="refine", path=supernet.state.chosen)
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+            step += 1
+    ckpt.update(supernet=supernet.state_dict(), lambdas=[c.state_dict() for c in controllers], step=step)
+    save_checkpoint(ckpt_path, ckpt)
+    arch = supernet.argmax_spec()
+    final = [float(v) for v in (t.predictor.predict(arch) for t in targets)]
+    save_specs(run / "arch.json", [arch])
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    summary.update(
+        arch=str(arch),
+        arch_spec=spec_to_dict(arch),
+        refined=int(summary.get("refined", 0)) + 1,
+        steps=step,
+        targets=[
+            {**old, "predicted": v, "predicted_error": v / t.value - 1.0, "lambda": c.value}
+            for old, t, v, c in zip(
+                summary.get("targets", [{}] * len(targets)), targets, final, controllers, strict=True
+            )
+        ],
+    )
+    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    trajectory = read_trajectory(trajectory_path)
+    plot_trajectory(trajectory, targets, run / "trajectory.png")
+    return SearchResult(run, arch, summary, trajectory)
+
+
 def architecture_step(
     supernet: Supernet,
     predictors: Sequence[Predictor],
