@@ -4,7 +4,8 @@ Usage:
     python benchmarks/lightnas.py all
     python benchmarks/lightnas.py budget|fbnet|memory|time   (phases keep the others' last results)
 
-Predictor (``--predictor lut|mlp|gnn``, default lut): fitted on the committed own measurements (``results/mbv2_cifar_ortcpu_latency.csv``: 2,000
+Predictor (``--predictor lut|mlp|gnn``, default lut): fitted on the committed own measurements
+(``results/mbv2_cifar_ortcpu_latency.csv``: 2,000
 ``mbv2-cifar`` archs, ort-cpu, batch 1, 1 thread, one arch after the other), 80% of the rows. Derived archs are
 measured with the same runtime and protocol at the end of the phase, one after the other, on a quiet machine.
 Why the LUT by default: the first run with an MLP (kept as "budget_mlp") landed on every target by prediction but
