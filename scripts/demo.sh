@@ -34,10 +34,10 @@ $EDGENAS reparam "$OUT/grafted.pt" --check -o "$OUT/grafted.onnx"
 echo "== 9. LightNAS: fit a latency predictor on the 2,000 measurements shipped in benchmarks/results (ort-cpu on"
 echo "      the maintainers' 2-core CPU; profile your own device with 'edgenas profile' for real use)"
 $EDGENAS predictor fit --table benchmarks/results/mbv2_cifar_ortcpu_latency.csv --space mbv2-cifar \
-  --arch-column arch --target value --kind lut -o "$OUT/predictor.pt"
+  --arch-column arch --target value --device this-cpu --kind lut -o "$OUT/predictor.pt"
 
 echo "== 10. one LightNAS search for a 3.5 ms target on the CIFAR-10 sample (tiny budget), then measure the result"
 rm -rf "$OUT/lightnas"
 $EDGENAS search lightnas --space mbv2-cifar --predictor "$OUT/predictor.pt" --target-ms 3.5 --data sample \
   --epochs 3 --warmup-epochs 1 --batch-size 50 --alpha-batch-size 10 --alpha-lr 0.01 --subset 500 \
-  --runtime ort-cpu -o "$OUT/lightnas"
+  --settle-steps 300 --runtime ort-cpu -o "$OUT/lightnas"

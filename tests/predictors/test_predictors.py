@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgenas.errors import CheckpointError, SpaceMismatchError
+from edgenas.errors import CheckpointError, SpaceMismatchError, StoreError
 from edgenas.predictors import (
     NETWORK_KINDS,
     ArchTable,
@@ -134,6 +134,21 @@ def test_csv_source_skips_bad_rows_with_counts(tmp_path):
     table = table_from_csv(path, space, "arch_str", "ms")
     assert len(table) == 2 and table.values.tolist() == [2.0, 3.5]
     assert table.skipped == {"bad arch": 1, "empty or non-positive target": 2}
+
+
+def test_csv_source_keeps_one_device_of_a_store_export(tmp_path):
+    space = get_space("nb201")
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["device", "arch", "value"])
+        w.writerow(["a", str(space.from_index(0)), "2.0"])
+        w.writerow(["b", str(space.from_index(0)), "2.6"])
+        w.writerow(["a", str(space.from_index(1)), "3.0"])
+    table = table_from_csv(path, space, "arch", "value", where={"device": "a"})
+    assert table.values.tolist() == [2.0, 3.0] and table.skipped["filtered out"] == 1
+    with pytest.raises(StoreError, match=r"missing column.*gpu"):
+        table_from_csv(path, space, "arch", "value", where={"gpu": "x"})
 
 
 @pytest.mark.parametrize("kind", ["svr", "rf", "gbr"])

@@ -54,7 +54,10 @@ def _load_table(
     if table is not None:
         if arch_column is None or target is None:
             raise StoreError("--table needs --arch-column and --target")
-        return table_from_csv(table, resolved, arch_column, target, metric)
+        # a store export holds several devices: --device keeps one (the CSV's "device" column)
+        return table_from_csv(
+            table, resolved, arch_column, target, metric, where={"device": device} if device is not None else None
+        )
     if device is None:
         raise StoreError("--store needs --device")
     return table_from_store(store, device, resolved, metric=metric, runtime=runtime, batch=batch)

@@ -77,6 +77,7 @@ def _run(
     resume: bool,
     as_json: bool,
     refit: dict[str, Any] | None = None,
+    settle_steps: int = 0,
 ) -> None:
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
@@ -110,6 +111,10 @@ def _run(
         shutdown_distributed()
     if not env.is_main:
         return
+    if settle_steps:
+        from edgenas.search.lightnas import refine
+
+        result = refine(output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2))
     summary = result.summary
     if refit is not None and runtime is None:
         raise SearchError("--refit needs --runtime to measure the derived architecture")
@@ -312,6 +317,12 @@ def lightnas_command(
     ] = None,
     refit_rounds: Annotated[int, typer.Option("--refit-rounds", min=1, help="--refit: at most this many.")] = 2,
     refit_steps: Annotated[int, typer.Option("--refit-steps", min=1, help="--refit: alpha steps per round.")] = 200,
+    settle_steps: Annotated[
+        int,
+        typer.Option(
+            "--settle-steps", min=0, help="Alpha/lambda-only steps after the search (no images; beyond the thesis)."
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     resume: ResumeOpt = False,
@@ -352,6 +363,7 @@ def lightnas_command(
         resume,
         as_json,
         refit_options,
+        settle_steps,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,18 @@ class ArchTable:
 
 
 def table_from_csv(
-    path: str | os.PathLike[str], space: SearchSpace, arch_column: str, target: str, metric: str = "latency_ms"
+    path: str | os.PathLike[str],
+    space: SearchSpace,
+    arch_column: str,
+    target: str,
+    metric: str = "latency_ms",
+    *,
+    where: Mapping[str, str] | None = None,
 ) -> ArchTable:
     """Rows of a CSV whose ``arch_column`` parses in ``space`` and whose ``target`` is a positive number.
+
+    ``where`` keeps only rows whose columns equal the given values (e.g. ``{"device": "this-cpu"}`` for a store
+    export holding several devices); the others are counted as ``filtered out``.
 
     Raises:
         StoreError: the file cannot be read or lacks a column.
@@ -79,12 +89,17 @@ def table_from_csv(
         with file.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
-            missing = [c for c in (arch_column, target) if c not in header]
+            missing = [c for c in (arch_column, target, *(where or {})) if c not in header]
             if missing:
                 raise StoreError(f"{file}: missing column(s) {', '.join(missing)}; columns: {', '.join(header)}")
             specs, values = [], []
             skipped = {"bad arch": 0, "empty or non-positive target": 0}
+            if where:
+                skipped["filtered out"] = 0
             for row in reader:
+                if where and any(row[k] != str(v) for k, v in where.items()):
+                    skipped["filtered out"] += 1
+                    continue
                 try:
                     value = float(row[target])
                 except (TypeError, ValueError):
