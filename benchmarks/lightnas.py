@@ -8,9 +8,12 @@ Predictor (``--predictor lut|mlp|gnn``, default lut): fitted on the committed ow
 (``results/mbv2_cifar_ortcpu_latency.csv``: 2,000
 ``mbv2-cifar`` archs, ort-cpu, batch 1, 1 thread, one arch after the other), 80% of the rows. Derived archs are
 measured with the same runtime and protocol at the end of the phase, one after the other, on a quiet machine.
-Why the LUT by default: the first run with an MLP (kept as "budget_mlp") landed on every target by prediction but
-missed by -33%..+10% when measured — a search drives the predictor to archs unlike its random training samples
-(many skips), where the MLP compresses the range; the additive LUT extrapolates.
+Predictor rows: the CSV holds two devices, "this-cpu" (one arch after the other, the protocol of the final
+measurement) and "this-cpu-i20" (20 archs round-robin, ~30% slower); only "this-cpu" is used. The first runs
+(kept as "budget_mlp", and a LUT run since replaced) fitted on both by mistake and were biased by it. Why the LUT by
+default: in that first run the MLP landed on every target by prediction but missed by -33%..+10% when measured —
+besides the mixed rows, a search drives the predictor to archs unlike its random training samples (many skips),
+where the MLP compresses the range; the additive LUT extrapolates.
 
 Search budget (a CPU cannot afford the thesis' 90 ImageNet-100 epochs): the shipped CIFAR-10 sample, a balanced
 1,000-image subset (600 for w, 400 held out for alpha), 6 epochs of which 2 warm-up, w batch 50, alpha batch 10
