@@ -116,12 +116,12 @@ def run_search(name: str, targets, data, **options) -> dict:
     return summary
 
 
-def budget(data) -> dict:
+def budget(data, terms: tuple[bool, ...] = (True, False), train_derived: bool = True) -> dict:
     p = predictor()
     rng = feasible_range(p, get_space("mbv2-cifar"))
     targets = [round(rng.low + f * (rng.high - rng.low), 3) for f in (0.1, 0.3, 0.5, 0.7, 0.9)]
     rows = []
-    for accuracy_term in (True, False):
+    for accuracy_term in terms:
         for t in targets:
             name = f"{'acc' if accuracy_term else 'noacc'}_{t}"
             s = run_search(name, [Target(p, t)], data, accuracy=accuracy_term)
@@ -133,7 +133,7 @@ def budget(data) -> dict:
         row["measured_error"] = ms / row["target_ms"] - 1
         row["within_2pct"] = abs(row["measured_error"]) <= TOLERANCE
     for row, spec in zip(rows, specs, strict=True):
-        row["top1"] = accuracy(spec, data, RUNS / f"train_{row['run']}")
+        row["top1"] = accuracy(spec, data, RUNS / f"train_{row['run']}") if train_derived else None
     return {"feasible_ms": [rng.low, rng.high], "rows": rows, "predictor": KIND}
 
 
@@ -310,7 +310,8 @@ def _budget_table(b: dict | None) -> list[str]:
             lines.append(
                 f"| {'yes' if r['accuracy_term'] else 'no'} | {r['target_ms']:.3f} | {r['predicted_ms']:.3f} "
                 f"({100 * r['predicted_error']:+.2f}%) | {r['measured_ms']:.3f} | {100 * r['measured_error']:+.2f}% | "
-                f"{'yes' if r['within_2pct'] else 'no'} | {r['top1']:.1f}% | {r['wall_s']:.0f} |"
+                f"{'yes' if r['within_2pct'] else 'no'} | "
+                f"{'-' if r['top1'] is None else format(r['top1'], '.1f') + '%'} | {r['wall_s']:.0f} |"
             )
         lines += ["", f"{within} of {len(b['rows'])} measured within ±2% of the target.", ""]
     return lines
@@ -372,6 +373,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("phase", choices=["all", "budget", "settle", "fbnet", "memory", "time"])
     parser.add_argument("--predictor", choices=["lut", "mlp", "gnn"], default="lut", help="Kind of latency predictor.")
+    parser.add_argument("--terms", choices=["both", "with", "without"], default="both", help="Accuracy term runs.")
+    parser.add_argument("--no-train", action="store_true", help="Skip training the derived archs.")
     args = parser.parse_args()
     global RUNS, KIND
     KIND, RUNS = args.predictor, ROOT / args.predictor
@@ -380,7 +383,8 @@ def main() -> None:
     payload = json.loads(path.read_text()) if path.is_file() else {}
     data = load_dataset("sample")
     if args.phase in ("all", "budget"):
-        payload["budget" if KIND == "lut" else f"budget_{KIND}"] = budget(data)
+        terms = {"both": (True, False), "with": (True,), "without": (False,)}[args.terms]
+        payload["budget" if KIND == "lut" else f"budget_{KIND}"] = budget(data, terms, not args.no_train)
     if args.phase in ("all", "settle"):
         payload["settle"] = settle(payload)
     if args.phase in ("all", "memory"):
