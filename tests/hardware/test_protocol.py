@@ -79,3 +79,25 @@ def test_interleaved_remeasures_only_the_noisy_runner():
     stats = measure_interleaved([calm, noisy], Protocol(warmup=0, repeats=20, max_rel_iqr=0.05, max_retries=1))
     assert calm.calls == 20 and noisy.calls == 40
     assert not stats[0].flagged and stats[1].flagged
+
+
+def test_median_over_loads_reloads_the_arch(monkeypatch):
+    """median_latency_ms loads the arch ``loads`` times and keeps the median of the per-load medians."""
+    import importlib
+    from types import SimpleNamespace
+
+    # the package re-exports the function ``measure`` under the module's name
+    measure_module = importlib.import_module("edgenas.hardware.measure")
+
+    per_load = iter([4.0, 1.0, 2.5, 9.0])
+    calls = []
+
+    def fake_measure_arch(spec, runtime, protocol, *, energy):
+        calls.append((spec, energy))
+        return SimpleNamespace(latency=SimpleNamespace(median_ms=next(per_load)))
+
+    monkeypatch.setattr(measure_module, "measure_arch", fake_measure_arch)
+    assert measure_module.median_latency_ms("arch", None, loads=3) == 2.5
+    assert calls == [("arch", False)] * 3
+    with pytest.raises(ValueError, match="at least 1"):
+        measure_module.median_latency_ms("arch", None, loads=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from _toy import toy_predictor
 
 from conftest import run_cli as run
@@ -121,3 +122,38 @@ def test_refit_needs_a_store(tmp_path, capsys) -> None:
         capsys,
     )
     assert code == 2 and "--refit needs --store" in stderr
+
+
+def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, monkeypatch) -> None:
+    """--calibrate scales the predictor to measurements near T before the search; --correct-rounds closes the loop
+    after it. The device is simulated (the toy predictor x 1.1) so that the outcome is known."""
+    import edgenas.cli.search as cli_search
+
+    truth = toy_predictor()
+    measured: list[str] = []
+
+    def fake_measurer(runtime, space, loads):
+        assert runtime == "ort-cpu" and loads == 2
+        return lambda arch: measured.append(str(arch)) or 1.1 * float(truth.predict(arch))
+
+    monkeypatch.setattr(cli_search, "_measurer", fake_measurer)
+    predictor = toy_predictor().save(tmp_path / "p.pt")
+    argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(predictor), "--target-ms", "2.5"]
+    on_device = ["--runtime", "ort-cpu", "--calibrate", "3", "--correct-rounds", "3", "--loads", "2"]
+    code, stdout, stderr = run(
+        [*argv, "-o", str(tmp_path / "run"), *on_device, "--tolerance", "0.01", "--json", *TINY], capsys
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["calibration"]["factor"] == pytest.approx(1.1, rel=1e-5)  # every measured arch says 1.1
+    assert len(summary["calibration"]["points"]) == 3 and len(measured) == 3 + len(summary["correction"]["rounds"])
+    assert summary["measured"]["median_ms"] == summary["correction"]["rounds"][-1]["measured"]
+    assert abs(summary["measured"]["error"]) <= 0.01 and summary["measured"]["within_tolerance"]
+    run_dir = tmp_path / "run"
+    assert (run_dir / "predictor_calibrated.pt").is_file() and (run_dir / "calibration.json").is_file()
+    # a second search into the same directory is refused before anything is measured
+    measured.clear()
+    code, _, stderr = run([*argv, "-o", str(run_dir), *on_device, *TINY], capsys)
+    assert code == 2 and "already holds a search" in stderr and not measured
+    code, _, stderr = run([*argv, "-o", str(tmp_path / "x"), "--calibrate", "2", *TINY], capsys)
+    assert code == 2 and "need --runtime" in stderr and not (tmp_path / "x").exists()

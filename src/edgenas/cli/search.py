@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,6 +79,7 @@ def _run(
     as_json: bool,
     refit: dict[str, Any] | None = None,
     settle_steps: int = 0,
+    on_device: dict[str, int] | None = None,
 ) -> None:
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
@@ -99,15 +101,29 @@ def _run(
         raise SearchError(f"--predictor {predictor} predicts {targets[0].name}, not latency_ms")
     from edgenas.train.distributed import init_distributed, shutdown_distributed
 
+    on_device = on_device or {}
+    if refit is not None and runtime is None:
+        raise SearchError("--refit needs --runtime to measure the derived architecture")
+    if (on_device.get("calibrate") or on_device.get("correct_rounds")) and (runtime is None or target_ms is None):
+        raise SearchError("--calibrate and --correct-rounds need --runtime and --target-ms (they measure latency)")
+    if refit is not None and on_device.get("correct_rounds"):
+        raise SearchError("use either --refit or --correct-rounds, not both")
     config = SearchConfig(method=method, **options)
     images = load_dataset(data, image_size=resolved.resolution)
     steps_hint = _total_steps(config, images)
     env = init_distributed(config.device)
-    progress = _SearchProgress(steps_hint, quiet=as_json or not env.is_main, unit=targets[0].unit)
+    measure = _measurer(runtime, resolved, on_device.get("loads", 3)) if runtime is not None else None
     try:
-        result = search(resolved, targets, images, config, output, resume=resume, on_step=progress, dist_env=env)
+        if on_device.get("calibrate"):
+            targets[0] = _calibrated_target(
+                resolved, targets[0], measure, on_device["calibrate"], output, resume, config, env.is_main
+            )
+        progress = _SearchProgress(steps_hint, quiet=as_json or not env.is_main, unit=targets[0].unit)
+        try:
+            result = search(resolved, targets, images, config, output, resume=resume, on_step=progress, dist_env=env)
+        finally:
+            progress.close()
     finally:
-        progress.close()
         shutdown_distributed()
     if not env.is_main:
         return
@@ -116,9 +132,39 @@ def _run(
 
         result = refine(output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2))
     summary = result.summary
-    if refit is not None and runtime is None:
-        raise SearchError("--refit needs --runtime to measure the derived architecture")
-    if runtime is not None:
+    if (output / "calibration.json").is_file():
+        import json
+
+        summary = _update_summary(output, calibration=json.loads((output / "calibration.json").read_text()))
+    if on_device.get("correct_rounds"):
+        from edgenas.search.calibrate import correct
+
+        status = err.status("correcting on the device", spinner="dots") if not as_json else nullcontext()
+        with status:
+            correction = correct(
+                output,
+                resolved,
+                targets,
+                config,
+                measure,
+                tolerance=tolerance,
+                rounds=on_device["correct_rounds"],
+                steps=on_device.get("correct_steps", 200),
+            )
+        correction.predictor.save(output / "predictor_corrected.pt")
+        last = correction.rounds[-1]
+        summary = _update_summary(
+            output,
+            measured={
+                "runtime": runtime,
+                "median_ms": last["measured"],
+                "loads": on_device.get("loads", 3),
+                "error": last["error"],
+                "within_tolerance": correction.within_tolerance,
+                "tolerance": tolerance,
+            },
+        )
+    elif runtime is not None:
         summary["measured"] = _measure(result.arch, runtime, targets, tolerance, output)
         if refit is not None and not summary["measured"].get("within_tolerance", True):
             summary = _refit_loop(resolved, targets, config, output, runtime, tolerance, summary, **refit)
@@ -148,6 +194,18 @@ def _run(
                 else "  the predictor is off for this arch on this device: add measurements near the target (edgenas "
                 "profile), refit the predictor and search again"
             )
+    calibration = summary.get("calibration")
+    if calibration:
+        out.print(
+            f"  calibrated before the search on {len(calibration['points'])} archs near the target: predictor x"
+            f"{calibration['factor']:.4f}"
+        )
+    for r in summary.get("correction", {}).get("rounds", []):
+        factor = f", predictor rescaled x{r['factor']:.4f}" if "factor" in r else ""
+        out.print(
+            f"  on-device round {r['round']}: predicted {r['predicted']:.4g} ms, measured {r['measured']:.4g} ms "
+            f"({100 * r['error']:+.2f}%){factor}"
+        )
     for r in summary.get("refits", []):
         out.print(
             f"  refit {r['round']}: predictor refitted on {r['rows']} measurements, derived arch predicted "
@@ -217,6 +275,59 @@ def _refit_loop(
 
     write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _measurer(runtime: str, space: Any, loads: int) -> Any:
+    """Latency (ms) of an arch: median over ``loads`` loads, batch 1, 1 thread (the protocol of the predictor data)."""
+    from edgenas.hardware import RuntimeOptions, get_runtime, median_latency_ms
+
+    session = get_runtime(runtime, RuntimeOptions(batch=1, resolution=space.resolution, threads=1))
+    return lambda arch: median_latency_ms(arch, session, loads)
+
+
+def _calibrated_target(
+    space: Any, target: Any, measure: Any, n: int, run: Path, resume: bool, config: Any, is_main: bool
+) -> Any:
+    """The latency target with its predictor scaled to today's device (``edgenas.search.calibrate``).
+
+    The scaled predictor is kept in the run directory so that ``--resume`` continues with the same one; under
+    torchrun rank 0 measures and the factor is summed over ranks (the others contribute 0), so every rank scales alike.
+    """
+    import json
+
+    import torch
+
+    from edgenas._io import write_text_atomic
+    from edgenas.errors import SearchError
+    from edgenas.predictors import Predictor
+    from edgenas.search.calibrate import calibrate, scale_predictor
+    from edgenas.search.lightnas import Target, prepare_targets
+    from edgenas.train.distributed import all_reduce_sum
+
+    saved = run / "predictor_calibrated.pt"
+    if resume and saved.is_file():
+        return Target(Predictor.load(saved), target.value)
+    if not resume and (run / "trajectory.jsonl").exists():
+        raise SearchError(f"{run} already holds a search; use another directory or resume it")
+    prepare_targets(space, [target], config.constraint)  # refuse an infeasible target before measuring anything
+    calibration = calibrate(target.predictor, space, target.value, measure, n, seed=config.seed) if is_main else None
+    factor = float(all_reduce_sum(torch.tensor([calibration.factor if is_main else 0.0], dtype=torch.float64))[0])
+    scaled = Target(scale_predictor(target.predictor, factor), target.value)
+    prepare_targets(space, [scaled], config.constraint)
+    if is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(
+            run / "calibration.json",
+            json.dumps({"factor": factor, "points": calibration.points}, indent=2, sort_keys=True) + "\n",
+        )
+        scaled.predictor.save(saved)
+    return scaled
+
+
+def _update_summary(run: Path, **fields: Any) -> dict[str, Any]:
+    from edgenas.search.lightnas import update_summary
+
+    return update_summary(run, **fields)
 
 
 def _total_steps(config: Any, images: Any) -> int:
@@ -323,6 +434,30 @@ def lightnas_command(
             "--settle-steps", min=0, help="Alpha/lambda-only steps after the search (no images; beyond the thesis)."
         ),
     ] = 0,
+    calibrate: Annotated[
+        int,
+        typer.Option(
+            "--calibrate",
+            min=0,
+            help="Before the search, measure this many archs predicted near T with --runtime and scale the predictor "
+            "to them (0 = off; beyond the thesis).",
+        ),
+    ] = 0,
+    correct_rounds: Annotated[
+        int,
+        typer.Option(
+            "--correct-rounds",
+            min=0,
+            help="After the search, at most this many rounds of: measure the derived arch, rescale the predictor to "
+            "it, continue the architecture phase (0 = off; beyond the thesis).",
+        ),
+    ] = 0,
+    correct_steps: Annotated[
+        int, typer.Option("--correct-steps", min=1, help="--correct-rounds: alpha steps per round.")
+    ] = 200,
+    loads: Annotated[
+        int, typer.Option("--loads", min=1, help="--calibrate/--correct-rounds: median over this many loads per arch.")
+    ] = 3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     resume: ResumeOpt = False,
@@ -364,6 +499,7 @@ def lightnas_command(
         as_json,
         refit_options,
         settle_steps,
+        {"calibrate": calibrate, "correct_rounds": correct_rounds, "correct_steps": correct_steps, "loads": loads},
     )
 
 

@@ -3,7 +3,7 @@
 from edgenas.hardware.comfort import ComfortReport, comfort_zone, parse_scales, plot_comfort
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, device_key, fingerprint
-from edgenas.hardware.measure import ArchMeasurement, ProfileReport, measure_arch, profile
+from edgenas.hardware.measure import ArchMeasurement, ProfileReport, measure_arch, median_latency_ms, profile
 from edgenas.hardware.monotonic import Monotonicity, compare_devices, group_devices, monotonicity
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure, measure_interleaved
 from edgenas.hardware.runtimes import RUNTIMES, Runtime, RuntimeOptions, available_runtimes, get_runtime
@@ -38,6 +38,7 @@ __all__ = [
     "measure_arch",
     "measure_energy",
     "measure_interleaved",
+    "median_latency_ms",
     "monotonicity",
     "parse_scales",
     "plot_comfort",

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, fingerprint
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure, measure_interleaved
@@ -41,6 +43,19 @@ def measure_arch(
         meter, note = energy_meter(runtime.device_type) if energy else (None, "energy not requested")
         mj = measure_energy(session.run, meter).mj_per_run if meter is not None else None
     return ArchMeasurement(spec, stats, mj, note)
+
+
+def median_latency_ms(spec: ArchSpec, runtime: Runtime, loads: int = 3, protocol: Protocol = DEFAULT_PROTOCOL) -> float:
+    """Median latency (ms) of ``spec`` over ``loads`` separate loads, each measured with ``protocol``.
+
+    One load's median moves by 1-4% from load to load on a shared CPU (memory placement, neighbours); the median of
+    a few loads is what a closed loop on the device can rely on.
+    """
+    if loads < 1:
+        raise ValueError(f"loads must be at least 1, got {loads}")
+    return float(
+        np.median([measure_arch(spec, runtime, protocol, energy=False).latency.median_ms for _ in range(loads)])
+    )
 
 
 @dataclass

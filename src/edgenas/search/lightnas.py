@@ -586,6 +586,15 @@ def architecture_step(
     }
 
 
+def update_summary(run: str | Path, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into ``run/summary.json`` (atomically) and return the whole summary."""
+    path = Path(run) / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary.update(fields)
+    write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
 def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 

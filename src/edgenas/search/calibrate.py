@@ -1,0 +1,206 @@
+"""On-device calibration of a search's latency predictor (beyond the thesis).
+
+A predictor fitted on yesterday's measurements misses today's device: this machine drifted by a median 1.06x over a
+day (issue 7's figures), and an additive table mis-prices the unusual archs a search converges to. The thesis' Eq
+4.11 lands the *predicted* latency on T; to land the *measured* one, the search needs measurements in the loop:
+
+* :func:`calibrate` (before the search) measures ``n`` archs whose predicted latency is near T — random archs walked
+  layer by layer on the predictor until they are within a band around T — and scales the predictor by the median
+  measured / predicted ratio: the device's level today, near the target.
+* :func:`correct` (after the search) measures the derived arch, rescales the predictor so that it agrees with that
+  measurement, continues the architecture phase briefly (:func:`edgenas.search.lightnas.refine`) so that the
+  multiplier lands the rescaled prediction on T, and measures again — until the measurement is within the
+  tolerance or the rounds run out. A local, multiplicative correction: the refined arch is a neighbour of the
+  measured one, so its ratio is nearly the same.
+
+Both only rescale (one number): the predictor's ranking of archs, learned from thousands of measurements, is kept.
+Energy targets are left as they are (no runtime here measures energy per arch).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgenas.errors import SearchError
+from edgenas.predictors.base import Predictor
+from edgenas.spaces import ArchSpec, SearchSpace
+
+#: Measures one architecture on the device; returns its latency (ms).
+MeasureFn = Callable[[ArchSpec], float]
+
+
+def scale_predictor(predictor: Predictor, factor: float) -> Predictor:
+    """A copy of ``predictor`` whose every prediction is multiplied by ``factor`` (> 0); saveable like any other.
+
+    The factor goes into the output de-standardisation (``meta.mean``/``meta.std``), so the network is untouched.
+    """
+    if not (factor > 0 and math.isfinite(factor)):
+        raise SearchError(f"a calibration factor must be a positive number, got {factor}")
+    scaled = copy.deepcopy(predictor)
+    meta = scaled.meta
+    if meta.transform == "log":
+        meta.mean += math.log(factor)
+    else:
+        meta.mean *= factor
+        meta.std *= factor
+    meta.value_range = (meta.value_range[0] * factor, meta.value_range[1] * factor)
+    meta.scores = {**meta.scores, "calibration_factor": meta.scores.get("calibration_factor", 1.0) * factor}
+    return scaled
+
+
+@torch.no_grad()
+def archs_near(
+    predictor: Predictor, space: SearchSpace, value: float, n: int, *, band: float = 0.03, seed: int = 0
+) -> list[ArchSpec]:
+    """``n`` distinct archs whose predicted value is within ``band`` (relative) of ``value``, as diverse as the
+    predictor allows: each starts from a random arch and changes the one layer that brings its prediction closest to
+    ``value`` until it is inside the band (greedy, one batched prediction of every single-layer neighbour per move).
+
+    Raises:
+        SearchError: fewer than ``n`` distinct archs reach the band (a value at the edge of the feasible range).
+    """
+    rng = np.random.default_rng(seed)
+    mask = space.mask()
+    rows = torch.arange(space.num_layers * space.num_ops)
+    layers, ops = rows // space.num_ops, rows % space.num_ops
+    found: dict[str, ArchSpec] = {}
+    for _attempt in range(20 * n):
+        if len(found) == n:
+            break
+        hot = space.one_hot(space.sample(int(rng.integers(2**31)), 1)[0])
+        gap = abs(float(predictor(hot[None])[0]) - value)
+        for _ in range(4 * space.num_layers):
+            if gap <= band * value:
+                spec = space.from_one_hot(hot)
+                found.setdefault(str(spec), spec)
+                break
+            neighbours = hot.repeat(len(rows), 1, 1)
+            neighbours[rows, layers] = 0.0
+            neighbours[rows, layers, ops] = 1.0
+            gaps = (predictor(neighbours) - value).abs()
+            gaps[~mask[layers, ops]] = float("inf")
+            best = int(gaps.argmin())
+            if float(gaps[best]) >= gap:
+                break
+            gap, hot = float(gaps[best]), neighbours[best]
+    if len(found) < n:
+        raise SearchError(
+            f"only {len(found)} of {n} archs predicted within {100 * band:g}% of {value:g} {predictor.meta.unit}; "
+            "the target is at the edge of the feasible range — calibrate with fewer archs or a wider band"
+        )
+    return list(found.values())
+
+
+@dataclass
+class Calibration:
+    """Measured archs near a target and the factor that scales the predictor to them.
+
+    Attributes:
+        factor: median of measured / predicted (unit-free).
+        points: one record per arch: ``arch``, ``predicted`` and ``measured`` (ms).
+    """
+
+    factor: float
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+def calibrate(
+    predictor: Predictor,
+    space: SearchSpace,
+    value: float,
+    measure: MeasureFn,
+    n: int = 8,
+    *,
+    band: float = 0.03,
+    seed: int = 0,
+) -> Calibration:
+    """Measure ``n`` archs predicted near ``value`` (see :func:`archs_near`) and return the median measured /
+    predicted ratio — the factor :func:`scale_predictor` applies before the search."""
+    if n < 1:
+        raise SearchError(f"calibrate with at least one arch, got {n}")
+    specs = archs_near(predictor, space, value, n, band=band, seed=seed)
+    predicted = np.asarray(predictor.predict(specs), dtype=float).reshape(-1)
+    points = []
+    for spec, p in zip(specs, predicted, strict=True):
+        points.append({"arch": str(spec), "predicted": float(p), "measured": float(measure(spec))})
+    ratios = [q["measured"] / q["predicted"] for q in points]
+    return Calibration(float(np.median(ratios)), points)
+
+
+@dataclass
+class Correction:
+    """What :func:`correct` did.
+
+    Attributes:
+        rounds: one record per measurement: ``round`` (0 = the searched arch), ``arch``, ``predicted`` (by the
+            predictor in force when it was derived), ``measured`` (ms), ``error`` (measured / T - 1), ``factor`` (the
+            scale applied to the base predictor after this measurement; absent on the last).
+        within_tolerance: the last measurement is within the tolerance.
+        predictor: the last rescaled latency predictor.
+    """
+
+    rounds: list[dict[str, Any]]
+    within_tolerance: bool
+    predictor: Predictor
+
+
+def correct(
+    run: str | Path,
+    space: SearchSpace,
+    targets: Sequence[Any],
+    config: Any,
+    measure: MeasureFn,
+    *,
+    tolerance: float = 0.02,
+    rounds: int = 3,
+    steps: int = 200,
+    alpha_lr: float = 1e-2,
+) -> Correction:
+    """Closed-loop correction of a finished search in ``run`` (see the module docstring); ``targets[0]`` must be
+    the latency target. Each round: measure the derived arch; stop when within ``tolerance`` of T; else rescale the
+    base predictor by measured / predicted(base) of that arch and :func:`~edgenas.search.lightnas.refine` the
+    search for ``steps`` architecture steps. Returns after at most ``rounds`` refinements (``rounds + 1``
+    measurements). ``summary.json`` of the run records the rounds under ``correction``.
+    """
+    from edgenas.search.lightnas import Target, refine, update_summary
+
+    if not targets or targets[0].name != "latency_ms":
+        raise SearchError("the on-device correction needs a latency target first")
+    latency = targets[0]
+    base = latency.predictor
+    from edgenas.spaces import load_specs
+
+    arch = load_specs(Path(run) / "arch.json")[0]
+    in_force = base
+    history: list[dict[str, Any]] = []
+    for round_ in range(rounds + 1):
+        measured = float(measure(arch))
+        error = measured / latency.value - 1.0
+        record = {
+            "round": round_,
+            "arch": str(arch),
+            "predicted": float(in_force.predict(arch)),
+            "measured": measured,
+            "error": error,
+        }
+        history.append(record)
+        if abs(error) <= tolerance or round_ == rounds:
+            break
+        record["factor"] = measured / float(base.predict(arch))
+        in_force = scale_predictor(base, record["factor"])
+        result = refine(run, space, [Target(in_force, latency.value), *targets[1:]], config, steps, alpha_lr=alpha_lr)
+        arch = result.arch
+    within = abs(history[-1]["error"]) <= tolerance
+    update_summary(
+        run,
+        correction={"rounds": history, "within_tolerance": within, "tolerance": tolerance},
+    )
+    return Correction(history, within, in_force)
