@@ -36,8 +36,9 @@ echo "      the maintainers' 2-core CPU; profile your own device with 'edgenas p
 $EDGENAS predictor fit --table benchmarks/results/mbv2_cifar_ortcpu_latency.csv --space mbv2-cifar \
   --arch-column arch --target value --device this-cpu --kind lut -o "$OUT/predictor.pt"
 
-echo "== 10. one LightNAS search for a 3.5 ms target on the CIFAR-10 sample (tiny budget), then measure the result"
+echo "== 10. one LightNAS search for a 3.5 ms target on the CIFAR-10 sample (tiny budget), with the device in the loop:"
+echo "       4 archs near the target measured first to calibrate the predictor, then up to 2 correction rounds"
 rm -rf "$OUT/lightnas"
 $EDGENAS search lightnas --space mbv2-cifar --predictor "$OUT/predictor.pt" --target-ms 3.5 --data sample \
   --epochs 3 --warmup-epochs 1 --batch-size 50 --alpha-batch-size 10 --alpha-lr 0.01 --subset 500 \
-  --settle-steps 300 --runtime ort-cpu -o "$OUT/lightnas"
+  --runtime ort-cpu --calibrate 4 --correct-rounds 2 -o "$OUT/lightnas"

@@ -96,3 +96,14 @@ def test_feasible_range_is_exact_for_an_additive_predictor() -> None:
     with pytest.raises(SearchError, match="infeasible"):
         check_feasible(rng.high * 1.1, rng, "eq", "ms")
     check_feasible(rng.high * 1.1, rng, "le", "ms")  # an upper bound above the maximum is met by anything
+
+
+def test_fbnet_config_fixes_lambda_and_mixes_all_paths() -> None:
+    from edgenas.search.fbnet import fbnet_config
+    from edgenas.search.lightnas import SearchConfig
+
+    base = SearchConfig(epochs=3, warmup_epochs=1, alpha_lr=0.01)
+    config = fbnet_config(base, 0.3)
+    assert config.method == "fbnet" and config.lambda_init == 0.3
+    assert (config.epochs, config.warmup_epochs, config.alpha_lr) == (3, 1, 0.01)  # same budget as the LightNAS run
+    assert base.method == "lightnas"

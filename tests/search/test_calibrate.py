@@ -105,3 +105,13 @@ def test_correction_needs_a_latency_target(sample, tmp_path) -> None:
     predictor.meta.metric = "energy_mJ"
     with pytest.raises(SearchError, match="latency target"):
         correct(tmp_path, space, [Target(predictor, 2.5)], CONFIG, lambda arch: 1.0)
+
+
+def test_correction_stops_when_the_device_puts_the_target_out_of_reach(sample, tmp_path) -> None:
+    space, predictor = toy_space(), toy_predictor()
+    target = 1.2 * feasible_range(predictor, space).low
+    search(space, [Target(predictor, target)], sample, CONFIG, tmp_path / "run")
+    measure, calls = drifted_device(space, 3.0)  # three times slower: T is below the rescaled minimum
+    result = correct(tmp_path / "run", space, [Target(predictor, target)], CONFIG, measure, rounds=3)
+    assert not result.within_tolerance and len(result.rounds) == 1 and len(calls) == 1
+    assert "infeasible" in result.rounds[0]["stopped"] and result.predictor is predictor

@@ -206,6 +206,8 @@ def _run(
             f"  on-device round {r['round']}: predicted {r['predicted']:.4g} ms, measured {r['measured']:.4g} ms "
             f"({100 * r['error']:+.2f}%){factor}"
         )
+        if "stopped" in r:
+            out.print(f"  the correction stopped: {r['stopped']}")
     for r in summary.get("refits", []):
         out.print(
             f"  refit {r['round']}: predictor refitted on {r['rows']} measurements, derived arch predicted "

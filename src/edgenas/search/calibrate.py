@@ -142,7 +142,8 @@ class Correction:
     Attributes:
         rounds: one record per measurement: ``round`` (0 = the searched arch), ``arch``, ``predicted`` (by the
             predictor in force when it was derived), ``measured`` (ms), ``error`` (measured / T - 1), ``factor`` (the
-            scale applied to the base predictor after this measurement; absent on the last).
+            scale applied to the base predictor after this measurement; absent on the last), ``stopped`` (why the
+            loop ended early: T is infeasible on the rescaled predictor).
         within_tolerance: the last measurement is within the tolerance.
         predictor: the last rescaled latency predictor.
     """
@@ -195,9 +196,15 @@ def correct(
         if abs(error) <= tolerance or round_ == rounds:
             break
         record["factor"] = measured / float(base.predict(arch))
-        in_force = scale_predictor(base, record["factor"])
-        result = refine(run, space, [Target(in_force, latency.value), *targets[1:]], config, steps, alpha_lr=alpha_lr)
-        arch = result.arch
+        rescaled = scale_predictor(base, record["factor"])
+        try:
+            result = refine(
+                run, space, [Target(rescaled, latency.value), *targets[1:]], config, steps, alpha_lr=alpha_lr
+            )
+        except SearchError as error:  # the device is so far off that T left the rescaled predictor's range
+            record["stopped"] = str(error)
+            break
+        in_force, arch = rescaled, result.arch
     within = abs(history[-1]["error"]) <= tolerance
     update_summary(
         run,
