@@ -348,7 +348,7 @@ def _target_fields(summary: dict) -> dict:
     }
 
 
-def fbnet(data, previous: dict) -> dict:
+def fbnet(data, previous: dict, max_searches: int = 6) -> dict:
     p = predictor()
     target = previous.get("budget", {}).get("rows", [{}] * 3)[2].get("target_ms")
     if target is None:
@@ -358,7 +358,7 @@ def fbnet(data, previous: dict) -> dict:
     tried: list[dict] = []
     lo, hi = None, None
     lam = 1.0
-    for _ in range(6):
+    for _ in range(max_searches):
         s = run_search(f"fbnet_{lam:.4g}", [Target(p, target)], data, method="fbnet", lambda_init=lam)
         row = {"lambda": lam, **_target_fields(s)}
         tried.append(row)
@@ -380,6 +380,7 @@ def fbnet(data, previous: dict) -> dict:
         "searches": tried,
         "searches_to_hit": hit,
         "total_search_s": sum(r["wall_s"] or 0 for r in tried),
+        "max_searches": max_searches,
     }
 
 
@@ -575,7 +576,8 @@ def _rest(p: dict, lines: list[str]) -> str:
         lines += [
             "",
             f"Searches until one landed within ±2% by prediction: {hit if hit else 'none of these'} "
-            f"({f.get('total_search_s', 0) / 60:.0f} min of search in all; the sweep is a geometric x10 search, "
+            f"(sweep capped at {f.get('max_searches', 6)}; "
+            f"{f.get('total_search_s', 0) / 60:.0f} min of search in all; the sweep is a geometric x10 search, "
             "then bisection on log lambda; one LightNAS search needs no sweep).",
             "",
         ]
@@ -608,6 +610,7 @@ def main() -> None:
     parser.add_argument("--predictor", choices=["lut", "mlp", "gnn"], default="lut", help="Kind of latency predictor.")
     parser.add_argument("--terms", choices=["both", "with", "without"], default="both", help="Accuracy term runs.")
     parser.add_argument("--no-train", action="store_true", help="Skip training the derived archs.")
+    parser.add_argument("--fbnet-max", type=int, default=6, help="fbnet: stop the lambda sweep after this many.")
     args = parser.parse_args()
     global RUNS, KIND
     KIND, RUNS = args.predictor, ROOT / args.predictor
@@ -628,7 +631,7 @@ def main() -> None:
     if args.phase in ("all", "time"):
         payload["time"] = timing(data, payload)
     if args.phase in ("all", "fbnet"):
-        payload["fbnet"] = fbnet(data, payload)
+        payload["fbnet"] = fbnet(data, payload, args.fbnet_max)
     payload["machine"] = machine()
     write_results("lightnas", payload, markdown(payload))
     print(markdown(payload))

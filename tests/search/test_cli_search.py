@@ -140,11 +140,11 @@ def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, mo
     predictor = toy_predictor().save(tmp_path / "p.pt")
     argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(predictor), "--target-ms", "2.5"]
     on_device = ["--runtime", "ort-cpu", "--calibrate", "3", "--correct-rounds", "3", "--loads", "2"]
-    code, stdout, stderr = run(
-        [*argv, "-o", str(tmp_path / "run"), *on_device, "--tolerance", "0.01", "--json", *TINY], capsys
-    )
+    code, stdout, stderr = run([*argv, "-o", str(tmp_path / "run"), *on_device, "--tolerance", "0.01", *TINY], capsys)
     assert code == 0, stderr
-    summary = json.loads(stdout)
+    assert "calibrated before the search on 3 archs" in stdout and "on-device round 0" in stdout
+    assert "within ±1%" in stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["calibration"]["factor"] == pytest.approx(1.1, rel=1e-5)  # every measured arch says 1.1
     assert len(summary["calibration"]["points"]) == 3 and len(measured) == 3 + len(summary["correction"]["rounds"])
     assert summary["measured"]["median_ms"] == summary["correction"]["rounds"][-1]["measured"]

@@ -178,29 +178,14 @@ def _run(
             f"({100 * t['predicted_error']:+.2f}%), lambda {t['lambda']:+.4g}; feasible {t['feasible_low']:.4g}.."
             f"{t['feasible_high']:.4g}"
         )
-    measured = summary.get("measured")
-    if measured:
-        verdict = "within" if measured["within_tolerance"] else "MISSES the target by more than"
-        out.print(
-            f"  measured on {runtime}: {measured['median_ms']:.4g} ms ({100 * measured['error']:+.2f}% vs target; "
-            f"{verdict} ±{100 * tolerance:g}%)"
-        )
-        if not measured["within_tolerance"]:
-            predicted_error = abs(summary["targets"][0]["predicted_error"])
-            out.print(
-                "  the search did not settle on the target (its own prediction is off too): give it more architecture "
-                "steps (more epochs, a larger --val-fraction, a higher --alpha-lr)"
-                if predicted_error > tolerance
-                else "  the predictor is off for this arch on this device: add measurements near the target (edgenas "
-                "profile), refit the predictor and search again"
-            )
     calibration = summary.get("calibration")
     if calibration:
         out.print(
             f"  calibrated before the search on {len(calibration['points'])} archs near the target: predictor x"
             f"{calibration['factor']:.4f}"
         )
-    for r in summary.get("correction", {}).get("rounds", []):
+    correction = summary.get("correction", {}).get("rounds", [])
+    for r in correction:
         factor = f", predictor rescaled x{r['factor']:.4f}" if "factor" in r else ""
         out.print(
             f"  on-device round {r['round']}: predicted {r['predicted']:.4g} ms, measured {r['measured']:.4g} ms "
@@ -213,7 +198,34 @@ def _run(
             f"  refit {r['round']}: predictor refitted on {r['rows']} measurements, derived arch predicted "
             f"{r['predicted']:.4g} ms, measured {r['measured_ms']:.4g} ms ({100 * (r['error'] or 0):+.2f}%)"
         )
+    measured = summary.get("measured")
+    if measured:
+        verdict = "within" if measured["within_tolerance"] else "MISSES the target by more than"
+        out.print(
+            f"  measured on {runtime}: {measured['median_ms']:.4g} ms ({100 * measured['error']:+.2f}% vs target; "
+            f"{verdict} ±{100 * tolerance:g}%)"
+        )
+        if not measured["within_tolerance"]:
+            out.print(_miss_hint(summary, tolerance, bool(correction)))
     out.print(f"run directory {output} (arch.json, summary.json, trajectory.jsonl, trajectory.png)")
+
+
+def _miss_hint(summary: dict[str, Any], tolerance: float, corrected: bool) -> str:
+    """What to try after a measured miss."""
+    if corrected:
+        return (
+            "  the correction rounds ran out: each refined arch prices differently on this device, or the device's "
+            "latency moves between measurements (measure on a quiet machine, raise --loads or --correct-rounds)"
+        )
+    if abs(summary["targets"][0]["predicted_error"]) > tolerance:
+        return (
+            "  the search did not settle on the target (its own prediction is off too): give it more architecture "
+            "steps (more epochs, a larger --val-fraction, a higher --alpha-lr)"
+        )
+    return (
+        "  the predictor is off for this arch on this device: close the loop on the device (--calibrate 8 "
+        "--correct-rounds 3) or add measurements near the target (edgenas profile) and refit the predictor"
+    )
 
 
 def _refit_loop(
