@@ -8,6 +8,7 @@ import pytest
 from _toy import toy_predictor
 
 from conftest import run_cli as run
+from edgenas.spaces import load_specs
 
 TINY = [
     "--data",
@@ -151,6 +152,12 @@ def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, mo
     assert abs(summary["measured"]["error"]) <= 0.01 and summary["measured"]["within_tolerance"]
     run_dir = tmp_path / "run"
     assert (run_dir / "predictor_calibrated.pt").is_file() and (run_dir / "calibration.json").is_file()
+    # resuming (here: a finished run, no epochs left) keeps the calibrated predictor even without --calibrate
+    code, stdout, stderr = run([*argv, "-o", str(run_dir), "--resume", "--json", *TINY], capsys)
+    assert code == 0, stderr
+    resumed = json.loads(stdout)
+    arch = load_specs(run_dir / "arch.json")[0]
+    assert resumed["targets"][0]["predicted"] == pytest.approx(1.1 * float(truth.predict(arch)), rel=1e-5)
     # a second search into the same directory is refused before anything is measured
     measured.clear()
     code, _, stderr = run([*argv, "-o", str(run_dir), *on_device, *TINY], capsys)

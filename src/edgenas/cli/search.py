@@ -114,7 +114,7 @@ def _run(
     env = init_distributed(config.device)
     measure = _measurer(runtime, resolved, on_device.get("loads", 3)) if runtime is not None else None
     try:
-        if on_device.get("calibrate"):
+        if on_device.get("calibrate") or (resume and (output / "predictor_calibrated.pt").is_file()):
             targets[0] = _calibrated_target(
                 resolved, targets[0], measure, on_device["calibrate"], output, resume, config, env.is_main
             )
@@ -304,7 +304,8 @@ def _calibrated_target(
 ) -> Any:
     """The latency target with its predictor scaled to today's device (``edgenas.search.calibrate``).
 
-    The scaled predictor is kept in the run directory so that ``--resume`` continues with the same one; under
+    The scaled predictor is kept in the run directory so that ``--resume`` (with or without ``--calibrate``)
+    continues with the same one; under
     torchrun rank 0 measures and the factor is summed over ranks (the others contribute 0), so every rank scales alike.
     """
     import json

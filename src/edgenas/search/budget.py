@@ -38,6 +38,18 @@ class FeasibleRange:
     high_spec: ArchSpec
 
 
+def single_layer_neighbours(one_hot: torch.Tensor, space: SearchSpace) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every arch that differs from ``one_hot`` (``L x K``) in one layer's op, as an ``(L*K) x L x K`` batch (row
+    ``l*K + k`` puts op ``k`` in layer ``l``; rows that change nothing repeat the arch), with a boolean per row: is
+    that op allowed in that layer."""
+    neighbours = one_hot.repeat(space.num_layers * space.num_ops, 1, 1)
+    rows = torch.arange(len(neighbours))
+    layers, ops = rows // space.num_ops, rows % space.num_ops
+    neighbours[rows, layers] = 0.0
+    neighbours[rows, layers, ops] = 1.0
+    return neighbours, space.mask()[layers, ops]
+
+
 @torch.no_grad()
 def feasible_range(predictor: Predictor, space: SearchSpace, *, starts: int = 8, seed: int = 0) -> FeasibleRange:
     """The predictor's minimum and maximum over ``space`` by coordinate descent (ascent) from several starts.
@@ -49,18 +61,13 @@ def feasible_range(predictor: Predictor, space: SearchSpace, *, starts: int = 8,
     """
     check_space(predictor, space)
     rng = np.random.default_rng(seed)
-    mask = space.mask()
 
     def descend(one_hot: torch.Tensor, sign: float) -> tuple[float, torch.Tensor]:
         current = float(predictor(one_hot[None])[0]) * sign
         for _ in range(4 * space.num_layers):
-            neighbours = one_hot.repeat(space.num_layers * space.num_ops, 1, 1)
-            rows = torch.arange(len(neighbours))
-            layers, ops = rows // space.num_ops, rows % space.num_ops
-            neighbours[rows, layers] = 0.0
-            neighbours[rows, layers, ops] = 1.0
+            neighbours, allowed = single_layer_neighbours(one_hot, space)
             values = predictor(neighbours) * sign
-            values[~mask[layers, ops]] = float("inf")
+            values[~allowed] = float("inf")
             best = int(values.argmin())
             if float(values[best]) >= current - 1e-12:
                 break

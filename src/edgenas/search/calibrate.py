@@ -1,8 +1,10 @@
 """On-device calibration of a search's latency predictor (beyond the thesis).
 
-A predictor fitted on yesterday's measurements misses today's device: this machine drifted by a median 1.06x over a
-day (issue 7's figures), and an additive table mis-prices the unusual archs a search converges to. The thesis' Eq
-4.11 lands the *predicted* latency on T; to land the *measured* one, the search needs measurements in the loop:
+A predictor fitted on earlier measurements misses the device as it is now: this shared VM ran 3% slower than when
+the predictor's data was measured, hours earlier, and its speed moved by 3-10% within half an hour
+(``benchmarks/results/lightnas.md``); and an additive table mis-prices the unusual archs a search converges to.
+The thesis' Eq 4.11 lands the *predicted* latency on T; to land the *measured* one, the search needs measurements
+in the loop:
 
 * :func:`calibrate` (before the search) measures ``n`` archs whose predicted latency is near T — random archs walked
   layer by layer on the predictor until they are within a band around T — and scales the predictor by the median
@@ -31,6 +33,7 @@ import torch
 
 from edgenas.errors import SearchError
 from edgenas.predictors.base import Predictor
+from edgenas.search.budget import single_layer_neighbours
 from edgenas.spaces import ArchSpec, SearchSpace
 
 #: Measures one architecture on the device; returns its latency (ms).
@@ -68,9 +71,6 @@ def archs_near(
         SearchError: fewer than ``n`` distinct archs reach the band (a value at the edge of the feasible range).
     """
     rng = np.random.default_rng(seed)
-    mask = space.mask()
-    rows = torch.arange(space.num_layers * space.num_ops)
-    layers, ops = rows // space.num_ops, rows % space.num_ops
     found: dict[str, ArchSpec] = {}
     for _attempt in range(20 * n):
         if len(found) == n:
@@ -82,11 +82,9 @@ def archs_near(
                 spec = space.from_one_hot(hot)
                 found.setdefault(str(spec), spec)
                 break
-            neighbours = hot.repeat(len(rows), 1, 1)
-            neighbours[rows, layers] = 0.0
-            neighbours[rows, layers, ops] = 1.0
+            neighbours, allowed = single_layer_neighbours(hot, space)
             gaps = (predictor(neighbours) - value).abs()
-            gaps[~mask[layers, ops]] = float("inf")
+            gaps[~allowed] = float("inf")
             best = int(gaps.argmin())
             if float(gaps[best]) >= gap:
                 break
