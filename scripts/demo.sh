@@ -34,7 +34,7 @@ $EDGENAS reparam "$OUT/grafted.pt" --check -o "$OUT/grafted.onnx"
 echo "== 9. LightNAS: fit a latency predictor on the 2,000 measurements shipped in benchmarks/results (ort-cpu on"
 echo "      the maintainers' 2-core CPU; profile your own device with 'edgenas profile' for real use)"
 $EDGENAS predictor fit --table benchmarks/results/mbv2_cifar_ortcpu_latency.csv --space mbv2-cifar \
-  --arch-column arch --target value --device this-cpu --kind lut -o "$OUT/predictor.pt"
+  --arch-column arch --value-column value --store-device this-cpu --kind lut -o "$OUT/predictor.pt"
 
 echo "== 10. one LightNAS search for a 3.5 ms target on the CIFAR-10 sample (tiny budget), with the device in the loop:"
 echo "       4 archs near the target measured first to calibrate the predictor, then up to 2 correction rounds"

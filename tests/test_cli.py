@@ -120,7 +120,8 @@ def test_export_static_batch_and_resolution(tmp_path, capsys):
 
     target = tmp_path / "cell.onnx"
     code, out, _ = run(
-        ["arch", "export", "6111", "--space", "nb201", "--batch", "2", "--resolution", "24", "-o", str(target)], capsys
+        ["arch", "export", "6111", "--space", "nb201", "--input-batch", "2", "--resolution", "24", "-o", str(target)],
+        capsys,
     )
     assert code == 0 and "rel. error" in out
     dims = onnx.load(str(target)).graph.input[0].type.tensor_type.shape.dim

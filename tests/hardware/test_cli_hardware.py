@@ -49,7 +49,7 @@ def test_profile_twice_skips_what_is_stored(tmp_path, capsys):
     code, out, _ = run([*args[:7], "5", *args[8:]], capsys)  # --n 5: the first 3 samples are the same
     second = json.loads(out)
     assert second["skipped"] == 3 and second["measured"] == 2
-    code, out, _ = run(["store", "info", str(store), "--json"], capsys)
+    code, out, _ = run(["store", "info", "--store", str(store), "--json"], capsys)
     info = json.loads(out)
     assert info["measurements"] == 5 and info["devices"][0]["kind"] == "measured"
     assert info["devices"][0]["fingerprint"]["cpu_count"] >= 1
@@ -68,35 +68,47 @@ def test_import_monotonic_export(tmp_path, capsys):
         [
             "store",
             "import",
-            str(store),
             str(table),
+            "--store",
+            str(store),
             "--space",
             "nb201",
             "--arch-column",
             "arch",
-            "--target",
+            "--value-column",
             "fast",
-            "--target",
+            "--value-column",
             "slow",
-            "--device",
+            "--store-device",
             "toy",
             "--json",
         ],
         capsys,
     )
     assert code == 0 and json.loads(out)["added"] == 40
-    code, out, _ = run(["monotonic", "toy-slow", "toy-fast", "--store", str(store), "--json"], capsys)
+    code, out, _ = run(
+        ["monotonic", "--store-device", "toy-slow", "--store-device", "toy-fast", "--store", str(store), "--json"],
+        capsys,
+    )
     pair = json.loads(out)["pairs"][0]
     assert code == 0 and pair["gamma"] == pytest.approx(3.0) and pair["kendall_tau"] == pytest.approx(1.0)
     assert json.loads(out)["groups"] == [["toy-slow", "toy-fast"]]
-    code, out, _ = run(["store", "export", str(store), "-o", str(tmp_path / "all.csv")], capsys)
+    code, out, _ = run(["store", "export", "--store", str(store), "-o", str(tmp_path / "all.csv")], capsys)
     assert code == 0 and "40 measurements" in out
 
 
 def test_imported_benchmarks_rank_agreement(data_dir, tmp_path, capsys):
     store = tmp_path / "ext.sqlite"
     code, out, _ = run(
-        ["store", "import", str(store), str(data_dir / "hwnasbench" / "hwnasbench_nb201_cifar10.csv"), "--json"], capsys
+        [
+            "store",
+            "import",
+            str(data_dir / "hwnasbench" / "hwnasbench_nb201_cifar10.csv"),
+            "--store",
+            str(store),
+            "--json",
+        ],
+        capsys,
     )
     assert code == 0 and json.loads(out)["added"] == 3 * 15625
     code, out, _ = run(["monotonic", "--store", str(store), "--json"], capsys)
@@ -119,7 +131,7 @@ def test_comfort_cli_writes_a_plot(tmp_path, capsys):
             "1",
             "--repeats",
             "5",
-            "-o",
+            "--plot",
             str(png),
             "--json",
         ],
@@ -134,12 +146,12 @@ def test_comfort_cli_writes_a_plot(tmp_path, capsys):
     ("argv", "message"),
     [
         (["measure", "6111", "--space", "nb201", "--runtime", "tensorrt"], "unknown runtime 'tensorrt'"),
-        (["store", "info", "{tmp}/missing.sqlite"], "no measurement store"),
-        (["store", "info", "{tmp}/corrupt.sqlite"], "cannot open measurement store"),
+        (["store", "info", "--store", "{tmp}/missing.sqlite"], "does not exist"),
+        (["store", "info", "--store", "{tmp}/corrupt.sqlite"], "cannot open measurement store"),
         (["profile", "nb201", "--n", "1", "--store", "{tmp}/blocker/m.sqlite"], "cannot create folder"),
-        (["store", "import", "{tmp}/m.sqlite", "{tmp}/corrupt.sqlite"], "not a known table"),
+        (["store", "import", "{tmp}/corrupt.sqlite", "--store", "{tmp}/m.sqlite"], "not a known table"),
         (["comfort", "6111", "--space", "nb201", "--scales", "2:3:0.5"], "must be positive and include 1"),
-        (["monotonic", "a", "b", "--store", "{tmp}/missing.sqlite"], "no measurement store"),
+        (["monotonic", "--store-device", "a", "--store", "{tmp}/missing.sqlite"], "does not exist"),
     ],
 )
 def test_user_errors_are_one_line(argv, message, tmp_path, capsys):

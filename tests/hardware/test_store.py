@@ -95,7 +95,7 @@ def test_killed_profiling_resumes_without_loss_or_duplicates(tmp_path):
         "3",
         "--store",
         str(store),
-        "--device-name",
+        "--store-device",
         "cpu",
         "--json",
     ]
@@ -152,7 +152,7 @@ def test_import_skips_bad_rows_with_counts_and_export_round_trips(tmp_path):
             source="test",
         )
         assert report.rows == 4 and report.added == 3
-        assert report.skipped == {"bad arch": 1, "empty or non-positive value": 3}
+        assert report.skipped == {"bad arch": 1, "empty or non-positive value": 3, "not a number": 0}
         again = import_table(db, table, space, "arch_str", [ImportColumn("lat", "devx")], source="test")
         assert again.added == 0  # importing twice adds nothing
         n = db.export_csv(tmp_path / "out.csv")

@@ -12,12 +12,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.markup import escape
 
+from edgenas.cli._options import ArchArg, JsonOpt, SetOpt, SpaceOpt  # noqa: F401  (re-exported to the commands)
 from edgenas.errors import EdgeNASError, SpaceConfigError, SpecFileError
 from edgenas.spaces import ArchSpec, get_space, load_specs
 from edgenas.spaces.spec import freeze
+
+try:  # typer >= 0.22 ships its own copy of click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import exceptions as _click_errors  # type: ignore[no-redef]
 
 app = typer.Typer(
     name="edgenas",
@@ -25,24 +32,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain Click help: no "<bool>" metavars on flags, no boxes around one-line errors
 )
-space_app = typer.Typer(help="Inspect search spaces.", no_args_is_help=True)
-arch_app = typer.Typer(help="Sample, inspect and export architectures.", no_args_is_help=True)
-app.add_typer(space_app, name="space")
-app.add_typer(arch_app, name="arch")
+
+
+def sub_app(name: str, help: str) -> typer.Typer:
+    """A command group ``edgenas NAME ...`` with the root's settings."""
+    group = typer.Typer(help=help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+    app.add_typer(group, name=name)
+    return group
+
+
+space_app = sub_app("space", "Inspect search spaces.")
+arch_app = sub_app("arch", "Sample, inspect and export architectures.")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 if not out.is_terminal:  # piped or captured: rich would assume 80 columns and squeeze tables of long arch names
     out.width = max(out.width, 160)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", metavar="KEY=VALUE", help="Space option, e.g. --set width=0.5 (repeatable; JSON values)."),
-]
-SpaceOpt = Annotated[str | None, typer.Option("--space", "-s", help="Space of ARCH when ARCH is a string.")]
-ArchArg = Annotated[str, typer.Argument(help="A spec file (.json/.jsonl) or an arch string with --space.")]
 
 
 def _print_version(value: bool) -> None:
@@ -107,13 +114,46 @@ def resolve_one_arch(arch: str, space: str | None, set_: list[str] | None, index
     return specs[index]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning user errors into one line on stderr and exit code 2.
+def _error_line(exc: BaseException) -> tuple[str, str]:
+    """(message, kind) of an error the CLI reports: one line, the kind being the exception's class name."""
+    if isinstance(exc, _click_errors.UsageError):
+        message = exc.format_message().strip().splitlines()
+        text = " ".join(line.strip() for line in message if line.strip())
+        if exc.ctx is not None:
+            text += f" (see '{exc.ctx.command_path} --help')"
+        return text, type(exc).__name__
+    if isinstance(exc, _click_errors.ClickException):  # FileError and the like
+        return " ".join(exc.format_message().split()), type(exc).__name__
+    return " ".join(str(exc).split()), type(exc).__name__
 
-    Usage errors (a missing argument, a bad option value) are Typer's own: a short usage text and exit code 2.
+
+def _report(exc: BaseException, as_json: bool) -> None:
+    message, kind = _error_line(exc)
+    if as_json:
+        emit_json({"error": message, "kind": kind})
+    else:
+        err.print(f"[red]error:[/red] {escape(message)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; every user error becomes one line on stderr (or, with ``--json``, one JSON object
+    ``{"error": ..., "kind": ...}`` on stdout) and exit code 2.
+
+    User errors are :class:`EdgeNASError` raised by the library and Click's usage errors (an unknown option, a value
+    refused while parsing, a missing argument). ``edgenas`` alone prints the help.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    command = typer.main.get_command(app)
     try:
-        app(args=argv, prog_name="edgenas")
-    except EdgeNASError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        code = command.main(args=args, prog_name="edgenas", standalone_mode=False)
+    except _click_errors.NoArgsIsHelpError as exc:  # a group named without a sub-command: show its help
+        out.print(exc.format_message(), markup=False, highlight=False)
+        raise SystemExit(0) from None
+    except (EdgeNASError, _click_errors.ClickException) as exc:
+        _report(exc, as_json)
         raise SystemExit(2) from None
+    except (_click_errors.Abort, KeyboardInterrupt):
+        _report(EdgeNASError("interrupted"), as_json)
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

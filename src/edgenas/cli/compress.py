@@ -7,7 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from edgenas.cli._app import JsonOpt, app, emit_json, out
+from edgenas.cli._app import app, emit_json, out
+from edgenas.cli._options import (
+    InputBatchOpt,
+    JsonOpt,
+    MaxErrorOpt,
+    OpsetOpt,
+    ResolutionOpt,
+    number,
+    output_file,
+)
+
+#: Domino-Pro widening above this factor is refused (the thesis widens by at most 4x).
+MAX_PRO_WIDTH = 16.0
 
 ModelArg = Annotated[
     str,
@@ -16,7 +28,8 @@ ModelArg = Annotated[
     ),
 ]
 NumClassesOpt = Annotated[
-    int | None, typer.Option("--num-classes", min=1, help="Classifier size of a torchvision: model (default 1000).")
+    int | None,
+    number("--num-classes", help="Classifier size of a torchvision: model (default 1000).", low=1, high=1_000_000),
 ]
 
 
@@ -34,7 +47,7 @@ def graft_command(
         str,
         typer.Option("--mask", help="One 0 (graft) or 1 (keep) per graftable block in order, or 'all' / 'none'."),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output model file (.pt).")],
+    output: Annotated[Path, output_file("--output", "-o", help="Output model file (.pt).")],
     keep_activation: Annotated[
         bool,
         typer.Option(
@@ -42,10 +55,11 @@ def graft_command(
         ),
     ] = True,
     pro_width: Annotated[
-        float | None, typer.Option("--pro-width", min=1.0, help="Domino-Pro: widen the inner channels by this factor.")
+        float | None,
+        number("--pro-width", help="Domino-Pro: widen the inner channels by this factor.", low=1, high=MAX_PRO_WIDTH),
     ] = None,
     pro_extra: Annotated[
-        int, typer.Option("--pro-extra", min=0, help="Domino-Pro: extra 1x1 convs per grafted block.")
+        int, number("--pro-extra", help="Domino-Pro: extra 1x1 convs per grafted block.", high=16)
     ] = 1,
     num_classes: NumClassesOpt = None,
     as_json: JsonOpt = False,
@@ -95,19 +109,15 @@ def graft_command(
 @app.command("reparam")
 def reparam_command(
     model: ModelArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .onnx file of the collapsed network.")],
+    output: Annotated[Path, output_file("--output", "-o", help="Output .onnx file of the collapsed network.")],
     check: Annotated[
-        bool, typer.Option("--check", help="Compare collapsed and original outputs in float64; fail above tolerance.")
+        bool, typer.Option("--check", help="Compare collapsed and original outputs in float64; fail above --max-error.")
     ] = False,
-    tolerance: Annotated[
-        float, typer.Option("--tolerance", help="Largest accepted relative error (--check and ONNX parity).")
-    ] = 1e-4,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Static batch size of the graph.")] = 1,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", min=1, help="Input size (px); default: the model's.")
-    ] = None,
+    max_error: MaxErrorOpt = 1e-4,
+    input_batch: InputBatchOpt = 1,
+    resolution: ResolutionOpt = None,
     num_classes: NumClassesOpt = None,
-    opset: Annotated[int, typer.Option("--opset", min=9, help="ONNX opset version.")] = 17,
+    opset: OpsetOpt = 17,
     as_json: JsonOpt = False,
 ) -> None:
     """Collapse every grafted block into one conv, fold the remaining BatchNorms, export to ONNX and verify it."""
@@ -119,17 +129,17 @@ def reparam_command(
 
     loaded = load_model(model, num_classes=num_classes)
     size = resolution or loaded.resolution
-    shape = (batch, 3, size, size)
+    shape = (input_batch, 3, size, size)
     collapsed = reparameterize(loaded.model)
     check_error = None
     if check:
         check_error = collapse_error(loaded.model, shape)
-        if not check_error <= tolerance:
+        if not check_error <= max_error:
             raise ReparamError(
                 f"the collapsed network differs from the original by {check_error:.2e} (relative, float64), "
-                f"above --tolerance {tolerance:g}"
+                f"above --max-error {max_error:g}"
             )
-    result = export_onnx(collapsed, output, shape, opset=opset, tolerance=tolerance)
+    result = export_onnx(collapsed, output, shape, opset=opset, tolerance=max_error)
     grafted = sum(isinstance(m, GraftedBlock) for m in loaded.model.modules())
     payload = {
         "output": str(result.path),

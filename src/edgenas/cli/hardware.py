@@ -10,33 +10,51 @@ import typer
 from rich.table import Table
 
 from edgenas.cli._app import (
-    ArchArg,
-    JsonOpt,
-    SetOpt,
-    SpaceOpt,
     app,
     emit_json,
-    err,
     out,
     parse_options,
     resolve_archs,
     resolve_one_arch,
+    sub_app,
 )
+from edgenas.cli._options import (
+    MAX_COUNT,
+    MAX_THREADS,
+    ArchArg,
+    EnergyOpt,
+    IndexOpt,
+    InputBatchOpt,
+    JsonOpt,
+    MetricOpt,
+    NewStoreOpt,
+    PlotOpt,
+    RepeatsOpt,
+    ResolutionOpt,
+    RuntimeOpt,
+    SeedOpt,
+    SetOpt,
+    SpaceArg,
+    SpaceOpt,
+    StoreOpt,
+    ThreadsOpt,
+    WarmupRunsOpt,
+    choice,
+    number,
+    output_file,
+)
+from edgenas.cli._progress import progress_bar
 from edgenas.errors import MeasurementError, StoreError
 from edgenas.spaces import get_space, space_of
 
-store_app = typer.Typer(help="Inspect, import into and export the measurement store.", no_args_is_help=True)
-app.add_typer(store_app, name="store")
+store_app = sub_app("store", "Inspect, import into and export the measurement store.")
 
-RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", help="ort-cpu, ort-cuda, torch-cpu or torch-cuda.")]
-BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
-ResolutionOpt = Annotated[
-    int | None, typer.Option("--resolution", min=1, help="Input side (px); default: the space's.")
+IndexAllOpt = Annotated[
+    int | None, number("--index", help="Only this spec of a multi-spec file (0-based; default: all).", high=MAX_COUNT)
 ]
-ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU intra-op threads (0: library default).")]
-WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")]
-RepeatsOpt = Annotated[int, typer.Option("--repeats", min=3, help="Timed runs per attempt.")]
-StoreArg = Annotated[Path, typer.Argument(help="Measurement store (SQLite file).")]
+MaxRelIqrOpt = Annotated[
+    float, number("--max-rel-iqr", help="Measure again above this IQR/median.", high=10, low_open=True)
+]
 
 
 def _protocol(warmup: int, repeats: int, max_rel_iqr: float = 0.1, retries: int = 2) -> Any:
@@ -53,50 +71,32 @@ def _runtime(name: str, batch: int, resolution: int, threads: int) -> Any:
 
 @app.command("profile")
 def profile_command(
-    space: Annotated[str, typer.Argument(help="Registered space name.")],
-    store: Annotated[Path, typer.Option("--store", help="Measurement store (SQLite; created when absent).")],
+    space: SpaceArg,
+    store: NewStoreOpt,
     runtime: RuntimeOpt = "ort-cpu",
-    n: Annotated[int, typer.Option("--n", min=1, help="Architectures to sample.")] = 100,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n: Annotated[int, number("--n", help="Architectures to sample.", low=1, high=MAX_COUNT)] = 100,
+    seed: SeedOpt = 0,
     set_: SetOpt = None,
-    batch: BatchOpt = 1,
+    input_batch: InputBatchOpt = 1,
     resolution: ResolutionOpt = None,
     threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = 10,
+    warmup: WarmupRunsOpt = 10,
     repeats: RepeatsOpt = 50,
-    max_rel_iqr: Annotated[float, typer.Option("--max-rel-iqr", help="Re-measure above this IQR/median.")] = 0.1,
-    interleave: Annotated[int, typer.Option("--interleave", min=1, help="Measure K archs round-robin.")] = 1,
-    energy: Annotated[bool, typer.Option("--energy", help="Also measure energy (NVML/RAPL).")] = False,
-    device_name: Annotated[str | None, typer.Option("--device-name", help="Name in the store.")] = None,
+    max_rel_iqr: MaxRelIqrOpt = 0.1,
+    interleave: Annotated[int, number("--interleave", help="Measure K archs round-robin.", low=1, high=10_000)] = 1,
+    energy: EnergyOpt = False,
+    store_device: Annotated[
+        str | None, typer.Option("--store-device", help="Name of this device in the store (default: its fingerprint).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure N sampled architectures of SPACE into the store; archs already stored are skipped (resumable)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from edgenas.hardware import MeasurementStore, profile
 
     resolved = get_space(space, **parse_options(set_))
-    rt = _runtime(runtime, batch, resolution or resolved.resolution, threads)
+    rt = _runtime(runtime, input_batch, resolution or resolved.resolution, threads)
     specs = resolved.sample(seed=seed, n=n)
-    progress = Progress(
-        TextColumn("[bold]profiling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[last]}"),
-        console=err,
-        transient=True,
-        disable=as_json,
-    )
+    progress = progress_bar("[bold]profiling", "{task.fields[last]}", quiet=as_json)
     with MeasurementStore(store) as db, progress:
         task = progress.add_task("profile", total=len(set(specs)), last="")
 
@@ -108,14 +108,14 @@ def profile_command(
             rt,
             db,
             protocol=_protocol(warmup, repeats, max_rel_iqr),
-            device_name=device_name,
+            device_name=store_device,
             interleave=interleave,
             energy=energy,
             on_progress=on_progress,
         )
     payload = {
         "store": str(store),
-        "device": report.device,
+        "store_device": report.device,
         "runtime": runtime,
         "requested": report.requested,
         "skipped": report.skipped,
@@ -142,27 +142,33 @@ def measure_command(
     runtime: RuntimeOpt = "ort-cpu",
     space: SpaceOpt = None,
     set_: SetOpt = None,
-    batch: BatchOpt = 1,
+    index: IndexAllOpt = None,
+    input_batch: InputBatchOpt = 1,
     resolution: ResolutionOpt = None,
     threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = 10,
+    warmup: WarmupRunsOpt = 10,
     repeats: RepeatsOpt = 50,
-    energy: Annotated[bool, typer.Option("--energy/--no-energy", help="Measure energy when a counter exists.")] = True,
+    energy: EnergyOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure the latency (median, IQR) and, where a counter exists, the energy of architectures."""
+    """Measure the latency (median, IQR) and, with --energy where a counter exists, the energy of architectures."""
     from edgenas.hardware import measure_arch
 
+    specs = (
+        resolve_archs(arch, space, parse_options(set_))
+        if index is None
+        else [resolve_one_arch(arch, space, set_, index)]
+    )
     rows = []
-    for spec in resolve_archs(arch, space, parse_options(set_)):
-        rt = _runtime(runtime, batch, resolution or space_of(spec).resolution, threads)
+    for spec in specs:
+        rt = _runtime(runtime, input_batch, resolution or space_of(spec).resolution, threads)
         m = measure_arch(spec, rt, _protocol(warmup, repeats), energy=energy)
         rows.append(
             {
                 "space": spec.space,
                 "arch": str(spec),
                 "runtime": runtime,
-                "batch": batch,
+                "input_batch": input_batch,
                 "resolution": rt.options.resolution,
                 "threads": threads,
                 **m.latency.as_dict(),
@@ -177,14 +183,14 @@ def measure_command(
         flag = " [yellow](noisy: flagged)[/yellow]" if r["flagged"] else ""
         energy_text = f"{r['energy_mJ']:.3f} mJ" if r["energy_mJ"] is not None else f"energy n/a ({r['energy_note']})"
         out.print(
-            f"#{i} {r['arch']}\n   {r['runtime']} batch {r['batch']} @{r['resolution']}px: median "
+            f"#{i} {r['arch']}\n   {r['runtime']} batch {r['input_batch']} @{r['resolution']}px: median "
             f"{r['median_ms']:.3f} ms, IQR {r['iqr_ms']:.3f} ms ({r['rel_iqr']:.1%}), n={r['n']}{flag}; "
             f"{energy_text}"
         )
 
 
 @store_app.command("info")
-def store_info(store: StoreArg, as_json: JsonOpt = False) -> None:
+def store_info(store: StoreOpt, as_json: JsonOpt = False) -> None:
     """Devices in the store with their measurement counts."""
     from edgenas.hardware import MeasurementStore
 
@@ -208,59 +214,45 @@ def store_info(store: StoreArg, as_json: JsonOpt = False) -> None:
 
 @store_app.command("import")
 def store_import(
-    store: StoreArg,
-    table: Annotated[Path, typer.Argument(help="CSV table to import.")],
+    table: Annotated[Path, typer.Argument(help="CSV table to import.", exists=True, dir_okay=False)],
+    store: NewStoreOpt,
     preset: Annotated[
-        str | None, typer.Option("--preset", help="hwnasbench-nb201 or help-fbnet (auto-detected).")
+        str | None, choice("--preset", values=("hwnasbench-nb201", "help-fbnet"), help="Known table (auto-detected).")
     ] = None,
-    space: SpaceOpt = None,
+    space: Annotated[str | None, typer.Option("--space", "-s", help="Space of the table's arch strings.")] = None,
     arch_column: Annotated[str | None, typer.Option("--arch-column", help="Column with arch strings.")] = None,
-    target: Annotated[list[str] | None, typer.Option("--target", help="Value column (repeatable).")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="Device name prefix for --target columns.")] = None,
-    metric: Annotated[
-        str, typer.Option("--metric", help="latency_ms or energy_mJ for --target columns.")
-    ] = "latency_ms",
+    value_column: Annotated[
+        list[str] | None, typer.Option("--value-column", help="Column with values (repeatable).")
+    ] = None,
+    store_device: Annotated[
+        str | None,
+        typer.Option(
+            "--store-device",
+            help="Device name in the store (several --value-column: a prefix); in a table with a 'device' column "
+            "(a store export), the device whose rows to import.",
+        ),
+    ] = None,
+    metric: MetricOpt = "latency_ms",
     as_json: JsonOpt = False,
 ) -> None:
-    """Import an external table (HW-NAS-Bench, HELP, or any CSV with --space/--arch-column/--target) as devices."""
-    import csv
+    """Import an external table (HW-NAS-Bench, HELP, a store export, or any CSV with --space/--arch-column/
+    --value-column) as devices; the whole file is checked before the store is opened."""
+    from edgenas.hardware import MeasurementStore
+    from edgenas.hardware.store import read_table, write_table
 
-    from edgenas.hardware import PRESETS, ImportColumn, MeasurementStore, import_table
-    from edgenas.hardware.store import METRICS, detect_preset
-
-    if target:
-        if space is None or arch_column is None:
-            raise StoreError("--target needs --space and --arch-column")
-        if metric not in METRICS:
-            raise StoreError(f"--metric must be one of {', '.join(METRICS)}")
-        prefix = device or table.stem
-        columns = [ImportColumn(t, f"{prefix}-{t}" if len(target) > 1 else prefix, metric) for t in target]
-        resolved, arch_col, source = get_space(space), arch_column, f"CSV {table.name}"
-    else:
-        if preset is None:
-            try:
-                with table.open(newline="") as f:
-                    header = next(csv.reader(f), [])
-            except OSError as exc:
-                raise StoreError(f"cannot read {table}: {exc.strerror or exc}") from exc
-            preset = detect_preset(header)
-            if preset is None:
-                raise StoreError(
-                    f"{table}: not a known table ({', '.join(PRESETS)}); give --space, --arch-column and --target"
-                )
-        if preset not in PRESETS:
-            raise StoreError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
-        p = PRESETS[preset]
-        resolved, arch_col, columns, source = get_space(p["space"]), p["arch_column"], p["columns"], p["source"]
+    resolved, arch_col, columns, source = _import_plan(
+        table, preset, space, arch_column, value_column, store_device, metric
+    )
+    parsed = read_table(table, resolved, arch_col, columns, device=store_device if value_column else None)
     with MeasurementStore(store) as db:
-        report = import_table(db, table, resolved, arch_col, columns, source=source)
+        report = write_table(db, parsed, source=source)
     payload = {
         "store": str(store),
         "table": str(table),
         "rows": report.rows,
         "added": report.added,
         "skipped": report.skipped,
-        "devices": report.devices,
+        "store_devices": report.devices,
     }
     if as_json:
         emit_json(payload)
@@ -272,10 +264,42 @@ def store_import(
     )
 
 
+def _import_plan(
+    table: Path,
+    preset: str | None,
+    space: str | None,
+    arch_column: str | None,
+    value_column: list[str] | None,
+    store_device: str | None,
+    metric: str,
+) -> tuple[Any, str, list[Any], str]:
+    """(space, arch column, value columns, source) of an import: from --value-column, a preset, or the header."""
+    from edgenas.hardware import PRESETS, ImportColumn
+    from edgenas.hardware.store import detect_preset, read_csv
+
+    if value_column:
+        if space is None or arch_column is None:
+            raise StoreError("--value-column needs --space and --arch-column")
+        prefix = store_device or table.stem
+        columns = [ImportColumn(c, f"{prefix}-{c}" if len(value_column) > 1 else prefix, metric) for c in value_column]
+        return get_space(space), arch_column, columns, f"CSV {table.name}"
+    if space is not None or arch_column is not None:
+        raise StoreError("--space and --arch-column go with --value-column (a preset names its own)")
+    if preset is None:
+        header, _ = read_csv(table)
+        preset = detect_preset(header)
+        if preset is None:
+            raise StoreError(
+                f"{table}: not a known table ({', '.join(PRESETS)}); give --space, --arch-column and --value-column"
+            )
+    p = PRESETS[preset]
+    return get_space(p["space"]), p["arch_column"], p["columns"], p["source"]
+
+
 @store_app.command("export")
 def store_export(
-    store: StoreArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    store: StoreOpt,
+    output: Annotated[Path, output_file("--output", "-o", help="CSV file to write.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Write every measurement (device, space, arch, runtime, metric, batch, ..., value) to a CSV file."""
@@ -296,29 +320,31 @@ def comfort_command(
     space: SpaceOpt = None,
     set_: SetOpt = None,
     scales: Annotated[str, typer.Option("--scales", help="start:stop:step or a list; must include 1.")] = "1:3:0.25",
-    batch: BatchOpt = 1,
+    input_batch: InputBatchOpt = 1,
     threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = 10,
+    warmup: WarmupRunsOpt = 10,
     repeats: RepeatsOpt = 30,
-    tolerance: Annotated[
-        float, typer.Option("--tolerance", help="Smallest relative latency band counted as noise.")
+    noise_band: Annotated[
+        float,
+        number("--noise-band", help="Smallest relative latency band counted as noise.", high=1, low_open=True),
     ] = 0.03,
-    plot: Annotated[Path | None, typer.Option("--plot", "-o", help="Write a PNG plot here.")] = None,
-    index: Annotated[int, typer.Option("--index", min=0, help="Which spec of a multi-spec file (0-based).")] = 0,
+    plot: PlotOpt = None,
+    index: IndexOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Comfort Zone: latency and arithmetic intensity per width scale; the largest scale as fast as the base."""
     from edgenas.hardware import comfort_zone, parse_scales, plot_comfort
 
     spec = resolve_one_arch(arch, space, set_, index)
-    rt = _runtime(runtime, batch, space_of(spec).resolution, threads)
-    report = comfort_zone(spec, rt, parse_scales(scales), protocol=_protocol(warmup, repeats), tolerance=tolerance)
+    grid = parse_scales(scales)
+    rt = _runtime(runtime, input_batch, space_of(spec).resolution, threads)
+    report = comfort_zone(spec, rt, grid, protocol=_protocol(warmup, repeats), tolerance=noise_band)
     if plot is not None:
         plot_comfort(report, plot)
     payload = {
         "arch": report.arch,
         "runtime": runtime,
-        "batch": batch,
+        "input_batch": input_batch,
         "band": report.band,
         "zone_scale": report.zone_scale,
         "has_zone": report.has_zone,
@@ -346,19 +372,28 @@ def comfort_command(
         else "no Comfort Zone: latency grows with width right away"
     )
     out.print(
-        f"{runtime}, batch {batch}: {verdict} (noise band +{report.band:.1%})" + (f"; plot {plot}" if plot else "")
+        f"{runtime}, batch {input_batch}: {verdict} (noise band +{report.band:.1%})"
+        + (f"; plot {plot}" if plot else "")
     )
 
 
 @app.command("monotonic")
 def monotonic_command(
-    devices: Annotated[list[str] | None, typer.Argument(help="Devices to compare (two: one pair; none: all).")] = None,
-    store: Annotated[Path, typer.Option("--store", help="Measurement store.")] = Path("measurements.sqlite"),
-    metric: Annotated[str, typer.Option("--metric", help="latency_ms or energy_mJ.")] = "latency_ms",
-    threshold: Annotated[float, typer.Option("--threshold", help="Kendall tau needed to share a group.")] = 0.8,
-    runtime: Annotated[str | None, typer.Option("--runtime", help="Only rows of this runtime.")] = None,
-    batch: Annotated[int | None, typer.Option("--batch", help="Only rows of this batch size.")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Only rows of this thread count.")] = None,
+    store: StoreOpt,
+    devices: Annotated[
+        list[str] | None, typer.Option("--store-device", help="A device to compare (repeatable; default: all).")
+    ] = None,
+    metric: MetricOpt = "latency_ms",
+    threshold: Annotated[
+        float, number("--threshold", help="Kendall tau needed to share a group.", low=-1, high=1)
+    ] = 0.8,
+    runtime: Annotated[str | None, typer.Option("--runtime", "-r", help="Only rows of this runtime.")] = None,
+    input_batch: Annotated[
+        int | None, number("--input-batch", help="Only rows of this input batch.", low=1, high=65_536)
+    ] = None,
+    threads: Annotated[
+        int | None, number("--threads", help="Only rows of this thread count.", high=MAX_THREADS)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Performance monotonicity (thesis Def 3.1): gamma, R^2, Kendall tau, Spearman per device pair, and groups."""
@@ -370,7 +405,7 @@ def monotonic_command(
         names = list(devices or [d["name"] for d in listed if d["counts"].get(metric)])
         if len(names) < 2:
             raise MeasurementError(f"need at least two devices with {metric} values; found {len(names)}")
-        filters = {"runtime": runtime, "batch": batch, "threads": threads}
+        filters = {"runtime": runtime, "batch": input_batch, "threads": threads}
         # imported devices have runtime "imported": filters apply to measured devices only
         values = {
             name: db.values(name, metric=metric, **(filters if kinds.get(name) == "measured" else {})) for name in names

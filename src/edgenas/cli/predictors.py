@@ -9,25 +9,58 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from edgenas.cli._app import JsonOpt, SetOpt, app, emit_json, out, parse_options
-from edgenas.errors import MeasurementError, StoreError
+from edgenas.cli._app import emit_json, out, parse_options, sub_app
+from edgenas.cli._options import (
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_EPOCHS,
+    InputBatchOpt,
+    JsonOpt,
+    MetricOpt,
+    PlotOpt,
+    RepeatsOpt,
+    RuntimeOpt,
+    SeedOpt,
+    SetOpt,
+    SpaceArg,
+    StoreDeviceOpt,
+    ThreadsOpt,
+    WarmupRunsOpt,
+    choice,
+    input_file,
+    number,
+    output_file,
+)
+from edgenas.errors import StoreError
+from edgenas.predictors.base import NETWORK_KINDS
+from edgenas.predictors.fit import KINDS
 from edgenas.spaces import get_space
 
-predictor_app = typer.Typer(help="Fit, evaluate and compare latency/energy predictors.", no_args_is_help=True)
-app.add_typer(predictor_app, name="predictor")
+predictor_app = sub_app("predictor", "Fit, evaluate and compare latency/energy predictors.")
 
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="Measurement store (with --device).")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device name in the store.")]
-TableOpt = Annotated[Path | None, typer.Option("--table", help="CSV table (with --space/--arch-column/--target).")]
-SpaceNameOpt = Annotated[str | None, typer.Option("--space", "-s", help="Space of the table's archs.")]
+StoreOpt = Annotated[Path | None, input_file("--store", help="Measurement store (with --store-device).")]
+StoreDeviceFilter = Annotated[
+    str | None,
+    typer.Option("--store-device", help="Device in the store; with --table, the rows of this 'device' (store export)."),
+]
+TableOpt = Annotated[
+    Path | None, input_file("--table", help="CSV table (with --space, --arch-column, --value-column).")
+]
+SpaceNameOpt = Annotated[str | None, typer.Option("--space", "-s", help="Space of the table's arch strings.")]
 ArchColOpt = Annotated[str | None, typer.Option("--arch-column", help="CSV column with arch strings.")]
-TargetOpt = Annotated[str | None, typer.Option("--target", help="CSV column with the values.")]
-MetricOpt = Annotated[str, typer.Option("--metric", help="latency_ms or energy_mJ.")]
-RuntimeFilter = Annotated[str | None, typer.Option("--runtime", help="Store rows of this runtime only.")]
-BatchFilter = Annotated[int | None, typer.Option("--batch", help="Store rows of this batch size only.")]
-TrainSizeOpt = Annotated[float, typer.Option("--train-size", help="Training rows (count, or a fraction < 1).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the split and the training.")]
-EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Maximum epochs (early stopping on validation).")]
+ValueColOpt = Annotated[str | None, typer.Option("--value-column", help="CSV column with the values.")]
+RuntimeFilter = Annotated[str | None, typer.Option("--runtime", "-r", help="Store rows of this runtime only.")]
+InputBatchFilter = Annotated[
+    int | None, number("--input-batch", help="Store rows of this input batch only.", low=1, high=MAX_BATCH)
+]
+TrainSizeOpt = Annotated[
+    float,
+    number("--train-size", help="Training rows: a count, or a fraction when < 1.", high=MAX_COUNT, low_open=True),
+]
+EpochsOpt = Annotated[
+    int, number("--epochs", help="Maximum epochs (early stopping on validation).", low=1, high=MAX_EPOCHS)
+]
+KindOpt = Annotated[str, choice("--kind", values=NETWORK_KINDS, help="Predictor model.")]
 
 
 def _load_table(
@@ -36,7 +69,7 @@ def _load_table(
     table: Path | None,
     space: str | None,
     arch_column: str | None,
-    target: str | None,
+    value_column: str | None,
     metric: str,
     runtime: str | None,
     batch: int | None,
@@ -47,36 +80,38 @@ def _load_table(
 
     space_name = space or default_space
     if (store is None) == (table is None):
-        raise StoreError("give exactly one data source: --store S --device D, or --table CSV --space ... --target")
+        raise StoreError(
+            "give exactly one data source: --store S --store-device D, or --table CSV --space ... --value-column C"
+        )
     if space_name is None:
         raise StoreError("--space is needed to read architectures")
     resolved = get_space(space_name, **options)
     if table is not None:
-        if arch_column is None or target is None:
-            raise StoreError("--table needs --arch-column and --target")
+        if arch_column is None or value_column is None:
+            raise StoreError("--table needs --arch-column and --value-column")
         # a store export holds several devices: --device keeps one (the CSV's "device" column)
         return table_from_csv(
-            table, resolved, arch_column, target, metric, where={"device": device} if device is not None else None
+            table, resolved, arch_column, value_column, metric, where={"device": device} if device is not None else None
         )
     if device is None:
-        raise StoreError("--store needs --device")
+        raise StoreError("--store needs --store-device")
     return table_from_store(store, device, resolved, metric=metric, runtime=runtime, batch=batch)
 
 
 @predictor_app.command("fit")
 def predictor_fit(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write (.pt).")],
-    kind: Annotated[str, typer.Option("--kind", help="mlp, gnn, gcn or lut.")] = "mlp",
+    output: Annotated[Path, output_file("--output", "-o", help="Predictor file to write (.pt).")],
+    kind: KindOpt = "mlp",
     store: StoreOpt = None,
-    device: DeviceOpt = None,
+    store_device: StoreDeviceFilter = None,
     table: TableOpt = None,
     space: SpaceNameOpt = None,
     set_: SetOpt = None,
     arch_column: ArchColOpt = None,
-    target: TargetOpt = None,
+    value_column: ValueColOpt = None,
     metric: MetricOpt = "latency_ms",
     runtime: RuntimeFilter = None,
-    batch: BatchFilter = None,
+    input_batch: InputBatchFilter = None,
     train_size: TrainSizeOpt = 0.8,
     seed: SeedOpt = 0,
     epochs: EpochsOpt = 200,
@@ -85,7 +120,9 @@ def predictor_fit(
     """Fit a predictor on a training split and report its scores on the held-out rows."""
     from edgenas.predictors import FitConfig, fit_predictor, scores
 
-    data = _load_table(store, device, table, space, arch_column, target, metric, runtime, batch, parse_options(set_))
+    data = _load_table(
+        store, store_device, table, space, arch_column, value_column, metric, runtime, input_batch, parse_options(set_)
+    )
     train, test = data.split(train_size, seed=seed)
     predictor = fit_predictor(kind, train, FitConfig(epochs=epochs, seed=seed))
     result = scores(predictor.predict(test.specs), test.values)
@@ -94,7 +131,7 @@ def predictor_fit(
     payload = {
         "output": str(output),
         "kind": kind,
-        "device": data.device,
+        "store_device": data.device,
         "train": len(train),
         "test": len(test),
         "skipped": data.skipped,
@@ -115,14 +152,14 @@ def predictor_fit(
 
 @predictor_app.command("eval")
 def predictor_eval(
-    path: Annotated[Path, typer.Argument(help="Predictor file.")],
+    path: Annotated[Path, typer.Argument(help="Predictor file.", exists=True, dir_okay=False)],
     store: StoreOpt = None,
-    device: DeviceOpt = None,
+    store_device: StoreDeviceFilter = None,
     table: TableOpt = None,
     arch_column: ArchColOpt = None,
-    target: TargetOpt = None,
+    value_column: ValueColOpt = None,
     runtime: RuntimeFilter = None,
-    batch: BatchFilter = None,
+    input_batch: InputBatchFilter = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a saved predictor on a data source (every row of it)."""
@@ -132,14 +169,14 @@ def predictor_eval(
     m = predictor.meta
     data = _load_table(
         store,
-        device,
+        store_device,
         table,
         None,
         arch_column,
-        target,
+        value_column,
         m.metric,
         runtime,
-        batch,
+        input_batch,
         m.space_options,
         default_space=m.space,
     )
@@ -156,31 +193,35 @@ def predictor_eval(
 
 @predictor_app.command("compare")
 def predictor_compare(
-    kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated kinds.")] = "lut,mlp,gcn,gnn,svr,rf,gbr",
+    kinds: Annotated[str, typer.Option("--kinds", help=f"Comma-separated kinds of: {', '.join(KINDS)}.")] = (
+        "lut,mlp,gcn,gnn,svr,rf,gbr"
+    ),
     store: StoreOpt = None,
-    device: DeviceOpt = None,
+    store_device: StoreDeviceFilter = None,
     table: TableOpt = None,
     space: SpaceNameOpt = None,
     set_: SetOpt = None,
     arch_column: ArchColOpt = None,
-    target: TargetOpt = None,
+    value_column: ValueColOpt = None,
     metric: MetricOpt = "latency_ms",
     runtime: RuntimeFilter = None,
-    batch: BatchFilter = None,
+    input_batch: InputBatchFilter = None,
     train_size: TrainSizeOpt = 0.8,
     seed: SeedOpt = 0,
     epochs: EpochsOpt = 200,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Scatter plot of predicted vs measured (PNG).")] = None,
+    plot: PlotOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit several kinds on the same split and print one table of their scores on the held-out rows."""
-    from edgenas.predictors import KINDS, SKLEARN_KINDS, FitConfig, fit_predictor, fit_sklearn, scores
+    from edgenas.predictors import SKLEARN_KINDS, FitConfig, fit_predictor, fit_sklearn, scores
 
     wanted = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in wanted if k not in KINDS]
-    if unknown:
-        raise MeasurementError(f"unknown kind(s) {', '.join(unknown)}; kinds: {', '.join(KINDS)}")
-    data = _load_table(store, device, table, space, arch_column, target, metric, runtime, batch, parse_options(set_))
+    if unknown or not wanted:
+        raise StoreError(f"--kinds: unknown kind(s) {', '.join(unknown) or '(none given)'}; kinds: {', '.join(KINDS)}")
+    data = _load_table(
+        store, store_device, table, space, arch_column, value_column, metric, runtime, input_batch, parse_options(set_)
+    )
     train, test = data.split(train_size, seed=seed)
     rows, predictions = [], {}
     for kind in wanted:
@@ -193,7 +234,7 @@ def predictor_compare(
     if plot is not None:
         _scatter(plot, test.values, predictions, f"{data.device} ({data.metric})")
     if as_json:
-        emit_json({"device": data.device, "metric": metric, "train": len(train), "test": len(test), "rows": rows})
+        emit_json({"store_device": data.device, "metric": metric, "train": len(train), "test": len(test), "rows": rows})
         return
     t = Table("kind", "RMSE", "MAE", "MAPE %", "Kendall tau", "Spearman", "within 5%", "within 10%")
     for r in rows:
@@ -212,14 +253,14 @@ def predictor_compare(
 
 
 def _scatter(path: Path, measured: Any, predictions: dict[str, Any], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from edgenas._io import atomic_output
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    FigureCanvasAgg(fig)  # an explicit backend for this figure; no global matplotlib state
+    ax = fig.add_subplot()
     for kind, pred in predictions.items():
         ax.scatter(measured, pred, s=6, alpha=0.5, label=kind)
     lo, hi = float(min(measured)), float(max(measured))
@@ -231,22 +272,23 @@ def _scatter(path: Path, measured: Any, predictions: dict[str, Any], title: str)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 @predictor_app.command("adapt")
 def predictor_adapt(
-    path: Annotated[Path, typer.Argument(help="Pre-trained predictor file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Adapted predictor file to write.")],
-    shots: Annotated[int, typer.Option("--shots", min=2, help="Measured archs of the new device to adapt on.")] = 20,
+    path: Annotated[Path, typer.Argument(help="Pre-trained predictor file.", exists=True, dir_okay=False)],
+    output: Annotated[Path, output_file("--output", "-o", help="Adapted predictor file to write.")],
+    shots: Annotated[
+        int, number("--shots", help="Measured archs of the new device to adapt on.", low=2, high=MAX_COUNT)
+    ] = 20,
     store: StoreOpt = None,
-    device: DeviceOpt = None,
+    store_device: StoreDeviceFilter = None,
     table: TableOpt = None,
     arch_column: ArchColOpt = None,
-    target: TargetOpt = None,
+    value_column: ValueColOpt = None,
     runtime: RuntimeFilter = None,
-    batch: BatchFilter = None,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Fine-tuning steps.")] = 300,
+    input_batch: InputBatchFilter = None,
+    steps: Annotated[int, number("--steps", help="Fine-tuning steps.", low=1, high=MAX_COUNT)] = 300,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -257,14 +299,14 @@ def predictor_adapt(
     m = predictor.meta
     data = _load_table(
         store,
-        device,
+        store_device,
         table,
         None,
         arch_column,
-        target,
+        value_column,
         m.metric,
         runtime,
-        batch,
+        input_batch,
         m.space_options,
         default_space=m.space,
     )
@@ -286,16 +328,16 @@ def predictor_adapt(
 
 @predictor_app.command("lut")
 def predictor_lut(
-    space: Annotated[str, typer.Argument(help="Layer-wise space (mbv2, mbv2-cifar, fbnet).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Predictor file to write.")],
-    store: Annotated[Path, typer.Option("--store", help="Store with whole-network measurements (for the constant).")],
-    device: Annotated[str, typer.Option("--device", help="Device name in the store.")],
-    runtime: Annotated[str, typer.Option("--runtime", "-r", help="Runtime to time the ops with.")] = "ort-cpu",
+    space: SpaceArg,
+    output: Annotated[Path, output_file("--output", "-o", help="Predictor file to write.")],
+    store: Annotated[Path, input_file("--store", help="Store with whole-network measurements (for the constant).")],
+    store_device: StoreDeviceOpt,
+    runtime: RuntimeOpt = "ort-cpu",
     set_: SetOpt = None,
-    batch: Annotated[int, typer.Option("--batch", min=1)] = 1,
-    threads: Annotated[int, typer.Option("--threads", min=0)] = 1,
-    warmup: Annotated[int, typer.Option("--warmup", min=0)] = 5,
-    repeats: Annotated[int, typer.Option("--repeats", min=3)] = 20,
+    input_batch: InputBatchOpt = 1,
+    threads: ThreadsOpt = 1,
+    warmup: WarmupRunsOpt = 5,
+    repeats: RepeatsOpt = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """The classic LUT: time every op of every layer alone on RUNTIME; the constant comes from measured networks."""
@@ -304,10 +346,10 @@ def predictor_lut(
     from edgenas.predictors.lut import lut_predictor, measure_op_table
 
     resolved = get_space(space, **parse_options(set_))
-    whole = table_from_store(store, device, resolved, runtime=runtime, batch=batch, threads=threads)
-    rt = get_runtime(runtime, RuntimeOptions(batch=batch, resolution=resolved.resolution, threads=threads))
+    whole = table_from_store(store, store_device, resolved, runtime=runtime, batch=input_batch, threads=threads)
+    rt = get_runtime(runtime, RuntimeOptions(batch=input_batch, resolution=resolved.resolution, threads=threads))
     table = measure_op_table(resolved, rt, Protocol(warmup=warmup, repeats=repeats))
-    predictor = lut_predictor(resolved, table, whole, device)
+    predictor = lut_predictor(resolved, table, whole, store_device)
     result = scores(predictor.predict(whole.specs), whole.values)
     predictor.meta.scores = {"store": result}
     predictor.save(output)

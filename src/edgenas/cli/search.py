@@ -8,21 +8,44 @@ from typing import Annotated, Any
 
 import typer
 
-from edgenas.cli._app import JsonOpt, SetOpt, app, emit_json, err, out, parse_options
+from edgenas.cli._app import emit_json, err, out, parse_options, sub_app
+from edgenas.cli._options import (
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_EPOCHS,
+    MAX_MJ,
+    MAX_MS,
+    BatchSizeOpt,
+    DataOpt,
+    EpochsOpt,
+    JsonOpt,
+    SeedOpt,
+    SetOpt,
+    SubsetOpt,
+    ToleranceOpt,
+    TorchDeviceOpt,
+    choice,
+    input_file,
+    number,
+    run_dir,
+)
+from edgenas.cli._progress import progress_bar
 
-search_app = typer.Typer(help="Hardware-aware architecture search (LightNAS, FBNet baseline).", no_args_is_help=True)
-app.add_typer(search_app, name="search")
+search_app = sub_app("search", "Hardware-aware architecture search (LightNAS, FBNet baseline).")
 
-SpaceArg = Annotated[str, typer.Option("--space", "-s", help="Search space (edgenas space list).")]
-PredictorOpt = Annotated[Path, typer.Option("--predictor", help="Latency predictor (.pt) of this space.")]
-TargetMsOpt = Annotated[float | None, typer.Option("--target-ms", help="Latency target T (ms).")]
-TargetMjOpt = Annotated[float | None, typer.Option("--target-mj", help="Energy target (mJ); needs --energy-predictor.")]
-EnergyPredictorOpt = Annotated[
-    Path | None, typer.Option("--energy-predictor", help="Energy predictor (.pt) of this space.")
+#: Bounds of the multiplier's settings; far beyond the thesis' values (eta_lambda 5e-4, gain 1000).
+MAX_LAMBDA = 1e9
+MAX_ROUNDS = 100
+
+SearchSpaceOpt = Annotated[str, typer.Option("--space", "-s", help="Search space (edgenas space list).")]
+PredictorOpt = Annotated[Path, input_file("--predictor", help="Latency predictor (.pt) of this space.")]
+TargetMsOpt = Annotated[float | None, number("--target-ms", help="Latency target T (ms).", high=MAX_MS, low_open=True)]
+TargetMjOpt = Annotated[
+    float | None,
+    number("--target-mj", help="Energy target (mJ); needs --energy-predictor.", high=MAX_MJ, low_open=True),
 ]
-DataOpt = Annotated[
-    str | None,
-    typer.Option("--data", help="Dataset folder (default: $EDGENAS_DATA); 'sample' = the shipped CIFAR-10 sample."),
+EnergyPredictorOpt = Annotated[
+    Path | None, input_file("--energy-predictor", help="Energy predictor (.pt) of this space.")
 ]
 
 
@@ -30,18 +53,11 @@ class _SearchProgress:
     """One progress bar over all steps, with the derived architecture's prediction and lambda."""
 
     def __init__(self, total: int, quiet: bool, unit: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         self.unit = unit
-        self.progress = Progress(
-            TextColumn("[bold]{task.fields[phase]} epoch {task.fields[epoch]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("derived {task.fields[derived]}  lambda {task.fields[lam]}"),
-            console=err,
-            transient=True,
-            disable=quiet,
+        self.progress = progress_bar(
+            "[bold]{task.fields[phase]} epoch {task.fields[epoch]}",
+            "derived {task.fields[derived]}  lambda {task.fields[lam]}",
+            quiet=quiet,
         )
         self.task = self.progress.add_task("search", total=total, phase="w", epoch=1, derived="-", lam="-")
         self.progress.start()
@@ -379,7 +395,7 @@ def _common_options(
     epochs: int,
     warmup_epochs: int,
     batch_size: int,
-    subset: int,
+    subset: int | None,
     val_fraction: float,
     seed: int,
     device: str,
@@ -388,30 +404,33 @@ def _common_options(
         "epochs": epochs,
         "warmup_epochs": warmup_epochs,
         "batch_size": batch_size,
-        "train_subset": subset,
+        "train_subset": subset or 0,
         "val_fraction": val_fraction,
         "seed": seed,
         "device": device,
     }
 
 
-EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Total epochs (thesis: 90).")]
-WarmupOpt = Annotated[int, typer.Option("--warmup-epochs", min=0, help="Weights-only epochs first (thesis: 10).")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
-SubsetOpt = Annotated[int, typer.Option("--subset", min=0, help="Class-balanced training subset (0 = all).")]
-ValOpt = Annotated[float, typer.Option("--val-fraction", help="Held-out share for the architecture phase.")]
-RuntimeOpt = Annotated[
-    str | None, typer.Option("--runtime", help="Measure the derived arch with this runtime (e.g. ort-cpu).")
+WarmupOpt = Annotated[
+    int,
+    number("--warmup-epochs", help="Weights-only epochs before the architecture phase (thesis: 10).", high=MAX_EPOCHS),
 ]
-ToleranceOpt = Annotated[float, typer.Option("--tolerance", help="Accepted relative miss of the measured latency.")]
+ValOpt = Annotated[
+    float,
+    number("--val-fraction", help="Held-out share for the architecture phase.", high=1, low_open=True, high_open=True),
+]
+RuntimeOpt = Annotated[
+    str | None, typer.Option("--runtime", "-r", help="Measure the derived arch with this runtime (e.g. ort-cpu).")
+]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the search in the output directory.")]
+OutputOpt = Annotated[Path, run_dir("--output", "-o", help="Run directory.")]
 
 
 @search_app.command("lightnas")
 def lightnas_command(
-    space: SpaceArg,
+    space: SearchSpaceOpt,
     predictor: PredictorOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")],
+    output: OutputOpt,
     target_ms: TargetMsOpt = None,
     target_mj: TargetMjOpt = None,
     energy_predictor: EnergyPredictorOpt = None,
@@ -419,70 +438,82 @@ def lightnas_command(
     set_: SetOpt = None,
     epochs: EpochsOpt = 90,
     warmup_epochs: WarmupOpt = 10,
-    batch_size: BatchOpt = 128,
-    subset: SubsetOpt = 0,
+    batch_size: BatchSizeOpt = 128,
+    subset: SubsetOpt = None,
     val_fraction: ValOpt = 0.2,
-    constraint: Annotated[str, typer.Option("--constraint", help="eq (meet T) or le (at most T).")] = "eq",
+    constraint: Annotated[
+        str, choice("--constraint", values=("eq", "le"), help="Meet T (eq) or stay at most T (le).")
+    ] = "eq",
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
-    lambda_lr: Annotated[float, typer.Option("--lambda-lr", help="eta_lambda (thesis 5e-4).")] = 5e-4,
-    lambda_p: Annotated[float, typer.Option("--lambda-p", help="Proportional gain (0 = thesis Eq 4.11).")] = 1000.0,
+    lambda_lr: Annotated[float, number("--lambda-lr", help="eta_lambda (thesis 5e-4).", high=MAX_LAMBDA)] = 5e-4,
+    lambda_p: Annotated[
+        float, number("--lambda-p", help="Proportional gain (0 = thesis Eq 4.11).", high=MAX_LAMBDA)
+    ] = 1000.0,
     alpha_batch_size: Annotated[
-        int, typer.Option("--alpha-batch-size", min=0, help="Images per alpha step (0 = --batch-size).")
+        int, number("--alpha-batch-size", help="Images per alpha step (0 = --batch-size).", high=MAX_BATCH)
     ] = 0,
     alpha_lr: Annotated[
-        float, typer.Option("--alpha-lr", help="Adam lr of alpha (thesis 1e-3; raise it for short searches).")
+        float,
+        number(
+            "--alpha-lr", help="Adam lr of alpha (thesis 1e-3; raise it for short searches).", high=10, low_open=True
+        ),
     ] = 1e-3,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
     refit: Annotated[
         bool, typer.Option("--refit", help="On a measured miss: store the measurement, refit, refine the search.")
     ] = False,
-    store: Annotated[Path | None, typer.Option("--store", help="--refit: the predictor's measurement store.")] = None,
+    store: Annotated[Path | None, input_file("--store", help="--refit: the predictor's measurement store.")] = None,
     store_device: Annotated[
         str | None, typer.Option("--store-device", help="--refit: the device name in the store.")
     ] = None,
-    refit_rounds: Annotated[int, typer.Option("--refit-rounds", min=1, help="--refit: at most this many.")] = 2,
-    refit_steps: Annotated[int, typer.Option("--refit-steps", min=1, help="--refit: alpha steps per round.")] = 200,
+    refit_rounds: Annotated[
+        int, number("--refit-rounds", help="--refit: at most this many.", low=1, high=MAX_ROUNDS)
+    ] = 2,
+    refit_steps: Annotated[
+        int, number("--refit-steps", help="--refit: alpha steps per round.", low=1, high=MAX_COUNT)
+    ] = 200,
     settle_steps: Annotated[
         int,
-        typer.Option(
-            "--settle-steps", min=0, help="Alpha/lambda-only steps after the search (no images; beyond the thesis)."
+        number(
+            "--settle-steps",
+            help="Alpha/lambda-only steps after the search (no images; beyond the thesis).",
+            high=MAX_COUNT,
         ),
     ] = 0,
     calibrate: Annotated[
         int,
-        typer.Option(
+        number(
             "--calibrate",
-            min=0,
             help="Before the search, measure this many archs predicted near T with --runtime and scale the predictor "
             "to them (0 = off; beyond the thesis).",
+            high=10_000,
         ),
     ] = 0,
     correct_rounds: Annotated[
         int,
-        typer.Option(
+        number(
             "--correct-rounds",
-            min=0,
             help="After the search, at most this many rounds of: measure the derived arch, rescale the predictor to "
             "it, continue the architecture phase (0 = off; beyond the thesis).",
+            high=MAX_ROUNDS,
         ),
     ] = 0,
     correct_steps: Annotated[
-        int, typer.Option("--correct-steps", min=1, help="--correct-rounds: alpha steps per round.")
+        int, number("--correct-steps", help="--correct-rounds: alpha steps per round.", low=1, high=MAX_COUNT)
     ] = 200,
     loads: Annotated[
-        int, typer.Option("--loads", min=1, help="--calibrate/--correct-rounds: median over this many loads per arch.")
+        int,
+        number("--loads", help="--calibrate/--correct-rounds: median over this many loads per arch.", low=1, high=100),
     ] = 3,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    seed: SeedOpt = 0,
+    device: TorchDeviceOpt = "auto",
     resume: ResumeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """LightNAS: one single-path search whose derived architecture meets the target (thesis Ch 4)."""
     from edgenas.errors import SearchError
 
-    if constraint not in ("eq", "le"):
-        raise SearchError(f"--constraint must be eq or le, got {constraint!r}")
     if refit and (store is None or store_device is None):
         raise SearchError("--refit needs --store S.sqlite and --store-device NAME (where the predictor's data lives)")
     refit_options = (
@@ -520,22 +551,22 @@ def lightnas_command(
 
 @search_app.command("fbnet")
 def fbnet_command(
-    space: SpaceArg,
+    space: SearchSpaceOpt,
     predictor: PredictorOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")],
-    lambda_: Annotated[float, typer.Option("--lambda", help="The fixed trade-off lambda.")],
+    output: OutputOpt,
+    lambda_: Annotated[float, number("--lambda", help="The fixed trade-off lambda.", high=MAX_LAMBDA)],
     target_ms: TargetMsOpt = None,
     data: DataOpt = None,
     set_: SetOpt = None,
     epochs: EpochsOpt = 90,
     warmup_epochs: WarmupOpt = 10,
-    batch_size: BatchOpt = 128,
-    subset: SubsetOpt = 0,
+    batch_size: BatchSizeOpt = 128,
+    subset: SubsetOpt = None,
     val_fraction: ValOpt = 0.2,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    seed: SeedOpt = 0,
+    device: TorchDeviceOpt = "auto",
     resume: ResumeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

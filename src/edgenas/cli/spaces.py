@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
 from rich.table import Table
 
 from edgenas.cli._app import (
-    ArchArg,
-    JsonOpt,
-    SetOpt,
-    SpaceOpt,
     arch_app,
     emit_json,
     err,
@@ -21,6 +16,22 @@ from edgenas.cli._app import (
     resolve_archs,
     resolve_one_arch,
     space_app,
+)
+from edgenas.cli._options import (
+    MAX_COUNT,
+    ArchArg,
+    IndexOpt,
+    InputBatchOpt,
+    JsonOpt,
+    MaxErrorOpt,
+    OpsetOpt,
+    ResolutionOpt,
+    SeedOpt,
+    SetOpt,
+    SpaceArg,
+    SpaceOpt,
+    number,
+    output_file,
 )
 from edgenas.errors import SpecFileError
 from edgenas.spaces import get_space, list_spaces, save_specs, space_of, spec_to_dict
@@ -50,7 +61,7 @@ def space_list(as_json: JsonOpt = False) -> None:
 
 @space_app.command("show")
 def space_show(
-    space: Annotated[str, typer.Argument(help="Registered space name.")],
+    space: SpaceArg,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -74,18 +85,18 @@ def space_show(
 
 @arch_app.command("sample")
 def arch_sample(
-    space: Annotated[str, typer.Argument(help="Registered space name.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.jsonl: one spec per line).")],
-    n: Annotated[int, typer.Option("--n", min=1, help="Number of architectures.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    space: SpaceArg,
+    output: Annotated[Path, output_file("--output", "-o", help="Output file (.jsonl: one spec per line).")],
+    n: Annotated[int, number("--n", help="Number of architectures.", low=1, high=MAX_COUNT)] = 1,
+    seed: SeedOpt = 0,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample N architectures uniformly from SPACE and write them as JSON Lines."""
-    resolved = get_space(space, **parse_options(set_))
-    specs = resolved.sample(seed=seed, n=n)
     if output.suffix != ".jsonl" and n > 1:
         raise SpecFileError(f"{output}: {n} specs need a .jsonl file")
+    resolved = get_space(space, **parse_options(set_))
+    specs = resolved.sample(seed=seed, n=n)
     save_specs(output, specs)
     if as_json:
         emit_json(
@@ -102,7 +113,7 @@ def arch_show(
     arch: ArchArg,
     space: SpaceOpt = None,
     set_: SetOpt = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size for the cost figures.")] = 1,
+    input_batch: InputBatchOpt = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Show architectures with their params, FLOPs, memory accesses and arithmetic intensity."""
@@ -111,7 +122,7 @@ def arch_show(
     rows = []
     for spec in resolve_archs(arch, space, parse_options(set_)):
         resolved = space_of(spec)
-        costs = measure_costs(resolved.build(spec), resolved.input_shape(batch))
+        costs = measure_costs(resolved.build(spec), resolved.input_shape(input_batch))
         rows.append({**spec_to_dict(spec), "costs": costs.as_dict()})
     if as_json:
         emit_json({"archs": rows})
@@ -139,16 +150,14 @@ def arch_show(
 @arch_app.command("export")
 def arch_export(
     arch: ArchArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .onnx file.")],
+    output: Annotated[Path, output_file("--output", "-o", help="Output .onnx file.")],
     space: SpaceOpt = None,
     set_: SetOpt = None,
-    index: Annotated[int, typer.Option("--index", min=0, help="Which spec of a multi-spec file (0-based).")] = 0,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Static batch size of the graph.")] = 1,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", min=1, help="Input size (px); default: the space's.")
-    ] = None,
-    opset: Annotated[int, typer.Option("--opset", min=9, help="ONNX opset version.")] = 17,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest accepted relative error vs PyTorch.")] = 1e-4,
+    index: IndexOpt = 0,
+    input_batch: InputBatchOpt = 1,
+    resolution: ResolutionOpt = None,
+    opset: OpsetOpt = 17,
+    max_error: MaxErrorOpt = 1e-4,
     as_json: JsonOpt = False,
 ) -> None:
     """Export one architecture to ONNX and verify it against PyTorch with ONNX Runtime."""
@@ -157,7 +166,7 @@ def arch_export(
     spec = resolve_one_arch(arch, space, set_, index)
     resolved = space_of(spec)
     result = export_onnx(
-        resolved.build(spec), output, resolved.input_shape(batch, resolution), opset=opset, tolerance=tolerance
+        resolved.build(spec), output, resolved.input_shape(input_batch, resolution), opset=opset, tolerance=max_error
     )
     payload = {
         "output": str(result.path),

@@ -7,55 +7,45 @@ from typing import Annotated, Any
 
 import typer
 
-from edgenas.cli._app import (
+from edgenas.cli._app import app, emit_json, out, resolve_one_arch
+from edgenas.cli._options import (
+    MAX_COUNT,
+    MAX_EPOCHS,
+    MAX_SEED,
     ArchArg,
+    BatchSizeOpt,
+    DataOpt,
+    DatasetKindOpt,
+    EpochsOpt,
+    IndexOpt,
     JsonOpt,
+    SeedOpt,
     SetOpt,
     SpaceOpt,
-    app,
-    emit_json,
-    err,
-    out,
-    resolve_one_arch,
+    SubsetOpt,
+    TestSubsetOpt,
+    TorchDeviceOpt,
+    choice,
+    number,
+    run_dir,
 )
+from edgenas.cli._progress import progress_bar
 from edgenas.errors import SpaceConfigError
 from edgenas.spaces import space_of
 
-# ----- training -------------------------------------------------------------------------------------------------
-DataOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--data", help="Dataset folder (default: $EDGENAS_DATA); 'sample' = the CIFAR-10 sample shipped inside."
-    ),
-]
-DatasetKindOpt = Annotated[str, typer.Option("--dataset", help="auto, cifar10 or imagefolder.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+MAX_LR = 100.0
+MAX_WEIGHT_DECAY = 1.0
 
 
 class _ProgressCallback:
     """Draws a rich progress bar per epoch and prints each epoch's record (rank 0 only)."""
 
     def __init__(self, quiet: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.quiet = quiet
-        self.progress = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("loss {task.fields[loss]:.3f}  lr {task.fields[lr]:.4f}"),
-            console=err,
-            transient=True,
-            disable=quiet,
+        self.progress = progress_bar(
+            "[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}",
+            "loss {task.fields[loss]:.3f}  lr {task.fields[lr]:.4f}",
+            quiet=quiet,
         )
         self.task: Any = None
         self.epochs = self.steps = 0
@@ -93,35 +83,50 @@ class _ProgressCallback:
 @app.command("train")
 def train_command(
     arch: ArchArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")],
+    output: Annotated[Path, run_dir("--output", "-o", help="Run directory.")],
     data: DataOpt = None,
     space: SpaceOpt = None,
     set_: SetOpt = None,
-    index: Annotated[int, typer.Option("--index", min=0, help="Which spec of a multi-spec file (0-based).")] = 0,
+    index: IndexOpt = 0,
     dataset: DatasetKindOpt = "auto",
-    classes: Annotated[int | None, typer.Option("--classes", min=1, help="ImageFolder: random class subset.")] = None,
-    class_seed: Annotated[int, typer.Option("--class-seed", help="Seed of the class subset.")] = 0,
+    classes: Annotated[
+        int | None, number("--classes", help="ImageFolder: random class subset.", low=1, high=MAX_COUNT)
+    ] = None,
+    class_seed: Annotated[int, number("--class-seed", help="Seed of the class subset.", high=MAX_SEED)] = 0,
     download: Annotated[bool, typer.Option("--download", help="Download CIFAR-10 when absent (online).")] = False,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Global batch size.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 0.1,
-    momentum: Annotated[float, typer.Option("--momentum")] = 0.9,
-    nesterov: Annotated[bool, typer.Option("--nesterov")] = False,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", "--wd")] = 5e-4,
-    warmup_epochs: Annotated[float, typer.Option("--warmup-epochs")] = 0.0,
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
-    grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max gradient norm; 0 = off.")] = 0.0,
-    amp: Annotated[str, typer.Option("--amp", help="none, bf16 or fp16 (CUDA).")] = "none",
-    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last")] = True,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    epochs: EpochsOpt = 1,
+    batch_size: BatchSizeOpt = 128,
+    lr: Annotated[float, number("--lr", help="Peak learning rate.", high=MAX_LR, low_open=True)] = 0.1,
+    momentum: Annotated[float, number("--momentum", help="SGD momentum.", high=1, high_open=True)] = 0.9,
+    nesterov: Annotated[bool, typer.Option("--nesterov", help="Nesterov momentum.")] = False,
+    weight_decay: Annotated[
+        float, number("--weight-decay", "--wd", help="Weight decay (not on BN and biases).", high=MAX_WEIGHT_DECAY)
+    ] = 5e-4,
+    lr_warmup_epochs: Annotated[
+        float,
+        number("--lr-warmup-epochs", help="Linear learning-rate warm-up (epochs, may be fractional).", high=MAX_EPOCHS),
+    ] = 0.0,
+    label_smoothing: Annotated[
+        float, number("--label-smoothing", help="Label smoothing.", high=1, high_open=True)
+    ] = 0.0,
+    grad_clip: Annotated[float, number("--grad-clip", help="Max gradient norm; 0 = off.", high=1e6)] = 0.0,
+    amp: Annotated[
+        str, choice("--amp", values=("none", "bf16", "fp16"), help="Mixed precision (fp16: CUDA).")
+    ] = "none",
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--no-channels-last", help="Channels-last memory.")
+    ] = True,
+    seed: SeedOpt = 0,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic kernels.")] = False,
-    subset: Annotated[int | None, typer.Option("--subset", min=1, help="Class-balanced training subset.")] = None,
-    test_subset: Annotated[int | None, typer.Option("--test-subset", min=1, help="Class-balanced test subset.")] = None,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Also every N steps.")] = 0,
-    log_every: Annotated[int, typer.Option("--log-every", min=0, help="Step records every N steps.")] = 50,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loader worker processes.")] = 0,
-    device: DeviceOpt = "auto",
+    subset: SubsetOpt = None,
+    test_subset: TestSubsetOpt = None,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random crop and flip.")] = True,
+    checkpoint_every: Annotated[
+        int, number("--checkpoint-every", help="Also checkpoint every N steps (0 = per epoch only).", high=MAX_COUNT)
+    ] = 0,
+    log_every: Annotated[int, number("--log-every", help="Step records every N steps (0 = off).", high=MAX_COUNT)] = 50,
+    workers: Annotated[int, number("--workers", help="Data-loader worker processes.", high=256)] = 0,
+    device: TorchDeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the output directory.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -140,7 +145,7 @@ def train_command(
         momentum=momentum,
         nesterov=nesterov,
         weight_decay=weight_decay,
-        warmup_epochs=warmup_epochs,
+        warmup_epochs=lr_warmup_epochs,
         label_smoothing=label_smoothing,
         grad_clip=grad_clip,
         amp=amp,
@@ -202,12 +207,12 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    run: Annotated[Path, typer.Argument(help="A run directory or a checkpoint file (.pt).")],
+    run: Annotated[Path, typer.Argument(help="A run directory or a checkpoint file (.pt).", exists=True)],
     data: DataOpt = None,
     dataset: DatasetKindOpt = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
-    test_subset: Annotated[int | None, typer.Option("--test-subset", min=1, help="Class-balanced test subset.")] = None,
-    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 256,
+    test_subset: TestSubsetOpt = None,
+    device: TorchDeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a trained network (top-1, top-5, loss) on the test split of a dataset."""

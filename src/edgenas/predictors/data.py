@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,37 +83,37 @@ def table_from_csv(
         StoreError: the file cannot be read or lacks a column.
         MeasurementError: no usable row.
     """
+    from edgenas.hardware.store import DEVICE_COLUMN, pick_device_rows, read_csv
+
     file = Path(path)
-    try:
-        with file.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            missing = [c for c in (arch_column, target, *(where or {})) if c not in header]
-            if missing:
-                raise StoreError(f"{file}: missing column(s) {', '.join(missing)}; columns: {', '.join(header)}")
-            specs, values = [], []
-            skipped = {"bad arch": 0, "empty or non-positive target": 0}
-            if where:
-                skipped["filtered out"] = 0
-            for row in reader:
-                if where and any(row[k] != str(v) for k, v in where.items()):
-                    skipped["filtered out"] += 1
-                    continue
-                try:
-                    value = float(row[target])
-                except (TypeError, ValueError):
-                    value = float("nan")
-                if not value > 0:
-                    skipped["empty or non-positive target"] += 1
-                    continue
-                try:
-                    specs.append(space.parse(row[arch_column]))
-                except Exception:  # ArchError or a malformed cell
-                    skipped["bad arch"] += 1
-                    continue
-                values.append(value)
-    except OSError as exc:
-        raise StoreError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    header, rows = read_csv(file)
+    missing = [c for c in (arch_column, target, *(where or {})) if c not in header]
+    if missing:
+        raise StoreError(f"{file}: missing column(s) {', '.join(missing)}; columns: {', '.join(header)}")
+    device = (where or {}).get(DEVICE_COLUMN)
+    picked = pick_device_rows(file, header, rows, None if device is None else str(device))  # one device, or an error
+    specs, values = [], []
+    skipped = {"bad arch": 0, "empty or non-positive target": 0}
+    if where:
+        skipped["filtered out"] = len(rows) - len(picked)
+    rows = picked
+    for row in rows:
+        if where and any(row[k] != str(v) for k, v in where.items()):
+            skipped["filtered out"] += 1
+            continue
+        try:
+            value = float(row[target])
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0 < value < float("inf"):
+            skipped["empty or non-positive target"] += 1
+            continue
+        try:
+            specs.append(space.parse(row[arch_column]))
+        except Exception:  # ArchError or a malformed cell
+            skipped["bad arch"] += 1
+            continue
+        values.append(value)
     if not specs:
         raise MeasurementError(f"{file}: no row with a valid {space.name} arch and a positive {target}")
     return ArchTable(space, specs, np.asarray(values), metric, f"{file.name}:{target}", {"source": str(file)}, skipped)
