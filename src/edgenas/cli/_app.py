@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     except (EdgeNASError, _click_errors.ClickException) as exc:
         _report(exc, as_json)
         raise SystemExit(2) from None
-    except (_click_errors.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _report(EdgeNASError("interrupted"), as_json)
         raise SystemExit(130) from None
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -25,7 +25,7 @@ from torch import nn
 from edgenas.errors import CheckpointError, SpaceMismatchError
 from edgenas.predictors.models import GraphNet, LinearTable, MLPNet
 from edgenas.spaces import ArchSpec, SearchSpace, get_space
-from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
+from edgenas.train.checkpoint import first_sentence, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +176,14 @@ class Predictor(nn.Module):
         payload = load_checkpoint(path)
         if payload.get("format_version") != FORMAT_VERSION or "meta" not in payload:
             raise CheckpointError(f"{path} is not an edgenas predictor (format {payload.get('format_version')!r})")
-        raw = json.loads(payload["meta"])
-        raw["value_range"] = tuple(raw["value_range"])
-        meta = PredictorMeta(**raw)
-        space = get_space(meta.space, **meta.space_options)
-        predictor = cls(build_network(meta.kind, space, meta.hyper), meta)
-        predictor.load_state_dict(payload["state_dict"])
+        try:
+            raw = json.loads(payload["meta"])
+            raw["value_range"] = tuple(raw["value_range"])
+            meta = PredictorMeta(**raw)
+            space = get_space(meta.space, **meta.space_options)
+            predictor = cls(build_network(meta.kind, space, meta.hyper), meta)
+            predictor.load_state_dict(payload["state_dict"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a damaged or hand-edited predictor file
+            raise CheckpointError(f"{path} is a damaged edgenas predictor: {first_sentence(exc)}") from exc
         predictor.eval()
         return predictor

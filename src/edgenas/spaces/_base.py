@@ -43,7 +43,47 @@ def config_from_options(config_type: type, defaults: Any, options: dict[str, Any
     unknown = sorted(set(options) - names)
     if unknown:
         raise SpaceConfigError(f"{space}: unknown option(s) {', '.join(unknown)}; options: {', '.join(sorted(names))}")
-    return dataclasses.replace(defaults, **{k: freeze(v) for k, v in options.items()})
+    return dataclasses.replace(defaults, **{k: _typed(space, k, v, getattr(defaults, k)) for k, v in options.items()})
+
+
+def _typed(space: str, name: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of the option's default: ints stay ints, floats are finite numbers, tuples
+    are lists of the default's element type (``--set width=abc`` is refused here, not deep inside a builder).
+
+    Raises:
+        SpaceConfigError: a value of another type, or a non-finite number.
+    """
+    value = freeze(value)
+
+    def refuse(expected: str) -> SpaceConfigError:
+        return SpaceConfigError(f"{space}: option {name} must be {expected}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise refuse("true or false")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse("an integer")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise refuse("a finite number")
+        value = float(value)
+    elif isinstance(default, tuple):
+        if not isinstance(value, tuple) or any(not _same_kind(v, d) for v in value for d in default[:1]):
+            raise refuse(f"a list like {list(default)}")
+    elif default is not None and not isinstance(value, type(default)):
+        raise refuse(f"a {type(default).__name__}")
+    return value
+
+
+def _same_kind(value: Any, example: Any) -> bool:
+    if isinstance(example, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(example, bool)
+    if isinstance(example, int):
+        return isinstance(value, int)
+    if isinstance(example, float):
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, type(example))
 
 
 class SearchSpace(ABC):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = Path(path)
     if not file.is_file():
-        raise CheckpointError(f"no checkpoint at {file}")
+        raise CheckpointError(f"no checkpoint at {file}" + (" (a folder)" if file.is_dir() else ""))
+    if not zipfile.is_zipfile(file):  # torch.save has written zip archives since torch 1.6
+        raise CheckpointError(f"cannot load checkpoint {file}: it is not a file written by torch.save")
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, zipfile errors ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot load checkpoint {file}: {reason[:200]}") from exc
+        raise CheckpointError(f"cannot load checkpoint {file}: {first_sentence(exc)}") from exc
     if not isinstance(payload, dict):
         raise CheckpointError(f"{file} is not an edgenas checkpoint (a {type(payload).__name__}, not a dict)")
     return payload
+
+
+#: Longest reason quoted from a library's exception; torch's unpickling errors run to pages.
+MAX_REASON_CHARS = 200
+
+
+def first_sentence(exc: BaseException) -> str:
+    """The first sentence of an exception's message (whole words, at most :data:`MAX_REASON_CHARS` characters)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    end = text.find(". ")
+    if 0 < end < MAX_REASON_CHARS:
+        return text[: end + 1]
+    if len(text) <= MAX_REASON_CHARS:
+        return text
+    return text[:MAX_REASON_CHARS].rsplit(" ", 1)[0] + " …"

@@ -124,6 +124,20 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+def _check_finite_weights(model: nn.Module, global_step: int, epoch: int) -> None:
+    """Stop with :class:`NonFiniteLossError` when a weight became NaN or infinite.
+
+    The per-step loss check sees a bad update only at the next step; this check at the end of every epoch catches
+    the last step too (a one-step run with a NaN learning rate would otherwise save an all-NaN model).
+    """
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise NonFiniteLossError(
+                f"the weights ({name}) became NaN or infinite by step {global_step} (epoch {epoch + 1}); lower the "
+                "learning rate, add --grad-clip, or check the data"
+            )
+
+
 class TrainCallback:
     """Hooks the trainer calls on rank 0 (the CLI draws its progress bar with them). All are optional."""
 
@@ -405,6 +419,8 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     state = {"epoch": 0, "step": 0, "global_step": 0, "sums": [0.0, 0.0, 0.0]}  # loss*n, correct, n (this rank)
+    # wall time (s) of the epoch before a resume, the start of this process's part of it, images seen in the epoch
+    epoch_clock: dict[str, float] = {"before": 0.0, "start": time.perf_counter(), "images": 0}
     history: list[dict[str, Any]] = []
 
     if resume:
@@ -418,6 +434,9 @@ def _train(
         state["sums"] = list(ckpt["state"]["sums"][env.rank])
         _set_rng_state(ckpt["rng"][env.rank])
         history = list(ckpt.get("history", []))
+        if state["step"]:  # resumed inside an epoch (older checkpoints lack these: the epoch counts from the resume)
+            epoch_clock["before"] = float(ckpt["state"].get("epoch_elapsed_s", 0.0))
+            epoch_clock["images"] = int(ckpt["state"].get("epoch_images", 0))
     if env.is_main:
         run.mkdir(parents=True, exist_ok=True)
         if resume:
@@ -466,6 +485,9 @@ def _train(
                         "step": state["step"],
                         "global_step": state["global_step"],
                         "sums": sums,
+                        # the epoch's time and images so far: a resumed epoch reports the whole epoch's figures
+                        "epoch_elapsed_s": time.perf_counter() - epoch_clock["start"] + epoch_clock["before"],
+                        "epoch_images": epoch_clock["images"],
                     },
                     "rng": rng,
                     "history": history,
@@ -487,7 +509,7 @@ def _train(
             generator=torch.Generator().manual_seed(config.seed * 7919 + epoch),
             persistent_workers=False,
         )
-        epoch_start, images_seen = time.perf_counter(), 0
+        epoch_clock["start"] = time.perf_counter()
         for images, labels, indices in loader:
             x = transform(images.to(device, non_blocking=True), indices, seed=config.seed, epoch=epoch)
             y = labels.to(device, non_blocking=True)
@@ -517,7 +539,7 @@ def _train(
             s[0], s[1], s[2] = s[0] + float(loss.detach()) * len(y), s[1] + correct, s[2] + len(y)
             state["step"] += 1
             state["global_step"] += 1
-            images_seen += len(y) * env.world_size
+            epoch_clock["images"] += len(y) * env.world_size
             lr = optimizer.param_groups[0]["lr"]
             if env.is_main:
                 info = {
@@ -538,7 +560,9 @@ def _train(
             ):
                 checkpoint()
 
-        epoch_time = time.perf_counter() - epoch_start
+        _check_finite_weights(net, state["global_step"], epoch)
+        epoch_time = time.perf_counter() - epoch_clock["start"] + epoch_clock["before"]
+        images_seen = epoch_clock["images"]
         totals = all_reduce_sum(torch.tensor(state["sums"], dtype=torch.float64, device=device))
         record: dict[str, Any] = {
             "kind": "epoch",
@@ -568,6 +592,7 @@ def _train(
                 cb.on_epoch_end(record)
         history.append(record)
         state.update(epoch=epoch + 1, step=0, sums=[0.0, 0.0, 0.0])
+        epoch_clock.update(before=0.0, images=0)
         checkpoint()
 
     final = history[-1] if history else {}
