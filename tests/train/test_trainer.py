@@ -97,6 +97,13 @@ def test_resume_gives_identical_weights(tmp_path, data, checkpoint_every, crash_
     assert records(tmp_path / "straight", "step") == records(tmp_path / "resumed", "step")  # no duplicated steps
     assert records(tmp_path / "straight", "epoch") == records(tmp_path / "resumed", "epoch")
     assert straight.final["test_top1"] == resumed.final["test_top1"]
+    # a resumed epoch reports the whole epoch: its time includes the part before the crash, its rate all 64 images
+    rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    for row in (r for r in rows if r["kind"] == "epoch"):
+        assert row["images_per_s"] * row["epoch_time_s"] == pytest.approx(64, rel=0.02)
+    if checkpoint_every:
+        assert saved["state"]["epoch_images"] == 16 and saved["state"]["epoch_elapsed_s"] > 0
+        assert rows[-1]["epoch_time_s"] >= saved["state"]["epoch_elapsed_s"]
 
 
 def test_run_directory_and_eval_agree(tmp_path, data):
@@ -146,6 +153,31 @@ class Explodes(nn.Module):
 def test_nan_loss_stops_with_the_step(tmp_path, data):
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 3 \(epoch 1, batch 3\)"):
         train(Explodes(), data, config(deterministic=False), tmp_path / "nan")
+
+
+class NaNGradients(nn.Module):
+    """Finite loss, but every update writes NaN into the weights: only the epoch-end check can see it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 10)
+        self.fc.weight.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+
+    def forward(self, x):
+        return self.fc(x.mean((2, 3)))
+
+
+def test_nan_weights_after_the_last_step_stop_the_run(tmp_path, data):
+    one_step = config(epochs=1, train_subset=16, grad_clip=0.0, deterministic=False)
+    with pytest.raises(NonFiniteLossError, match=r"weights \(fc.weight\) became NaN or infinite by step 1"):
+        train(NaNGradients(), data, one_step, tmp_path / "nan")
+    assert not (tmp_path / "nan" / "model.pt").exists()
+
+
+def test_non_finite_options_are_refused():
+    for field_name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip"):
+        with pytest.raises(TrainConfigError, match="must be finite"):
+            config(**{field_name: float("nan")}).validate()
 
 
 def test_checkpoint_errors(tmp_path, data):

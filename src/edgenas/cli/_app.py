@@ -1,7 +1,9 @@
 """The Typer app, its consoles and the helpers every command module shares.
 
-Every command takes ``--json`` and then prints exactly one JSON object on stdout. User errors (``EdgeNASError``)
-become one red line on stderr and exit code 2; nothing is left half-written because the library writes atomically.
+Every command takes ``--json`` and then prints exactly one JSON object on stdout. User errors (``EdgeNASError`` and
+Click's usage errors) become one red line on stderr, or with ``--json`` one ``{"error", "kind"}`` object on stdout,
+and exit code 2; nothing is left half-written because the library writes atomically. The options themselves, one
+name per concept, live in :mod:`edgenas.cli._options`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ try:  # typer >= 0.22 ships its own copy of click
     from typer._click import exceptions as _click_errors
 except ImportError:  # pragma: no cover - older typer depends on click
     from click import exceptions as _click_errors  # type: ignore[no-redef]
+# click >= 8.2 raises this for a group named without a sub-command; older versions print the help themselves
+_NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 app = typer.Typer(
     name="edgenas",
@@ -96,6 +100,8 @@ def resolve_archs(arch: str, space: str | None, options: dict[str, Any]) -> list
         if space is not None or options:
             raise SpaceConfigError("--space/--set apply to arch strings; a spec file names its own space")
         return load_specs(path)
+    if path.is_dir():
+        raise SpecFileError(f"{path} is a folder, not a spec file or an arch string")
     if path.suffix in (".json", ".jsonl"):
         raise SpecFileError(f"no such spec file: {path}")
     if space is None:
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="edgenas", standalone_mode=False)
-    except _click_errors.NoArgsIsHelpError as exc:  # a group named without a sub-command: show its help
+    except _NO_ARGS_IS_HELP as exc:  # a group named without a sub-command: show its help
         out.print(exc.format_message(), markup=False, highlight=False)
         raise SystemExit(0) from None
     except (EdgeNASError, _click_errors.ClickException) as exc:

@@ -419,7 +419,12 @@ def monotonic_command(
         taus[(a, b)] = m.kendall_tau
         pairs.append({"a": a, "b": b, **m.as_dict()})
     if not pairs:
-        raise MeasurementError("no two of these devices share architectures (different spaces?)")
+        given = {"--runtime": runtime, "--input-batch": input_batch, "--threads": threads}
+        filters = ", ".join(f"{k} {v}" for k, v in given.items() if v is not None)
+        raise MeasurementError(
+            "no two of these devices share architectures "
+            + (f"with {filters} (measured devices are filtered)" if filters else "(different spaces?)")
+        )
     groups = group_devices(names, taus, threshold)
     if as_json:
         emit_json({"metric": metric, "pairs": pairs, "threshold": threshold, "groups": groups})

@@ -107,6 +107,8 @@ def _run(
     targets = []
     if target_ms is not None:
         targets.append(Target(Predictor.load(predictor), target_ms))
+    if energy_predictor is not None and target_mj is None:
+        raise SearchError("--energy-predictor goes with --target-mj E (an energy target)")
     if target_mj is not None:
         if energy_predictor is None:
             raise SearchError("--target-mj needs --energy-predictor P.pt")
@@ -514,6 +516,8 @@ def lightnas_command(
     """LightNAS: one single-path search whose derived architecture meets the target (thesis Ch 4)."""
     from edgenas.errors import SearchError
 
+    if not refit and (store is not None or store_device is not None):
+        raise SearchError("--store and --store-device go with --refit (the store the predictor was fitted on)")
     if refit and (store is None or store_device is None):
         raise SearchError("--refit needs --store S.sqlite and --store-device NAME (where the predictor's data lives)")
     refit_options = (

@@ -105,6 +105,8 @@ class MeasurementStore:
         try:
             # autocommit mode: every statement outside an explicit transaction is committed at once
             self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            if not create:
+                self._check_is_store()
             self.db.execute("PRAGMA busy_timeout = 60000")
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA foreign_keys = ON")
@@ -116,6 +118,14 @@ class MeasurementStore:
                 raise StoreError(f"{self.path} has schema version {version[0]}; this edgenas reads {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open measurement store {self.path}: {exc}") from exc
+
+    def _check_is_store(self) -> None:
+        """Refuse (before writing anything) a file that SQLite opens but that edgenas did not create."""
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            self.db.close()
+            what = "an empty file" if self.path.stat().st_size == 0 else "an SQLite file of other tables"
+            raise StoreError(f"{self.path} is not an edgenas measurement store ({what})")
 
     def close(self) -> None:
         """Close the connection."""

@@ -150,7 +150,12 @@ def table_from_store(
         )
         fingerprint = next((d["fingerprint"] for d in db.devices() if d["name"] == device), {})
     if not values:
-        raise MeasurementError(f"{device} has no {metric} values for {space.name} (hash {space.config_hash})")
+        filters = {"runtime": runtime, "batch": batch, "resolution": resolution, "threads": threads}
+        where = ", ".join(f"{k} {v}" for k, v in filters.items() if v is not None)
+        raise MeasurementError(
+            f"{device} has no {metric} values for {space.name} (hash {space.config_hash})"
+            + (f" with {where}" if where else "")
+        )
     items = sorted(values.items())
     specs = [space.parse(arch) for (_, arch), _ in items]
     return ArchTable(space, specs, np.asarray([v for _, v in items]), metric, device, fingerprint, {})

@@ -134,7 +134,8 @@ def resolve_data_root(path: str | os.PathLike[str] | None) -> str | Path:
     root = Path(value).expanduser()
     if not root.is_dir():
         origin = "--data" if path is not None else ENV_VAR
-        raise DatasetNotFoundError(f"dataset folder {root} (from {origin}) does not exist")
+        problem = "is a file; give the folder that holds it" if root.exists() else "does not exist"
+        raise DatasetNotFoundError(f"dataset folder {root} (from {origin}) {problem}")
     return root
 
 

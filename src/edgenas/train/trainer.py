@@ -108,6 +108,11 @@ class TrainConfig:
         """Raise :class:`TrainConfigError` for options that cannot work."""
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise TrainConfigError("epochs, batch_size and eval_batch_size must be >= 1")
+        numbers = (self.lr, self.momentum, self.weight_decay, self.warmup_epochs, self.label_smoothing, self.grad_clip)
+        if not all(math.isfinite(v) for v in numbers):
+            raise TrainConfigError(
+                "lr, momentum, weight_decay, warmup_epochs, label_smoothing, grad_clip must be finite"
+            )
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0 or not 0 <= self.label_smoothing < 1:
             raise TrainConfigError("lr must be > 0; weight_decay, grad_clip >= 0; label_smoothing in [0, 1)")
         if self.amp not in AMP_MODES:
