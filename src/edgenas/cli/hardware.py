@@ -45,6 +45,7 @@ from edgenas.cli._options import (
 )
 from edgenas.cli._progress import progress_bar
 from edgenas.errors import MeasurementError, StoreError
+from edgenas.hardware.store import PRESETS
 from edgenas.spaces import get_space, space_of
 
 store_app = sub_app("store", "Inspect, import into and export the measurement store.")
@@ -217,7 +218,7 @@ def store_import(
     table: Annotated[Path, typer.Argument(help="CSV table to import.", exists=True, dir_okay=False)],
     store: NewStoreOpt,
     preset: Annotated[
-        str | None, choice("--preset", values=("hwnasbench-nb201", "help-fbnet"), help="Known table (auto-detected).")
+        str | None, choice("--preset", values=tuple(PRESETS), help="Known table (auto-detected).")
     ] = None,
     space: Annotated[str | None, typer.Option("--space", "-s", help="Space of the table's arch strings.")] = None,
     arch_column: Annotated[str | None, typer.Option("--arch-column", help="Column with arch strings.")] = None,
@@ -274,7 +275,7 @@ def _import_plan(
     metric: str,
 ) -> tuple[Any, str, list[Any], str]:
     """(space, arch column, value columns, source) of an import: from --value-column, a preset, or the header."""
-    from edgenas.hardware import PRESETS, ImportColumn
+    from edgenas.hardware import ImportColumn
     from edgenas.hardware.store import detect_preset, read_csv
 
     if value_column:
