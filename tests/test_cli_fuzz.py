@@ -196,3 +196,24 @@ def test_profile_logs_progress_when_stderr_is_a_file(tmp_path, capsys):
     argv += ["--runtime", "torch-cpu", "--warmup", "1", "--repeats", "3", "--store", str(tmp_path / "m.sqlite")]
     code, _, err = run(argv, capsys)
     assert code == 0 and "profiling 3/3 (100%)" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["comfort", "6111", "--space", "nb201", "-o", "z.png"], "use --plot"),
+        (["predictor", "fit", "--device", "cpu", "-o", "p.pt"], "use --store-device"),
+        (["arch", "export", "6111", "--space", "nb201", "--batch", "2", "-o", "m.onnx"], "use --input-batch"),
+        (["train", "6111", "--space", "nb201", "--warmup-epochs", "1", "-o", "r"], "use --lr-warmup-epochs"),
+    ],
+)
+def test_old_spellings_point_to_the_new_ones(argv, hint, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(*run(argv, capsys), "this option was renamed", hint)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_option_gets_no_rename_hint(capsys):
+    code, out, err = run(["measure", "6111", "--space", "nb201", "-o", "x"], capsys)
+    one_line_error(code, out, err, "No such option: -o")
+    assert "renamed" not in err

@@ -120,11 +120,41 @@ def resolve_one_arch(arch: str, space: str | None, set_: list[str] | None, index
     return specs[index]
 
 
+#: Options renamed when the CLI got one vocabulary, by (command, old spelling); "" = any command that lacks it.
+RENAMED_OPTIONS = {
+    **{
+        (command, "--device"): "--store-device (a device in the measurement store)"
+        for command in ("predictor fit", "predictor eval", "predictor compare", "predictor adapt", "predictor lut")
+    },
+    ("store import", "--device"): "--store-device",
+    ("store import", "--target"): "--value-column",
+    ("", "--device-name"): "--store-device",
+    ("", "--target"): "--value-column",
+    ("", "--batch"): "--input-batch",
+    ("", "--tolerance"): "--max-error (export, reparam) or --noise-band (comfort)",
+    ("train", "--warmup-epochs"): "--lr-warmup-epochs",
+    ("comfort", "-o"): "--plot",
+}
+
+
+def _renamed(exc: BaseException) -> str | None:
+    """The new spelling of an option that a usage error calls unknown, when it was renamed."""
+    option = getattr(exc, "option_name", None)
+    ctx = getattr(exc, "ctx", None)
+    if not isinstance(exc, _click_errors.NoSuchOption) or not option:
+        return None
+    command = " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""
+    return RENAMED_OPTIONS.get((command, option)) or RENAMED_OPTIONS.get(("", option))
+
+
 def _error_line(exc: BaseException) -> tuple[str, str]:
     """(message, kind) of an error the CLI reports: one line, the kind being the exception's class name."""
     if isinstance(exc, _click_errors.UsageError):
         message = exc.format_message().strip().splitlines()
         text = " ".join(line.strip() for line in message if line.strip())
+        renamed = _renamed(exc)
+        if renamed:
+            text += f"; this option was renamed: use {renamed}"
         if exc.ctx is not None:
             text += f" (see '{exc.ctx.command_path} --help')"
         return text, type(exc).__name__
