@@ -76,11 +76,11 @@ def markdown(payload: dict) -> str:
         "# CLI fuzz matrix",
         "",
         f"Machine: {m['cpu']} ({m['cpu_count']} cores), torch {m['torch']}, commit {m['git_commit']}, {m['date']}.",
-        "Command: `python benchmarks/cli_fuzz.py --with-tests`. Every command of the app; each numeric option with 0, -1,",
-        "NaN, inf, -inf, 1e30; each path input missing, empty, a folder, random bytes; every refused case again with",
-        "`--json`. Contract: exit 0 (a valid value, the command did its job) or exit 2 with one `error:` line (one JSON",
-        "object with `--json`), the option named when refused while parsing, no file created or changed; never another",
-        "exit code or a traceback.",
+        "Command: `python benchmarks/cli_fuzz.py --with-tests`. Every command of the app; each numeric option with",
+        "0, -1, NaN, inf, -inf, 1e30; each path input missing, empty, a folder, random bytes; every refused case again",
+        "with `--json`. Contract: exit 0 (a valid value, the command did its job) or exit 2 with one `error:` line",
+        "(one JSON object with `--json`), the option named when refused while parsing, no file created or changed;",
+        "never another exit code or a traceback.",
         "",
         f"**{f['cases']} cases** ({f['plain']} plain, {f['json']} `--json`): {f['refused']} refused, {f['accepted']}"
         f" accepted; **{f['meets_contract']} meet the contract ({100 * f['share_meeting_contract']:.1f}%)**;"

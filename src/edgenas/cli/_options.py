@@ -31,6 +31,7 @@ MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 100_000
 MAX_BATCH = 65_536
 MAX_COUNT = 10_000_000
+MAX_SAMPLES = 1_000_000  # architectures sampled at once (each spec is held in memory)
 MAX_RESOLUTION = 8_192
 MAX_THREADS = 1_024
 MAX_TIMED_RUNS = 1_000_000

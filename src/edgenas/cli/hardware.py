@@ -20,6 +20,7 @@ from edgenas.cli._app import (
 )
 from edgenas.cli._options import (
     MAX_COUNT,
+    MAX_SAMPLES,
     MAX_THREADS,
     ArchArg,
     EnergyOpt,
@@ -75,7 +76,7 @@ def profile_command(
     space: SpaceArg,
     store: NewStoreOpt,
     runtime: RuntimeOpt = "ort-cpu",
-    n: Annotated[int, number("--n", help="Architectures to sample.", low=1, high=MAX_COUNT)] = 100,
+    n: Annotated[int, number("--n", help="Architectures to sample.", low=1, high=MAX_SAMPLES)] = 100,
     seed: SeedOpt = 0,
     set_: SetOpt = None,
     input_batch: InputBatchOpt = 1,

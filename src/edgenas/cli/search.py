@@ -17,7 +17,6 @@ from edgenas.cli._options import (
     MAX_MS,
     BatchSizeOpt,
     DataOpt,
-    EpochsOpt,
     JsonOpt,
     SeedOpt,
     SetOpt,
@@ -426,6 +425,7 @@ RuntimeOpt = Annotated[
 ]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the search in the output directory.")]
 OutputOpt = Annotated[Path, run_dir("--output", "-o", help="Run directory.")]
+SearchEpochsOpt = Annotated[int, number("--epochs", help="Total epochs (thesis: 90).", low=1, high=MAX_EPOCHS)]
 
 
 @search_app.command("lightnas")
@@ -438,7 +438,7 @@ def lightnas_command(
     energy_predictor: EnergyPredictorOpt = None,
     data: DataOpt = None,
     set_: SetOpt = None,
-    epochs: EpochsOpt = 90,
+    epochs: SearchEpochsOpt = 90,
     warmup_epochs: WarmupOpt = 10,
     batch_size: BatchSizeOpt = 128,
     subset: SubsetOpt = None,
@@ -562,7 +562,7 @@ def fbnet_command(
     target_ms: TargetMsOpt = None,
     data: DataOpt = None,
     set_: SetOpt = None,
-    epochs: EpochsOpt = 90,
+    epochs: SearchEpochsOpt = 90,
     warmup_epochs: WarmupOpt = 10,
     batch_size: BatchSizeOpt = 128,
     subset: SubsetOpt = None,

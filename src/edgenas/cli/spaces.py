@@ -18,7 +18,7 @@ from edgenas.cli._app import (
     space_app,
 )
 from edgenas.cli._options import (
-    MAX_COUNT,
+    MAX_SAMPLES,
     ArchArg,
     IndexOpt,
     InputBatchOpt,
@@ -87,7 +87,7 @@ def space_show(
 def arch_sample(
     space: SpaceArg,
     output: Annotated[Path, output_file("--output", "-o", help="Output file (.jsonl: one spec per line).")],
-    n: Annotated[int, number("--n", help="Number of architectures.", low=1, high=MAX_COUNT)] = 1,
+    n: Annotated[int, number("--n", help="Number of architectures.", low=1, high=MAX_SAMPLES)] = 1,
     seed: SeedOpt = 0,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
