@@ -59,6 +59,7 @@ class Workspace:
     target_ms: float  # a latency target inside the predictor's range
     run: Path  # a trained tiny nb201 run
     model: Path  # a grafted tiny mbv2 model file
+    bench_dir: Path  # hand-made NAS-Bench-201 + HW-NAS-Bench tables
 
 
 def _tiny_nb201():
@@ -112,7 +113,10 @@ def build_workspace(root: Path) -> Workspace:
     model = fixtures / "grafted.pt"
     code, _, err = invoke(["graft", str(mbv2_spec), "--mask", "all", "-o", str(model), "--json"])
     assert code == 0, err
-    return Workspace(root, spec, mbv2_spec, table, store, mbv2_store, predictor, target, run, model)
+    from conftest import write_nb201_tables
+
+    bench_dir = write_nb201_tables(fixtures / "bench")
+    return Workspace(root, spec, mbv2_spec, table, store, mbv2_store, predictor, target, run, model, bench_dir)
 
 
 def _train_options() -> list[str]:
@@ -215,6 +219,17 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
         "search lightnas": ([], _search_options(ws)),
         "search fbnet": ([], [*_search_options(ws), ("--lambda", "0.1")]),
         "graft": ([str(ws.mbv2_spec)], [("--mask", "all"), ("-o", "{out}/g.pt")]),
+        "bench lookup": (["6111"], [("--bench-dir", str(ws.bench_dir))]),
+        "bench oracle": (
+            [],
+            [
+                ("--latency-column", "edgegpu"),
+                ("--target-ms", "5"),
+                ("--judge", "300"),
+                ("--tolerance", "0.02"),
+                ("--bench-dir", str(ws.bench_dir)),
+            ],
+        ),
         "reparam": ([str(ws.model)], [("-o", "{out}/r.onnx"), ("--check", None)]),
     }
 

@@ -94,3 +94,7 @@ class ModelSourceError(EdgeNASError, ValueError):
 class SearchError(EdgeNASError, ValueError):
     """A search that cannot run as asked: an infeasible target, a predictor of another space, a supernet without
     a path, a run directory that does not match the options."""
+
+
+class BenchError(EdgeNASError, ValueError):
+    """A benchmark table that is missing or malformed, a cell it does not hold, or a budget no cell meets."""

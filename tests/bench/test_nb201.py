@@ -1,0 +1,80 @@
+"""The NAS-Bench-201 referee: lookups, the oracle at a budget, regret and rank (hand-made and real tables)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import NB201_PLANTED, write_nb201_tables
+from conftest import run_cli as run
+from edgenas.bench import judge, load_nb201, oracle
+from edgenas.errors import BenchError
+from edgenas.spaces import get_space
+
+ORACLE_EQ, ORACLE_LE, FOUND = NB201_PLANTED
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    return load_nb201(write_nb201_tables(tmp_path_factory.mktemp("tables")))
+
+
+def test_oracle_eq_and_le_on_a_hand_made_table(table):
+    eq = oracle(table, "edgegpu", 5.0, tolerance=0.02, constraint="eq")
+    assert (eq.index, eq.test_acc, eq.cells) == (ORACLE_EQ[0], 95.0, 3)
+    assert eq.mean_test_acc == pytest.approx((95 + 90 + 80) / 3)
+    le = oracle(table, "cifar10_edgegpu_latency_ms", 5.0, tolerance=0.02, constraint="le")
+    assert (le.index, le.test_acc, le.cells) == (ORACLE_LE[0], 90.0, 2)
+
+
+def test_regret_rank_and_budget_of_a_found_cell(table):
+    budget = oracle(table, "edgegpu", 5.0, tolerance=0.02)
+    verdict = judge(table, FOUND[0], budget)
+    assert verdict["regret"] == pytest.approx(15.0) and verdict["meets_budget"]
+    # its peers are the cells within 2% of its own 4.95 ms: itself and the 5.0 ms one (5.05 ms is 2.02% away)
+    assert (verdict["rank"], verdict["peers"]) == (2, 2) and verdict["percentile"] == pytest.approx(50.0)
+    assert verdict["latency_error"] == pytest.approx(-0.01)
+    far = judge(table, 0, budget)
+    assert not far["meets_budget"] and far["regret"] == pytest.approx(45.0)
+
+
+def test_lookup_by_index_string_and_spec_agree(table):
+    space = get_space("nb201")
+    for index in (0, 1, 6111, 15624):
+        spec = space.from_index(index)
+        by_index, by_string, by_spec = table.lookup(index), table.lookup(space.format(spec)), table.lookup(spec)
+        assert by_index == by_string == by_spec and by_index["index"] == index
+
+
+def test_errors(table, tmp_path):
+    with pytest.raises(BenchError, match=r"outside 0\.\.15624"):
+        table.lookup(15625)
+    with pytest.raises(BenchError, match="not a NAS-Bench-201 cell"):
+        table.lookup("|conv~0|")
+    with pytest.raises(BenchError, match="no latency column 'tx2'"):
+        oracle(table, "tx2", 5.0)
+    with pytest.raises(BenchError, match=r"no cell .* within 2.0% of 1 ms"):
+        oracle(table, "edgegpu", 1.0)
+    with pytest.raises(BenchError, match="no NAS-Bench-201 table"):
+        load_nb201(tmp_path)
+
+
+def test_real_tables_agree_with_the_data_readme(data_dir):
+    real = load_nb201(data_dir)
+    best = int(np.argmax(real.test_acc))
+    assert best == 6111 and real.test_acc[best] == pytest.approx(94.37, abs=0.01)  # as shared/data/README.md says
+    assert real.lookup(6111) == real.lookup(real.arch[6111])
+    unconstrained = oracle(real, "edgegpu", float(real.latency["cifar10_edgegpu_latency_ms"][6111]), tolerance=0.0)
+    assert unconstrained.index == 6111
+
+
+def test_cli_oracle_and_lookup(table, capsys):
+    argv = ["bench", "oracle", "--latency-column", "edgegpu", "--target-ms", "5", "--judge", str(FOUND[0])]
+    code, out, err = run([*argv, "--bench-dir", str(table.source), "--json"], capsys)
+    payload = json.loads(out)
+    assert code == 0, err
+    assert payload["oracle"]["index"] == ORACLE_EQ[0] and payload["judged"]["regret"] == pytest.approx(15.0)
+    code, out, _ = run(["bench", "lookup", "6111", "--bench-dir", str(table.source)], capsys)
+    assert code == 0 and "#6111" in out
