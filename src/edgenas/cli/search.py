@@ -98,7 +98,7 @@ def _run(
 ) -> None:
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
-    from edgenas.search.lightnas import SearchConfig, Target, search
+    from edgenas.search.engine import SearchConfig, Target, search
     from edgenas.spaces import get_space
     from edgenas.train import load_dataset
 
@@ -145,7 +145,7 @@ def _run(
     if not env.is_main:
         return
     if settle_steps:
-        from edgenas.search.lightnas import refine
+        from edgenas.search.engine import refine
 
         result = refine(output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2))
     summary = result.summary
@@ -264,7 +264,7 @@ def _refit_loop(
     from edgenas.hardware import MeasurementStore
     from edgenas.hardware.store import MeasurementKey
     from edgenas.predictors import FitConfig, fit_predictor, table_from_store
-    from edgenas.search.lightnas import Target, refine
+    from edgenas.search.engine import Target, refine
     from edgenas.spaces import load_specs
 
     history = []
@@ -333,7 +333,7 @@ def _calibrated_target(
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
     from edgenas.search.calibrate import calibrate, scale_predictor
-    from edgenas.search.lightnas import Target, prepare_targets
+    from edgenas.search.engine import Target, prepare_targets
     from edgenas.train.distributed import all_reduce_sum
 
     saved = run / "predictor_calibrated.pt"
@@ -357,7 +357,7 @@ def _calibrated_target(
 
 
 def _update_summary(run: Path, **fields: Any) -> dict[str, Any]:
-    from edgenas.search.lightnas import update_summary
+    from edgenas.search.engine import update_summary
 
     return update_summary(run, **fields)
 

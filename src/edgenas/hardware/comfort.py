@@ -127,13 +127,13 @@ def comfort_zone(
 
 def plot_comfort(report: ComfortReport, path: str | os.PathLike[str]) -> Path:
     """Latency ratio and arithmetic intensity vs width scale (thesis Fig 3.10-3.11 style), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     scales = [r["scale"] for r in report.rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)  # an explicit backend for this figure: no global matplotlib state
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.errorbar(
         scales,
         [r["median_ms"] for r in report.rows],
@@ -158,7 +158,6 @@ def plot_comfort(report: ComfortReport, path: str | os.PathLike[str]) -> Path:
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     if not Path(path).is_file():
         raise MeasurementError(f"could not write {path}")
     return Path(path)

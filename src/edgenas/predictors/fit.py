@@ -51,11 +51,17 @@ def _transform(kind: str) -> str:
 def fit_predictor(
     kind: str, table: ArchTable, config: FitConfig = FitConfig(), *, hyper: dict[str, Any] | None = None
 ) -> Predictor:
-    """Fit a network predictor of ``kind`` (mlp, gnn, gcn, lut) on ``table``.
+    """Fit a network predictor of ``kind`` (mlp, gnn, gcn, lut) on ``table`` (seeded by ``config.seed``; the
+    caller's torch RNG is left as it was).
 
     Raises:
         MeasurementError: unknown kind, or too few rows.
     """
+    with torch.random.fork_rng(devices=[]):
+        return _fit_predictor(kind, table, config, hyper)
+
+
+def _fit_predictor(kind: str, table: ArchTable, config: FitConfig, hyper: dict[str, Any] | None) -> Predictor:
     if kind not in NETWORK_KINDS:
         raise MeasurementError(f"unknown predictor kind {kind!r}; kinds: {', '.join(KINDS)}")
     if len(table) < 4:
@@ -193,6 +199,12 @@ def pooled_table(tables: list[ArchTable]) -> ArchTable:
 def adapt_predictor(
     predictor: Predictor, shots: ArchTable, *, steps: int = 300, lr: float = 1e-3, seed: int = 0
 ) -> Predictor:
+    """See :func:`_adapt_predictor` (seeded; the caller's torch RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        return _adapt_predictor(predictor, shots, steps=steps, lr=lr, seed=seed)
+
+
+def _adapt_predictor(predictor: Predictor, shots: ArchTable, *, steps: int, lr: float, seed: int) -> Predictor:
     """Few-shot transfer: a copy of ``predictor`` fine-tuned on a new device's ``shots``.
 
     The output scale moves to the new device first (mean and spread of the shots' log values; the pre-trained

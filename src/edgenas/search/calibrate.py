@@ -169,7 +169,7 @@ def correct(
     search for ``steps`` architecture steps. Returns after at most ``rounds`` refinements (``rounds + 1``
     measurements). ``summary.json`` of the run records the rounds under ``correction``.
     """
-    from edgenas.search.lightnas import Target, refine, update_summary
+    from edgenas.search.engine import Target, refine, update_summary
 
     if not targets or targets[0].name != "latency_ms":
         raise SearchError("the on-device correction needs a latency target first")

@@ -12,10 +12,30 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgenas.search.lightnas import SearchConfig, SearchResult, Target, search
+from edgenas.search.strategy import Strategy, register_strategy
 from edgenas.spaces import SearchSpace
 from edgenas.train.data import ImageData
+
+if TYPE_CHECKING:
+    from edgenas.search.engine import SearchConfig, SearchResult, Target
+
+
+class FBNet(Strategy):
+    """Every op mixed by its soft Gumbel weight; the multiplier fixed at ``config.lambda_init``."""
+
+    name = "fbnet"
+    single_path = False
+
+    def constraint(self, config: SearchConfig) -> str:
+        return "fixed"
+
+    def lambda_init(self, config: SearchConfig) -> float:
+        return config.lambda_init
+
+
+register_strategy(FBNet())
 
 
 def fbnet_config(config: SearchConfig, lambda_: float) -> SearchConfig:
@@ -37,6 +57,8 @@ def search_fbnet(
     target T only normalises the latency (no infeasibility check: a fixed lambda does not aim at T).
 
     Raises:
-        SearchError: see :func:`edgenas.search.lightnas.search`.
+        SearchError: see :func:`edgenas.search.engine.search`.
     """
+    from edgenas.search.engine import search
+
     return search(space, [target], data, fbnet_config(config, lambda_), run, resume=resume)

@@ -7,7 +7,8 @@ pass runs under *mixing weights* ``L x K`` set by one of:
 * :meth:`Supernet.sample_single_path` — Gumbel-softmax (thesis Eq 4.7) with a hard one-hot forward (Eq 4.9) and a
   straight-through backward: only the sampled op of each layer runs (Eq 4.8), multiplied by its weight, whose
   value is exactly 1 but whose gradient reaches every logit of the layer through the soft sample.
-* :meth:`Supernet.sample_multi_path` — soft Gumbel-softmax weights, every allowed op runs (FBNet/DARTS baseline).
+* :meth:`Supernet.sample_multi_path` — soft Gumbel-softmax weights, every allowed op runs (FBNet baseline).
+* :meth:`Supernet.sample_softmax` — ``softmax(alpha)`` weights without noise, every allowed op runs (DARTS).
 * :meth:`Supernet.fix_path` — a given architecture (no gradient to alpha), e.g. to train or evaluate one path.
 
 The Gumbel noise is drawn from a generator seeded by ``(seed, step)``, so every rank of a distributed search
@@ -27,7 +28,7 @@ from torch import nn
 
 from edgenas.errors import SearchError
 from edgenas.spaces import ArchSpec, SearchSpace
-from edgenas.spaces._layout import StagedSpace, init_weights
+from edgenas.spaces.nb201 import Zero  # noqa: F401  (re-exported: the supernet's ``none`` op)
 
 
 @dataclass
@@ -72,13 +73,6 @@ class ChoiceLayer(nn.Module):
         return out
 
 
-class Zero(nn.Module):
-    """The NAS-Bench-201 ``none`` op: a zero tensor of the input's shape."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
-
-
 class Supernet(nn.Module):
     """A space's network with every searchable layer a :class:`ChoiceLayer`, and the architecture logits.
 
@@ -92,8 +86,9 @@ class Supernet(nn.Module):
         self.space = space
         self.seed = seed
         self.state = PathState()
-        torch.manual_seed(seed)
-        self.net = _build_backbone(space, self.state)
+        with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG as it was
+            torch.manual_seed(seed)
+            self.net = space.supernet_backbone(lambda layer, candidates: ChoiceLayer(layer, candidates, self.state))
         mask = space.mask()  # L x K, True where allowed
         self.register_buffer("mask", mask, persistent=False)
         self.alpha = nn.Parameter(torch.zeros(space.num_layers, space.num_ops))
@@ -136,6 +131,12 @@ class Supernet(nn.Module):
         self.state.weights, self.state.chosen = weights, None
         return weights
 
+    def sample_softmax(self) -> torch.Tensor:
+        """DARTS' mixing: every allowed op weighted by ``softmax(alpha)``, no noise; returns the weights."""
+        weights = self.probabilities()
+        self.state.weights, self.state.chosen = weights, None
+        return weights
+
     def fix_path(self, spec: ArchSpec) -> torch.Tensor:
         """Run the architecture ``spec`` (weights without gradient to alpha)."""
         spec = self.space.check_spec(spec)
@@ -152,36 +153,3 @@ class Supernet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-def _build_backbone(space: SearchSpace, state: PathState) -> nn.Module:
-    allowed = space.allowed_ops
-    if isinstance(space, StagedSpace):
-        first = space.make_spec([ops[0] for ops in allowed])
-        net = space.build(first)
-        for layer, ops in enumerate(allowed):
-            candidates = {k: space.layer_module(layer, k) for k in ops}
-            choice = ChoiceLayer(layer, candidates, state)
-            init_weights(choice)
-            net.layers[layer] = choice
-        return net
-    if space.family == "nb201":
-        from edgenas.spaces.nb201 import EDGES, NB201Cell, _edge_op
-
-        first = space.make_spec([ops[0] for ops in allowed])
-        net = space.build(first)
-        for cell in net.modules():
-            if not isinstance(cell, NB201Cell):
-                continue
-            channels = cell.channels
-            edges = nn.ModuleDict()
-            for layer, (i, j) in enumerate(EDGES):
-                candidates = {
-                    k: Zero() if space.op_names[k] == "none" else _edge_op(space.op_names[k], channels)
-                    for k in allowed[layer]
-                }
-                edges[f"{i}_{j}"] = ChoiceLayer(layer, candidates, state)
-            cell.edges = edges
-        init_weights(net)
-        return net
-    raise SearchError(f"no supernet for space {space.name!r} (family {space.family!r})")

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgenas.errors import ArchError, SpaceConfigError, SpaceMismatchError
+from edgenas.errors import ArchError, SearchError, SpaceConfigError, SpaceMismatchError
 from edgenas.spaces.encoding import GraphEncoding, chain_adjacency, graph_features
 from edgenas.spaces.spec import ArchSpec, freeze, thaw
 
@@ -84,6 +84,10 @@ def _same_kind(value: Any, example: Any) -> bool:
     if isinstance(example, float):
         return isinstance(value, (int, float)) and math.isfinite(value)
     return isinstance(value, type(example))
+
+
+#: Builds one searchable layer of a supernet from its layer index and its candidate modules by op index.
+ChoiceFactory = Callable[[int, dict[int, nn.Module]], nn.Module]
 
 
 class SearchSpace(ABC):
@@ -321,6 +325,15 @@ class SearchSpace(ABC):
     @abstractmethod
     def _build(self, spec: ArchSpec) -> nn.Module:
         """Build a network for an already validated spec."""
+
+    def supernet_backbone(self, choice: ChoiceFactory) -> nn.Module:
+        """The space's network with each searchable layer ``l`` replaced by ``choice(l, {op: candidate module})``
+        over the allowed ops of ``l`` (the hook the search supernet builds on; it never tests a space's name).
+
+        Raises:
+            SearchError: the space cannot be searched with a weight-sharing supernet.
+        """
+        raise SearchError(f"no supernet for space {self.name!r} (family {self.family!r})")
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary: options, hash, ops, per-layer allowed ops, |A|."""

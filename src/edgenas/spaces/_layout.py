@@ -12,7 +12,7 @@ from torch import nn
 
 from edgenas.errors import SpaceConfigError
 from edgenas.nn.blocks import make_divisible
-from edgenas.spaces._base import LayerwiseSpace
+from edgenas.spaces._base import ChoiceFactory, LayerwiseSpace
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,15 @@ class StagedSpace(LayerwiseSpace):
     def _op(self, name: str, shape: LayerShape) -> nn.Module:
         """The module of op ``name`` at a layer of ``shape`` (spaces implement it)."""
         raise NotImplementedError
+
+    def supernet_backbone(self, choice: ChoiceFactory) -> nn.Module:
+        """The network of the first allowed op per layer, each searchable layer replaced by its choice layer."""
+        net = self.build(self.make_spec([ops[0] for ops in self.allowed_ops]))
+        for layer, ops in enumerate(self.allowed_ops):
+            layer_choice = choice(layer, {k: self.layer_module(layer, k) for k in ops})
+            init_weights(layer_choice)
+            net.layers[layer] = layer_choice
+        return net
 
     def layer_module(self, layer: int, op: int) -> nn.Module:
         """Op ``op`` of searchable layer ``layer`` as a standalone module (to time it in isolation, for a LUT)."""

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from edgenas.errors import ArchError, SpaceConfigError
-from edgenas.spaces._base import SearchSpace, config_from_options
+from edgenas.spaces._base import ChoiceFactory, SearchSpace, config_from_options
 from edgenas.spaces._layout import init_weights
 from edgenas.spaces._registry import register_space
 from edgenas.spaces.spec import ArchSpec
@@ -95,7 +95,16 @@ class ResNetBasicBlock(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+class Zero(nn.Module):
+    """The ``none`` op inside a supernet: a zero tensor of the input's shape (a standalone cell drops the edge)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
 def _edge_op(name: str, channels: int) -> nn.Module:
+    if name == "none":
+        return Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
@@ -230,6 +239,20 @@ class NB201Space(SearchSpace):
 
     def _build(self, spec: ArchSpec) -> nn.Module:
         return NB201Net(tuple(OPS[c] for c in spec.choices), self.config)
+
+    def supernet_backbone(self, choice: ChoiceFactory) -> nn.Module:
+        """The macro network whose every cell edge is a choice layer over the allowed ops (``none`` = :class:`Zero`)."""
+        net = self.build(self.make_spec([ops[0] for ops in self.allowed_ops]))
+        for cell in net.modules():
+            if isinstance(cell, NB201Cell):
+                cell.edges = nn.ModuleDict(
+                    {
+                        f"{i}_{j}": choice(layer, {k: _edge_op(OPS[k], cell.channels) for k in self.allowed_ops[layer]})
+                        for layer, (i, j) in enumerate(EDGES)
+                    }
+                )
+        init_weights(net)
+        return net
 
 
 @register_space("nb201")

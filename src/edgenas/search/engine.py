@@ -1,0 +1,582 @@
+"""The search engine: everything a supernet search shares, whatever its strategy (:mod:`edgenas.search.strategy`).
+
+Schedule (thesis Sec 4.4.1, scaled by the options): ``warmup_epochs`` epochs update the weights ``w`` only (paths
+sampled from the uniform initial alpha, so every op is trained alike); then every epoch runs a ``w`` phase on the
+training split and an architecture phase on the held-out split. The strategy named by ``SearchConfig.method`` picks
+the path of each pass, the temperature, the multipliers' behaviour and the architecture step. LightNAS' step
+(the default, :func:`~edgenas.search.strategy.architecture_step`): ``CE + sum_t lambda_t * (PRED_t(sampled path) /
+T_t - 1)`` (Eq 4.10), the prediction taken through the hard straight-through path so the gradient reaches alpha
+(Eq 4.12); each ``lambda_t`` follows :class:`~edgenas.search.budget.LambdaController` with the *derived* (argmax)
+architecture's prediction. ``accuracy=False`` drops CE from the architecture loss (LightNets-Worse, Sec 4.4.3).
+
+Temperature (default): ``tau = tau_start * (tau_end / tau_start) ** progress`` over the search epochs (thesis: 5
+decaying towards 0). The sampled hard path does not depend on tau (argmax of ``alpha + G``); tau shapes the
+straight-through gradient only.
+
+Run directory: ``config.json``, ``env.json`` (seed, git commit, library versions, device fingerprint: the record a
+training run keeps), ``trajectory.jsonl`` (one record per step of either phase), ``checkpoints/last.pt`` (every
+epoch; ``resume=True`` continues from it and truncates the trajectory to it), ``arch.json`` (the derived
+architecture), ``summary.json`` and ``trajectory.png`` (argmax prediction vs step with the target, thesis Fig 4.12).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from edgenas._env import environment
+from edgenas._io import write_text_atomic
+from edgenas.errors import SearchError
+from edgenas.predictors.base import Predictor
+from edgenas.search.budget import FeasibleRange, LambdaController, check_feasible, check_space, feasible_range
+from edgenas.search.strategy import architecture_step, get_strategy
+from edgenas.search.supernet import Supernet
+from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_to_dict
+from edgenas.spaces.spec import thaw
+from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
+from edgenas.train.data import BatchTransform, ImageData, IndexedDataset, balanced_subset, stratified_split
+from edgenas.train.distributed import DistEnv, all_reduce_sum, barrier, convert_batchnorm_for_ddp
+
+CHECKPOINT_VERSION = 1
+__all__ = ["SearchConfig", "SearchResult", "Target", "architecture_step", "prepare_targets", "refine", "search"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One budget: a predictor (ms or mJ) and the value T the derived architecture must reach."""
+
+    predictor: Predictor
+    value: float
+
+    @property
+    def name(self) -> str:
+        return self.predictor.meta.metric
+
+    @property
+    def unit(self) -> str:
+        return self.predictor.meta.unit
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Options of a search (defaults: thesis Sec 4.4.1 except the epoch counts, which a CPU cannot afford).
+
+    Attributes:
+        method: the strategy (``edgenas.search.strategy.list_strategies()``): ``lightnas`` (single path, learned
+            lambda), ``fbnet`` (multi-path, fixed lambda), ...
+        epochs / warmup_epochs: total epochs and the first epochs that train ``w`` only.
+        batch_size: images per weight step.
+        alpha_batch_size: images per architecture step (0 = batch_size); smaller batches give a short search more
+            architecture steps, which the budget controller needs to settle.
+        val_fraction: share of the training images held out for the architecture phase.
+        train_subset: use a class-balanced subset of this many training images (0 = all).
+        w_lr, w_momentum, w_weight_decay: SGD of the weights, cosine decay over all w steps.
+        alpha_lr, alpha_weight_decay: Adam of the architecture logits; the lr decays to 0 with a cosine over the
+            architecture steps (the authors' code halves it every 20 epochs), so the architecture settles.
+        lambda_lr: eta_lambda; constraint: ``eq`` | ``le`` (LightNAS) or ``fixed`` (FBNet).
+        lambda_p: proportional gain of the multiplier (beyond the thesis, see ``edgenas.search.budget``; 0 = Eq 4.11).
+        lambda_init: lambda_0 (0 for LightNAS; the trade-off for FBNet).
+        tau_start, tau_end: Gumbel-softmax temperature at the first and last search epoch.
+        accuracy: keep CE in the architecture loss (False: LightNets-Worse).
+        seed: seed of the supernet, the data order, the split and the Gumbel noise.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        channels_last: channels-last activations (faster on CPUs).
+    """
+
+    method: str = "lightnas"
+    epochs: int = 90
+    warmup_epochs: int = 10
+    batch_size: int = 128
+    alpha_batch_size: int = 0
+    val_fraction: float = 0.2
+    train_subset: int = 0
+    w_lr: float = 0.1
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-5
+    alpha_lr: float = 1e-3
+    alpha_weight_decay: float = 1e-3
+    lambda_lr: float = 5e-4
+    lambda_p: float = 1000.0
+    constraint: str = "eq"
+    lambda_init: float = 0.0
+    tau_start: float = 5.0
+    tau_end: float = 0.1
+    accuracy: bool = True
+    seed: int = 0
+    device: str = "auto"
+    channels_last: bool = True
+
+    def check(self) -> None:
+        get_strategy(self.method)  # raises for an unknown name, listing the registered ones
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise SearchError(f"warm-up epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs})")
+        if not 0 < self.val_fraction < 1:
+            raise SearchError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.batch_size < 1 or self.alpha_batch_size < 0 or self.tau_start <= 0 or self.tau_end <= 0:
+            raise SearchError("batch sizes, tau_start and tau_end must be positive")
+
+    def tau(self, epoch: int) -> float:
+        """Temperature of ``epoch`` (0-based): tau_start during warm-up, exponential decay to tau_end after."""
+        search_epochs = self.epochs - self.warmup_epochs
+        progress = 0.0 if search_epochs <= 1 else max(0, epoch - self.warmup_epochs) / (search_epochs - 1)
+        return self.tau_start * (self.tau_end / self.tau_start) ** min(1.0, progress)
+
+
+@dataclass
+class SearchResult:
+    """What a search produced (also written to ``summary.json``)."""
+
+    run: Path
+    arch: ArchSpec
+    summary: dict[str, Any]
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+
+
+StepCallback = Callable[[dict[str, Any]], None]
+
+
+def prepare_targets(space: SearchSpace, targets: Sequence[Target], constraint: str) -> dict[str, FeasibleRange]:
+    """Check every target's predictor against the space and its value against the feasible range.
+
+    Raises:
+        SearchError: a predictor of another space, two targets of one metric, or an infeasible target.
+    """
+    if not targets:
+        raise SearchError("give at least one target (latency or energy) with its predictor")
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise SearchError(f"two targets for the same metric: {names}")
+    ranges = {}
+    for t in targets:
+        check_space(t.predictor, space)
+        ranges[t.name] = feasible_range(t.predictor, space)
+        if constraint != "fixed":
+            check_feasible(t.value, ranges[t.name], constraint, t.unit)
+    return ranges
+
+
+def _loader(data: ImageData, indices: np.ndarray, batch_size: int, seed: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        IndexedDataset(data.train, indices),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=len(indices) >= batch_size,
+        generator=generator,
+        num_workers=0,
+    )
+
+
+def search(
+    space: SearchSpace,
+    targets: Sequence[Target],
+    data: ImageData,
+    config: SearchConfig,
+    run: str | Path,
+    *,
+    resume: bool = False,
+    on_step: StepCallback | None = None,
+    dist_env: DistEnv | None = None,
+) -> SearchResult:
+    """Run one LightNAS (or FBNet) search; see the module docstring.
+
+    Under ``torchrun`` (``dist_env`` from :func:`edgenas.train.distributed.init_distributed`) every rank takes its
+    share of each global batch, BatchNorm normalises over the global batch, gradients are averaged by all-reduce
+    (no DDP wrapper: unused ops of the single path simply have no gradient on any rank), and every rank samples the
+    same path because paths are a function of (seed, step) — checked at every step. Only rank 0 writes files.
+
+    Raises:
+        SearchError: bad options, infeasible targets (before any training), or a run directory that holds another
+            search (without ``resume``) or none (with it).
+    """
+    config.check()
+    strategy = get_strategy(config.method)
+    constraint = strategy.constraint(config)
+    ranges = prepare_targets(space, targets, constraint)
+    env = dist_env or DistEnv(0, 1, 0, _device(config.device))
+    run = Path(run)
+    ckpt_path = run / "checkpoints" / "last.pt"
+    if resume and not ckpt_path.is_file():
+        raise SearchError(f"nothing to resume in {run}: no checkpoints/last.pt")
+    if not resume and (run / "trajectory.jsonl").exists():
+        raise SearchError(f"{run} already holds a search; use another directory or resume it")
+    barrier()  # every rank checked the directory before rank 0 creates files in it
+    if env.is_main:
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    device = env.device
+    supernet = Supernet(space, seed=config.seed).to(device)
+    if env.distributed:
+        supernet = convert_batchnorm_for_ddp(supernet, device)
+    if config.channels_last:
+        supernet = supernet.to(memory_format=torch.channels_last)
+    predictors = [t.predictor.to(device).eval() for t in targets]
+    for p in predictors:
+        p.requires_grad_(False)
+    controllers = [
+        LambdaController(t.value, constraint, config.lambda_lr, strategy.lambda_init(config), config.lambda_p)
+        for t in targets
+    ]
+
+    train_labels = data.train_labels
+    pool = (
+        balanced_subset(train_labels, config.train_subset, seed=config.seed)
+        if config.train_subset
+        else np.arange(len(train_labels))
+    )
+    w_rel, a_rel = stratified_split(train_labels[pool], config.val_fraction, seed=config.seed)
+    w_idx, a_idx = pool[w_rel], pool[a_rel]
+    w_steps_per_epoch = max(1, len(w_idx) // config.batch_size)
+    total_w_steps = w_steps_per_epoch * config.epochs
+    to_float_aug = BatchTransform(
+        data.mean,
+        data.std,
+        augment=True,
+        crop_padding=data.crop_padding,
+        flip=data.flip,
+        size=space.resolution,
+        channels_last=config.channels_last,
+    )
+    to_float = BatchTransform(
+        data.mean, data.std, augment=False, size=space.resolution, channels_last=config.channels_last
+    )
+
+    w_opt = torch.optim.SGD(
+        supernet.weight_parameters(),
+        lr=config.w_lr,
+        momentum=config.w_momentum,
+        weight_decay=config.w_weight_decay,
+        nesterov=True,
+    )
+    w_sched = torch.optim.lr_scheduler.LambdaLR(
+        w_opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_w_steps) / total_w_steps))
+    )
+    a_opt = torch.optim.Adam(
+        [supernet.alpha], lr=config.alpha_lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay
+    )
+    a_batch = config.alpha_batch_size or config.batch_size
+    a_steps_per_epoch = max(1, len(a_idx) // a_batch)
+    total_a_steps = max(1, a_steps_per_epoch * (config.epochs - config.warmup_epochs))
+    a_sched = torch.optim.lr_scheduler.LambdaLR(
+        a_opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total_a_steps) / total_a_steps))
+    )
+
+    if config.batch_size % env.world_size or (config.alpha_batch_size or config.batch_size) % env.world_size:
+        raise SearchError(f"batch sizes must be divisible by the {env.world_size} processes")
+
+    def shard(images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (
+            images[env.rank :: env.world_size],
+            labels[env.rank :: env.world_size],
+            indices[env.rank :: env.world_size],
+        )
+
+    def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
+        if env.distributed:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = all_reduce_sum(p.grad) / env.world_size
+
+    def check_same_path() -> None:
+        if env.distributed and supernet.state.chosen is not None:
+            chosen = torch.tensor(supernet.state.chosen, dtype=torch.float64, device=device)
+            if not torch.equal(all_reduce_sum(chosen), chosen * env.world_size):
+                raise SearchError(f"ranks sampled different paths at step {step}")
+
+    def mean_over_ranks(value: torch.Tensor) -> float:
+        return float(all_reduce_sum(value.detach().reshape(1))[0]) / env.world_size
+
+    start_epoch, step = 0, 0
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.get("version") != CHECKPOINT_VERSION or ckpt.get("config") != asdict(config):
+            raise SearchError(f"{ckpt_path} was written by a search with other options; start a new run")
+        supernet.load_state_dict(ckpt["supernet"])
+        w_opt.load_state_dict(ckpt["w_opt"])
+        w_sched.load_state_dict(ckpt["w_sched"])
+        a_opt.load_state_dict(ckpt["a_opt"])
+        a_sched.load_state_dict(ckpt["a_sched"])
+        for c, s in zip(controllers, ckpt["lambdas"], strict=True):
+            c.load_state_dict(s)
+        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
+        if env.is_main:
+            _truncate_trajectory(run / "trajectory.jsonl", step)
+    elif env.is_main:
+        write_text_atomic(
+            run / "config.json",
+            json.dumps(
+                {
+                    "config": asdict(config),
+                    "space": space.name,
+                    "space_options": {k: thaw(v) for k, v in space.options},
+                    "targets": [
+                        {"metric": t.name, "unit": t.unit, "value": t.value, "predictor": t.predictor.meta.kind}
+                        for t in targets
+                    ],
+                    "feasible": {
+                        k: {"low": r.low, "high": r.high, "low_arch": str(r.low_spec), "high_arch": str(r.high_spec)}
+                        for k, r in ranges.items()
+                    },
+                    "data": data.describe() | {"w_split": len(w_idx), "alpha_split": len(a_idx)},
+                },
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n",
+        )
+        write_text_atomic(
+            run / "env.json", json.dumps({"seed": config.seed, **environment(device)}, indent=2, sort_keys=True) + "\n"
+        )
+
+    trajectory_path = run / "trajectory.jsonl"
+    started = time.perf_counter()
+
+    def derived_values() -> list[float]:
+        hot = supernet.argmax_one_hot().to(device)
+        with torch.no_grad():
+            return [float(p(hot[None])[0]) for p in predictors]
+
+    def record(entry: dict[str, Any]) -> None:
+        entry["path"] = list(supernet.state.chosen) if supernet.state.chosen is not None else None
+        if not env.is_main:
+            return
+        with trajectory_path.open("a") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+        if on_step is not None:
+            on_step(entry)
+
+    for epoch in range(start_epoch, config.epochs):
+        tau = strategy.tau(config, epoch)
+        searching = epoch >= config.warmup_epochs
+        supernet.train()
+        for batch in _loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch):
+            images, labels, indices = shard(*batch)
+            x = to_float_aug(images.to(device), indices, seed=config.seed, epoch=epoch)
+            strategy.sample(supernet, step, tau)
+            check_same_path()
+            loss = F.cross_entropy(supernet(x), labels.to(device))
+            if not torch.isfinite(loss):
+                raise SearchError(f"the supernet loss is {loss.item()} at step {step}; lower the learning rate")
+            w_opt.zero_grad(set_to_none=True)
+            supernet.alpha.grad = None
+            loss.backward()
+            average_gradients(supernet.weight_parameters())
+            w_opt.step()
+            w_sched.step()
+            record(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "phase": "w",
+                    "tau": tau,
+                    "ce": mean_over_ranks(loss),
+                    "lambda": [c.value for c in controllers],
+                    "derived": derived_values(),
+                    "entropy": supernet.entropy(),
+                }
+            )
+            step += 1
+        if searching:
+            for batch in _loader(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1):
+                images, labels, indices = shard(*batch)
+
+                def cross_entropy(images=images, labels=labels, indices=indices) -> torch.Tensor:
+                    x = to_float(images.to(device), indices)
+                    check_same_path()
+                    return F.cross_entropy(supernet(x), labels.to(device))
+
+                entry = strategy.alpha_step(
+                    supernet,
+                    predictors,
+                    controllers,
+                    a_opt,
+                    step,
+                    tau,
+                    cross_entropy if config.accuracy else None,
+                    average_gradients if env.distributed else None,
+                )
+                a_sched.step()
+                if env.distributed and entry["ce"] is not None:
+                    entry["ce"] = mean_over_ranks(torch.tensor(entry["ce"], dtype=torch.float64))
+                record({"step": step, "epoch": epoch, "phase": "alpha", **entry})
+                step += 1
+        if not env.is_main:
+            continue
+        save_checkpoint(
+            ckpt_path,
+            {
+                "version": CHECKPOINT_VERSION,
+                "config": asdict(config),
+                "supernet": supernet.state_dict(),  # GlobalBatchNorm2d has the keys of BatchNorm2d
+                "w_opt": w_opt.state_dict(),
+                "w_sched": w_sched.state_dict(),
+                "a_opt": a_opt.state_dict(),
+                "a_sched": a_sched.state_dict(),
+                "lambdas": [c.state_dict() for c in controllers],
+                "epoch": epoch + 1,
+                "step": step,
+            },
+        )
+
+    arch = supernet.argmax_spec()
+    final = derived_values()
+    barrier()
+    if not env.is_main:
+        return SearchResult(run, arch, {}, [])
+    save_specs(run / "arch.json", [arch])
+    summary = {
+        "method": config.method,
+        "arch": str(arch),
+        "arch_spec": spec_to_dict(arch),
+        "targets": [
+            {
+                "metric": t.name,
+                "unit": t.unit,
+                "target": t.value,
+                "predicted": v,
+                "predicted_error": v / t.value - 1.0,
+                "lambda": c.value,
+                "feasible_low": ranges[t.name].low,
+                "feasible_high": ranges[t.name].high,
+            }
+            for t, v, c in zip(targets, final, controllers, strict=True)
+        ],
+        "epochs": config.epochs,
+        "steps": step,
+        "wall_s_this_session": time.perf_counter() - started,
+        "entropy": supernet.entropy(),
+    }
+    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    trajectory = read_trajectory(trajectory_path)
+    plot_trajectory(trajectory, targets, run / "trajectory.png")
+    return SearchResult(run, arch, summary, trajectory)
+
+
+def refine(
+    run: str | Path,
+    space: SearchSpace,
+    targets: Sequence[Target],
+    config: SearchConfig,
+    steps: int,
+    *,
+    alpha_lr: float | None = None,
+) -> SearchResult:
+    """Continue a finished search's architecture phase with (refitted) predictors: ``steps`` alpha/lambda steps from
+    the last checkpoint's alpha and multipliers, weights frozen and no CE (the accuracy preference is already in
+    alpha), the alpha lr decaying from ``alpha_lr`` (default: ``config.alpha_lr``) to 0. Appends ``refine`` records
+    to the trajectory and rewrites ``arch.json`` and ``summary.json`` (with a ``refined`` count).
+
+    Raises:
+        SearchError: no checkpoint in ``run``, or a checkpoint of other options.
+    """
+    run = Path(run)
+    ckpt_path = run / "checkpoints" / "last.pt"
+    if not ckpt_path.is_file():
+        raise SearchError(f"nothing to refine in {run}: no checkpoints/last.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt.get("config") != asdict(config):
+        raise SearchError(f"{ckpt_path} was written by a search with other options")
+    strategy = get_strategy(config.method)
+    constraint = strategy.constraint(config)
+    prepare_targets(space, targets, constraint)
+    supernet = Supernet(space, seed=config.seed)
+    supernet.load_state_dict(ckpt["supernet"])
+    controllers = [LambdaController(t.value, constraint, config.lambda_lr, 0.0, config.lambda_p) for t in targets]
+    for c, state in zip(controllers, ckpt["lambdas"], strict=False):
+        c.load_state_dict(state)
+    predictors = [t.predictor.eval().requires_grad_(False) for t in targets]
+    lr = config.alpha_lr if alpha_lr is None else alpha_lr
+    optimizer = torch.optim.Adam([supernet.alpha], lr=lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(1, steps)))
+    )
+    trajectory_path = run / "trajectory.jsonl"
+    previous = read_trajectory(trajectory_path)
+    step = previous[-1]["step"] + 1 if previous else 0
+    tau = config.tau_end
+    with trajectory_path.open("a") as f:
+        for _ in range(steps):
+            entry = strategy.alpha_step(supernet, predictors, controllers, optimizer, step, tau, None)
+            schedule.step()
+            entry.update(step=step, epoch=config.epochs, phase="refine", path=supernet.state.chosen)
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+            step += 1
+    ckpt.update(supernet=supernet.state_dict(), lambdas=[c.state_dict() for c in controllers], step=step)
+    save_checkpoint(ckpt_path, ckpt)
+    arch = supernet.argmax_spec()
+    final = [float(v) for v in (t.predictor.predict(arch) for t in targets)]
+    save_specs(run / "arch.json", [arch])
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    summary.update(
+        arch=str(arch),
+        arch_spec=spec_to_dict(arch),
+        refined=int(summary.get("refined", 0)) + 1,
+        steps=step,
+        targets=[
+            {**old, "predicted": v, "predicted_error": v / t.value - 1.0, "lambda": c.value}
+            for old, t, v, c in zip(
+                summary.get("targets", [{}] * len(targets)), targets, final, controllers, strict=True
+            )
+        ],
+    )
+    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    trajectory = read_trajectory(trajectory_path)
+    plot_trajectory(trajectory, targets, run / "trajectory.png")
+    return SearchResult(run, arch, summary, trajectory)
+
+
+def update_summary(run: str | Path, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into ``run/summary.json`` (atomically) and return the whole summary."""
+    path = Path(run) / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary.update(fields)
+    write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def read_trajectory(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``trajectory.jsonl``."""
+    lines = Path(path).read_text().splitlines() if Path(path).is_file() else []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _truncate_trajectory(path: Path, step: int) -> None:
+    """Drop records at or after ``step`` (written after the checkpoint a resumed search restarts from)."""
+    if path.is_file():
+        keep = [r for r in read_trajectory(path) if r["step"] < step]
+        write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+
+
+def plot_trajectory(trajectory: list[dict[str, Any]], targets: Sequence[Target], path: Path) -> None:
+    """Predicted value of the derived architecture vs step with the target line (thesis Fig 4.12)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6 * len(targets), 3.6))
+    FigureCanvasAgg(fig)  # an explicit backend for this figure: no global matplotlib state
+    axes = fig.subplots(1, len(targets), squeeze=False)
+    steps = [r["step"] for r in trajectory]
+    for i, (t, ax) in enumerate(zip(targets, axes[0], strict=True)):
+        ax.plot(steps, [r["derived"][i] for r in trajectory], lw=1, label="derived (argmax) arch")
+        ax.axhline(t.value, color="k", ls="--", lw=1, label=f"target {t.value:g} {t.unit}")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"predicted {t.name} ({t.unit})")
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(path)
