@@ -231,6 +231,19 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
             ],
         ),
         "reparam": ([str(ws.model)], [("-o", "{out}/r.onnx"), ("--check", None)]),
+        "bench nb201": (
+            [],
+            [
+                ("--strategy", "gdas"),
+                ("--seeds", "1"),
+                ("--subset", "20"),
+                ("--epochs", "2"),
+                ("--batch-size", "10"),
+                ("--data", "sample"),
+                ("--bench-dir", str(ws.bench_dir)),
+                ("-o", "{out}/b"),
+            ],
+        ),
     }
 
 

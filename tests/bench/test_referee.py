@@ -78,3 +78,51 @@ def test_cli_oracle_and_lookup(table, capsys):
     assert payload["oracle"]["index"] == ORACLE_EQ[0] and payload["judged"]["regret"] == pytest.approx(15.0)
     code, out, _ = run(["bench", "lookup", "6111", "--bench-dir", str(table.source)], capsys)
     assert code == 0 and "#6111" in out
+
+
+def test_bench_nb201_searches_and_judges_every_seed(table, tmp_path, capsys):
+    """Two tiny GDAS searches on the shipped sample, judged by the hand-made tables; a rerun judges, not searches."""
+    tiny = ["--subset", "20", "--epochs", "2", "--batch-size", "10", "--data", "sample"]
+    argv = ["bench", "nb201", "--strategy", "gdas", "--seeds", "2", *tiny, "--bench-dir", str(table.source)]
+    code, out, err = run([*argv, "-o", str(tmp_path / "b"), "--json"], capsys)
+    assert code == 0, err
+    payload = json.loads(out)
+    cells = [r["index"] for r in payload["records"]]
+    assert [r["seed"] for r in payload["records"]] == [0, 1] and payload["summary"]["cells"] == cells
+    assert all(r["test_acc"] == table.test_acc[r["index"]] for r in payload["records"])
+    assert payload["summary"]["test_acc"]["n"] == 2 and (tmp_path / "b" / "results.md").is_file()
+    again = json.loads(run([*argv, "-o", str(tmp_path / "b"), "--json"], capsys)[1])
+    assert [r["index"] for r in again["records"]] == cells  # finished runs are judged, not searched again
+
+
+def test_bench_nb201_with_a_latency_budget(table, tmp_path, capsys):
+    from edgenas.predictors import fit_predictor, table_from_csv
+
+    hw = tmp_path / "hw.csv"
+    hw.write_text((table.source / "hwnasbench" / "hwnasbench_nb201_cifar10.csv").read_text())
+    lut = fit_predictor("lut", table_from_csv(hw, get_space("nb201"), "arch_str", "cifar10_edgegpu_latency_ms"))
+    lut.save(tmp_path / "p.pt")
+    tiny = ["--subset", "20", "--epochs", "2", "--batch-size", "10", "--data", "sample", "--seeds", "1"]
+    argv = ["bench", "nb201", "--strategy", "lightnas", *tiny, "--bench-dir", str(table.source)]
+    budget = ["--predictor", str(tmp_path / "p.pt"), "--target-ms", "20.5", "--latency-column", "edgegpu"]
+    code, out, err = run([*argv, *budget, "-o", str(tmp_path / "b"), "--json"], capsys)
+    assert code == 0, err
+    record = json.loads(out)["records"][0]
+    assert record["oracle"]["target_ms"] == 20.5 and record["oracle"]["cells"] > 100
+    assert record["regret"] == pytest.approx(record["oracle"]["test_acc"] - record["test_acc"])
+    assert record["true_latency_ms"] == pytest.approx(table.latency["cifar10_edgegpu_latency_ms"][record["index"]])
+    code, _, err = run([*argv, "--target-ms", "20", "-o", str(tmp_path / "c")], capsys)
+    assert code == 2 and "needs all three" in err and not (tmp_path / "c").exists()
+
+
+def test_protocol_alpha_lr_keeps_steps_times_lr():
+    from edgenas.bench.referee import MAX_SCALED_ALPHA_LR, PROTOCOL_ALPHA_LR, Budget, protocol_alpha_lr
+
+    full = Budget(subset=50_000, epochs=50, warmup_epochs=0, batch_size=64)
+    assert protocol_alpha_lr(full) == pytest.approx(PROTOCOL_ALPHA_LR)
+    small = Budget(subset=5_000, epochs=6, warmup_epochs=1, batch_size=64)  # 39 x 5 = 195 alpha steps
+    assert protocol_alpha_lr(small) == pytest.approx(PROTOCOL_ALPHA_LR * 50 * 390 / 195)  # 0.03
+    tiny = Budget(subset=200, epochs=2, warmup_epochs=1, batch_size=32)
+    assert protocol_alpha_lr(tiny) == MAX_SCALED_ALPHA_LR  # 3 steps: the ceiling, not 1.95
+    mid = Budget(subset=25_000, epochs=26, warmup_epochs=1, batch_size=64)
+    assert protocol_alpha_lr(mid) * mid.alpha_steps() == pytest.approx(PROTOCOL_ALPHA_LR * 50 * 390)

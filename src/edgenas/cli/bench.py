@@ -1,14 +1,27 @@
-"""``edgenas bench lookup|oracle``: NAS-Bench-201 and HW-NAS-Bench as the referee of a found cell."""
+"""``edgenas bench lookup|oracle|nb201``: NAS-Bench-201 and HW-NAS-Bench as the referee of searches."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edgenas.cli._app import emit_json, out, sub_app
-from edgenas.cli._options import MAX_MS, JsonOpt, ToleranceOpt, choice, number
+from edgenas._io import write_text_atomic
+from edgenas.cli._app import emit_json, err, out, sub_app
+from edgenas.cli._options import (
+    MAX_EPOCHS,
+    MAX_MS,
+    BatchSizeOpt,
+    DataOpt,
+    JsonOpt,
+    ToleranceOpt,
+    choice,
+    input_file,
+    number,
+    run_dir,
+)
 
 bench_app = sub_app("bench", "NAS-Bench-201 as the referee: true accuracy and device latency of cells, the oracle.")
 
@@ -78,3 +91,119 @@ def bench_oracle(
             f"{'meets' if verdict['meets_budget'] else 'misses'} the budget); rank {verdict['rank']} of "
             f"{verdict['peers']} cells of its latency"
         )
+
+
+@bench_app.command("nb201")
+def bench_nb201(
+    strategy: Annotated[str, typer.Option("--strategy", help="Search strategy: lightnas, gdas, darts, fbnet.")],
+    output: Annotated[Path, run_dir("--output", "-o", help="Folder for the runs (seed0/, ...) and results.")],
+    seeds: Annotated[int, number("--seeds", help="Searches with seeds 0..N-1.", low=1, high=100)] = 3,
+    data: DataOpt = None,
+    bench_dir: BenchDirOpt = None,
+    predictor: Annotated[
+        Path | None, input_file("--predictor", help="Latency predictor (.pt) of the nb201 space, for --target-ms.")
+    ] = None,
+    target_ms: Annotated[
+        float | None, number("--target-ms", help="Latency target T (ms).", high=MAX_MS, low_open=True)
+    ] = None,
+    latency_column: Annotated[
+        str | None, typer.Option("--latency-column", help="HW-NAS-Bench column judging the latency (edgegpu, raspi4).")
+    ] = None,
+    tolerance: ToleranceOpt = 0.02,
+    constraint: Annotated[
+        str, choice("--constraint", values=("eq", "le"), help="Within the tolerance of T (eq), or also at most T (le).")
+    ] = "eq",
+    subset: Annotated[
+        int, number("--subset", help="Class-balanced training images (half w, half alpha).", low=2, high=50_000)
+    ] = 5_000,
+    epochs: Annotated[int, number("--epochs", help="Search epochs (protocol: 50).", low=1, high=MAX_EPOCHS)] = 6,
+    warmup_epochs: Annotated[int, number("--warmup-epochs", help="Weights-only epochs first.", high=MAX_EPOCHS)] = 1,
+    batch_size: BatchSizeOpt = 64,
+    alpha_lr: Annotated[
+        float | None,
+        number("--alpha-lr", help="Adam lr of alpha (default: the protocol's steps x lr).", high=10, low_open=True),
+    ] = None,
+    no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
+    lambda_p: Annotated[
+        float | None, number("--lambda-p", help="Proportional gain of lambda (default: the engine's).", high=1e9)
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the NAS-Bench-201 space on CIFAR-10 (protocol shrunk to a CPU budget) and judge the cells it finds by
+    the tables: true test accuracy, and with a target the true latency, the oracle, the regret and the rank."""
+    from edgenas.bench import load_nb201
+    from edgenas.bench.referee import (
+        MARKDOWN_HEADER,
+        Budget,
+        Budgeted,
+        aggregate,
+        markdown_row,
+        protocol_alpha_lr,
+        search_and_judge,
+    )
+    from edgenas.errors import BenchError
+    from edgenas.search import get_strategy
+    from edgenas.train import load_dataset
+
+    get_strategy(strategy)
+    if (predictor is None) != (target_ms is None) or (target_ms is not None) != (latency_column is not None):
+        raise BenchError("a latency budget needs all three: --predictor P.pt, --target-ms T and --latency-column C")
+    table = load_nb201(bench_dir)
+    latency = None
+    if target_ms is not None:
+        from edgenas.predictors import Predictor
+        from edgenas.search.engine import Target
+
+        table.column(latency_column)  # refuse an unknown column before searching
+        latency = Budgeted(Target(Predictor.load(predictor), target_ms), latency_column, tolerance, constraint)
+    budget = Budget(subset=subset, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size)
+    images = load_dataset(data, image_size=32)
+    records = []
+    for seed in range(seeds):
+        record = search_and_judge(
+            table,
+            strategy,
+            seed,
+            images,
+            budget,
+            output / f"seed{seed}",
+            latency=latency,
+            alpha_lr=alpha_lr,
+            accuracy=not no_accuracy,
+            lambda_p=lambda_p,
+        )
+        records.append(record)
+        if not as_json:
+            extra = (
+                f", true latency {record['true_latency_ms']:.4g} ms ({100 * record['latency_error']:+.1f}%), regret "
+                f"{record['regret']:.2f}"
+                if latency
+                else ""
+            )
+            err.print(
+                f"seed {seed}: cell #{record['index']} test {record['test_acc']:.2f}%{extra} "
+                f"({record['search_s']:.0f} s)"
+            )
+    summary = aggregate(records)
+    label = (
+        f"{strategy}"
+        + (f" @ {target_ms:g} ms {latency_column}" if latency else "")
+        + (" (no CE)" if no_accuracy else "")
+    )
+    payload = {
+        "strategy": strategy,
+        "budget": budget.__dict__ | {"alpha_lr": alpha_lr or protocol_alpha_lr(budget)},
+        "latency": None
+        if latency is None
+        else {"column": table.column(latency_column), "target_ms": target_ms, "tolerance": tolerance},
+        "oracle": records[0].get("oracle"),
+        "records": records,
+        "summary": summary,
+    }
+    write_text_atomic(output / "results.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(output / "results.md", MARKDOWN_HEADER + "\n" + markdown_row(label, summary) + "\n")
+    if as_json:
+        emit_json(payload)
+        return
+    out.print(MARKDOWN_HEADER)
+    out.print(markdown_row(label, summary))

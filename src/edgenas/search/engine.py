@@ -146,13 +146,12 @@ StepCallback = Callable[[dict[str, Any]], None]
 
 
 def prepare_targets(space: SearchSpace, targets: Sequence[Target], constraint: str) -> dict[str, FeasibleRange]:
-    """Check every target's predictor against the space and its value against the feasible range.
+    """Check every target's predictor against the space and its value against the feasible range. No target at all
+    is allowed: the search then optimises accuracy only (the unconstrained baselines).
 
     Raises:
         SearchError: a predictor of another space, two targets of one metric, or an infeasible target.
     """
-    if not targets:
-        raise SearchError("give at least one target (latency or energy) with its predictor")
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise SearchError(f"two targets for the same metric: {names}")
@@ -562,15 +561,20 @@ def _truncate_trajectory(path: Path, step: int) -> None:
 
 
 def plot_trajectory(trajectory: list[dict[str, Any]], targets: Sequence[Target], path: Path) -> None:
-    """Predicted value of the derived architecture vs step with the target line (thesis Fig 4.12)."""
+    """Predicted value of the derived architecture vs step with the target line (thesis Fig 4.12); with no target,
+    the mean entropy of the architecture distribution vs step."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6 * len(targets), 3.6))
+    fig = Figure(figsize=(6 * max(1, len(targets)), 3.6))
     FigureCanvasAgg(fig)  # an explicit backend for this figure: no global matplotlib state
-    axes = fig.subplots(1, len(targets), squeeze=False)
+    axes = fig.subplots(1, max(1, len(targets)), squeeze=False)
     steps = [r["step"] for r in trajectory]
-    for i, (t, ax) in enumerate(zip(targets, axes[0], strict=True)):
+    if not targets:
+        axes[0][0].plot(steps, [r["entropy"] for r in trajectory], lw=1)
+        axes[0][0].set_xlabel("step")
+        axes[0][0].set_ylabel("mean entropy of P (nats)")
+    for i, (t, ax) in enumerate(zip(targets, axes[0], strict=False)):  # no target: the entropy plot above
         ax.plot(steps, [r["derived"][i] for r in trajectory], lw=1, label="derived (argmax) arch")
         ax.axhline(t.value, color="k", ls="--", lw=1, label=f"target {t.value:g} {t.unit}")
         ax.set_xlabel("step")

@@ -1,0 +1,195 @@
+"""Search on NAS-Bench-201 and let the tables judge: any supernet strategy, several seeds, true accuracy and latency.
+
+Protocol (Dong & Yang, ICLR 2020, "cifar10-valid"), shrunk to a CPU budget and said so: the search sees a
+class-balanced subset of the 50k CIFAR-10 training images, split half/half into the weight half and the
+architecture half (the benchmark splits all 50k 25k/25k); weights by SGD 0.025 (cosine), momentum 0.9, weight decay
+5e-4; alpha by Adam (betas 0.5/0.999, weight decay 1e-3); GDAS' temperature 10 -> 0.1. The benchmark's 50 epochs give
+alpha about 19,500 Adam steps at 3e-4; a CPU search of a few minutes gives it a few hundred, so the default alpha
+learning rate keeps the product (steps x lr) of the protocol, up to 0.05 (:func:`protocol_alpha_lr`; ``alpha_lr``
+overrides it).
+
+The derived cell's true 200-epoch accuracy and, with a target, its true latency on the HW-NAS-Bench column come from
+the tables (:mod:`edgenas.bench.nb201`), with the oracle, the regret and the rank among cells of its latency.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from edgenas.bench.nb201 import NB201Table, judge, oracle
+from edgenas.errors import BenchError
+from edgenas.spaces import get_space, load_specs
+from edgenas.train.data import ImageData
+
+#: NAS-Bench-201's search budget for alpha: 50 epochs of 25,000 / 64 batches, Adam at 3e-4.
+PROTOCOL_ALPHA_STEPS = 50 * (25_000 // 64)
+PROTOCOL_ALPHA_LR = 3e-4
+#: Ceiling of the scaled alpha lr: Adam moves each logit by about lr per step, so a few hundred steps at 0.05 can
+#: still commit alpha while a tiny budget does not get an lr that jumps it in one step.
+MAX_SCALED_ALPHA_LR = 0.05
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the protocol a CPU affords (the same for every strategy of a comparison).
+
+    Attributes:
+        subset: class-balanced training images searched on (split half/half; the protocol: all 50,000).
+        epochs / warmup_epochs: epochs, of which the first train the weights only (protocol: 50, 0).
+        batch_size: images per step of either phase (protocol: 64).
+    """
+
+    subset: int = 5_000
+    epochs: int = 6
+    warmup_epochs: int = 1
+    batch_size: int = 64
+
+    def alpha_steps(self) -> int:
+        return max(1, (self.subset // 2) // self.batch_size) * (self.epochs - self.warmup_epochs)
+
+
+def protocol_alpha_lr(budget: Budget) -> float:
+    """Adam lr of alpha that keeps the protocol's steps x lr within this budget's steps (at least the protocol's, at
+    most :data:`MAX_SCALED_ALPHA_LR`)."""
+    scaled = PROTOCOL_ALPHA_LR * PROTOCOL_ALPHA_STEPS / budget.alpha_steps()
+    return min(MAX_SCALED_ALPHA_LR, max(PROTOCOL_ALPHA_LR, scaled))
+
+
+def search_config(strategy: str, seed: int, budget: Budget, *, alpha_lr: float | None = None, **overrides: Any) -> Any:
+    """The :class:`~edgenas.search.engine.SearchConfig` of one NAS-Bench-201 search (protocol settings, budget)."""
+    from edgenas.search.engine import SearchConfig
+
+    config = SearchConfig(
+        method=strategy,
+        epochs=budget.epochs,
+        warmup_epochs=budget.warmup_epochs,
+        batch_size=budget.batch_size,
+        train_subset=budget.subset,
+        val_fraction=0.5,
+        w_lr=0.025,
+        w_momentum=0.9,
+        w_weight_decay=5e-4,
+        alpha_lr=alpha_lr if alpha_lr is not None else protocol_alpha_lr(budget),
+        alpha_weight_decay=1e-3,
+        tau_start=10.0,
+        tau_end=0.1,
+        seed=seed,
+        device="cpu",
+    )
+    return replace(config, **overrides)
+
+
+@dataclass(frozen=True)
+class Budgeted:
+    """A latency budget judged on a HW-NAS-Bench column: the predictor the search uses and the table's truth."""
+
+    target: Any  # edgenas.search.engine.Target
+    column: str
+    tolerance: float = 0.02
+    constraint: str = "eq"
+
+
+def search_and_judge(
+    table: NB201Table,
+    strategy: str,
+    seed: int,
+    data: ImageData,
+    budget: Budget,
+    run: Path,
+    *,
+    latency: Budgeted | None = None,
+    alpha_lr: float | None = None,
+    accuracy: bool = True,
+    lambda_p: float | None = None,
+) -> dict[str, Any]:
+    """One search in the ``nb201`` space, then the tables' verdict on the derived cell (one record). A finished run
+    in ``run`` (its ``summary.json`` written) is judged again without searching, so a killed benchmark continues."""
+    from edgenas.search.engine import search
+
+    space = get_space("nb201")
+    overrides: dict[str, Any] = {"accuracy": accuracy}
+    if latency is not None:
+        overrides["constraint"] = latency.constraint
+    if lambda_p is not None:
+        overrides["lambda_p"] = lambda_p
+    config = search_config(strategy, seed, budget, alpha_lr=alpha_lr, **overrides)
+    summary_path = run / "summary.json"
+    if summary_path.is_file() and (run / "arch.json").is_file():
+        summary = json.loads(summary_path.read_text())
+        arch, seconds = load_specs(run / "arch.json")[0], float(summary.get("wall_s_this_session", 0.0))
+    else:
+        start = time.perf_counter()
+        result = search(space, [latency.target] if latency else [], data, config, run)
+        arch, summary, seconds = result.arch, result.summary, time.perf_counter() - start
+    record: dict[str, Any] = {
+        "strategy": strategy,
+        "seed": seed,
+        "search_s": round(seconds, 1),
+        **table.lookup(arch),
+    }
+    if latency is not None:
+        best = oracle(
+            table, latency.column, latency.target.value, tolerance=latency.tolerance, constraint=latency.constraint
+        )
+        verdict = judge(table, arch, best)
+        record.update(
+            predicted_ms=summary["targets"][0]["predicted"],
+            target_ms=latency.target.value,
+            true_latency_ms=verdict["true_latency_ms"],
+            latency_error=verdict["latency_error"],
+            meets_budget=verdict["meets_budget"],
+            regret=verdict["regret"],
+            rank=verdict["rank"],
+            peers=verdict["peers"],
+            oracle=best.as_dict(),
+        )
+    return record
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over seeds of the figures that have them (test/valid accuracy, regret, latency error, time)."""
+    if not records:
+        raise BenchError("no search records to aggregate")
+    keys = ("test_acc", "valid_acc", "search_s", "regret", "latency_error")
+    out = {k: _mean_std([float(r[k]) for r in records]) for k in keys if all(k in r for r in records)}
+    if all("meets_budget" in r for r in records):
+        out["meets_budget"] = sum(bool(r["meets_budget"]) for r in records)
+    out["cells"] = [int(r["index"]) for r in records]
+    return out
+
+
+def markdown_row(label: str, summary: dict[str, Any]) -> str:
+    """One table row: label, test accuracy, regret, true latency miss, cells (mean ± std over seeds)."""
+
+    def fmt(key: str, scale: float = 1.0, digits: int = 2) -> str:
+        if key not in summary:
+            return "—"
+        m, s = summary[key]["mean"] * scale, summary[key]["std"] * scale
+        return f"{m:.{digits}f} ± {s:.{digits}f}" if not math.isnan(s) else f"{m:.{digits}f}"
+
+    met = f"{summary['meets_budget']}/{summary['test_acc']['n']}" if "meets_budget" in summary else "—"
+    cells = ", ".join(str(c) for c in summary["cells"])
+    return (
+        f"| {label} | {fmt('test_acc')} | {fmt('regret')} | {fmt('latency_error', 100, 1)} | {met} | "
+        f"{fmt('search_s', 1, 0)} | {cells} |"
+    )
+
+
+MARKDOWN_HEADER = (
+    "| search | test acc. (%) | regret (points) | true latency miss (%) | within tolerance | search (s) | cells |\n"
+    "|---|---|---|---|---|---|---|"
+)
