@@ -1,0 +1,151 @@
+"""NAS-Bench-201 as the referee: the true accuracy (and latency) of the cells each search strategy finds.
+
+Usage:
+    python benchmarks/nb201.py unconstrained --data DIR [--strategies gdas,lightnas,darts] [--seeds 3]
+        [--subset 5000] [--epochs 6]
+    python benchmarks/nb201.py budget --data DIR --column edgegpu --targets 4,5,6 [--strategies lightnas]
+        [--seeds 1] [--no-accuracy]
+
+``unconstrained``: each strategy searches for accuracy only (no latency term); the found cells' true 200-epoch
+CIFAR-10 test accuracy, mean ± std over seeds, next to the mean of all 15,625 cells. ``budget``: LightNAS-style
+searches with a latency target on a HW-NAS-Bench column, with a predictor fitted on 1,000 cells of that column (the
+table's own values: a stand-in for profiling the device); true latency vs target, regret to the oracle, and the mean
+accuracy of the cells of that latency. Every search runs through ``edgenas bench nb201`` in-process (resumable: a
+finished seed is judged again, not searched). Results: ``benchmarks/results/nb201.{json,md}`` (phases merge).
+DIR is the data folder with cifar10.npz, nb201/ and hwnasbench/ (``$EDGENAS_DATA``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import RESULTS, machine, write_results
+
+RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-nb201"
+
+
+def run_cli(argv: list[str]) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgenas", *argv, "--json"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"edgenas {' '.join(argv)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return json.loads(proc.stdout)
+
+
+def budget_args(args: argparse.Namespace) -> list[str]:
+    return ["--subset", str(args.subset), "--epochs", str(args.epochs), "--seeds", str(args.seeds)]
+
+
+def unconstrained(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for strategy in args.strategies.split(","):
+        out = RUNS / f"free-{strategy}-s{args.subset}-e{args.epochs}"
+        argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args)]
+        payload = run_cli([*argv, "-o", str(out)])
+        rows.append({"label": f"{strategy} (accuracy only)", **payload})
+        print(f"{strategy}: {payload['summary']['test_acc']}", flush=True)
+    return rows
+
+
+def fit_column_predictor(data: Path, column: str) -> Path:
+    path = RUNS / f"predictor-{column}-1000.pt"
+    if not path.is_file():
+        full = {"edgegpu": "cifar10_edgegpu_latency_ms", "raspi4": "cifar10_raspi4_latency_ms"}[column]
+        table = data / "hwnasbench" / "hwnasbench_nb201_cifar10.csv"
+        argv = ["predictor", "fit", "--table", str(table), "--space", "nb201", "--arch-column", "arch_str"]
+        run_cli([*argv, "--value-column", full, "--kind", "mlp", "--train-size", "1000", "-o", str(path)])
+    return path
+
+
+def budget(args: argparse.Namespace) -> list[dict]:
+    predictor = fit_column_predictor(args.data, args.column)
+    rows = []
+    for strategy in args.strategies.split(","):
+        for target in (float(t) for t in args.targets.split(",")):
+            tag = f"{strategy}-{args.column}-{target:g}ms" + ("-noce" if args.no_accuracy else "")
+            extra = ["--no-accuracy"] if args.no_accuracy else []
+            if args.lambda_p is not None:
+                extra += ["--lambda-p", str(args.lambda_p)]
+                tag += f"-kp{args.lambda_p:g}"
+            argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args)]
+            argv += ["--predictor", str(predictor), "--target-ms", str(target), "--latency-column", args.column]
+            payload = run_cli([*argv, *extra, "-o", str(RUNS / f"{tag}-s{args.subset}-e{args.epochs}")])
+            label = f"{strategy} @ {target:g} ms {args.column}" + (" (no CE)" if args.no_accuracy else "")
+            if args.lambda_p is not None:
+                label += f", kp {args.lambda_p:g}"
+            rows.append({"label": label, **payload})
+            print(label, payload["summary"].get("regret"), payload["summary"].get("latency_error"), flush=True)
+    return rows
+
+
+def markdown(payload: dict) -> str:
+    from edgenas.bench.referee import MARKDOWN_HEADER, markdown_row
+
+    m = payload["machine"]
+    lines = [
+        "# NAS-Bench-201 as the referee",
+        "",
+        f"Machine: {m['cpu']} ({m['cpu_count']} cores), torch {m['torch']}, commit {m['git_commit']}, {m['date']}.",
+        "Accuracies are the tables' true 200-epoch CIFAR-10 test accuracy of the found cell (NAS-Bench-201), latencies",
+        "the tables' true HW-NAS-Bench latency; searches shrink the NAS-Bench-201 protocol to a CPU budget (the",
+        "`budget` line of each phase). Mean ± std over the seeds run.",
+    ]
+    for phase, rows in payload["phases"].items():
+        b = rows[0]["budget"]
+        lines += [
+            "",
+            f"## {phase}",
+            "",
+            f"Budget: {b['subset']} class-balanced training images (half w, half alpha), {b['epochs']} epochs "
+            f"({b['warmup_epochs']} weights-only), batch {b['batch_size']}, alpha lr {b['alpha_lr']:.3g}.",
+            "",
+            MARKDOWN_HEADER,
+            *(markdown_row(r["label"], r["summary"]) for r in rows),
+        ]
+        oracles = {r["label"]: r["oracle"] for r in rows if r.get("oracle")}
+        for label, o in oracles.items():
+            lines.append(
+                f"- {label}: oracle #{o['index']} {o['test_acc']:.2f}% at {o['latency_ms']:.4g} ms; the "
+                f"{o['cells']} cells within ±{100 * o['tolerance']:g}% average {o['mean_test_acc']:.2f}%"
+            )
+    lines += ["", f"All 15,625 cells average {payload['all_cells_mean_test_acc']:.2f}% test accuracy."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=["unconstrained", "budget"])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--strategies", default="gdas,lightnas,darts")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=5000)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--column", default="edgegpu")
+    parser.add_argument("--targets", default="4,5,6")
+    parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument("--lambda-p", type=float, default=None)
+    args = parser.parse_args()
+    RUNS.mkdir(parents=True, exist_ok=True)
+
+    from edgenas.bench import load_nb201
+
+    previous = RESULTS / "nb201.json"
+    payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
+    rows = unconstrained(args) if args.phase == "unconstrained" else budget(args)
+    key = args.phase if args.phase == "unconstrained" else f"budget {args.column}"
+    payload["phases"][key] = [r for r in payload["phases"].get(key, []) if r["label"] not in {x["label"] for x in rows}]
+    payload["phases"][key] += rows
+    payload["machine"] = machine()
+    payload["all_cells_mean_test_acc"] = float(load_nb201(args.data).test_acc.mean())
+    paths = write_results("nb201", payload, markdown(payload))
+    print(markdown(payload))
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
