@@ -126,3 +126,27 @@ def test_protocol_alpha_lr_keeps_steps_times_lr():
     assert protocol_alpha_lr(tiny) == MAX_SCALED_ALPHA_LR  # 3 steps: the ceiling, not 1.95
     mid = Budget(subset=25_000, epochs=26, warmup_epochs=1, batch_size=64)
     assert protocol_alpha_lr(mid) * mid.alpha_steps() == pytest.approx(PROTOCOL_ALPHA_LR * 50 * 390)
+
+
+def test_random_search_at_a_time_budget_picks_by_validation(table, tmp_path, capsys):
+    tiny = ["--subset", "20", "--epochs", "1", "--batch-size", "10", "--data", "sample", "--seeds", "1"]
+    argv = [
+        "bench",
+        "nb201",
+        "--strategy",
+        "random",
+        *tiny,
+        "--bench-dir",
+        str(table.source),
+        "-o",
+        str(tmp_path / "r"),
+    ]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "needs a wall-clock budget" in err
+    code, out, err = run([*argv, "--time-budget", "4", "--json"], capsys)
+    assert code == 0, err
+    record = json.loads(out)["records"][0]
+    log = [json.loads(line) for line in (tmp_path / "r" / "seed0" / "evaluated.jsonl").read_text().splitlines()]
+    assert len(log) >= 1 and sum(e["seconds"] for e in log[:-1]) < 4  # stops once the budget is spent
+    best = max(log, key=lambda e: e["val_top1"])
+    assert record["arch"] == best["arch"] and record["index"] == table.index_of(best["arch"])

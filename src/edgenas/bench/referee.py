@@ -51,7 +51,7 @@ class Budget:
     batch_size: int = 64
 
     def alpha_steps(self) -> int:
-        return max(1, (self.subset // 2) // self.batch_size) * (self.epochs - self.warmup_epochs)
+        return max(1, (self.subset // 2) // self.batch_size * (self.epochs - self.warmup_epochs))
 
 
 def protocol_alpha_lr(budget: Budget) -> float:
@@ -107,13 +107,14 @@ def search_and_judge(
     alpha_lr: float | None = None,
     accuracy: bool = True,
     lambda_p: float | None = None,
+    time_budget_s: float = 0.0,
 ) -> dict[str, Any]:
     """One search in the ``nb201`` space, then the tables' verdict on the derived cell (one record). A finished run
     in ``run`` (its ``summary.json`` written) is judged again without searching, so a killed benchmark continues."""
-    from edgenas.search.engine import search
+    from edgenas.search import get_strategy
 
     space = get_space("nb201")
-    overrides: dict[str, Any] = {"accuracy": accuracy}
+    overrides: dict[str, Any] = {"accuracy": accuracy, "time_budget_s": time_budget_s}
     if latency is not None:
         overrides["constraint"] = latency.constraint
     if lambda_p is not None:
@@ -125,8 +126,8 @@ def search_and_judge(
         arch, seconds = load_specs(run / "arch.json")[0], float(summary.get("wall_s_this_session", 0.0))
     else:
         start = time.perf_counter()
-        result = search(space, [latency.target] if latency else [], data, config, run)
-        arch, summary, seconds = result.arch, result.summary, time.perf_counter() - start
+        arch, summary = get_strategy(strategy).run(space, [latency.target] if latency else [], data, config, run)
+        seconds = time.perf_counter() - start
     record: dict[str, Any] = {
         "strategy": strategy,
         "seed": seed,

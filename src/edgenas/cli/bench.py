@@ -95,7 +95,7 @@ def bench_oracle(
 
 @bench_app.command("nb201")
 def bench_nb201(
-    strategy: Annotated[str, typer.Option("--strategy", help="Search strategy: lightnas, gdas, darts, fbnet.")],
+    strategy: Annotated[str, typer.Option("--strategy", help="Search strategy: lightnas, gdas, darts, fbnet, random.")],
     output: Annotated[Path, run_dir("--output", "-o", help="Folder for the runs (seed0/, ...) and results.")],
     seeds: Annotated[int, number("--seeds", help="Searches with seeds 0..N-1.", low=1, high=100)] = 3,
     data: DataOpt = None,
@@ -116,7 +116,9 @@ def bench_nb201(
     subset: Annotated[
         int, number("--subset", help="Class-balanced training images (half w, half alpha).", low=2, high=50_000)
     ] = 5_000,
-    epochs: Annotated[int, number("--epochs", help="Search epochs (protocol: 50).", low=1, high=MAX_EPOCHS)] = 6,
+    epochs: Annotated[
+        int, number("--epochs", help="Search epochs (protocol: 50; random: per network).", low=1, high=MAX_EPOCHS)
+    ] = 6,
     warmup_epochs: Annotated[int, number("--warmup-epochs", help="Weights-only epochs first.", high=MAX_EPOCHS)] = 1,
     batch_size: BatchSizeOpt = 64,
     alpha_lr: Annotated[
@@ -127,6 +129,10 @@ def bench_nb201(
     lambda_p: Annotated[
         float | None, number("--lambda-p", help="Proportional gain of lambda (default: the engine's).", high=1e9)
     ] = None,
+    time_budget: Annotated[
+        float,
+        number("--time-budget", help="random: wall-clock seconds per seed (0 = none; random needs one).", high=1e7),
+    ] = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Search the NAS-Bench-201 space on CIFAR-10 (protocol shrunk to a CPU budget) and judge the cells it finds by
@@ -171,6 +177,7 @@ def bench_nb201(
             alpha_lr=alpha_lr,
             accuracy=not no_accuracy,
             lambda_p=lambda_p,
+            time_budget_s=time_budget,
         )
         records.append(record)
         if not as_json:

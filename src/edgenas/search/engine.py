@@ -91,6 +91,7 @@ class SearchConfig:
         seed: seed of the supernet, the data order, the split and the Gumbel noise.
         device: ``cpu``, ``cuda`` or ``auto``.
         channels_last: channels-last activations (faster on CPUs).
+        time_budget_s: wall-clock budget (s) of strategies that search by time (``random``); 0 = none.
     """
 
     method: str = "lightnas"
@@ -115,6 +116,7 @@ class SearchConfig:
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
+    time_budget_s: float = 0.0
 
     def check(self) -> None:
         get_strategy(self.method)  # raises for an unknown name, listing the registered ones
@@ -143,6 +145,15 @@ class SearchResult:
 
 
 StepCallback = Callable[[dict[str, Any]], None]
+
+
+def same_config(saved: dict[str, Any] | None, config: SearchConfig) -> bool:
+    """Whether a checkpoint's recorded options are ``config``'s; an option added since it was written counts as
+    equal when ``config`` keeps its default (so runs of an older edgenas still resume)."""
+    if not isinstance(saved, dict):
+        return False
+    current, defaults = asdict(config), asdict(SearchConfig())
+    return set(saved) <= set(current) and all(saved.get(k, defaults[k]) == v for k, v in current.items())
 
 
 def prepare_targets(space: SearchSpace, targets: Sequence[Target], constraint: str) -> dict[str, FeasibleRange]:
@@ -298,7 +309,7 @@ def search(
     start_epoch, step = 0, 0
     if resume:
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("version") != CHECKPOINT_VERSION or ckpt.get("config") != asdict(config):
+        if ckpt.get("version") != CHECKPOINT_VERSION or not same_config(ckpt.get("config"), config):
             raise SearchError(f"{ckpt_path} was written by a search with other options; start a new run")
         supernet.load_state_dict(ckpt["supernet"])
         w_opt.load_state_dict(ckpt["w_opt"])
@@ -483,7 +494,7 @@ def refine(
     if not ckpt_path.is_file():
         raise SearchError(f"nothing to refine in {run}: no checkpoints/last.pt")
     ckpt = load_checkpoint(ckpt_path)
-    if ckpt.get("config") != asdict(config):
+    if not same_config(ckpt.get("config"), config):
         raise SearchError(f"{ckpt_path} was written by a search with other options")
     strategy = get_strategy(config.method)
     constraint = strategy.constraint(config)

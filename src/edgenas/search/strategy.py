@@ -25,7 +25,11 @@ from edgenas.search.budget import LambdaController
 from edgenas.search.supernet import Supernet
 
 if TYPE_CHECKING:
-    from edgenas.search.engine import SearchConfig
+    from pathlib import Path
+
+    from edgenas.search.engine import SearchConfig, Target
+    from edgenas.spaces import ArchSpec, SearchSpace
+    from edgenas.train.data import ImageData
 
 GradientReducer = Callable[[Sequence[torch.nn.Parameter]], None]
 
@@ -84,6 +88,16 @@ class Strategy:
             sample=lambda: self.sample(supernet, step, tau),
             reduce_gradients=reduce_gradients,
         )
+
+    def run(
+        self, space: SearchSpace, targets: Sequence[Target], data: ImageData, config: SearchConfig, run: Path
+    ) -> tuple[ArchSpec, dict[str, Any]]:
+        """Search and return (derived architecture, summary). Default: the supernet engine
+        (:func:`edgenas.search.engine.search`); a strategy that does not ride the supernet overrides it."""
+        from edgenas.search.engine import search
+
+        result = search(space, targets, data, config, run)
+        return result.arch, result.summary
 
 
 def register_strategy(strategy: Strategy) -> Strategy:

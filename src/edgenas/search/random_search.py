@@ -1,0 +1,135 @@
+"""Random search at equal wall-clock (Li & Talwalkar 2019; NAS-Bench-201's "RS" baseline): sample architectures,
+train each briefly with the shared trainer, keep the one with the best validation accuracy.
+
+The images are those a supernet search of the same :class:`~edgenas.search.engine.SearchConfig` sees: the
+class-balanced ``train_subset`` split by ``val_fraction`` into a training half (each sampled network trains on it
+for ``epochs`` epochs, ``batch_size``, SGD at ``w_lr`` with cosine decay) and a validation half (it is scored on it;
+the test split is never looked at). Sampling stops once ``time_budget_s`` has passed (at least one network), so a
+comparison gives random search the wall-clock of the searches it is compared with. Latency targets are not used:
+random search here is the accuracy-only baseline.
+
+Run directory: ``evaluated.jsonl`` (one record per trained network: index in the sample order, arch, validation
+top-1, seconds), ``cells/N/`` (each network's training run), ``arch.json`` and ``summary.json``. A killed search
+continues where it stopped: recorded networks are not trained again, and their seconds count against the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import Subset
+
+from edgenas._io import write_text_atomic
+from edgenas.errors import SearchError
+from edgenas.search.strategy import Strategy, register_strategy
+from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_from_dict, spec_to_dict
+from edgenas.train.data import ImageData, balanced_subset, stratified_split
+
+if TYPE_CHECKING:
+    from edgenas.search.engine import SearchConfig, Target
+
+#: Networks sampled up front; the budget ends the search long before.
+MAX_SAMPLES = 10_000
+
+
+def validation_view(data: ImageData, config: SearchConfig) -> ImageData:
+    """``data`` with the search's training half as its training set and its validation half as its test set."""
+    labels = data.train_labels
+    pool = (
+        balanced_subset(labels, config.train_subset, seed=config.seed)
+        if config.train_subset
+        else np.arange(len(labels))
+    )
+    w_rel, a_rel = stratified_split(labels[pool], config.val_fraction, seed=config.seed)
+    w_idx, a_idx = pool[w_rel], pool[a_rel]
+    return replace(
+        data,
+        train=Subset(data.train, w_idx.tolist()),
+        test=Subset(data.train, a_idx.tolist()),
+        train_labels=labels[w_idx],
+        test_labels=labels[a_idx],
+    )
+
+
+def _read_evaluated(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+class RandomSearch(Strategy):
+    """Sample, train briefly, keep the best by validation accuracy, until the wall-clock budget is spent."""
+
+    name = "random"
+
+    def run(
+        self, space: SearchSpace, targets: Sequence[Target], data: ImageData, config: SearchConfig, run: Path
+    ) -> tuple[ArchSpec, dict[str, Any]]:
+        from edgenas.train import TrainConfig, train
+
+        if config.time_budget_s <= 0:
+            raise SearchError("random search needs a wall-clock budget (time_budget_s > 0, --time-budget S)")
+        run = Path(run)
+        run.mkdir(parents=True, exist_ok=True)
+        view = validation_view(data, config)
+        log = run / "evaluated.jsonl"
+        evaluated = _read_evaluated(log)
+        spent = sum(float(e["seconds"]) for e in evaluated)
+        candidates = space.sample(seed=config.seed, n=MAX_SAMPLES)
+        train_config = TrainConfig(
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.w_lr,
+            momentum=config.w_momentum,
+            weight_decay=config.w_weight_decay,
+            seed=config.seed,
+            device=config.device,
+            channels_last=config.channels_last,
+            log_every=0,
+        )
+        for i in range(len(evaluated), len(candidates)):
+            if evaluated and spent >= config.time_budget_s:
+                break
+            start = time.perf_counter()
+            with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG alone
+                torch.manual_seed(config.seed * 100_003 + i)
+                model = space.build(candidates[i])
+            cell_dir = run / "cells" / str(i)
+            shutil.rmtree(cell_dir, ignore_errors=True)  # a network whose training was killed starts again
+            result = train(model, view, train_config, cell_dir, spec=candidates[i], input_size=space.resolution)
+            seconds = time.perf_counter() - start
+            record = {
+                "i": i,
+                "arch": str(candidates[i]),
+                "arch_spec": spec_to_dict(candidates[i]),
+                "val_top1": float(result.final["test_top1"]),
+                "seconds": seconds,
+            }
+            with log.open("a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+            evaluated.append(record)
+            spent += seconds
+        best = max(evaluated, key=lambda e: e["val_top1"])
+        arch = spec_from_dict(best["arch_spec"], source=str(log))
+        summary = {
+            "method": self.name,
+            "arch": str(arch),
+            "arch_spec": spec_to_dict(arch),
+            "targets": [],
+            "evaluated": len(evaluated),
+            "best_val_top1": best["val_top1"],
+            "wall_s_this_session": spent,
+        }
+        save_specs(run / "arch.json", [arch])
+        write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        return arch, summary
+
+
+register_strategy(RandomSearch())
