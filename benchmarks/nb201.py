@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/nb201.py unconstrained --data DIR [--strategies gdas,lightnas,darts] [--seeds 3]
         [--subset 5000] [--epochs 6]
+    python benchmarks/nb201.py unconstrained --data DIR --strategies random --time-budget S --epochs 1
     python benchmarks/nb201.py budget --data DIR --column edgegpu --targets 4,5,6 [--strategies lightnas]
         [--seeds 1] [--no-accuracy]
 
@@ -38,7 +39,8 @@ def run_cli(argv: list[str]) -> dict:
 
 
 def budget_args(args: argparse.Namespace) -> list[str]:
-    return ["--subset", str(args.subset), "--epochs", str(args.epochs), "--seeds", str(args.seeds)]
+    extra = ["--time-budget", str(args.time_budget)] if args.time_budget else []
+    return ["--subset", str(args.subset), "--epochs", str(args.epochs), "--seeds", str(args.seeds), *extra]
 
 
 def unconstrained(args: argparse.Namespace) -> list[dict]:
@@ -47,7 +49,8 @@ def unconstrained(args: argparse.Namespace) -> list[dict]:
         out = RUNS / f"free-{strategy}-s{args.subset}-e{args.epochs}"
         argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args)]
         payload = run_cli([*argv, "-o", str(out)])
-        rows.append({"label": f"{strategy} (accuracy only)", **payload})
+        label = f"{strategy} (accuracy only)" + (f", {args.time_budget:g} s" if args.time_budget else "")
+        rows.append({"label": label, **payload})
         print(f"{strategy}: {payload['summary']['test_acc']}", flush=True)
     return rows
 
@@ -133,6 +136,7 @@ def main() -> None:
     parser.add_argument("--targets", default="4,5,6")
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--lambda-p", type=float, default=None)
+    parser.add_argument("--time-budget", type=float, default=0.0, help="random: seconds per seed (equal wall-clock)")
     args = parser.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
 
