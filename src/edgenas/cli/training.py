@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from edgenas._random import seeded_torch
 from edgenas.cli._app import app, emit_json, out, resolve_one_arch
 from edgenas.cli._options import (
     MAX_COUNT,
@@ -131,7 +132,6 @@ def train_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Train an architecture and write a run directory (works under torchrun for several processes)."""
-    import torch
 
     from edgenas.train import TrainConfig, load_dataset, train
     from edgenas.train.distributed import init_distributed, shutdown_distributed
@@ -175,8 +175,8 @@ def train_command(
             f"{dict(spec.options)['num_classes']}; add --set num_classes={images.num_classes}"
         )
     env = init_distributed(device)
-    torch.manual_seed(seed)
-    model = resolved.build(spec)
+    with seeded_torch(seed):  # the same initial weights on every rank
+        model = resolved.build(spec)
     progress = _ProgressCallback(quiet=as_json or not env.is_main)
     try:
         result = train(

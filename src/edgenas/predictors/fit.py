@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgenas._random import seeded_torch
 from edgenas.errors import MeasurementError
 from edgenas.predictors.base import NETWORK_KINDS, Predictor, PredictorMeta, build_network
 from edgenas.predictors.data import ArchTable
@@ -57,7 +58,7 @@ def fit_predictor(
     Raises:
         MeasurementError: unknown kind, or too few rows.
     """
-    with torch.random.fork_rng(devices=[]):
+    with seeded_torch(config.seed):
         return _fit_predictor(kind, table, config, hyper)
 
 
@@ -66,7 +67,6 @@ def _fit_predictor(kind: str, table: ArchTable, config: FitConfig, hyper: dict[s
         raise MeasurementError(f"unknown predictor kind {kind!r}; kinds: {', '.join(KINDS)}")
     if len(table) < 4:
         raise MeasurementError(f"{len(table)} rows are too few to fit a predictor")
-    torch.manual_seed(config.seed)
     space = table.space
     x_all = space.one_hot(table.specs)
     transform = _transform(kind)
@@ -200,7 +200,7 @@ def adapt_predictor(
     predictor: Predictor, shots: ArchTable, *, steps: int = 300, lr: float = 1e-3, seed: int = 0
 ) -> Predictor:
     """See :func:`_adapt_predictor` (seeded; the caller's torch RNG is left as it was)."""
-    with torch.random.fork_rng(devices=[]):
+    with seeded_torch(seed):
         return _adapt_predictor(predictor, shots, steps=steps, lr=lr, seed=seed)
 
 
@@ -217,7 +217,6 @@ def _adapt_predictor(predictor: Predictor, shots: ArchTable, *, steps: int, lr: 
         raise MeasurementError("the shots belong to another space than the predictor")
     if predictor.meta.kind == "lut":
         return fit_predictor("lut", shots, FitConfig(seed=seed))
-    torch.manual_seed(seed)
     adapted = copy.deepcopy(predictor)
     meta = adapted.meta
     logs = np.log(shots.values) if meta.transform == "log" else shots.values.astype(float)

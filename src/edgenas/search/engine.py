@@ -39,7 +39,7 @@ from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
 from edgenas.predictors.base import Predictor
 from edgenas.search.budget import FeasibleRange, LambdaController, check_feasible, check_space, feasible_range
-from edgenas.search.strategy import architecture_step, get_strategy
+from edgenas.search.strategy import architecture_step, derived_predictions, get_strategy
 from edgenas.search.supernet import Supernet
 from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_to_dict
 from edgenas.spaces.spec import thaw
@@ -147,6 +147,18 @@ class SearchResult:
 StepCallback = Callable[[dict[str, Any]], None]
 
 
+def search_split(labels: np.ndarray, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the weight half and the architecture half of the training images: the class-balanced
+    ``train_subset`` (all images when 0) split by ``val_fraction``, both seeded by ``config.seed``."""
+    pool = (
+        balanced_subset(labels, config.train_subset, seed=config.seed)
+        if config.train_subset
+        else np.arange(len(labels))
+    )
+    w_rel, a_rel = stratified_split(labels[pool], config.val_fraction, seed=config.seed)
+    return pool[w_rel], pool[a_rel]
+
+
 def same_config(saved: dict[str, Any] | None, config: SearchConfig) -> bool:
     """Whether a checkpoint's recorded options are ``config``'s; an option added since it was written counts as
     equal when ``config`` keeps its default (so runs of an older edgenas still resume)."""
@@ -238,14 +250,7 @@ def search(
         for t in targets
     ]
 
-    train_labels = data.train_labels
-    pool = (
-        balanced_subset(train_labels, config.train_subset, seed=config.seed)
-        if config.train_subset
-        else np.arange(len(train_labels))
-    )
-    w_rel, a_rel = stratified_split(train_labels[pool], config.val_fraction, seed=config.seed)
-    w_idx, a_idx = pool[w_rel], pool[a_rel]
+    w_idx, a_idx = search_split(data.train_labels, config)
     w_steps_per_epoch = max(1, len(w_idx) // config.batch_size)
     total_w_steps = w_steps_per_epoch * config.epochs
     to_float_aug = BatchTransform(
@@ -352,9 +357,7 @@ def search(
     started = time.perf_counter()
 
     def derived_values() -> list[float]:
-        hot = supernet.argmax_one_hot().to(device)
-        with torch.no_grad():
-            return [float(p(hot[None])[0]) for p in predictors]
+        return derived_predictions(supernet, predictors)
 
     def record(entry: dict[str, Any]) -> None:
         entry["path"] = list(supernet.state.chosen) if supernet.state.chosen is not None else None

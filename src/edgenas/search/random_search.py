@@ -23,15 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 from torch.utils.data import Subset
 
 from edgenas._io import write_text_atomic
+from edgenas._random import seeded_torch
 from edgenas.errors import SearchError
 from edgenas.search.strategy import Strategy, register_strategy
 from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_from_dict, spec_to_dict
-from edgenas.train.data import ImageData, balanced_subset, stratified_split
+from edgenas.train.data import ImageData
 
 if TYPE_CHECKING:
     from edgenas.search.engine import SearchConfig, Target
@@ -42,14 +41,10 @@ MAX_SAMPLES = 10_000
 
 def validation_view(data: ImageData, config: SearchConfig) -> ImageData:
     """``data`` with the search's training half as its training set and its validation half as its test set."""
+    from edgenas.search.engine import search_split
+
     labels = data.train_labels
-    pool = (
-        balanced_subset(labels, config.train_subset, seed=config.seed)
-        if config.train_subset
-        else np.arange(len(labels))
-    )
-    w_rel, a_rel = stratified_split(labels[pool], config.val_fraction, seed=config.seed)
-    w_idx, a_idx = pool[w_rel], pool[a_rel]
+    w_idx, a_idx = search_split(labels, config)
     return replace(
         data,
         train=Subset(data.train, w_idx.tolist()),
@@ -98,8 +93,7 @@ class RandomSearch(Strategy):
             if evaluated and spent >= config.time_budget_s:
                 break
             start = time.perf_counter()
-            with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG alone
-                torch.manual_seed(config.seed * 100_003 + i)
+            with seeded_torch(config.seed * 100_003 + i):  # seeded, and the caller's RNG left alone
                 model = space.build(candidates[i])
             cell_dir = run / "cells" / str(i)
             shutil.rmtree(cell_dir, ignore_errors=True)  # a network whose training was killed starts again

@@ -128,6 +128,13 @@ def list_strategies() -> list[str]:
     return sorted(_STRATEGIES)
 
 
+def derived_predictions(supernet: Supernet, predictors: Sequence[Predictor]) -> list[float]:
+    """Each predictor's value (ms, mJ) for the derived (argmax) architecture."""
+    hot = supernet.argmax_one_hot().to(supernet.alpha.device)
+    with torch.no_grad():
+        return [float(p(hot[None])[0]) for p in predictors]
+
+
 def architecture_step(
     supernet: Supernet,
     predictors: Sequence[Predictor],
@@ -147,9 +154,7 @@ def architecture_step(
     ``sample`` sets the path (default: a single or multi path by ``single_path``). Returns the trajectory fields of
     the step (tau, ce, loss, lambdas, sampled and derived predictions, entropy).
     """
-    hot = supernet.argmax_one_hot().to(supernet.alpha.device)
-    with torch.no_grad():
-        before = [float(p(hot[None])[0]) for p in predictors]
+    before = derived_predictions(supernet, predictors)
     if sample is not None:
         weights = sample()
     else:
@@ -169,9 +174,7 @@ def architecture_step(
         if reduce_gradients is not None:
             reduce_gradients([supernet.alpha])
         optimizer.step()
-    hot = supernet.argmax_one_hot().to(supernet.alpha.device)
-    with torch.no_grad():
-        derived = [float(p(hot[None])[0]) for p in predictors]
+    derived = derived_predictions(supernet, predictors)
     lambdas = [c.update(v) for c, v in zip(controllers, derived, strict=True)]
     return {
         "tau": tau,

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgenas._random import seeded_torch
 from edgenas.errors import SearchError
 from edgenas.spaces import ArchSpec, SearchSpace
 from edgenas.spaces.nb201 import Zero  # noqa: F401  (re-exported: the supernet's ``none`` op)
@@ -86,8 +87,7 @@ class Supernet(nn.Module):
         self.space = space
         self.seed = seed
         self.state = PathState()
-        with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's RNG as it was
-            torch.manual_seed(seed)
+        with seeded_torch(seed):  # a seeded initialisation that leaves the caller's RNG as it was
             self.net = space.supernet_backbone(lambda layer, candidates: ChoiceLayer(layer, candidates, self.state))
         mask = space.mask()  # L x K, True where allowed
         self.register_buffer("mask", mask, persistent=False)

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 
 from edgenas._env import environment
 from edgenas._io import write_text_atomic
+from edgenas._random import seeded_torch
 from edgenas.errors import CheckpointError, NonFiniteLossError, TrainConfigError
 from edgenas.spaces import ArchSpec, spec_to_dict
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
@@ -166,13 +167,6 @@ class TrainResult:
 
 
 # ----- helpers ------------------------------------------------------------------------------------------------------
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 @contextmanager
 def deterministic_kernels(enabled: bool) -> Iterator[None]:
     """Force deterministic torch kernels inside the block (when ``enabled``) and restore the previous settings."""
@@ -235,9 +229,8 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
+    # the Python and NumPy states stay in checkpoints for older readers; training does not draw from them
     torch.set_rng_state(state["torch"])
-    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -351,7 +344,9 @@ def train(
         TrainConfigError: incompatible options.
     """
     config.validate()
-    with deterministic_kernels(config.deterministic):
+    # torch's generators are seeded for the run and given back to the caller as they were; training draws nothing
+    # from Python's or NumPy's global generators (data order and augmentation use seeded generators)
+    with deterministic_kernels(config.deterministic), seeded_torch(config.seed):
         return _train(model, data, config, Path(run_dir), spec, resume, callbacks, dist_env, input_size)
 
 
@@ -381,7 +376,6 @@ def _train(
     if not resume and ckpt_path.is_file():
         raise CheckpointError(f"{run} already holds a run (checkpoints/last.pt): pass --resume or choose another -o")
 
-    seed_everything(config.seed)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
