@@ -227,137 +227,46 @@ def search(
     ranges = prepare_targets(space, targets, constraint)
     env = dist_env or DistEnv(0, 1, 0, _device(config.device))
     run = Path(run)
-    ckpt_path = run / "checkpoints" / "last.pt"
-    if resume and not ckpt_path.is_file():
-        raise SearchError(f"nothing to resume in {run}: no checkpoints/last.pt")
-    if not resume and (run / "trajectory.jsonl").exists():
-        raise SearchError(f"{run} already holds a search; use another directory or resume it")
+    ckpt_path = _check_run_dir(run, resume)
     barrier()  # every rank checked the directory before rank 0 creates files in it
     if env.is_main:
         (run / "checkpoints").mkdir(parents=True, exist_ok=True)
 
     device = env.device
-    supernet = Supernet(space, seed=config.seed).to(device)
-    if env.distributed:
-        supernet = convert_batchnorm_for_ddp(supernet, device)
-    if config.channels_last:
-        supernet = supernet.to(memory_format=torch.channels_last)
-    predictors = [t.predictor.to(device).eval() for t in targets]
-    for p in predictors:
-        p.requires_grad_(False)
+    supernet = _supernet(space, config, env)
+    predictors = [t.predictor.to(device).eval().requires_grad_(False) for t in targets]
     controllers = [
         LambdaController(t.value, constraint, config.lambda_lr, strategy.lambda_init(config), config.lambda_p)
         for t in targets
     ]
 
     w_idx, a_idx = search_split(data.train_labels, config)
-    w_steps_per_epoch = max(1, len(w_idx) // config.batch_size)
-    total_w_steps = w_steps_per_epoch * config.epochs
-    to_float_aug = BatchTransform(
-        data.mean,
-        data.std,
-        augment=True,
-        crop_padding=data.crop_padding,
-        flip=data.flip,
-        size=space.resolution,
-        channels_last=config.channels_last,
-    )
-    to_float = BatchTransform(
-        data.mean, data.std, augment=False, size=space.resolution, channels_last=config.channels_last
-    )
+    total_w_steps = max(1, len(w_idx) // config.batch_size) * config.epochs
+    to_float_aug, to_float = _transforms(data, space, config)
 
-    w_opt = torch.optim.SGD(
-        supernet.weight_parameters(),
-        lr=config.w_lr,
-        momentum=config.w_momentum,
-        weight_decay=config.w_weight_decay,
-        nesterov=True,
-    )
-    w_sched = torch.optim.lr_scheduler.LambdaLR(
-        w_opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_w_steps) / total_w_steps))
-    )
-    a_opt = torch.optim.Adam(
-        [supernet.alpha], lr=config.alpha_lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay
-    )
-    a_batch = config.alpha_batch_size or config.batch_size
-    a_steps_per_epoch = max(1, len(a_idx) // a_batch)
-    total_a_steps = max(1, a_steps_per_epoch * (config.epochs - config.warmup_epochs))
-    a_sched = torch.optim.lr_scheduler.LambdaLR(
-        a_opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total_a_steps) / total_a_steps))
-    )
+    w_opt, w_sched, a_opt, a_sched, a_batch = _optimizers(supernet, config, total_w_steps, len(a_idx))
+    states = {"supernet": supernet, "w_opt": w_opt, "w_sched": w_sched, "a_opt": a_opt, "a_sched": a_sched}
+    states["lambdas"] = controllers
 
     if config.batch_size % env.world_size or (config.alpha_batch_size or config.batch_size) % env.world_size:
         raise SearchError(f"batch sizes must be divisible by the {env.world_size} processes")
 
-    def shard(images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (
-            images[env.rank :: env.world_size],
-            labels[env.rank :: env.world_size],
-            indices[env.rank :: env.world_size],
-        )
-
-    def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
-        if env.distributed:
-            for p in params:
-                if p.grad is not None:
-                    p.grad = all_reduce_sum(p.grad) / env.world_size
+    ranks = _Ranks(env)
+    shard, average_gradients, mean_over_ranks = ranks.shard, ranks.average_gradients, ranks.mean
 
     def check_same_path() -> None:
-        if env.distributed and supernet.state.chosen is not None:
-            chosen = torch.tensor(supernet.state.chosen, dtype=torch.float64, device=device)
-            if not torch.equal(all_reduce_sum(chosen), chosen * env.world_size):
-                raise SearchError(f"ranks sampled different paths at step {step}")
-
-    def mean_over_ranks(value: torch.Tensor) -> float:
-        return float(all_reduce_sum(value.detach().reshape(1))[0]) / env.world_size
+        ranks.check_same_path(supernet, step)
 
     start_epoch, step = 0, 0
     if resume:
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("version") != CHECKPOINT_VERSION or not same_config(ckpt.get("config"), config):
-            raise SearchError(f"{ckpt_path} was written by a search with other options; start a new run")
-        supernet.load_state_dict(ckpt["supernet"])
-        w_opt.load_state_dict(ckpt["w_opt"])
-        w_sched.load_state_dict(ckpt["w_sched"])
-        a_opt.load_state_dict(ckpt["a_opt"])
-        a_sched.load_state_dict(ckpt["a_sched"])
-        for c, s in zip(controllers, ckpt["lambdas"], strict=True):
-            c.load_state_dict(s)
-        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
+        start_epoch, step = _load_state(ckpt_path, config, states)
         if env.is_main:
             _truncate_trajectory(run / "trajectory.jsonl", step)
     elif env.is_main:
-        write_text_atomic(
-            run / "config.json",
-            json.dumps(
-                {
-                    "config": asdict(config),
-                    "space": space.name,
-                    "space_options": {k: thaw(v) for k, v in space.options},
-                    "targets": [
-                        {"metric": t.name, "unit": t.unit, "value": t.value, "predictor": t.predictor.meta.kind}
-                        for t in targets
-                    ],
-                    "feasible": {
-                        k: {"low": r.low, "high": r.high, "low_arch": str(r.low_spec), "high_arch": str(r.high_spec)}
-                        for k, r in ranges.items()
-                    },
-                    "data": data.describe() | {"w_split": len(w_idx), "alpha_split": len(a_idx)},
-                },
-                indent=2,
-                sort_keys=True,
-            )
-            + "\n",
-        )
-        write_text_atomic(
-            run / "env.json", json.dumps({"seed": config.seed, **environment(device)}, indent=2, sort_keys=True) + "\n"
-        )
+        _write_run_record(run, space, targets, data, config, ranges, (len(w_idx), len(a_idx)), device)
 
     trajectory_path = run / "trajectory.jsonl"
     started = time.perf_counter()
-
-    def derived_values() -> list[float]:
-        return derived_predictions(supernet, predictors)
 
     def record(entry: dict[str, Any]) -> None:
         entry["path"] = list(supernet.state.chosen) if supernet.state.chosen is not None else None
@@ -394,7 +303,7 @@ def search(
                     "tau": tau,
                     "ce": mean_over_ranks(loss),
                     "lambda": [c.value for c in controllers],
-                    "derived": derived_values(),
+                    "derived": derived_predictions(supernet, predictors),
                     "entropy": supernet.entropy(),
                 }
             )
@@ -425,27 +334,178 @@ def search(
                 step += 1
         if not env.is_main:
             continue
-        save_checkpoint(
-            ckpt_path,
-            {
-                "version": CHECKPOINT_VERSION,
-                "config": asdict(config),
-                "supernet": supernet.state_dict(),  # GlobalBatchNorm2d has the keys of BatchNorm2d
-                "w_opt": w_opt.state_dict(),
-                "w_sched": w_sched.state_dict(),
-                "a_opt": a_opt.state_dict(),
-                "a_sched": a_sched.state_dict(),
-                "lambdas": [c.state_dict() for c in controllers],
-                "epoch": epoch + 1,
-                "step": step,
-            },
-        )
+        # GlobalBatchNorm2d has the keys of BatchNorm2d, so the supernet's state loads in either form
+        state = {k: v.state_dict() for k, v in states.items() if k != "lambdas"}
+        state["lambdas"] = [c.state_dict() for c in controllers]
+        state.update(version=CHECKPOINT_VERSION, config=asdict(config), epoch=epoch + 1, step=step)
+        save_checkpoint(ckpt_path, state)
 
     arch = supernet.argmax_spec()
-    final = derived_values()
+    final = derived_predictions(supernet, predictors)
     barrier()
     if not env.is_main:
         return SearchResult(run, arch, {}, [])
+    seconds = time.perf_counter() - started
+    return _finish(run, arch, targets, final, controllers, ranges, config, step, seconds, supernet.entropy())
+
+
+def _check_run_dir(run: Path, resume: bool) -> Path:
+    """The checkpoint path of ``run``, after checking the directory suits ``resume``.
+
+    Raises:
+        SearchError: nothing to resume, or a new search into a directory that holds one.
+    """
+    ckpt_path = run / "checkpoints" / "last.pt"
+    if resume and not ckpt_path.is_file():
+        raise SearchError(f"nothing to resume in {run}: no checkpoints/last.pt")
+    if not resume and (run / "trajectory.jsonl").exists():
+        raise SearchError(f"{run} already holds a search; use another directory or resume it")
+    return ckpt_path
+
+
+def _supernet(space: SearchSpace, config: SearchConfig, env: DistEnv) -> Supernet:
+    """The seeded supernet on the rank's device (global-batch BatchNorm under torchrun, channels-last if asked)."""
+    supernet = Supernet(space, seed=config.seed).to(env.device)
+    if env.distributed:
+        supernet = convert_batchnorm_for_ddp(supernet, env.device)
+    if config.channels_last:
+        supernet = supernet.to(memory_format=torch.channels_last)
+    return supernet
+
+
+def _load_state(ckpt_path: Path, config: SearchConfig, states: dict[str, Any]) -> tuple[int, int]:
+    """Load a search checkpoint into ``states`` (supernet, optimisers, schedules, the lambda controllers); returns
+    (next epoch, next step).
+
+    Raises:
+        SearchError: the checkpoint was written by a search with other options.
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt.get("version") != CHECKPOINT_VERSION or not same_config(ckpt.get("config"), config):
+        raise SearchError(f"{ckpt_path} was written by a search with other options; start a new run")
+    for key, obj in states.items():
+        if key == "lambdas":
+            for controller, saved in zip(obj, ckpt["lambdas"], strict=True):
+                controller.load_state_dict(saved)
+        else:
+            obj.load_state_dict(ckpt[key])
+    return int(ckpt["epoch"]), int(ckpt["step"])
+
+
+def _transforms(data: ImageData, space: SearchSpace, config: SearchConfig) -> tuple[BatchTransform, BatchTransform]:
+    """The weight phase's augmenting transform and the architecture phase's plain one (uint8 batch -> float)."""
+    augmenting = BatchTransform(
+        data.mean,
+        data.std,
+        augment=True,
+        crop_padding=data.crop_padding,
+        flip=data.flip,
+        size=space.resolution,
+        channels_last=config.channels_last,
+    )
+    plain = BatchTransform(
+        data.mean, data.std, augment=False, size=space.resolution, channels_last=config.channels_last
+    )
+    return augmenting, plain
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    """What the processes of a torchrun search share: batch shards, averaged gradients, means, the same path."""
+
+    env: DistEnv
+
+    def shard(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """This rank's share of a global batch."""
+        r, n = self.env.rank, self.env.world_size
+        return images[r::n], labels[r::n], indices[r::n]
+
+    def average_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
+        if self.env.distributed:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = all_reduce_sum(p.grad) / self.env.world_size
+
+    def mean(self, value: torch.Tensor) -> float:
+        """The mean of a scalar over ranks."""
+        return float(all_reduce_sum(value.detach().reshape(1))[0]) / self.env.world_size
+
+    def check_same_path(self, supernet: Supernet, step: int) -> None:
+        """Refuse to go on when the ranks sampled different single paths (paths are a function of seed and step)."""
+        if self.env.distributed and supernet.state.chosen is not None:
+            chosen = torch.tensor(supernet.state.chosen, dtype=torch.float64, device=self.env.device)
+            if not torch.equal(all_reduce_sum(chosen), chosen * self.env.world_size):
+                raise SearchError(f"ranks sampled different paths at step {step}")
+
+
+def _optimizers(supernet: Supernet, config: SearchConfig, total_w_steps: int, alpha_images: int) -> tuple[Any, ...]:
+    """SGD on w (cosine over every w step), Adam on alpha (cosine over the architecture steps), their schedules and
+    the images per alpha step."""
+    w_opt = torch.optim.SGD(
+        supernet.weight_parameters(),
+        lr=config.w_lr,
+        momentum=config.w_momentum,
+        weight_decay=config.w_weight_decay,
+        nesterov=True,
+    )
+    w_sched = torch.optim.lr_scheduler.LambdaLR(
+        w_opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_w_steps) / total_w_steps))
+    )
+    a_opt = torch.optim.Adam(
+        [supernet.alpha], lr=config.alpha_lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay
+    )
+    a_batch = config.alpha_batch_size or config.batch_size
+    a_steps_per_epoch = max(1, alpha_images // a_batch)
+    total_a_steps = max(1, a_steps_per_epoch * (config.epochs - config.warmup_epochs))
+    a_sched = torch.optim.lr_scheduler.LambdaLR(
+        a_opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total_a_steps) / total_a_steps))
+    )
+
+    return w_opt, w_sched, a_opt, a_sched, a_batch
+
+
+def _write_run_record(
+    run: Path,
+    space: SearchSpace,
+    targets: Sequence[Target],
+    data: ImageData,
+    config: SearchConfig,
+    ranges: dict[str, FeasibleRange],
+    split: tuple[int, int],
+    device: torch.device,
+) -> None:
+    """``config.json`` (options, space, targets, feasible ranges, data and split sizes) and ``env.json``."""
+    record = {
+        "config": asdict(config),
+        "space": space.name,
+        "space_options": {k: thaw(v) for k, v in space.options},
+        "targets": [
+            {"metric": t.name, "unit": t.unit, "value": t.value, "predictor": t.predictor.meta.kind} for t in targets
+        ],
+        "feasible": {
+            k: {"low": r.low, "high": r.high, "low_arch": str(r.low_spec), "high_arch": str(r.high_spec)}
+            for k, r in ranges.items()
+        },
+        "data": data.describe() | {"w_split": split[0], "alpha_split": split[1]},
+    }
+    write_text_atomic(run / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    environment_record = {"seed": config.seed, **environment(device)}
+    write_text_atomic(run / "env.json", json.dumps(environment_record, indent=2, sort_keys=True) + "\n")
+
+
+def _finish(
+    run: Path,
+    arch: ArchSpec,
+    targets: Sequence[Target],
+    final: list[float],
+    controllers: Sequence[LambdaController],
+    ranges: dict[str, FeasibleRange],
+    config: SearchConfig,
+    steps: int,
+    seconds: float,
+    entropy: float,
+) -> SearchResult:
+    """Write ``arch.json``, ``summary.json`` (per target: predicted value, error, lambda, range) and the plot."""
     save_specs(run / "arch.json", [arch])
     summary = {
         "method": config.method,
@@ -465,12 +525,12 @@ def search(
             for t, v, c in zip(targets, final, controllers, strict=True)
         ],
         "epochs": config.epochs,
-        "steps": step,
-        "wall_s_this_session": time.perf_counter() - started,
-        "entropy": supernet.entropy(),
+        "steps": steps,
+        "wall_s_this_session": seconds,
+        "entropy": entropy,
     }
     write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    trajectory = read_trajectory(trajectory_path)
+    trajectory = read_trajectory(run / "trajectory.jsonl")
     plot_trajectory(trajectory, targets, run / "trajectory.png")
     return SearchResult(run, arch, summary, trajectory)
 
