@@ -40,13 +40,22 @@ def run_cli(argv: list[str]) -> dict:
 
 def budget_args(args: argparse.Namespace) -> list[str]:
     extra = ["--time-budget", str(args.time_budget)] if args.time_budget else []
+    extra += ["--cells-per-stage", str(args.cells_per_stage), "--warmup-epochs", str(args.warmup_epochs)]
     return ["--subset", str(args.subset), "--epochs", str(args.epochs), "--seeds", str(args.seeds), *extra]
+
+
+def budget_tag(args: argparse.Namespace) -> str:
+    """The run folder's suffix: every budget option that differs between comparisons."""
+    tag = f"s{args.subset}-e{args.epochs}"
+    if args.warmup_epochs != 1:
+        tag += f"-w{args.warmup_epochs}"
+    return tag + (f"-n{args.cells_per_stage}" if args.cells_per_stage != 5 else "")
 
 
 def unconstrained(args: argparse.Namespace) -> list[dict]:
     rows = []
     for strategy in args.strategies.split(","):
-        out = RUNS / f"free-{strategy}-s{args.subset}-e{args.epochs}"
+        out = RUNS / f"free-{strategy}-{budget_tag(args)}"
         argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args)]
         payload = run_cli([*argv, "-o", str(out)])
         label = f"{strategy} (accuracy only)" + (f", {args.time_budget:g} s" if args.time_budget else "")
@@ -77,7 +86,7 @@ def budget(args: argparse.Namespace) -> list[dict]:
                 tag += f"-kp{args.lambda_p:g}"
             argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args)]
             argv += ["--predictor", str(predictor), "--target-ms", str(target), "--latency-column", args.column]
-            payload = run_cli([*argv, *extra, "-o", str(RUNS / f"{tag}-s{args.subset}-e{args.epochs}")])
+            payload = run_cli([*argv, *extra, "-o", str(RUNS / f"{tag}-{budget_tag(args)}")])
             label = f"{strategy} @ {target:g} ms {args.column}" + (" (no CE)" if args.no_accuracy else "")
             if args.lambda_p is not None:
                 label += f", kp {args.lambda_p:g}"
@@ -132,6 +141,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--warmup-epochs", type=int, default=1)
+    parser.add_argument("--cells-per-stage", type=int, default=5, help="of the searched network (protocol: 5)")
     parser.add_argument("--column", default="edgegpu")
     parser.add_argument("--targets", default="4,5,6")
     parser.add_argument("--no-accuracy", action="store_true")
@@ -145,7 +156,11 @@ def main() -> None:
     previous = RESULTS / "nb201.json"
     payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
     rows = unconstrained(args) if args.phase == "unconstrained" else budget(args)
-    key = args.phase if args.phase == "unconstrained" else f"budget {args.column}"
+    key = (
+        f"{args.phase} {budget_tag(args)}"
+        if args.phase == "unconstrained"
+        else f"budget {args.column} {budget_tag(args)}"
+    )
     payload["phases"][key] = [r for r in payload["phases"].get(key, []) if r["label"] not in {x["label"] for x in rows}]
     payload["phases"][key] += rows
     payload["machine"] = machine()

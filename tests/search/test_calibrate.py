@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -90,7 +91,9 @@ def test_closed_loop_lands_the_measured_latency_on_the_target(sample, tmp_path) 
     searched = load_specs(tmp_path / "run" / "arch.json")[0]
     first = measure(searched)
     assert abs(first / target - 1) > 0.05  # open loop: the predictor's landing misses the device by the drift
-    result = correct(tmp_path / "run", space, [Target(predictor, target)], CONFIG, measure, tolerance=0.01, rounds=4)
+    result = correct(
+        tmp_path / "run", space, [Target(predictor, target)], CONFIG, measure, tolerance=0.01, rounds=4, data=sample
+    )
     assert result.within_tolerance and abs(result.rounds[-1]["error"]) <= 0.01
     assert 2 <= len(result.rounds) <= 5 and result.rounds[0]["measured"] == pytest.approx(first)
     assert all("factor" in r for r in result.rounds[:-1]) and "factor" not in result.rounds[-1]
@@ -104,7 +107,13 @@ def test_correction_needs_a_latency_target(sample, tmp_path) -> None:
     space, predictor = toy_space(), toy_predictor()
     predictor.meta.metric = "energy_mJ"
     with pytest.raises(SearchError, match="latency target"):
-        correct(tmp_path, space, [Target(predictor, 2.5)], CONFIG, lambda arch: 1.0)
+        correct(tmp_path, space, [Target(predictor, 2.5)], CONFIG, lambda arch: 1.0, data=sample)
+
+
+def test_correction_keeps_the_accuracy_term(tmp_path) -> None:
+    space, predictor = toy_space(), toy_predictor()
+    with pytest.raises(SearchError, match="accuracy term"):
+        correct(tmp_path, space, [Target(predictor, 2.5)], replace(CONFIG, accuracy=True), lambda arch: 1.0)
 
 
 def test_correction_stops_when_the_device_puts_the_target_out_of_reach(sample, tmp_path) -> None:
@@ -112,6 +121,6 @@ def test_correction_stops_when_the_device_puts_the_target_out_of_reach(sample, t
     target = 1.2 * feasible_range(predictor, space).low
     search(space, [Target(predictor, target)], sample, CONFIG, tmp_path / "run")
     measure, calls = drifted_device(space, 3.0)  # three times slower: T is below the rescaled minimum
-    result = correct(tmp_path / "run", space, [Target(predictor, target)], CONFIG, measure, rounds=3)
+    result = correct(tmp_path / "run", space, [Target(predictor, target)], CONFIG, measure, rounds=3, data=sample)
     assert not result.within_tolerance and len(result.rounds) == 1 and len(calls) == 1
     assert "infeasible" in result.rounds[0]["stopped"] and result.predictor is predictor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -92,9 +93,23 @@ def test_refine_moves_the_derived_arch_onto_a_refitted_predictor(sample, tmp_pat
     with torch.no_grad():
         slower.net.table.mul_(1.25)
         slower.net.constant.mul_(1.25)
-    result = refine(tmp_path / "run", space, [Target(slower, target)], CONFIG, steps=400, alpha_lr=1e-2)
+    result = refine(tmp_path / "run", space, [Target(slower, target)], CONFIG, steps=400, alpha_lr=1e-2, data=sample)
     assert abs(float(slower.predict(result.arch)) / target - 1) <= 0.02
     assert result.summary["refined"] == 1 and result.summary["arch"] == str(result.arch)
     records = read_trajectory(tmp_path / "run" / "trajectory.jsonl")
     assert [r["step"] for r in records] == list(range(len(records)))
-    assert sum(r["phase"] == "refine" for r in records) == 400
+    refined = [r for r in records if r["phase"] == "refine"]
+    assert len(refined) == 400
+    assert all(r["ce"] is not None and math.isfinite(r["ce"]) for r in refined)  # the accuracy term stays
+
+
+def test_refine_keeps_the_accuracy_term_unless_told_otherwise(sample, tmp_path) -> None:
+    from edgenas.search.lightnas import refine
+
+    space, predictor = toy_space(), toy_predictor()
+    search(space, [Target(predictor, 2.5)], sample, CONFIG, tmp_path / "run")
+    with pytest.raises(SearchError, match="accuracy term"):
+        refine(tmp_path / "run", space, [Target(predictor, 2.5)], CONFIG, steps=5)
+    refine(tmp_path / "run", space, [Target(predictor, 2.5)], CONFIG, steps=5, accuracy=False)
+    records = read_trajectory(tmp_path / "run" / "trajectory.jsonl")
+    assert [r["ce"] for r in records if r["phase"] == "refine"] == [None] * 5

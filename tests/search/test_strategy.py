@@ -149,3 +149,24 @@ def test_darts_and_gdas_search_end_to_end(method, sample, tmp_path):
     assert alpha_steps and all(r["lambda"] == [0.0] for r in alpha_steps)  # plain: no budget term
     assert all((r["path"] is None) == (method == "darts") for r in alpha_steps)
     assert result.summary["method"] == method
+
+
+def test_a_shallower_search_network_keeps_the_deployed_space():
+    from edgenas.search.engine import build_supernet
+    from edgenas.spaces import get_space
+
+    space = get_space("nb201", channels=4)
+    deep = build_supernet(space, SearchConfig())
+    shallow = build_supernet(space, SearchConfig(supernet_options={"cells_per_stage": 1}))
+    count = lambda net: sum(p.numel() for p in net.weight_parameters())  # noqa: E731
+    assert count(shallow) < count(deep) / 2  # 3 searched cells instead of 15
+    assert shallow.argmax_spec().space_hash == space.config_hash  # derived in the deployed network's space
+    shallow.sample_single_path(0, 1.0)
+    assert shallow(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_search_network_with_other_layers_is_refused():
+    from edgenas.spaces import get_space
+
+    with pytest.raises(SearchError, match="searchable layers"):
+        Supernet(get_space("mbv2-cifar"), proxy=get_space("nb201"))

@@ -33,6 +33,8 @@ PROTOCOL_ALPHA_LR = 3e-4
 #: Ceiling of the scaled alpha lr: Adam moves each logit by about lr per step, so a few hundred steps at 0.05 can
 #: still commit alpha while a tiny budget does not get an lr that jumps it in one step.
 MAX_SCALED_ALPHA_LR = 0.05
+#: Cells per stage of the benchmark's network (and of its search).
+PROTOCOL_CELLS_PER_STAGE = 5
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,15 @@ class Budget:
         subset: class-balanced training images searched on (split half/half; the protocol: all 50,000).
         epochs / warmup_epochs: epochs, of which the first train the weights only (protocol: 50, 0).
         batch_size: images per step of either phase (protocol: 64).
+        cells_per_stage: cells per stage of the network the search trains (protocol: 5, the tables' network; fewer
+            make a shallower proxy that learns faster on a CPU; the found cell is always judged in the tables').
     """
 
     subset: int = 5_000
     epochs: int = 6
     warmup_epochs: int = 1
     batch_size: int = 64
+    cells_per_stage: int = PROTOCOL_CELLS_PER_STAGE
 
     def alpha_steps(self) -> int:
         return max(1, (self.subset // 2) // self.batch_size * (self.epochs - self.warmup_epochs))
@@ -81,6 +86,9 @@ def search_config(strategy: str, seed: int, budget: Budget, *, alpha_lr: float |
         tau_end=0.1,
         seed=seed,
         device="cpu",
+        supernet_options=(
+            {} if budget.cells_per_stage == PROTOCOL_CELLS_PER_STAGE else {"cells_per_stage": budget.cells_per_stage}
+        ),
     )
     return replace(config, **overrides)
 

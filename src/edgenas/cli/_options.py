@@ -29,6 +29,7 @@ import typer
 MAX_SEED = 2**32 - 1
 #: Upper bounds for counts a user may ask for; far beyond any sensible run, low enough to refuse typos such as 1e30.
 MAX_EPOCHS = 100_000
+MAX_CELLS_PER_STAGE = 64  # repeated cells per stage of a cell network (the benchmark: 5)
 MAX_BATCH = 65_536
 MAX_COUNT = 10_000_000
 MAX_SAMPLES = 1_000_000  # architectures sampled at once (each spec is held in memory)

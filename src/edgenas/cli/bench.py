@@ -11,6 +11,7 @@ import typer
 from edgenas._io import write_text_atomic
 from edgenas.cli._app import emit_json, err, out, sub_app
 from edgenas.cli._options import (
+    MAX_CELLS_PER_STAGE,
     MAX_EPOCHS,
     MAX_MS,
     BatchSizeOpt,
@@ -121,6 +122,16 @@ def bench_nb201(
     ] = 6,
     warmup_epochs: Annotated[int, number("--warmup-epochs", help="Weights-only epochs first.", high=MAX_EPOCHS)] = 1,
     batch_size: BatchSizeOpt = 64,
+    cells_per_stage: Annotated[
+        int,
+        number(
+            "--cells-per-stage",
+            help="Cells per stage of the searched network (protocol: 5); the found cell is judged in the tables' "
+            "5-cell network.",
+            low=1,
+            high=MAX_CELLS_PER_STAGE,
+        ),
+    ] = 5,
     alpha_lr: Annotated[
         float | None,
         number("--alpha-lr", help="Adam lr of alpha (default: the protocol's steps x lr).", high=10, low_open=True),
@@ -162,7 +173,13 @@ def bench_nb201(
 
         table.column(latency_column)  # refuse an unknown column before searching
         latency = Budgeted(Target(Predictor.load(predictor), target_ms), latency_column, tolerance, constraint)
-    budget = Budget(subset=subset, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size)
+    budget = Budget(
+        subset=subset,
+        epochs=epochs,
+        warmup_epochs=warmup_epochs,
+        batch_size=batch_size,
+        cells_per_stage=cells_per_stage,
+    )
     images = load_dataset(data, image_size=32)
     records = []
     for seed in range(seeds):

@@ -147,7 +147,9 @@ def _run(
     if settle_steps:
         from edgenas.search.engine import refine
 
-        result = refine(output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2))
+        result = refine(
+            output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2), data=images
+        )
     summary = result.summary
     if (output / "calibration.json").is_file():
         import json
@@ -167,6 +169,7 @@ def _run(
                 tolerance=tolerance,
                 rounds=on_device["correct_rounds"],
                 steps=on_device.get("correct_steps", 200),
+                data=images,
             )
         correction.predictor.save(output / "predictor_corrected.pt")
         last = correction.rounds[-1]
@@ -184,7 +187,7 @@ def _run(
     elif runtime is not None:
         summary["measured"] = _measure(result.arch, runtime, targets, tolerance, output)
         if refit is not None and not summary["measured"].get("within_tolerance", True):
-            summary = _refit_loop(resolved, targets, config, output, runtime, tolerance, summary, **refit)
+            summary = _refit_loop(resolved, targets, config, output, runtime, tolerance, summary, images, **refit)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
@@ -253,6 +256,7 @@ def _refit_loop(
     runtime: str,
     tolerance: float,
     summary: dict[str, Any],
+    images: Any,
     *,
     store: Path,
     device: str,
@@ -284,7 +288,7 @@ def _refit_loop(
         fitted = fit_predictor(latency.predictor.meta.kind, table, FitConfig(seed=config.seed))
         fitted.save(run / f"predictor_refit{round_}.pt")
         targets = [Target(fitted, latency.value), *targets[1:]]
-        result = refine(run, space, targets, config, steps)
+        result = refine(run, space, targets, config, steps, data=images)
         summary = result.summary
         summary["measured"] = _measure(result.arch, runtime, targets, tolerance, run)
         history.append(

@@ -162,17 +162,22 @@ def correct(
     rounds: int = 3,
     steps: int = 200,
     alpha_lr: float = 1e-2,
+    data: Any = None,
+    accuracy: bool | None = None,
 ) -> Correction:
     """Closed-loop correction of a finished search in ``run`` (see the module docstring); ``targets[0]`` must be
     the latency target. Each round: measure the derived arch; stop when within ``tolerance`` of T; else rescale the
     base predictor by measured / predicted(base) of that arch and :func:`~edgenas.search.lightnas.refine` the
-    search for ``steps`` architecture steps. Returns after at most ``rounds`` refinements (``rounds + 1``
-    measurements). ``summary.json`` of the run records the rounds under ``correction``.
+    search for ``steps`` architecture steps, keeping its accuracy term on ``data`` (the search's images) unless
+    ``accuracy`` is False (see :func:`~edgenas.search.engine.refine`). Returns after at most ``rounds``
+    refinements (``rounds + 1`` measurements). ``summary.json`` of the run records the rounds under ``correction``.
     """
     from edgenas.search.engine import Target, refine, update_summary
 
     if not targets or targets[0].name != "latency_ms":
         raise SearchError("the on-device correction needs a latency target first")
+    if (config.accuracy if accuracy is None else accuracy) and data is None:
+        raise SearchError("the correction keeps the search's accuracy term: pass its data (or accuracy=False)")
     latency = targets[0]
     base = latency.predictor
     from edgenas.spaces import load_specs
@@ -197,7 +202,14 @@ def correct(
         rescaled = scale_predictor(base, record["factor"])
         try:
             result = refine(
-                run, space, [Target(rescaled, latency.value), *targets[1:]], config, steps, alpha_lr=alpha_lr
+                run,
+                space,
+                [Target(rescaled, latency.value), *targets[1:]],
+                config,
+                steps,
+                alpha_lr=alpha_lr,
+                data=data,
+                accuracy=accuracy,
             )
         except SearchError as error:  # the device is so far off that T left the rescaled predictor's range
             record["stopped"] = str(error)

@@ -21,10 +21,11 @@ architecture), ``summary.json`` and ``trajectory.png`` (argmax prediction vs ste
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from edgenas.predictors.base import Predictor
 from edgenas.search.budget import FeasibleRange, LambdaController, check_feasible, check_space, feasible_range
 from edgenas.search.strategy import architecture_step, derived_predictions, get_strategy
 from edgenas.search.supernet import Supernet
-from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_to_dict
+from edgenas.spaces import ArchSpec, SearchSpace, get_space, save_specs, spec_to_dict
 from edgenas.spaces.spec import thaw
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
 from edgenas.train.data import BatchTransform, ImageData, IndexedDataset, balanced_subset, stratified_split
@@ -92,6 +93,9 @@ class SearchConfig:
         device: ``cpu``, ``cuda`` or ``auto``.
         channels_last: channels-last activations (faster on CPUs).
         time_budget_s: wall-clock budget (s) of strategies that search by time (``random``); 0 = none.
+        supernet_options: space options of the *search network* only (e.g. ``{"cells_per_stage": 1}`` for
+            ``nb201``): a shallower proxy trained faster on a CPU, as DARTS searches 8 cells for a 20-cell net;
+            the derived architecture, its predictions and the targets stay the space's. Empty = the space itself.
     """
 
     method: str = "lightnas"
@@ -117,6 +121,7 @@ class SearchConfig:
     device: str = "auto"
     channels_last: bool = True
     time_budget_s: float = 0.0
+    supernet_options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         get_strategy(self.method)  # raises for an unknown name, listing the registered ones
@@ -363,9 +368,30 @@ def _check_run_dir(run: Path, resume: bool) -> Path:
     return ckpt_path
 
 
+def search_network_space(space: SearchSpace, config: SearchConfig) -> SearchSpace:
+    """The space whose networks the search trains: ``space`` with ``config.supernet_options`` on top.
+
+    Raises:
+        SpaceConfigError: an unknown or invalid option.
+    """
+    if not config.supernet_options:
+        return space
+    return get_space(space.name, **({k: thaw(v) for k, v in space.options} | dict(config.supernet_options)))
+
+
+def build_supernet(space: SearchSpace, config: SearchConfig) -> Supernet:
+    """The seeded supernet of ``space``, its backbone that of :func:`search_network_space`.
+
+    Raises:
+        SpaceConfigError: an unknown or invalid option; SearchError: options that change the searchable layers.
+    """
+    proxy = search_network_space(space, config)
+    return Supernet(space, seed=config.seed, proxy=None if proxy is space else proxy)
+
+
 def _supernet(space: SearchSpace, config: SearchConfig, env: DistEnv) -> Supernet:
     """The seeded supernet on the rank's device (global-batch BatchNorm under torchrun, channels-last if asked)."""
-    supernet = Supernet(space, seed=config.seed).to(env.device)
+    supernet = build_supernet(space, config).to(env.device)
     if env.distributed:
         supernet = convert_batchnorm_for_ddp(supernet, env.device)
     if config.channels_last:
@@ -535,6 +561,45 @@ def _finish(
     return SearchResult(run, arch, summary, trajectory)
 
 
+def _validation_losses(
+    supernet: Supernet, data: ImageData, space: SearchSpace, config: SearchConfig, first_step: int
+) -> Iterator[Callable[[], torch.Tensor]]:
+    """Endless CE closures over the search's architecture half (plain transform), one batch each, in a seeded order
+    that changes every pass over the half."""
+    _, a_idx = search_split(data.train_labels, config)
+    _, to_float = _transforms(data, space, config)
+    batch_size = config.alpha_batch_size or config.batch_size
+    device = next(supernet.parameters()).device
+    for n in itertools.count():
+        for images, labels, indices in _loader(data, a_idx, batch_size, config.seed * 7919 + first_step + n):
+
+            def cross_entropy(images=images, labels=labels, indices=indices) -> torch.Tensor:
+                return F.cross_entropy(supernet(to_float(images.to(device), indices)), labels.to(device))
+
+            yield cross_entropy
+
+
+def _refine_state(
+    run: Path, space: SearchSpace, targets: Sequence[Target], config: SearchConfig
+) -> tuple[dict[str, Any], Supernet, list[LambdaController]]:
+    """The checkpoint of a finished search, its supernet (weights frozen) and its multipliers."""
+    ckpt_path = run / "checkpoints" / "last.pt"
+    if not ckpt_path.is_file():
+        raise SearchError(f"nothing to refine in {run}: no checkpoints/last.pt")
+    ckpt = load_checkpoint(ckpt_path)
+    if not same_config(ckpt.get("config"), config):
+        raise SearchError(f"{ckpt_path} was written by a search with other options")
+    constraint = get_strategy(config.method).constraint(config)
+    prepare_targets(space, targets, constraint)
+    supernet = build_supernet(space, config)
+    supernet.load_state_dict(ckpt["supernet"])
+    supernet.requires_grad_(False).alpha.requires_grad_(True)  # alpha moves, the weights stay
+    controllers = [LambdaController(t.value, constraint, config.lambda_lr, 0.0, config.lambda_p) for t in targets]
+    for c, state in zip(controllers, ckpt["lambdas"], strict=False):
+        c.load_state_dict(state)
+    return ckpt, supernet, controllers
+
+
 def refine(
     run: str | Path,
     space: SearchSpace,
@@ -543,30 +608,25 @@ def refine(
     steps: int,
     *,
     alpha_lr: float | None = None,
+    data: ImageData | None = None,
+    accuracy: bool | None = None,
 ) -> SearchResult:
     """Continue a finished search's architecture phase with (refitted) predictors: ``steps`` alpha/lambda steps from
-    the last checkpoint's alpha and multipliers, weights frozen and no CE (the accuracy preference is already in
-    alpha), the alpha lr decaying from ``alpha_lr`` (default: ``config.alpha_lr``) to 0. Appends ``refine`` records
-    to the trajectory and rewrites ``arch.json`` and ``summary.json`` (with a ``refined`` count).
+    the last checkpoint's alpha and multipliers, the weights frozen, the alpha lr decaying from ``alpha_lr``
+    (default: ``config.alpha_lr``) to 0. The loss keeps the search's accuracy term (CE of the sampled path on the
+    architecture half of ``data``, as in the search) unless ``accuracy`` is False (default: ``config.accuracy``),
+    so a correction does not trade accuracy away for latency alone. Appends ``refine`` records to the trajectory and
+    rewrites ``arch.json`` and ``summary.json`` (with a ``refined`` count).
 
     Raises:
-        SearchError: no checkpoint in ``run``, or a checkpoint of other options.
+        SearchError: no checkpoint in ``run``, a checkpoint of other options, or the accuracy term without data.
     """
     run = Path(run)
-    ckpt_path = run / "checkpoints" / "last.pt"
-    if not ckpt_path.is_file():
-        raise SearchError(f"nothing to refine in {run}: no checkpoints/last.pt")
-    ckpt = load_checkpoint(ckpt_path)
-    if not same_config(ckpt.get("config"), config):
-        raise SearchError(f"{ckpt_path} was written by a search with other options")
+    keep_ce = config.accuracy if accuracy is None else accuracy
+    if keep_ce and data is None:
+        raise SearchError("refine keeps the accuracy term: pass the search's data (or accuracy=False)")
+    ckpt, supernet, controllers = _refine_state(run, space, targets, config)
     strategy = get_strategy(config.method)
-    constraint = strategy.constraint(config)
-    prepare_targets(space, targets, constraint)
-    supernet = Supernet(space, seed=config.seed)
-    supernet.load_state_dict(ckpt["supernet"])
-    controllers = [LambdaController(t.value, constraint, config.lambda_lr, 0.0, config.lambda_p) for t in targets]
-    for c, state in zip(controllers, ckpt["lambdas"], strict=False):
-        c.load_state_dict(state)
     predictors = [t.predictor.eval().requires_grad_(False) for t in targets]
     lr = config.alpha_lr if alpha_lr is None else alpha_lr
     optimizer = torch.optim.Adam([supernet.alpha], lr=lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay)
@@ -576,19 +636,30 @@ def refine(
     trajectory_path = run / "trajectory.jsonl"
     previous = read_trajectory(trajectory_path)
     step = previous[-1]["step"] + 1 if previous else 0
-    tau = config.tau_end
+    losses = _validation_losses(supernet, data, space, config, step) if keep_ce and data is not None else None
     with trajectory_path.open("a") as f:
         for _ in range(steps):
-            entry = strategy.alpha_step(supernet, predictors, controllers, optimizer, step, tau, None)
+            ce = next(losses) if losses is not None else None
+            entry = strategy.alpha_step(supernet, predictors, controllers, optimizer, step, config.tau_end, ce)
             schedule.step()
             entry.update(step=step, epoch=config.epochs, phase="refine", path=supernet.state.chosen)
             f.write(json.dumps(entry, sort_keys=True) + "\n")
             step += 1
     ckpt.update(supernet=supernet.state_dict(), lambdas=[c.state_dict() for c in controllers], step=step)
-    save_checkpoint(ckpt_path, ckpt)
+    save_checkpoint(run / "checkpoints" / "last.pt", ckpt)
     arch = supernet.argmax_spec()
-    final = [float(v) for v in (t.predictor.predict(arch) for t in targets)]
     save_specs(run / "arch.json", [arch])
+    summary = _refined_summary(run, arch, targets, controllers, step)
+    trajectory = read_trajectory(trajectory_path)
+    plot_trajectory(trajectory, targets, run / "trajectory.png")
+    return SearchResult(run, arch, summary, trajectory)
+
+
+def _refined_summary(
+    run: Path, arch: ArchSpec, targets: Sequence[Target], controllers: Sequence[LambdaController], step: int
+) -> dict[str, Any]:
+    """``summary.json`` rewritten for the refined architecture (its predictions, the multipliers, the count)."""
+    final = [float(t.predictor.predict(arch)) for t in targets]
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     summary.update(
         arch=str(arch),
@@ -603,9 +674,7 @@ def refine(
         ],
     )
     write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    trajectory = read_trajectory(trajectory_path)
-    plot_trajectory(trajectory, targets, run / "trajectory.png")
-    return SearchResult(run, arch, summary, trajectory)
+    return summary
 
 
 def update_summary(run: str | Path, **fields: Any) -> dict[str, Any]:

@@ -4,9 +4,10 @@ train each briefly with the shared trainer, keep the one with the best validatio
 The images are those a supernet search of the same :class:`~edgenas.search.engine.SearchConfig` sees: the
 class-balanced ``train_subset`` split by ``val_fraction`` into a training half (each sampled network trains on it
 for ``epochs`` epochs, ``batch_size``, SGD at ``w_lr`` with cosine decay) and a validation half (it is scored on it;
-the test split is never looked at). Sampling stops once ``time_budget_s`` has passed (at least one network), so a
-comparison gives random search the wall-clock of the searches it is compared with. Latency targets are not used:
-random search here is the accuracy-only baseline.
+the test split is never looked at); the networks trained are those of ``supernet_options`` when it is set (the
+search network of the supernet strategies it is compared with). Sampling stops once ``time_budget_s`` has passed
+(at least one network), so a comparison gives random search the wall-clock of the searches it is compared with.
+Latency targets are not used: random search here is the accuracy-only baseline.
 
 Run directory: ``evaluated.jsonl`` (one record per trained network: index in the sample order, arch, validation
 top-1, seconds), ``cells/N/`` (each network's training run), ``arch.json`` and ``summary.json``. A killed search
@@ -67,6 +68,7 @@ class RandomSearch(Strategy):
     def run(
         self, space: SearchSpace, targets: Sequence[Target], data: ImageData, config: SearchConfig, run: Path
     ) -> tuple[ArchSpec, dict[str, Any]]:
+        from edgenas.search.engine import search_network_space
         from edgenas.train import TrainConfig, train
 
         if config.time_budget_s <= 0:
@@ -78,6 +80,7 @@ class RandomSearch(Strategy):
         evaluated = _read_evaluated(log)
         spent = sum(float(e["seconds"]) for e in evaluated)
         candidates = space.sample(seed=config.seed, n=MAX_SAMPLES)
+        trained = search_network_space(space, config)  # the supernet searches' network, so the budgets compare
         train_config = TrainConfig(
             epochs=config.epochs,
             batch_size=config.batch_size,
@@ -94,10 +97,10 @@ class RandomSearch(Strategy):
                 break
             start = time.perf_counter()
             with seeded_torch(config.seed * 100_003 + i):  # seeded, and the caller's RNG left alone
-                model = space.build(candidates[i])
+                model = trained.build(trained.make_spec(list(candidates[i].choices)))
             cell_dir = run / "cells" / str(i)
             shutil.rmtree(cell_dir, ignore_errors=True)  # a network whose training was killed starts again
-            result = train(model, view, train_config, cell_dir, spec=candidates[i], input_size=space.resolution)
+            result = train(model, view, train_config, cell_dir, spec=candidates[i], input_size=trained.resolution)
             seconds = time.perf_counter() - start
             record = {
                 "i": i,

@@ -74,21 +74,43 @@ class ChoiceLayer(nn.Module):
         return out
 
 
+def _check_proxy(space: SearchSpace, proxy: SearchSpace) -> SearchSpace:
+    same = (
+        proxy.name == space.name
+        and proxy.layer_names() == space.layer_names()
+        and proxy.op_names == space.op_names
+        and bool(torch.equal(proxy.mask(), space.mask()))
+    )
+    if not same:
+        raise SearchError(
+            f"the search network's options change the searchable layers or ops of {space.name}: only options that "
+            "keep them (depth of repeated cells, width, resolution) can differ from the deployed network"
+        )
+    return proxy
+
+
 class Supernet(nn.Module):
     """A space's network with every searchable layer a :class:`ChoiceLayer`, and the architecture logits.
 
     Args:
-        space: the search space.
+        space: the search space (the derived architectures, alpha's shape and the masks are its).
         seed: seed of the Gumbel noise (combined with the step) and of the weight initialisation.
+        proxy: the same space with other options (e.g. ``nb201`` with fewer cells per stage) whose backbone the
+            search trains instead of ``space``'s: a shallower search network than the deployed one, as DARTS searches
+            8 cells for a 20-cell network. It must have the same searchable layers and ops.
+
+    Raises:
+        SearchError: ``proxy`` is another space or has other searchable layers or ops.
     """
 
-    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, proxy: SearchSpace | None = None) -> None:
         super().__init__()
         self.space = space
         self.seed = seed
         self.state = PathState()
+        backbone = space if proxy is None else _check_proxy(space, proxy)
         with seeded_torch(seed):  # a seeded initialisation that leaves the caller's RNG as it was
-            self.net = space.supernet_backbone(lambda layer, candidates: ChoiceLayer(layer, candidates, self.state))
+            self.net = backbone.supernet_backbone(lambda layer, candidates: ChoiceLayer(layer, candidates, self.state))
         mask = space.mask()  # L x K, True where allowed
         self.register_buffer("mask", mask, persistent=False)
         self.alpha = nn.Parameter(torch.zeros(space.num_layers, space.num_ops))
