@@ -218,6 +218,12 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
         ),
         "search lightnas": ([], _search_options(ws)),
         "search fbnet": ([], [*_search_options(ws), ("--lambda", "0.1")]),
+        "search gdas": ([], [*_search_options(ws), ("--search-set", "cells_per_stage=1")]),
+        "search darts": ([], _search_options(ws)),
+        "search random": (
+            [],
+            [o for o in _search_options(ws) if o[0] not in ("--predictor", "--target-ms")] + [("--time-budget", "1")],
+        ),
         "graft": ([str(ws.mbv2_spec)], [("--mask", "all"), ("-o", "{out}/g.pt")]),
         "bench lookup": (["6111"], [("--bench-dir", str(ws.bench_dir))]),
         "bench oracle": (

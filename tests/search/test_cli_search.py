@@ -1,4 +1,4 @@
-"""``edgenas search lightnas|fbnet`` on the shipped sample with a tiny budget."""
+"""``edgenas search lightnas|fbnet|gdas|darts|random`` on the shipped sample with a tiny budget."""
 
 from __future__ import annotations
 
@@ -164,3 +164,31 @@ def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, mo
     assert code == 2 and "already holds a search" in stderr and not measured
     code, _, stderr = run([*argv, "-o", str(tmp_path / "x"), "--calibrate", "2", *TINY], capsys)
     assert code == 2 and "need --runtime" in stderr and not (tmp_path / "x").exists()
+
+
+NB201_TINY = ["--space", "nb201", "--set", "channels=4", "--data", "sample", "--epochs", "2", "--warmup-epochs", "1"]
+NB201_TINY += ["--batch-size", "16", "--subset", "64", "--val-fraction", "0.5", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("strategy", ["gdas", "darts"])
+def test_every_registered_strategy_is_a_search_command(strategy, tmp_path, capsys) -> None:
+    """Accuracy only (no target), on a shallower search network than the deployed one."""
+    argv = ["search", strategy, *NB201_TINY, "--search-set", "cells_per_stage=1", "-o", str(tmp_path / "r"), "--json"]
+    code, stdout, stderr = run(argv, capsys)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["method"] == strategy and summary["targets"] == []
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["config"]["supernet_options"] == {"cells_per_stage": 1}
+    assert config["space_options"]["cells_per_stage"] == 5  # the derived cell is the deployed network's
+    assert str(load_specs(tmp_path / "r" / "arch.json")[0]) == summary["arch"]
+
+
+def test_random_search_command_spends_its_time_budget(tmp_path, capsys) -> None:
+    argv = ["search", "random", *NB201_TINY, "--time-budget", "0.5", "-o", str(tmp_path / "r"), "--json"]
+    code, stdout, stderr = run(argv, capsys)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["method"] == "random" and summary["evaluated"] >= 1
+    code, _, stderr = run(["search", "random", *NB201_TINY, "-o", str(tmp_path / "s")], capsys)
+    assert code == 2 and "wall-clock budget" in stderr

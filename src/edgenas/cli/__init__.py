@@ -4,7 +4,16 @@ Every command takes ``--json`` and then prints exactly one JSON object on stdout
 become one red line on stderr and exit code 2; nothing is left half-written because the library writes atomically.
 """
 
-from edgenas.cli import bench, compress, hardware, predictors, search, spaces, training  # noqa: F401  (register the commands)
+from edgenas.cli import (  # noqa: F401  (register the commands)
+    bench,
+    compress,
+    hardware,
+    predictors,
+    search,
+    search_strategies,
+    spaces,
+    training,
+)
 from edgenas.cli._app import app, main, resolve_archs
 
 __all__ = ["app", "main", "resolve_archs"]

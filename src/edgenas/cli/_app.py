@@ -78,13 +78,14 @@ def emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``--set KEY=VALUE`` pairs as space options; values are parsed as JSON when they can be (``0.5``, ``[1,2]``)."""
+def parse_options(pairs: list[str] | None, flag: str = "--set") -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as space options; values are parsed as JSON when they can be (``0.5``, ``[1,2]``).
+    ``flag`` names the option in the error."""
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise SpaceConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+            raise SpaceConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:

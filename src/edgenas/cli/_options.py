@@ -135,6 +135,15 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="Space option, e.g. --set width=0.5 (repeatable; JSON values)."),
 ]
+SearchSetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--search-set",
+        metavar="KEY=VALUE",
+        help="Space option of the searched network only, e.g. --search-set cells_per_stage=1 for a shallower "
+        "supernet than the deployed network (repeatable; the found arch stays the --set space's).",
+    ),
+]
 SpaceOpt = Annotated[
     str | None, typer.Option("--space", "-s", help="Space of ARCH when ARCH is an arch string or an NB201 index.")
 ]

@@ -18,6 +18,7 @@ from edgenas.cli._options import (
     BatchSizeOpt,
     DataOpt,
     JsonOpt,
+    SearchSetOpt,
     SeedOpt,
     SetOpt,
     SubsetOpt,
@@ -30,7 +31,9 @@ from edgenas.cli._options import (
 )
 from edgenas.cli._progress import progress_bar
 
-search_app = sub_app("search", "Hardware-aware architecture search (LightNAS, FBNet baseline).")
+search_app = sub_app(
+    "search", "Architecture search on the shared supernet: LightNAS, and the FBNet, GDAS, DARTS and random baselines."
+)
 
 #: Bounds of the multiplier's settings; far beyond the thesis' values (eta_lambda 5e-4, gain 1000).
 MAX_LAMBDA = 1e9
@@ -442,6 +445,7 @@ def lightnas_command(
     energy_predictor: EnergyPredictorOpt = None,
     data: DataOpt = None,
     set_: SetOpt = None,
+    search_set: SearchSetOpt = None,
     epochs: SearchEpochsOpt = 90,
     warmup_epochs: WarmupOpt = 10,
     batch_size: BatchSizeOpt = 128,
@@ -535,6 +539,7 @@ def lightnas_command(
         lambda_p=lambda_p,
         alpha_lr=alpha_lr,
         alpha_batch_size=alpha_batch_size,
+        supernet_options=parse_options(search_set, "--search-set"),
     )
     _run(
         "lightnas",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,10 +64,21 @@ class RandomSearch(Strategy):
     """Sample, train briefly, keep the best by validation accuracy, until the wall-clock budget is spent."""
 
     name = "random"
+    uses_supernet = False
 
     def run(
-        self, space: SearchSpace, targets: Sequence[Target], data: ImageData, config: SearchConfig, run: Path
+        self,
+        space: SearchSpace,
+        targets: Sequence[Target],
+        data: ImageData,
+        config: SearchConfig,
+        run: Path,
+        *,
+        resume: bool = False,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[ArchSpec, dict[str, Any]]:
+        """Sample and train until the budget is spent; a run directory with recorded networks always continues
+        (``resume`` is implied), and there are no supernet steps to report (``on_step`` is not called)."""
         from edgenas.search.engine import search_network_space
         from edgenas.train import TrainConfig, train
 

@@ -43,6 +43,8 @@ class Strategy:
     name: str = ""
     #: One hard straight-through path per pass (True), or every allowed op mixed by its soft weight (False).
     single_path: bool = True
+    #: Whether :meth:`run` is the supernet engine (step records for a progress bar; resume from its checkpoint).
+    uses_supernet: bool = True
 
     def sample(self, supernet: Supernet, step: int, tau: float) -> torch.Tensor:
         """Set the path of the next forward pass; returns the ``L x K`` mixing weights (differentiable in alpha)."""
@@ -90,13 +92,22 @@ class Strategy:
         )
 
     def run(
-        self, space: SearchSpace, targets: Sequence[Target], data: ImageData, config: SearchConfig, run: Path
+        self,
+        space: SearchSpace,
+        targets: Sequence[Target],
+        data: ImageData,
+        config: SearchConfig,
+        run: Path,
+        *,
+        resume: bool = False,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[ArchSpec, dict[str, Any]]:
         """Search and return (derived architecture, summary). Default: the supernet engine
-        (:func:`edgenas.search.engine.search`); a strategy that does not ride the supernet overrides it."""
+        (:func:`edgenas.search.engine.search`, ``resume`` and ``on_step`` passed on); a strategy that does not ride
+        the supernet overrides it (and sets :attr:`uses_supernet` False)."""
         from edgenas.search.engine import search
 
-        result = search(space, targets, data, config, run)
+        result = search(space, targets, data, config, run, resume=resume, on_step=on_step)
         return result.arch, result.summary
 
 
