@@ -361,253 +361,320 @@ def _train(
     dist_env: DistEnv | None,
     input_size: int | None,
 ) -> TrainResult:
-    env = dist_env or init_distributed(config.device)
-    device = env.device
-    if config.amp == "fp16" and device.type != "cuda":
-        raise TrainConfigError("amp fp16 needs a CUDA device; use --amp bf16 or none on the CPU")
-    if config.batch_size % env.world_size:
-        raise TrainConfigError(f"batch size {config.batch_size} is not divisible by the {env.world_size} processes")
-    local_batch = config.batch_size // env.world_size
-
-    ckpt_path = run / "checkpoints" / "last.pt"
-    metrics_path = run / "metrics.jsonl"
-    if resume and not ckpt_path.is_file():
-        raise CheckpointError(f"cannot resume: no checkpoint at {ckpt_path}")
-    if not resume and ckpt_path.is_file():
-        raise CheckpointError(f"{run} already holds a run (checkpoints/last.pt): pass --resume or choose another -o")
-
-    model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if env.distributed:
-        model = convert_batchnorm_for_ddp(model, device)
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    net = _unwrap(model)
-
-    train_indices = (
-        balanced_subset(data.train_labels, config.train_subset, seed=config.seed) if config.train_subset else None
+    loop = _TrainLoop(
+        model, data, config, run, spec, callbacks, dist_env or init_distributed(config.device), input_size
     )
-    test_indices = (
-        balanced_subset(data.test_labels, config.test_subset, seed=config.seed) if config.test_subset else None
-    )
-    train_set = IndexedDataset(data.train, train_indices)
-    sampler = ResumableDistributedSampler(
-        train_set, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=config.seed, drop_last=True
-    )
-    steps_per_epoch = len(sampler) // local_batch
-    if steps_per_epoch == 0:
-        raise TrainConfigError(f"batch size {config.batch_size} exceeds the {len(train_set)} training images")
-    total_steps = config.epochs * steps_per_epoch
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
-    transform = BatchTransform(
-        data.mean,
-        data.std,
-        augment=config.augment,
-        crop_padding=data.crop_padding,
-        flip=data.flip,
-        size=input_size,
-        channels_last=config.channels_last,
-    )
-
-    optimizer = torch.optim.SGD(
-        parameter_groups(model, config.weight_decay),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
-    state = {"epoch": 0, "step": 0, "global_step": 0, "sums": [0.0, 0.0, 0.0]}  # loss*n, correct, n (this rank)
-    # wall time (s) of the epoch before a resume, the start of this process's part of it, images seen in the epoch
-    epoch_clock: dict[str, float] = {"before": 0.0, "start": time.perf_counter(), "images": 0}
-    history: list[dict[str, Any]] = []
-
     if resume:
-        ckpt = load_checkpoint(ckpt_path)
-        _check_resumable(ckpt, config, spec, env)
-        net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        state = {k: ckpt["state"][k] for k in ("epoch", "step", "global_step")}
-        state["sums"] = list(ckpt["state"]["sums"][env.rank])
-        _set_rng_state(ckpt["rng"][env.rank])
-        history = list(ckpt.get("history", []))
-        if state["step"]:  # resumed inside an epoch (older checkpoints lack these: the epoch counts from the resume)
-            epoch_clock["before"] = float(ckpt["state"].get("epoch_elapsed_s", 0.0))
-            epoch_clock["images"] = int(ckpt["state"].get("epoch_images", 0))
-    if env.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        if resume:
-            _truncate_metrics(metrics_path, state["global_step"])
-        else:
-            record = {
-                "train": asdict(config),
-                "arch": spec_to_dict(spec) if spec is not None else None,
-                "data": data.describe(),
-                "world_size": env.world_size,
-                "steps_per_epoch": steps_per_epoch,
-            }
-            write_text_atomic(run / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-            write_text_atomic(
-                run / "env.json",
-                json.dumps({"seed": config.seed, **environment(device)}, indent=2, sort_keys=True) + "\n",
-            )
-            metrics_path.unlink(missing_ok=True)
-        for cb in callbacks:
-            cb.on_train_start(
-                {
-                    "epochs": config.epochs,
-                    "steps_per_epoch": steps_per_epoch,
-                    "start_epoch": state["epoch"],
-                    "start_step": state["step"],
-                }
-            )
+        loop.load()
+    loop.start(resume)
+    loop.model.train()
+    for epoch in range(loop.state["epoch"], config.epochs):
+        loop.train_epoch(epoch)
+        loop.end_epoch(epoch)
+    return loop.finish()
 
-    def checkpoint() -> None:
-        sums = all_gather_rows(state["sums"], env)
-        rng = all_gather_rng(env)
-        if env.is_main:
+
+class _TrainLoop:
+    """One training run's state and its steps: the pieces of :func:`train`, each short enough to read at once.
+
+    ``state`` holds the position (``epoch``, ``step`` in the epoch, ``global_step``) and this rank's running sums of
+    the epoch (loss x n, correct, n); ``epoch_clock`` the wall time (s) of the epoch before a resume, the start of
+    this process's part of it and the images seen in it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: ImageData,
+        config: TrainConfig,
+        run: Path,
+        spec: ArchSpec | None,
+        callbacks: Sequence[TrainCallback],
+        env: DistEnv,
+        input_size: int | None,
+    ) -> None:
+        self.data, self.config, self.run, self.spec, self.callbacks, self.env = data, config, run, spec, callbacks, env
+        self.input_size = input_size
+        self.device = env.device
+        self.ckpt_path, self.metrics_path = run / "checkpoints" / "last.pt", run / "metrics.jsonl"
+        self._check_options()
+        self.local_batch = config.batch_size // env.world_size
+        self.model, self.net = self._place(model)
+        self._build_data()
+        self.optimizer = torch.optim.SGD(
+            parameter_groups(self.model, config.weight_decay),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+        )
+        total, warmup = config.epochs * self.steps_per_epoch, round(config.warmup_epochs * self.steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, total, warmup))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
+        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "sums": [0.0, 0.0, 0.0]}
+        self.epoch_clock: dict[str, float] = {"before": 0.0, "start": time.perf_counter(), "images": 0}
+        self.history: list[dict[str, Any]] = []
+
+    def _check_options(self) -> None:
+        config, env = self.config, self.env
+        if config.amp == "fp16" and self.device.type != "cuda":
+            raise TrainConfigError("amp fp16 needs a CUDA device; use --amp bf16 or none on the CPU")
+        if config.batch_size % env.world_size:
+            raise TrainConfigError(f"batch size {config.batch_size} is not divisible by the {env.world_size} processes")
+
+    def _place(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """The model on the device (channels-last, DDP with global BatchNorm under torchrun) and its bare module."""
+        model.to(self.device)
+        if self.config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if self.env.distributed:
+            model = convert_batchnorm_for_ddp(model, self.device)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=ids)
+        return model, _unwrap(model)
+
+    def _build_data(self) -> None:
+        config, data, env = self.config, self.data, self.env
+        train_indices = (
+            balanced_subset(data.train_labels, config.train_subset, seed=config.seed) if config.train_subset else None
+        )
+        self.test_indices = (
+            balanced_subset(data.test_labels, config.test_subset, seed=config.seed) if config.test_subset else None
+        )
+        self.train_set = IndexedDataset(data.train, train_indices)
+        self.sampler = ResumableDistributedSampler(
+            self.train_set, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=config.seed, drop_last=True
+        )
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        if self.steps_per_epoch == 0:
+            raise TrainConfigError(f"batch size {config.batch_size} exceeds the {len(self.train_set)} training images")
+        self.transform = BatchTransform(
+            data.mean,
+            data.std,
+            augment=config.augment,
+            crop_padding=data.crop_padding,
+            flip=data.flip,
+            size=self.input_size,
+            channels_last=config.channels_last,
+        )
+
+    # -- run directory -----------------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Continue from ``checkpoints/last.pt`` (raises CheckpointError when there is none or it does not fit)."""
+        if not self.ckpt_path.is_file():
+            raise CheckpointError(f"cannot resume: no checkpoint at {self.ckpt_path}")
+        ckpt = load_checkpoint(self.ckpt_path)
+        _check_resumable(ckpt, self.config, self.spec, self.env)
+        self.net.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.state = {k: ckpt["state"][k] for k in ("epoch", "step", "global_step")}
+        self.state["sums"] = list(ckpt["state"]["sums"][self.env.rank])
+        _set_rng_state(ckpt["rng"][self.env.rank])
+        self.history = list(ckpt.get("history", []))
+        if self.state["step"]:  # resumed inside an epoch (older checkpoints lack these: the epoch counts from here)
+            self.epoch_clock["before"] = float(ckpt["state"].get("epoch_elapsed_s", 0.0))
+            self.epoch_clock["images"] = int(ckpt["state"].get("epoch_images", 0))
+
+    def start(self, resume: bool) -> None:
+        """Refuse to overwrite a run; write ``config.json``/``env.json`` (or cut the metrics back to the checkpoint)."""
+        if not resume and self.ckpt_path.is_file():
+            raise CheckpointError(
+                f"{self.run} already holds a run (checkpoints/last.pt): pass --resume or choose another -o"
+            )
+        if not self.env.is_main:
+            return
+        self.run.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _truncate_metrics(self.metrics_path, self.state["global_step"])
+        else:
+            self._write_records()
+        info = {
+            "epochs": self.config.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+            "start_epoch": self.state["epoch"],
+            "start_step": self.state["step"],
+        }
+        for cb in self.callbacks:
+            cb.on_train_start(info)
+
+    def _write_records(self) -> None:
+        record = {
+            "train": asdict(self.config),
+            "arch": spec_to_dict(self.spec) if self.spec is not None else None,
+            "data": self.data.describe(),
+            "world_size": self.env.world_size,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+        write_text_atomic(self.run / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+        provenance = {"seed": self.config.seed, **environment(self.device)}
+        write_text_atomic(self.run / "env.json", json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+        self.metrics_path.unlink(missing_ok=True)
+
+    def checkpoint(self) -> None:
+        sums = all_gather_rows(self.state["sums"], self.env)
+        rng = all_gather_rng(self.env)
+        if self.env.is_main:
+            state = self.state
             save_checkpoint(
-                ckpt_path,
+                self.ckpt_path,
                 {
                     "version": CHECKPOINT_VERSION,
-                    "arch": spec_to_dict(spec) if spec is not None else None,
-                    "config": asdict(config),
-                    "world_size": env.world_size,
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
+                    "arch": spec_to_dict(self.spec) if self.spec is not None else None,
+                    "config": asdict(self.config),
+                    "world_size": self.env.world_size,
+                    "model": self.net.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
                     "state": {
                         "epoch": state["epoch"],
                         "step": state["step"],
                         "global_step": state["global_step"],
                         "sums": sums,
                         # the epoch's time and images so far: a resumed epoch reports the whole epoch's figures
-                        "epoch_elapsed_s": time.perf_counter() - epoch_clock["start"] + epoch_clock["before"],
-                        "epoch_images": epoch_clock["images"],
+                        "epoch_elapsed_s": time.perf_counter() - self.epoch_clock["start"] + self.epoch_clock["before"],
+                        "epoch_images": self.epoch_clock["images"],
                     },
                     "rng": rng,
-                    "history": history,
+                    "history": self.history,
                 },
             )
         barrier()
 
-    model.train()
-    for epoch in range(state["epoch"], config.epochs):
-        sampler.set_epoch(epoch)
-        sampler.set_start(state["step"] * local_batch)
+    # -- steps -------------------------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> None:
+        config = self.config
+        self.sampler.set_epoch(epoch)
+        self.sampler.set_start(self.state["step"] * self.local_batch)
         loader = DataLoader(
-            train_set,
-            batch_size=local_batch,
-            sampler=sampler,
+            self.train_set,
+            batch_size=self.local_batch,
+            sampler=self.sampler,
             drop_last=True,
             num_workers=config.num_workers,
-            pin_memory=device.type == "cuda",
+            pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(config.seed * 7919 + epoch),
             persistent_workers=False,
         )
-        epoch_clock["start"] = time.perf_counter()
+        self.epoch_clock["start"] = time.perf_counter()
         for images, labels, indices in loader:
-            x = transform(images.to(device, non_blocking=True), indices, seed=config.seed, epoch=epoch)
-            y = labels.to(device, non_blocking=True)
-            with _autocast(device, config.amp):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            reduced = all_reduce_sum(
-                torch.stack([loss.detach().float() * len(y), torch.tensor(float(len(y)), device=device)])
-            )
-            global_loss = float(reduced[0] / reduced[1])
-            if not math.isfinite(global_loss):
-                raise NonFiniteLossError(
-                    f"training loss is {global_loss} at step {state['global_step'] + 1} (epoch {epoch + 1}, batch "
-                    f"{state['step'] + 1}); lower the learning rate, add --grad-clip, or check the data"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-
-            correct = topk_correct(logits.detach(), y, ks=(1,))[0]
-            s = state["sums"]
-            s[0], s[1], s[2] = s[0] + float(loss.detach()) * len(y), s[1] + correct, s[2] + len(y)
-            state["step"] += 1
-            state["global_step"] += 1
-            epoch_clock["images"] += len(y) * env.world_size
-            lr = optimizer.param_groups[0]["lr"]
-            if env.is_main:
-                info = {
-                    "epoch": epoch + 1,
-                    "step": state["step"],
-                    "global_step": state["global_step"],
-                    "loss": global_loss,
-                    "lr": lr,
-                }
-                if config.log_every and state["global_step"] % config.log_every == 0:
-                    _append_jsonl(metrics_path, {"kind": "step", **info})
-                for cb in callbacks:
-                    cb.on_step_end(info)
+            self._step(images, labels, indices, epoch)
             if (
                 config.checkpoint_every
-                and state["global_step"] % config.checkpoint_every == 0
-                and state["step"] < steps_per_epoch
+                and self.state["global_step"] % config.checkpoint_every == 0
+                and self.state["step"] < self.steps_per_epoch
             ):
-                checkpoint()
+                self.checkpoint()
 
-        _check_finite_weights(net, state["global_step"], epoch)
-        epoch_time = time.perf_counter() - epoch_clock["start"] + epoch_clock["before"]
-        images_seen = epoch_clock["images"]
-        totals = all_reduce_sum(torch.tensor(state["sums"], dtype=torch.float64, device=device))
+    def _step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, epoch: int) -> None:
+        config, device, state = self.config, self.device, self.state
+        x = self.transform(images.to(device, non_blocking=True), indices, seed=config.seed, epoch=epoch)
+        y = labels.to(device, non_blocking=True)
+        with _autocast(device, config.amp):
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        reduced = all_reduce_sum(
+            torch.stack([loss.detach().float() * len(y), torch.tensor(float(len(y)), device=device)])
+        )
+        global_loss = float(reduced[0] / reduced[1])
+        if not math.isfinite(global_loss):
+            raise NonFiniteLossError(
+                f"training loss is {global_loss} at step {state['global_step'] + 1} (epoch {epoch + 1}, batch "
+                f"{state['step'] + 1}); lower the learning rate, add --grad-clip, or check the data"
+            )
+        self._update(loss)
+        correct = topk_correct(logits.detach(), y, ks=(1,))[0]
+        s = state["sums"]
+        s[0], s[1], s[2] = s[0] + float(loss.detach()) * len(y), s[1] + correct, s[2] + len(y)
+        state["step"] += 1
+        state["global_step"] += 1
+        self.epoch_clock["images"] += len(y) * self.env.world_size
+        if self.env.is_main:
+            self._report_step(epoch, global_loss)
+
+    def _update(self, loss: torch.Tensor) -> None:
+        """Backward, clip, optimiser and scheduler step (through the grad scaler for fp16)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+    def _report_step(self, epoch: int, loss: float) -> None:
+        info = {
+            "epoch": epoch + 1,
+            "step": self.state["step"],
+            "global_step": self.state["global_step"],
+            "loss": loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        if self.config.log_every and self.state["global_step"] % self.config.log_every == 0:
+            _append_jsonl(self.metrics_path, {"kind": "step", **info})
+        for cb in self.callbacks:
+            cb.on_step_end(info)
+
+    def end_epoch(self, epoch: int) -> None:
+        """The epoch's record (training sums over ranks, test metrics on rank 0), then a checkpoint."""
+        state = self.state
+        _check_finite_weights(self.net, state["global_step"], epoch)
+        epoch_time = time.perf_counter() - self.epoch_clock["start"] + self.epoch_clock["before"]
+        images_seen = self.epoch_clock["images"]
+        totals = all_reduce_sum(torch.tensor(state["sums"], dtype=torch.float64, device=self.device))
         record: dict[str, Any] = {
             "kind": "epoch",
             "epoch": epoch + 1,
             "global_step": state["global_step"],
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": float(totals[0] / totals[2]),
             "train_top1": float(100 * totals[1] / totals[2]),
             "epoch_time_s": round(epoch_time, 3),
             "images_per_s": round(images_seen / epoch_time, 2) if epoch_time > 0 else None,
         }
-        if env.is_main:
-            test = evaluate(
-                net,
-                data,
-                batch_size=config.eval_batch_size,
-                device=device,
-                channels_last=config.channels_last,
-                subset=test_indices,
-                amp=config.amp,
-                num_workers=config.num_workers,
-                input_size=input_size,
-            )
-            record.update(test_loss=test["loss"], test_top1=test["top1"], test_top5=test["top5"], test_n=test["n"])
-            _append_jsonl(metrics_path, record)
-            for cb in callbacks:
-                cb.on_epoch_end(record)
-        history.append(record)
+        if self.env.is_main:
+            self._evaluate_into(record)
+        self.history.append(record)
         state.update(epoch=epoch + 1, step=0, sums=[0.0, 0.0, 0.0])
-        epoch_clock.update(before=0.0, images=0)
-        checkpoint()
+        self.epoch_clock.update(before=0.0, images=0)
+        self.checkpoint()
 
-    final = history[-1] if history else {}
-    if env.is_main:
-        standalone = revert_batchnorm(net) if env.distributed else net
-        save_checkpoint(
-            run / "model.pt",
-            {
-                "version": CHECKPOINT_VERSION,
-                "arch": spec_to_dict(spec) if spec is not None else None,
-                "model": {k: v.detach().cpu() for k, v in standalone.state_dict().items()},
-                "metrics": final,
-            },
+    def _evaluate_into(self, record: dict[str, Any]) -> None:
+        config = self.config
+        test = evaluate(
+            self.net,
+            self.data,
+            batch_size=config.eval_batch_size,
+            device=self.device,
+            channels_last=config.channels_last,
+            subset=self.test_indices,
+            amp=config.amp,
+            num_workers=config.num_workers,
+            input_size=self.input_size,
         )
-    barrier()
-    return TrainResult(run, final, history)
+        record.update(test_loss=test["loss"], test_top1=test["top1"], test_top5=test["top5"], test_n=test["n"])
+        _append_jsonl(self.metrics_path, record)
+        for cb in self.callbacks:
+            cb.on_epoch_end(record)
+
+    def finish(self) -> TrainResult:
+        """``model.pt`` (the spec and the standalone state dict) on rank 0; the result."""
+        final = self.history[-1] if self.history else {}
+        if self.env.is_main:
+            standalone = revert_batchnorm(self.net) if self.env.distributed else self.net
+            save_checkpoint(
+                self.run / "model.pt",
+                {
+                    "version": CHECKPOINT_VERSION,
+                    "arch": spec_to_dict(self.spec) if self.spec is not None else None,
+                    "model": {k: v.detach().cpu() for k, v in standalone.state_dict().items()},
+                    "metrics": final,
+                },
+            )
+        barrier()
+        return TrainResult(self.run, final, self.history)
 
 
 def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, spec: ArchSpec | None, env: DistEnv) -> None:
