@@ -194,6 +194,11 @@ def _run(
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
+    _print_summary(method, summary, runtime, tolerance, output)
+
+
+def _print_summary(method: str, summary: dict[str, Any], runtime: str | None, tolerance: float, output: Path) -> None:
+    """The search's outcome in plain lines: targets, calibration, correction rounds, refits, the measurement."""
     out.print(f"{method}: derived {summary['arch']}")
     for t in summary["targets"]:
         out.print(
