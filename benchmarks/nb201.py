@@ -114,7 +114,8 @@ def markdown(payload: dict) -> str:
             f"## {phase}",
             "",
             f"Budget: {b['subset']} class-balanced training images (half w, half alpha), {b['epochs']} epochs "
-            f"({b['warmup_epochs']} weights-only), batch {b['batch_size']}, alpha lr {b['alpha_lr']:.3g}.",
+            f"({b['warmup_epochs']} weights-only), batch {b['batch_size']}, alpha lr {b['alpha_lr']:.3g}; the searched "
+            f"network has {b.get('cells_per_stage', 5)} cell(s) per stage (the tables': 5).",
             "",
             MARKDOWN_HEADER,
             *(markdown_row(r["label"], r["summary"]) for r in rows),
