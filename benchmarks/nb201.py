@@ -49,7 +49,7 @@ def budget_tag(args: argparse.Namespace) -> str:
     tag = f"s{args.subset}-e{args.epochs}"
     if args.warmup_epochs != 1:
         tag += f"-w{args.warmup_epochs}"
-    return tag + (f"-n{args.cells_per_stage}" if args.cells_per_stage != 5 else "")
+    return tag + (f"-n{args.cells_per_stage}" if args.cells_per_stage != 5 else "")  # (older runs: 5, no suffix)
 
 
 def unconstrained(args: argparse.Namespace) -> list[dict]:
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--warmup-epochs", type=int, default=1)
-    parser.add_argument("--cells-per-stage", type=int, default=5, help="of the searched network (protocol: 5)")
+    parser.add_argument("--cells-per-stage", type=int, default=1, help="of the searched network (protocol: 5)")
     parser.add_argument("--column", default="edgegpu")
     parser.add_argument("--targets", default="4,5,6")
     parser.add_argument("--no-accuracy", action="store_true")
@@ -154,9 +154,9 @@ def main() -> None:
 
     from edgenas.bench import load_nb201
 
-    previous = RESULTS / "nb201.json"
-    payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
     rows = unconstrained(args) if args.phase == "unconstrained" else budget(args)
+    previous = RESULTS / "nb201.json"  # read after the searches: another run may have written meanwhile
+    payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
     key = (
         f"{args.phase} {budget_tag(args)}"
         if args.phase == "unconstrained"

@@ -91,6 +91,7 @@ def test_bench_nb201_searches_and_judges_every_seed(table, tmp_path, capsys):
     assert [r["seed"] for r in payload["records"]] == [0, 1] and payload["summary"]["cells"] == cells
     assert all(r["test_acc"] == table.test_acc[r["index"]] for r in payload["records"])
     assert payload["summary"]["test_acc"]["n"] == 2 and (tmp_path / "b" / "results.md").is_file()
+    assert payload["budget"]["cells_per_stage"] == 1  # the CPU default: a one-cell-per-stage search network
     again = json.loads(run([*argv, "-o", str(tmp_path / "b"), "--json"], capsys)[1])
     assert [r["index"] for r in again["records"]] == cells  # finished runs are judged, not searched again
 
@@ -103,16 +104,16 @@ def test_bench_nb201_with_a_latency_budget(table, tmp_path, capsys):
     lut = fit_predictor("lut", table_from_csv(hw, get_space("nb201"), "arch_str", "cifar10_edgegpu_latency_ms"))
     lut.save(tmp_path / "p.pt")
     tiny = ["--subset", "20", "--epochs", "2", "--batch-size", "10", "--data", "sample", "--seeds", "1"]
-    tiny += ["--cells-per-stage", "1"]  # a shallower search network; the predictor is the deployed network's
+    tiny += ["--cells-per-stage", "2"]  # a shallower search network; the predictor is the deployed network's
     argv = ["bench", "nb201", "--strategy", "lightnas", *tiny, "--bench-dir", str(table.source)]
     budget = ["--predictor", str(tmp_path / "p.pt"), "--target-ms", "20.5", "--latency-column", "edgegpu"]
     code, out, err = run([*argv, *budget, "-o", str(tmp_path / "b"), "--json"], capsys)
     assert code == 0, err
     payload = json.loads(out)
     record = payload["records"][0]
-    assert payload["budget"]["cells_per_stage"] == 1
+    assert payload["budget"]["cells_per_stage"] == 2
     config = json.loads((tmp_path / "b" / "seed0" / "config.json").read_text())
-    assert config["config"]["supernet_options"] == {"cells_per_stage": 1}
+    assert config["config"]["supernet_options"] == {"cells_per_stage": 2}
     assert record["oracle"]["target_ms"] == 20.5 and record["oracle"]["cells"] > 100
     assert record["regret"] == pytest.approx(record["oracle"]["test_acc"] - record["test_acc"])
     assert record["true_latency_ms"] == pytest.approx(table.latency["cifar10_edgegpu_latency_ms"][record["index"]])
