@@ -1,0 +1,24 @@
+#!/bin/bash
+# Every figure of benchmarks/results/nb201.md at the budgets it reports (about 90 minutes on 2 CPU cores; a
+# finished seed under runs/bench-nb201 is judged again, not searched, so a rerun rebuilds the table in minutes).
+# Usage: benchmarks/nb201_figures.sh DATA_DIR   (the folder with cifar10.npz, nb201/ and hwnasbench/)
+set -e
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+D="--data ${1:?usage: benchmarks/nb201_figures.sh DATA_DIR}"
+"$PY" benchmarks/nb201.py unconstrained $D --subset 20000 --epochs 8 --strategies lightnas,gdas --seeds 3
+"$PY" benchmarks/nb201.py unconstrained $D --subset 20000 --epochs 1 --strategies random --seeds 3 --time-budget 150
+"$PY" benchmarks/nb201.py unconstrained $D --subset 5000 --epochs 8 --strategies lightnas,gdas,darts --seeds 1
+B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6"
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3 --no-accuracy
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3 --lambda-p 0
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 1 --lambda-p 100
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 1 --lambda-p 10000
+"$PY" benchmarks/nb201.py budget $B --strategies gdas --seeds 1
+"$PY" benchmarks/nb201.py budget $D --subset 10000 --epochs 8 --column raspi4 --targets 16,26,39 --strategies lightnas --seeds 1
+# NNI's strategies at the 5k-image budget (NNI in its own venv, see benchmarks/nni_nb201.py; they search again):
+if [ -x .venv-nni/bin/python ]; then
+    .venv-nni/bin/python benchmarks/nni_nb201.py $D --strategies proxyless,darts,gumbel --subset 5000 --epochs 8 \
+        --cells-per-stage 1
+fi
