@@ -41,6 +41,7 @@ def run_cli(argv: list[str]) -> dict:
 def budget_args(args: argparse.Namespace) -> list[str]:
     extra = ["--time-budget", str(args.time_budget)] if args.time_budget else []
     extra += ["--cells-per-stage", str(args.cells_per_stage), "--warmup-epochs", str(args.warmup_epochs)]
+    extra += ["--alternate", args.alternate] if args.alternate else []
     return ["--subset", str(args.subset), "--epochs", str(args.epochs), "--seeds", str(args.seeds), *extra]
 
 
@@ -49,6 +50,7 @@ def budget_tag(args: argparse.Namespace) -> str:
     tag = f"s{args.subset}-e{args.epochs}"
     if args.warmup_epochs != 1:
         tag += f"-w{args.warmup_epochs}"
+    tag += f"-{args.alternate}" if args.alternate else ""
     return tag + (f"-n{args.cells_per_stage}" if args.cells_per_stage != 5 else "")  # (older runs: 5, no suffix)
 
 
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--warmup-epochs", type=int, default=1)
+    parser.add_argument("--alternate", choices=["batch", "epoch"], default=None, help="default: the strategy's")
     parser.add_argument("--cells-per-stage", type=int, default=1, help="of the searched network (protocol: 5)")
     parser.add_argument("--column", default="edgegpu")
     parser.add_argument("--targets", default="4,5,6")

@@ -170,3 +170,24 @@ def test_a_search_network_with_other_layers_is_refused():
 
     with pytest.raises(SearchError, match="searchable layers"):
         Supernet(get_space("mbv2-cifar"), proxy=get_space("nb201"))
+
+
+@pytest.mark.parametrize("alternate", ["batch", "epoch"])
+def test_weight_and_architecture_steps_alternate_per_batch_or_per_epoch(alternate, sample, tmp_path):
+    space, target = middle_target()
+    config = SearchConfig(**{**TINY.__dict__, "method": "gdas", "alternate": alternate})
+    search(space, [target], sample, config, tmp_path / alternate)
+    records = [json.loads(line) for line in (tmp_path / alternate / "trajectory.jsonl").read_text().splitlines()]
+    searching = [r["phase"] for r in records if r["epoch"] >= config.warmup_epochs]
+    w_steps = searching.count("w")
+    if alternate == "batch":  # DARTS' Algorithm 1: an alpha step, then a w step, on every batch
+        assert searching == ["alpha", "w"] * w_steps
+    else:  # an epoch of w steps, then an epoch of alpha steps
+        epoch = [r["phase"] for r in records if r["epoch"] == config.warmup_epochs]
+        assert epoch == sorted(epoch, key=lambda p: p != "w") and "alpha" in epoch
+    assert [r["step"] for r in records] == list(range(len(records)))
+
+
+def test_an_unknown_alternation_is_refused():
+    with pytest.raises(SearchError, match="alternate"):
+        SearchConfig(alternate="sometimes").check()

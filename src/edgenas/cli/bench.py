@@ -136,6 +136,14 @@ def bench_nb201(
         float | None,
         number("--alpha-lr", help="Adam lr of alpha (default: the protocol's steps x lr).", high=10, low_open=True),
     ] = None,
+    alternate: Annotated[
+        str | None,
+        choice(
+            "--alternate",
+            values=("batch", "epoch"),
+            help="Alternate alpha and w steps per batch (DARTS) or per epoch (default: the strategy's).",
+        ),
+    ] = None,
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
     lambda_p: Annotated[
         float | None, number("--lambda-p", help="Proportional gain of lambda (default: the engine's).", high=1e9)
@@ -195,6 +203,7 @@ def bench_nb201(
             accuracy=not no_accuracy,
             lambda_p=lambda_p,
             time_budget_s=time_budget,
+            alternate=alternate or "",
         )
         records.append(record)
         if not as_json:

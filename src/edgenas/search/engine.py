@@ -49,6 +49,8 @@ from edgenas.train.data import BatchTransform, ImageData, IndexedDataset, balanc
 from edgenas.train.distributed import DistEnv, all_reduce_sum, barrier, convert_batchnorm_for_ddp
 
 CHECKPOINT_VERSION = 1
+#: How weight and architecture steps alternate ("" = the strategy's default).
+ALTERNATIONS = ("", "batch", "epoch")
 __all__ = ["SearchConfig", "SearchResult", "Target", "architecture_step", "prepare_targets", "refine", "search"]
 
 
@@ -96,6 +98,9 @@ class SearchConfig:
         supernet_options: space options of the *search network* only (e.g. ``{"cells_per_stage": 1}`` for
             ``nb201``): a shallower proxy trained faster on a CPU, as DARTS searches 8 cells for a 20-cell net;
             the derived architecture, its predictions and the targets stay the space's. Empty = the space itself.
+        alternate: ``batch`` (an architecture step on a held-out batch, then a weight step, per batch: DARTS'
+            Algorithm 1) or ``epoch`` (an epoch of weight steps, then an epoch of architecture steps); empty = the
+            strategy's default.
     """
 
     method: str = "lightnas"
@@ -122,6 +127,7 @@ class SearchConfig:
     channels_last: bool = True
     time_budget_s: float = 0.0
     supernet_options: dict[str, Any] = field(default_factory=dict)
+    alternate: str = ""
 
     def check(self) -> None:
         get_strategy(self.method)  # raises for an unknown name, listing the registered ones
@@ -131,6 +137,10 @@ class SearchConfig:
             raise SearchError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.batch_size < 1 or self.alpha_batch_size < 0 or self.tau_start <= 0 or self.tau_end <= 0:
             raise SearchError("batch sizes, tau_start and tau_end must be positive")
+        if self.alternate not in ALTERNATIONS:
+            raise SearchError(
+                f"alternate must be one of {', '.join(repr(a) for a in ALTERNATIONS)}, got {self.alternate!r}"
+            )
 
     def tau(self, epoch: int) -> float:
         """Temperature of ``epoch`` (0-based): tau_start during warm-up, exponential decay to tau_end after."""
@@ -192,6 +202,13 @@ def prepare_targets(space: SearchSpace, targets: Sequence[Target], constraint: s
     return ranges
 
 
+def _cycled(data: ImageData, indices: np.ndarray, batch_size: int, seed: int) -> Iterator[Any]:
+    """Batches of ``indices`` without end: a new seeded order at every pass (the per-batch alternation's alpha
+    batches, however many weight batches an epoch has)."""
+    for n in itertools.count():
+        yield from _loader(data, indices, batch_size, seed + 1_000_003 * n)
+
+
 def _loader(data: ImageData, indices: np.ndarray, batch_size: int, seed: int) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
@@ -246,10 +263,9 @@ def search(
     ]
 
     w_idx, a_idx = search_split(data.train_labels, config)
-    total_w_steps = max(1, len(w_idx) // config.batch_size) * config.epochs
     to_float_aug, to_float = _transforms(data, space, config)
-
-    w_opt, w_sched, a_opt, a_sched, a_batch = _optimizers(supernet, config, total_w_steps, len(a_idx))
+    per_batch = strategy.alternates_per_batch(config)
+    w_opt, w_sched, a_opt, a_sched, a_batch = _optimizers(supernet, config, len(w_idx), len(a_idx), per_batch)
     states = {"supernet": supernet, "w_opt": w_opt, "w_sched": w_sched, "a_opt": a_opt, "a_sched": a_sched}
     states["lambdas"] = controllers
 
@@ -282,61 +298,64 @@ def search(
         if on_step is not None:
             on_step(entry)
 
+    def weight_step(batch: Any, epoch: int, tau: float) -> None:
+        nonlocal step
+        images, labels, indices = shard(*batch)
+        x = to_float_aug(images.to(device), indices, seed=config.seed, epoch=epoch)
+        strategy.sample(supernet, step, tau)
+        check_same_path()
+        loss = F.cross_entropy(supernet(x), labels.to(device))
+        if not torch.isfinite(loss):
+            raise SearchError(f"the supernet loss is {loss.item()} at step {step}; lower the learning rate")
+        w_opt.zero_grad(set_to_none=True)
+        supernet.alpha.grad = None
+        loss.backward()
+        average_gradients(supernet.weight_parameters())
+        w_opt.step()
+        w_sched.step()
+        lambdas, derived = [c.value for c in controllers], derived_predictions(supernet, predictors)
+        entry = {"step": step, "epoch": epoch, "phase": "w", "tau": tau, "ce": mean_over_ranks(loss)}
+        record({**entry, "lambda": lambdas, "derived": derived, "entropy": supernet.entropy()})
+        step += 1
+
+    def alpha_step(batch: Any, epoch: int, tau: float) -> None:
+        nonlocal step
+        images, labels, indices = shard(*batch)
+
+        def cross_entropy() -> torch.Tensor:
+            x = to_float(images.to(device), indices)
+            check_same_path()
+            return F.cross_entropy(supernet(x), labels.to(device))
+
+        entry = strategy.alpha_step(
+            supernet,
+            predictors,
+            controllers,
+            a_opt,
+            step,
+            tau,
+            cross_entropy if config.accuracy else None,
+            average_gradients if env.distributed else None,
+        )
+        a_sched.step()
+        if env.distributed and entry["ce"] is not None:
+            entry["ce"] = mean_over_ranks(torch.tensor(entry["ce"], dtype=torch.float64))
+        record({"step": step, "epoch": epoch, "phase": "alpha", **entry})
+        step += 1
+
     for epoch in range(start_epoch, config.epochs):
         tau = strategy.tau(config, epoch)
         searching = epoch >= config.warmup_epochs
         supernet.train()
-        for batch in _loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch):
-            images, labels, indices = shard(*batch)
-            x = to_float_aug(images.to(device), indices, seed=config.seed, epoch=epoch)
-            strategy.sample(supernet, step, tau)
-            check_same_path()
-            loss = F.cross_entropy(supernet(x), labels.to(device))
-            if not torch.isfinite(loss):
-                raise SearchError(f"the supernet loss is {loss.item()} at step {step}; lower the learning rate")
-            w_opt.zero_grad(set_to_none=True)
-            supernet.alpha.grad = None
-            loss.backward()
-            average_gradients(supernet.weight_parameters())
-            w_opt.step()
-            w_sched.step()
-            record(
-                {
-                    "step": step,
-                    "epoch": epoch,
-                    "phase": "w",
-                    "tau": tau,
-                    "ce": mean_over_ranks(loss),
-                    "lambda": [c.value for c in controllers],
-                    "derived": derived_predictions(supernet, predictors),
-                    "entropy": supernet.entropy(),
-                }
-            )
-            step += 1
-        if searching:
+        w_batches = _loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch)
+        a_batches = _cycled(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1) if searching else None
+        for batch in w_batches:
+            if per_batch and a_batches is not None:  # DARTS' order: alpha on a held-out batch, then w
+                alpha_step(next(a_batches), epoch, tau)
+            weight_step(batch, epoch, tau)
+        if searching and not per_batch:
             for batch in _loader(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1):
-                images, labels, indices = shard(*batch)
-
-                def cross_entropy(images=images, labels=labels, indices=indices) -> torch.Tensor:
-                    x = to_float(images.to(device), indices)
-                    check_same_path()
-                    return F.cross_entropy(supernet(x), labels.to(device))
-
-                entry = strategy.alpha_step(
-                    supernet,
-                    predictors,
-                    controllers,
-                    a_opt,
-                    step,
-                    tau,
-                    cross_entropy if config.accuracy else None,
-                    average_gradients if env.distributed else None,
-                )
-                a_sched.step()
-                if env.distributed and entry["ce"] is not None:
-                    entry["ce"] = mean_over_ranks(torch.tensor(entry["ce"], dtype=torch.float64))
-                record({"step": step, "epoch": epoch, "phase": "alpha", **entry})
-                step += 1
+                alpha_step(batch, epoch, tau)
         if not env.is_main:
             continue
         # GlobalBatchNorm2d has the keys of BatchNorm2d, so the supernet's state loads in either form
@@ -464,9 +483,13 @@ class _Ranks:
                 raise SearchError(f"ranks sampled different paths at step {step}")
 
 
-def _optimizers(supernet: Supernet, config: SearchConfig, total_w_steps: int, alpha_images: int) -> tuple[Any, ...]:
-    """SGD on w (cosine over every w step), Adam on alpha (cosine over the architecture steps), their schedules and
-    the images per alpha step."""
+def _optimizers(
+    supernet: Supernet, config: SearchConfig, w_images: int, alpha_images: int, per_batch: bool
+) -> tuple[Any, ...]:
+    """SGD on w (cosine over every w step), Adam on alpha (cosine over the architecture steps: one per weight batch
+    when the steps alternate per batch), their schedules and the images per alpha step."""
+    w_steps_per_epoch = max(1, w_images // config.batch_size)
+    total_w_steps = w_steps_per_epoch * config.epochs
     w_opt = torch.optim.SGD(
         supernet.weight_parameters(),
         lr=config.w_lr,
@@ -481,7 +504,7 @@ def _optimizers(supernet: Supernet, config: SearchConfig, total_w_steps: int, al
         [supernet.alpha], lr=config.alpha_lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay
     )
     a_batch = config.alpha_batch_size or config.batch_size
-    a_steps_per_epoch = max(1, alpha_images // a_batch)
+    a_steps_per_epoch = w_steps_per_epoch if per_batch else max(1, alpha_images // a_batch)
     total_a_steps = max(1, a_steps_per_epoch * (config.epochs - config.warmup_epochs))
     a_sched = torch.optim.lr_scheduler.LambdaLR(
         a_opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total_a_steps) / total_a_steps))

@@ -43,6 +43,8 @@ class Strategy:
     name: str = ""
     #: One hard straight-through path per pass (True), or every allowed op mixed by its soft weight (False).
     single_path: bool = True
+    #: Default alternation of the weight and architecture steps (see :meth:`alternates_per_batch`).
+    per_batch: bool = False
     #: Whether :meth:`run` is the supernet engine (step records for a progress bar; resume from its checkpoint).
     uses_supernet: bool = True
 
@@ -59,6 +61,12 @@ class Strategy:
     def constraint(self, config: SearchConfig) -> str:
         """How the budget multipliers move: ``eq``/``le`` (learned, Eq 4.11) or ``fixed``."""
         return config.constraint
+
+    def alternates_per_batch(self, config: SearchConfig) -> bool:
+        """Whether the search alternates an architecture step and a weight step per batch (DARTS' Algorithm 1), or
+        runs an epoch of weight steps and then an epoch of architecture steps (our reading of thesis Sec 4.4.1).
+        ``config.alternate`` decides when set; the default is the strategy's :attr:`per_batch`."""
+        return self.per_batch if config.alternate == "" else config.alternate == "batch"
 
     def lambda_init(self, config: SearchConfig) -> float:
         """lambda_0 of every budget term."""
