@@ -133,7 +133,9 @@ def markdown(payload: dict) -> str:
         f"{m['git_commit']}, {m['date']}.",
         f"Budget: {payload['subset']} class-balanced training images (half w, half alpha), {payload['epochs']} "
         f"epochs, batch 64; NNI's NasBench201 space with {payload['cells_per_stage']} cell(s) per stage. Accuracy: "
-        "the tables' true 200-epoch CIFAR-10 test accuracy of the exported cell.",
+        "the tables' true 200-epoch CIFAR-10 test accuracy of the exported cell. How NNI's loop differs from ours: an",
+        "architecture step and a weight step alternate on every batch (DARTS' Algorithm 1), constant learning rates",
+        "(no cosine), no weights-only warm-up, plain momentum; GumbelDARTS mixes every op by soft Gumbel weights.",
         "",
         "| NNI strategy | test acc. (%) | search (s) | cells |",
         "|---|---|---|---|",
@@ -142,7 +144,7 @@ def markdown(payload: dict) -> str:
         accs = [r["test_acc"] for r in records]
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         secs = statistics.fmean(r["search_s"] for r in records)
-        cells = ", ".join(f"{r['index']} ({r['arch']})" for r in records)
+        cells = ", ".join(f"{r['index']} (`{r['arch']}`)".replace("|", "\\|") for r in records)
         lines.append(f"| {name} | {statistics.fmean(accs):.2f} ± {std:.2f} | {secs:.0f} | {cells} |")
     return "\n".join(lines) + "\n"
 
