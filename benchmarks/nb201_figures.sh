@@ -8,7 +8,12 @@ PY=${PYTHON:-.venv/bin/python}
 D="--data ${1:?usage: benchmarks/nb201_figures.sh DATA_DIR}"
 "$PY" benchmarks/nb201.py unconstrained $D --subset 20000 --epochs 8 --strategies lightnas,gdas --seeds 3
 "$PY" benchmarks/nb201.py unconstrained $D --subset 20000 --epochs 1 --strategies random --seeds 3 --time-budget 150
-"$PY" benchmarks/nb201.py unconstrained $D --subset 5000 --epochs 8 --strategies lightnas,gdas,darts --seeds 1
+for ALT in epoch batch; do  # weight and architecture steps alternating per epoch (default) or per batch (DARTS)
+    "$PY" benchmarks/nb201.py unconstrained $D --subset 5000 --epochs 8 --strategies lightnas,gdas --seeds 3 \
+        $([ $ALT = batch ] && echo --alternate batch)
+    "$PY" benchmarks/nb201.py unconstrained $D --subset 5000 --epochs 8 --strategies darts --seeds 1 \
+        $([ $ALT = batch ] && echo --alternate batch)
+done
 B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6"
 "$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3
 "$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3 --no-accuracy
@@ -17,8 +22,9 @@ B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6"
 "$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 1 --lambda-p 10000
 "$PY" benchmarks/nb201.py budget $B --strategies gdas --seeds 1
 "$PY" benchmarks/nb201.py budget $D --subset 10000 --epochs 8 --column raspi4 --targets 16,26,39 --strategies lightnas --seeds 1
-# NNI's strategies at the 5k-image budget (NNI in its own venv, see benchmarks/nni_nb201.py; they search again):
-if [ -x .venv-nni/bin/python ]; then
-    .venv-nni/bin/python benchmarks/nni_nb201.py $D --strategies proxyless,darts,gumbel --subset 5000 --epochs 8 \
+# NNI's strategies at the 5k-image budget, with NNI_PYTHON=.venv-nni/bin/python (NNI in its own venv, see
+# benchmarks/nni_nb201.py; these search again, about 7 minutes):
+if [ -n "${NNI_PYTHON:-}" ]; then
+    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies proxyless,darts,gumbel --subset 5000 --epochs 8 \
         --cells-per-stage 1
 fi
