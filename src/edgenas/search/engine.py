@@ -2,8 +2,9 @@
 
 Schedule (thesis Sec 4.4.1, scaled by the options): ``warmup_epochs`` epochs update the weights ``w`` only (paths
 sampled from the uniform initial alpha, so every op is trained alike); then every epoch runs a ``w`` phase on the
-training split and an architecture phase on the held-out split. The strategy named by ``SearchConfig.method`` picks
-the path of each pass, the temperature, the multipliers' behaviour and the architecture step. LightNAS' step
+training split and an architecture phase on the held-out split (``alternate="batch"``: an architecture step on a
+held-out batch before every weight step instead, DARTS' Algorithm 1). The strategy named by ``SearchConfig.method``
+picks the path of each pass, the temperature, the multipliers' behaviour and the architecture step. LightNAS' step
 (the default, :func:`~edgenas.search.strategy.architecture_step`): ``CE + sum_t lambda_t * (PRED_t(sampled path) /
 T_t - 1)`` (Eq 4.10), the prediction taken through the hard straight-through path so the gradient reaches alpha
 (Eq 4.12); each ``lambda_t`` follows :class:`~edgenas.search.budget.LambdaController` with the *derived* (argmax)
@@ -263,7 +264,7 @@ def search(
     ]
 
     w_idx, a_idx = search_split(data.train_labels, config)
-    to_float_aug, to_float = _transforms(data, space, config)
+    to_float_aug, to_float = _transforms(data, search_network_space(space, config), config)
     per_batch = strategy.alternates_per_batch(config)
     w_opt, w_sched, a_opt, a_sched, a_batch = _optimizers(supernet, config, len(w_idx), len(a_idx), per_batch)
     states = {"supernet": supernet, "w_opt": w_opt, "w_sched": w_sched, "a_opt": a_opt, "a_sched": a_sched}
@@ -590,7 +591,7 @@ def _validation_losses(
     """Endless CE closures over the search's architecture half (plain transform), one batch each, in a seeded order
     that changes every pass over the half."""
     _, a_idx = search_split(data.train_labels, config)
-    _, to_float = _transforms(data, space, config)
+    _, to_float = _transforms(data, search_network_space(space, config), config)
     batch_size = config.alpha_batch_size or config.batch_size
     device = next(supernet.parameters()).device
     for n in itertools.count():
