@@ -6,6 +6,8 @@ Usage:
     python benchmarks/nb201.py unconstrained --data DIR --strategies random --time-budget S --epochs 1
     python benchmarks/nb201.py budget --data DIR --column edgegpu --targets 4,5,6 [--strategies lightnas]
         [--seeds 1] [--no-accuracy]
+    common: [--cells-per-stage 1] (of the searched network; 5 = the protocol's) [--warmup-epochs 1]
+        [--alternate batch|epoch] (default: the strategy's); benchmarks/nb201_figures.sh runs every committed figure
 
 ``unconstrained``: each strategy searches for accuracy only (no latency term); the found cells' true 200-epoch
 CIFAR-10 test accuracy, mean ± std over seeds, next to the mean of all 15,625 cells. ``budget``: LightNAS-style
