@@ -46,10 +46,10 @@ EDGE_LABELS = ("0_1", "0_2", "1_2", "0_3", "1_3", "2_3")
 class AugmentedTensors(torch.utils.data.Dataset):
     """Normalised float images of some indices of a uint8 dataset, with a seeded random crop (pad 4) and flip."""
 
-    def __init__(self, dataset, indices: np.ndarray, mean, std, augment: bool, seed: int) -> None:
+    def __init__(self, dataset, labels: np.ndarray, indices: np.ndarray, mean, std, augment: bool, seed: int) -> None:
         images = torch.stack([dataset[int(i)][0] for i in indices]).float() / 255
         self.images = (images - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-        self.labels = torch.tensor([int(dataset[int(i)][1]) for i in indices])
+        self.labels = torch.as_tensor(labels[indices], dtype=torch.long)
         self.augment, self.generator = augment, torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -90,8 +90,8 @@ def search(name: str, seed: int, args: argparse.Namespace, data) -> dict:
     budget = Budget(subset=args.subset, epochs=args.epochs, warmup_epochs=0, cells_per_stage=args.cells_per_stage)
     config = search_config("gdas", seed, budget)
     w_idx, a_idx = search_split(data.train_labels, config)
-    train = AugmentedTensors(data.train, w_idx, data.mean, data.std, True, seed)
-    valid = AugmentedTensors(data.train, a_idx, data.mean, data.std, False, seed)
+    train = AugmentedTensors(data.train, data.train_labels, w_idx, data.mean, data.std, True, seed)
+    valid = AugmentedTensors(data.train, data.train_labels, a_idx, data.mean, data.std, False, seed)
     evaluator = Classification(
         learning_rate=config.w_lr,
         weight_decay=config.w_weight_decay,

@@ -8,6 +8,7 @@ the learned trade-off). A strategy registered later gets its command without tou
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +36,7 @@ from edgenas.cli.search import (
     TargetMsOpt,
     ValOpt,
     WarmupOpt,
+    _common_options,
     _SearchProgress,
     _total_steps,
     search_app,
@@ -79,7 +81,7 @@ def _search(
         finally:
             progress.close()
     else:
-        with err.status(f"{name} search", spinner="dots") if not as_json else _quiet():
+        with err.status(f"{name} search", spinner="dots") if not as_json else nullcontext():
             arch, summary = strategy.run(resolved, targets, images, config, output, resume=resume)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
@@ -88,12 +90,6 @@ def _search(
     for t in summary.get("targets", []):
         out.print(f"  {t['metric']}: target {t['target']:.4g} {t['unit']}, predicted {t['predicted']:.4g}")
     out.print(f"  run directory: {output}")
-
-
-def _quiet() -> Any:
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def _strategy_command(name: str) -> Any:
@@ -125,19 +121,8 @@ def _strategy_command(name: str) -> Any:
         resume: ResumeOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        options = {
-            "epochs": epochs,
-            "warmup_epochs": warmup_epochs,
-            "batch_size": batch_size,
-            "train_subset": subset or 0,
-            "val_fraction": val_fraction,
-            "alpha_lr": alpha_lr,
-            "lambda_p": lambda_p,
-            "accuracy": not no_accuracy,
-            "time_budget_s": time_budget,
-            "seed": seed,
-            "device": device,
-        }
+        options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
+        options.update(alpha_lr=alpha_lr, lambda_p=lambda_p, accuracy=not no_accuracy, time_budget_s=time_budget)
         _search(name, space, set_, search_set, predictor, target_ms, data, output, options, resume, as_json)
 
     strategy = get_strategy(name)
