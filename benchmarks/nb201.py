@@ -7,7 +7,8 @@ Usage:
     python benchmarks/nb201.py budget --data DIR --column edgegpu --targets 4,5,6 [--strategies lightnas]
         [--seeds 1] [--no-accuracy]
     common: [--cells-per-stage 1] (of the searched network; 5 = the protocol's) [--warmup-epochs 1]
-        [--alternate batch|epoch] (default: the strategy's); benchmarks/nb201_figures.sh runs every committed figure
+        [--alternate batch|epoch] (default: the strategy's) [--fair-warmup] [--alpha-lr-schedule cosine|constant];
+        benchmarks/nb201_figures.sh runs every committed figure
 
 ``unconstrained``: each strategy searches for accuracy only (no latency term); the found cells' true 200-epoch
 CIFAR-10 test accuracy, mean ± std over seeds, next to the mean of all 15,625 cells. ``budget``: LightNAS-style
@@ -56,13 +57,25 @@ def budget_tag(args: argparse.Namespace) -> str:
     return tag + (f"-n{args.cells_per_stage}" if args.cells_per_stage != 5 else "")  # (older runs: 5, no suffix)
 
 
+def method_options(args: argparse.Namespace) -> tuple[list[str], str, str]:
+    """The method options beyond the protocol: their CLI flags, run-folder suffix and label suffix."""
+    flags, tag, label = [], "", ""
+    if args.fair_warmup:
+        flags, tag, label = ["--fair-warmup"], "-fair", ", fair warm-up"
+    if args.alpha_lr_schedule != "cosine":
+        flags += ["--alpha-lr-schedule", args.alpha_lr_schedule]
+        tag, label = f"{tag}-a{args.alpha_lr_schedule}", f"{label}, alpha lr {args.alpha_lr_schedule}"
+    return flags, tag, label
+
+
 def unconstrained(args: argparse.Namespace) -> list[dict]:
     rows = []
     for strategy in args.strategies.split(","):
-        out = RUNS / f"free-{strategy}-{budget_tag(args)}"
-        argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args)]
+        flags, tag, suffix = method_options(args)
+        out = RUNS / f"free-{strategy}{tag}-{budget_tag(args)}"
+        argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args), *flags]
         payload = run_cli([*argv, "-o", str(out)])
-        label = f"{strategy} (accuracy only)" + (f", {args.time_budget:g} s" if args.time_budget else "")
+        label = f"{strategy} (accuracy only)" + (f", {args.time_budget:g} s" if args.time_budget else "") + suffix
         rows.append({"label": label, **payload})
         print(f"{strategy}: {payload['summary']['test_acc']}", flush=True)
     return rows
@@ -83,8 +96,9 @@ def budget(args: argparse.Namespace) -> list[dict]:
     rows = []
     for strategy in args.strategies.split(","):
         for target in (float(t) for t in args.targets.split(",")):
-            tag = f"{strategy}-{args.column}-{target:g}ms" + ("-noce" if args.no_accuracy else "")
-            extra = ["--no-accuracy"] if args.no_accuracy else []
+            flags, method_tag, suffix = method_options(args)
+            tag = f"{strategy}{method_tag}-{args.column}-{target:g}ms" + ("-noce" if args.no_accuracy else "")
+            extra = (["--no-accuracy"] if args.no_accuracy else []) + flags
             if args.lambda_p is not None:
                 extra += ["--lambda-p", str(args.lambda_p)]
                 tag += f"-kp{args.lambda_p:g}"
@@ -94,6 +108,7 @@ def budget(args: argparse.Namespace) -> list[dict]:
             label = f"{strategy} @ {target:g} ms {args.column}" + (" (no CE)" if args.no_accuracy else "")
             if args.lambda_p is not None:
                 label += f", kp {args.lambda_p:g}"
+            label += suffix
             rows.append({"label": label, **payload})
             print(label, payload["summary"].get("regret"), payload["summary"].get("latency_error"), flush=True)
     return rows
@@ -153,6 +168,8 @@ def main() -> None:
     parser.add_argument("--targets", default="4,5,6")
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--lambda-p", type=float, default=None)
+    parser.add_argument("--fair-warmup", action="store_true", help="warm-up steps train every op once")
+    parser.add_argument("--alpha-lr-schedule", choices=["cosine", "constant"], default="cosine")
     parser.add_argument("--time-budget", type=float, default=0.0, help="random: seconds per seed (equal wall-clock)")
     args = parser.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)

@@ -191,3 +191,52 @@ def test_weight_and_architecture_steps_alternate_per_batch_or_per_epoch(alternat
 def test_an_unknown_alternation_is_refused():
     with pytest.raises(SearchError, match="alternate"):
         SearchConfig(alternate="sometimes").check()
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_the_alpha_learning_rate_follows_its_schedule(schedule, sample, tmp_path):
+    """NAS-Bench-201's DARTS and GDAS keep alpha's lr constant; the default decays it with a cosine. The trajectory
+    records the rate each step used."""
+    space, target = middle_target()
+    config = SearchConfig(**{**TINY.__dict__, "method": "gdas", "epochs": 3, "alpha_lr_schedule": schedule})
+    search(space, [target], sample, config, tmp_path / schedule)
+    records = [json.loads(line) for line in (tmp_path / schedule / "trajectory.jsonl").read_text().splitlines()]
+    alpha_lrs = [r["lr"] for r in records if r["phase"] == "alpha"]
+    w_lrs = [r["lr"] for r in records if r["phase"] == "w"]
+    assert alpha_lrs[0] == pytest.approx(config.alpha_lr)
+    if schedule == "constant":
+        assert alpha_lrs == pytest.approx([config.alpha_lr] * len(alpha_lrs))
+    else:
+        assert all(a > b for a, b in itertools.pairwise(alpha_lrs)) and alpha_lrs[-1] < 0.5 * config.alpha_lr
+    assert w_lrs[0] == pytest.approx(config.w_lr) and w_lrs[-1] < 0.5 * config.w_lr  # w: cosine either way
+    with pytest.raises(SearchError, match="alpha_lr_schedule"):
+        SearchConfig(alpha_lr_schedule="step").check()
+
+
+def _trained_candidates(space, config, run) -> dict[tuple[str, str], bool]:
+    """Which candidate ops with weights moved from their seeded initialisation during the search in ``run``."""
+    from edgenas.search.engine import build_supernet
+    from edgenas.search.supernet import ChoiceLayer
+    from edgenas.train.checkpoint import load_checkpoint
+
+    initial = build_supernet(space, config)
+    final = load_checkpoint(run / "checkpoints" / "last.pt")["supernet"]
+    moved = {}
+    for name, module in initial.named_modules():
+        if isinstance(module, ChoiceLayer):
+            for key, op in module.candidates.items():
+                params = [(f"{name}.candidates.{key}.{p}", t) for p, t in op.named_parameters()]
+                if params:
+                    moved[name, key] = any(not torch.equal(final[n], t) for n, t in params)
+    return moved
+
+
+@pytest.mark.parametrize("fair", [False, True])
+def test_a_fair_warmup_trains_every_op_of_every_layer(fair, sample, tmp_path):
+    """The authors' warm-up (METHODS.md): every weight step of the warm-up runs every op once; one sampled path per
+    step leaves most ops of a 7-op layer untouched in the two steps of this warm-up."""
+    space, target = middle_target()
+    config = SearchConfig(**{**TINY.__dict__, "method": "lightnas", "epochs": 2, "fair_warmup": fair})
+    search(space, [target], sample, config, tmp_path / str(fair))
+    moved = _trained_candidates(space, config, tmp_path / str(fair))
+    assert moved and all(moved.values()) == fair

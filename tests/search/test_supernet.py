@@ -101,3 +101,23 @@ def test_other_spaces_build_and_fix_a_path(name: str) -> None:
 def test_forward_without_a_path_is_a_clear_error() -> None:
     with pytest.raises(SearchError, match="no path"):
         Supernet(toy_space())(torch.randn(1, 3, 32, 32))
+
+
+def test_fair_paths_run_every_allowed_op_of_every_layer_once() -> None:
+    """Thesis Alg. 1 at uniform alpha: K paths without replacement per layer; a layer with fewer ops (the toy space
+    masks skip where shapes change) fills its extra paths with its own ops."""
+    space = toy_space()
+    supernet = Supernet(space, seed=3)
+    mask = space.mask()
+    paths = supernet.fair_paths(step=7)
+    k = int(mask.sum(-1).max())
+    assert len(paths) == k and all(len(p) == space.num_layers for p in paths)
+    for layer in range(space.num_layers):
+        drawn = [path[layer] for path in paths]
+        allowed = set(torch.nonzero(mask[layer]).flatten().tolist())
+        assert set(drawn) == allowed  # every allowed op runs, no masked one
+        if len(allowed) == k:
+            assert sorted(drawn) == sorted(allowed)  # exactly once each
+    assert int(mask.sum(-1).min()) < k  # the toy space exercises the filling
+    assert supernet.fair_paths(7) == paths and supernet.fair_paths(8) != paths
+    assert Supernet(space, seed=4).fair_paths(7) != paths

@@ -135,13 +135,16 @@ def search_and_judge(
     lambda_p: float | None = None,
     time_budget_s: float = 0.0,
     alternate: str = "",
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One search in the ``nb201`` space, then the tables' verdict on the derived cell (one record). A finished run
-    in ``run`` (its ``summary.json`` written) is judged again without searching, so a killed benchmark continues."""
+    in ``run`` (its ``summary.json`` written) is judged again without searching, so a killed benchmark continues.
+    ``options``: further :class:`~edgenas.search.engine.SearchConfig` fields (e.g. ``fair_warmup``)."""
     from edgenas.search import get_strategy
 
     space = get_space("nb201")
     overrides: dict[str, Any] = {"accuracy": accuracy, "time_budget_s": time_budget_s, "alternate": alternate}
+    overrides |= options or {}
     if latency is not None:
         overrides["constraint"] = latency.constraint
     if lambda_p is not None:

@@ -135,6 +135,21 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="Space option, e.g. --set width=0.5 (repeatable; JSON values)."),
 ]
+FairWarmupOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fair-warmup",
+        help="Warm-up steps train every op of every layer once (the authors' LightNAS code), not one sampled path.",
+    ),
+]
+AlphaScheduleOpt = Annotated[
+    str,
+    choice(
+        "--alpha-lr-schedule",
+        values=("cosine", "constant"),
+        help="alpha's lr: cosine decay to 0, or constant (NAS-Bench-201's DARTS/GDAS).",
+    ),
+]
 SearchSetOpt = Annotated[
     list[str] | None,
     typer.Option(

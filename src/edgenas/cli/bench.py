@@ -14,8 +14,10 @@ from edgenas.cli._options import (
     MAX_CELLS_PER_STAGE,
     MAX_EPOCHS,
     MAX_MS,
+    AlphaScheduleOpt,
     BatchSizeOpt,
     DataOpt,
+    FairWarmupOpt,
     JsonOpt,
     ToleranceOpt,
     choice,
@@ -144,6 +146,8 @@ def bench_nb201(
             help="Alternate alpha and w steps per batch (DARTS) or per epoch (default: the strategy's).",
         ),
     ] = None,
+    alpha_lr_schedule: AlphaScheduleOpt = "cosine",
+    fair_warmup: FairWarmupOpt = False,
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
     lambda_p: Annotated[
         float | None, number("--lambda-p", help="Proportional gain of lambda (default: the engine's).", high=1e9)
@@ -204,6 +208,7 @@ def bench_nb201(
             lambda_p=lambda_p,
             time_budget_s=time_budget,
             alternate=alternate or "",
+            options={"alpha_lr_schedule": alpha_lr_schedule, "fair_warmup": fair_warmup},
         )
         records.append(record)
         if not as_json:

@@ -15,8 +15,10 @@ from edgenas.cli._options import (
     MAX_EPOCHS,
     MAX_MJ,
     MAX_MS,
+    AlphaScheduleOpt,
     BatchSizeOpt,
     DataOpt,
+    FairWarmupOpt,
     JsonOpt,
     SearchSetOpt,
     SeedOpt,
@@ -473,6 +475,8 @@ def lightnas_command(
             "--alpha-lr", help="Adam lr of alpha (thesis 1e-3; raise it for short searches).", high=10, low_open=True
         ),
     ] = 1e-3,
+    alpha_lr_schedule: AlphaScheduleOpt = "cosine",
+    fair_warmup: FairWarmupOpt = False,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
     refit: Annotated[
@@ -544,6 +548,8 @@ def lightnas_command(
         lambda_p=lambda_p,
         alpha_lr=alpha_lr,
         alpha_batch_size=alpha_batch_size,
+        alpha_lr_schedule=alpha_lr_schedule,
+        fair_warmup=fair_warmup,
         supernet_options=parse_options(search_set, "--search-set"),
     )
     _run(
@@ -581,6 +587,7 @@ def fbnet_command(
     batch_size: BatchSizeOpt = 128,
     subset: SubsetOpt = None,
     val_fraction: ValOpt = 0.2,
+    fair_warmup: FairWarmupOpt = False,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
     seed: SeedOpt = 0,
@@ -590,7 +597,7 @@ def fbnet_command(
 ) -> None:
     """FBNet baseline: multi-path Gumbel mixing with a fixed lambda on the loss lambda * (LAT / T - 1)."""
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
-    options.update(lambda_init=lambda_)
+    options.update(lambda_init=lambda_, fair_warmup=fair_warmup)
     _run(
         "fbnet",
         space,

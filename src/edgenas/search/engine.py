@@ -52,6 +52,8 @@ from edgenas.train.distributed import DistEnv, all_reduce_sum, barrier, convert_
 CHECKPOINT_VERSION = 1
 #: How weight and architecture steps alternate ("" = the strategy's default).
 ALTERNATIONS = ("", "batch", "epoch")
+#: Learning-rate schedules of either optimizer: a cosine decay to 0 over its steps, or a constant rate.
+LR_SCHEDULES = ("cosine", "constant")
 __all__ = ["SearchConfig", "SearchResult", "Target", "architecture_step", "prepare_targets", "refine", "search"]
 
 
@@ -87,6 +89,12 @@ class SearchConfig:
         w_lr, w_momentum, w_weight_decay: SGD of the weights, cosine decay over all w steps.
         alpha_lr, alpha_weight_decay: Adam of the architecture logits; the lr decays to 0 with a cosine over the
             architecture steps (the authors' code halves it every 20 epochs), so the architecture settles.
+        fair_warmup: during the warm-up epochs every weight step trains every op of every layer once (``K`` single
+            paths of :meth:`~edgenas.search.supernet.Supernet.fair_paths` on the same batch, their CE summed as thesis
+            Eq 3.16 sums its paths) instead of the strategy's one path: the authors' LightNAS code warms up so
+            (``METHODS.md``), so parameter-free ops do not start ahead of convs trained on a fifth of the steps.
+        w_lr_schedule, alpha_lr_schedule: ``cosine`` (decay to 0 over that optimizer's steps) or ``constant``
+            (NAS-Bench-201's DARTS and GDAS keep the alpha lr constant).
         lambda_lr: eta_lambda; constraint: ``eq`` | ``le`` (LightNAS) or ``fixed`` (FBNet).
         lambda_p: proportional gain of the multiplier (beyond the thesis, see ``edgenas.search.budget``; 0 = Eq 4.11).
         lambda_init: lambda_0 (0 for LightNAS; the trade-off for FBNet).
@@ -129,6 +137,9 @@ class SearchConfig:
     time_budget_s: float = 0.0
     supernet_options: dict[str, Any] = field(default_factory=dict)
     alternate: str = ""
+    w_lr_schedule: str = "cosine"
+    alpha_lr_schedule: str = "cosine"
+    fair_warmup: bool = False
 
     def check(self) -> None:
         get_strategy(self.method)  # raises for an unknown name, listing the registered ones
@@ -142,6 +153,9 @@ class SearchConfig:
             raise SearchError(
                 f"alternate must be one of {', '.join(repr(a) for a in ALTERNATIONS)}, got {self.alternate!r}"
             )
+        for key in ("w_lr_schedule", "alpha_lr_schedule"):
+            if getattr(self, key) not in LR_SCHEDULES:
+                raise SearchError(f"{key} must be one of {', '.join(LR_SCHEDULES)}, got {getattr(self, key)!r}")
 
     def tau(self, epoch: int) -> float:
         """Temperature of ``epoch`` (0-based): tau_start during warm-up, exponential decay to tau_end after."""
@@ -264,7 +278,7 @@ def search(
     ]
 
     w_idx, a_idx = search_split(data.train_labels, config)
-    to_float_aug, to_float = _transforms(data, search_network_space(space, config), config)
+    transforms = _transforms(data, search_network_space(space, config), config)
     per_batch = strategy.alternates_per_batch(config)
     w_opt, w_sched, a_opt, a_sched, a_batch = _optimizers(supernet, config, len(w_idx), len(a_idx), per_batch)
     states = {"supernet": supernet, "w_opt": w_opt, "w_sched": w_sched, "a_opt": a_opt, "a_sched": a_sched}
@@ -272,12 +286,6 @@ def search(
 
     if config.batch_size % env.world_size or (config.alpha_batch_size or config.batch_size) % env.world_size:
         raise SearchError(f"batch sizes must be divisible by the {env.world_size} processes")
-
-    ranks = _Ranks(env)
-    shard, average_gradients, mean_over_ranks = ranks.shard, ranks.average_gradients, ranks.mean
-
-    def check_same_path() -> None:
-        ranks.check_same_path(supernet, step)
 
     start_epoch, step = 0, 0
     if resume:
@@ -287,62 +295,11 @@ def search(
     elif env.is_main:
         _write_run_record(run, space, targets, data, config, ranges, (len(w_idx), len(a_idx)), device)
 
-    trajectory_path = run / "trajectory.jsonl"
+    trajectory = run / "trajectory.jsonl"
+    steps = _Steps(supernet, strategy, config, _Ranks(env), predictors, controllers, states, trajectory, *transforms)
+    steps.step, steps.on_step = step, on_step
+    weight_step, alpha_step = steps.weight_step, steps.alpha_step
     started = time.perf_counter()
-
-    def record(entry: dict[str, Any]) -> None:
-        entry["path"] = list(supernet.state.chosen) if supernet.state.chosen is not None else None
-        if not env.is_main:
-            return
-        with trajectory_path.open("a") as f:
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
-        if on_step is not None:
-            on_step(entry)
-
-    def weight_step(batch: Any, epoch: int, tau: float) -> None:
-        nonlocal step
-        images, labels, indices = shard(*batch)
-        x = to_float_aug(images.to(device), indices, seed=config.seed, epoch=epoch)
-        strategy.sample(supernet, step, tau)
-        check_same_path()
-        loss = F.cross_entropy(supernet(x), labels.to(device))
-        if not torch.isfinite(loss):
-            raise SearchError(f"the supernet loss is {loss.item()} at step {step}; lower the learning rate")
-        w_opt.zero_grad(set_to_none=True)
-        supernet.alpha.grad = None
-        loss.backward()
-        average_gradients(supernet.weight_parameters())
-        w_opt.step()
-        w_sched.step()
-        lambdas, derived = [c.value for c in controllers], derived_predictions(supernet, predictors)
-        entry = {"step": step, "epoch": epoch, "phase": "w", "tau": tau, "ce": mean_over_ranks(loss)}
-        record({**entry, "lambda": lambdas, "derived": derived, "entropy": supernet.entropy()})
-        step += 1
-
-    def alpha_step(batch: Any, epoch: int, tau: float) -> None:
-        nonlocal step
-        images, labels, indices = shard(*batch)
-
-        def cross_entropy() -> torch.Tensor:
-            x = to_float(images.to(device), indices)
-            check_same_path()
-            return F.cross_entropy(supernet(x), labels.to(device))
-
-        entry = strategy.alpha_step(
-            supernet,
-            predictors,
-            controllers,
-            a_opt,
-            step,
-            tau,
-            cross_entropy if config.accuracy else None,
-            average_gradients if env.distributed else None,
-        )
-        a_sched.step()
-        if env.distributed and entry["ce"] is not None:
-            entry["ce"] = mean_over_ranks(torch.tensor(entry["ce"], dtype=torch.float64))
-        record({"step": step, "epoch": epoch, "phase": "alpha", **entry})
-        step += 1
 
     for epoch in range(start_epoch, config.epochs):
         tau = strategy.tau(config, epoch)
@@ -362,7 +319,7 @@ def search(
         # GlobalBatchNorm2d has the keys of BatchNorm2d, so the supernet's state loads in either form
         state = {k: v.state_dict() for k, v in states.items() if k != "lambdas"}
         state["lambdas"] = [c.state_dict() for c in controllers]
-        state.update(version=CHECKPOINT_VERSION, config=asdict(config), epoch=epoch + 1, step=step)
+        state.update(version=CHECKPOINT_VERSION, config=asdict(config), epoch=epoch + 1, step=steps.step)
         save_checkpoint(ckpt_path, state)
 
     arch = supernet.argmax_spec()
@@ -371,7 +328,7 @@ def search(
     if not env.is_main:
         return SearchResult(run, arch, {}, [])
     seconds = time.perf_counter() - started
-    return _finish(run, arch, targets, final, controllers, ranges, config, step, seconds, supernet.entropy())
+    return _finish(run, arch, targets, final, controllers, ranges, config, steps.step, seconds, supernet.entropy())
 
 
 def _check_run_dir(run: Path, resume: bool) -> Path:
@@ -484,11 +441,113 @@ class _Ranks:
                 raise SearchError(f"ranks sampled different paths at step {step}")
 
 
+@dataclass
+class _Steps:
+    """The two steps of a search and the trajectory they write: a weight step on a training batch, an architecture
+    step on a held-out batch (the strategy's loss), each recorded with its learning rate."""
+
+    supernet: Supernet
+    strategy: Any  # edgenas.search.strategy.Strategy
+    config: SearchConfig
+    ranks: _Ranks
+    predictors: list[Predictor]
+    controllers: list[LambdaController]
+    states: dict[str, Any]  # the optimizers and their schedulers (``w_opt``, ``w_sched``, ``a_opt``, ``a_sched``)
+    trajectory_path: Path
+    to_float_aug: BatchTransform  # training batches: augmented
+    to_float: BatchTransform  # architecture batches: not augmented
+    step: int = 0
+    on_step: StepCallback | None = None
+
+    def record(self, entry: dict[str, Any]) -> None:
+        chosen = self.supernet.state.chosen
+        entry["path"] = list(chosen) if chosen is not None else None
+        if not self.ranks.env.is_main:
+            return
+        with self.trajectory_path.open("a") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+        if self.on_step is not None:
+            self.on_step(entry)
+
+    def check_same_path(self) -> None:
+        self.ranks.check_same_path(self.supernet, self.step)
+
+    def weight_step(self, batch: Any, epoch: int, tau: float) -> None:
+        supernet, device, (w_opt, w_sched) = self.supernet, self.ranks.env.device, self._pair("w")
+        images, labels, indices = self.ranks.shard(*batch)
+        x = self.to_float_aug(images.to(device), indices, seed=self.config.seed, epoch=epoch)
+        w_opt.zero_grad(set_to_none=True)
+        fair = self.config.fair_warmup and epoch < self.config.warmup_epochs
+        ce = self._backward_paths(x, labels.to(device), fair=fair, tau=tau)
+        supernet.alpha.grad = None
+        self.ranks.average_gradients(supernet.weight_parameters())
+        w_opt.step()
+        lr = w_sched.get_last_lr()[0]  # the rate this step used
+        w_sched.step()
+        lambdas, derived = [c.value for c in self.controllers], derived_predictions(supernet, self.predictors)
+        entry = {"step": self.step, "epoch": epoch, "phase": "w", "tau": tau, "ce": ce, "lr": lr}
+        self.record({**entry, "lambda": lambdas, "derived": derived, "entropy": supernet.entropy()})
+        self.step += 1
+
+    def _backward_paths(self, x: torch.Tensor, labels: torch.Tensor, *, fair: bool, tau: float) -> float:
+        """Backpropagate the CE of the strategy's path, or of every fair path (their gradients accumulate, as thesis
+        Eq 3.16 sums them); returns the mean CE over paths and ranks."""
+        supernet, losses = self.supernet, []
+        for path in supernet.fair_paths(self.step) if fair else [None]:
+            if path is None:
+                self.strategy.sample(supernet, self.step, tau)
+            else:
+                supernet.fix_path(supernet.space.make_spec(path))
+            self.check_same_path()
+            loss = F.cross_entropy(supernet(x), labels)
+            if not torch.isfinite(loss):
+                raise SearchError(f"the supernet loss is {loss.item()} at step {self.step}; lower the learning rate")
+            loss.backward()
+            losses.append(loss.detach())
+        return self.ranks.mean(torch.stack(losses).mean())
+
+    def alpha_step(self, batch: Any, epoch: int, tau: float) -> None:
+        device, (a_opt, a_sched), distributed = self.ranks.env.device, self._pair("a"), self.ranks.env.distributed
+        images, labels, indices = self.ranks.shard(*batch)
+
+        def cross_entropy() -> torch.Tensor:
+            x = self.to_float(images.to(device), indices)
+            self.check_same_path()
+            return F.cross_entropy(self.supernet(x), labels.to(device))
+
+        entry = self.strategy.alpha_step(
+            self.supernet,
+            self.predictors,
+            self.controllers,
+            a_opt,
+            self.step,
+            tau,
+            cross_entropy if self.config.accuracy else None,
+            self.ranks.average_gradients if distributed else None,
+        )
+        entry["lr"] = a_sched.get_last_lr()[0]
+        a_sched.step()
+        if distributed and entry["ce"] is not None:
+            entry["ce"] = self.ranks.mean(torch.tensor(entry["ce"], dtype=torch.float64))
+        self.record({"step": self.step, "epoch": epoch, "phase": "alpha", **entry})
+        self.step += 1
+
+    def _pair(self, prefix: str) -> tuple[Any, Any]:
+        return self.states[f"{prefix}_opt"], self.states[f"{prefix}_sched"]
+
+
+def _lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
+    """The lr multiplier of step k under ``schedule`` (:data:`LR_SCHEDULES`) over ``total_steps`` steps."""
+    if schedule == "constant":
+        return lambda k: 1.0
+    return lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total_steps) / total_steps))
+
+
 def _optimizers(
     supernet: Supernet, config: SearchConfig, w_images: int, alpha_images: int, per_batch: bool
 ) -> tuple[Any, ...]:
-    """SGD on w (cosine over every w step), Adam on alpha (cosine over the architecture steps: one per weight batch
-    when the steps alternate per batch), their schedules and the images per alpha step."""
+    """SGD on w (its schedule over every w step), Adam on alpha (its schedule over the architecture steps: one per
+    weight batch when the steps alternate per batch), their schedulers and the images per alpha step."""
     w_steps_per_epoch = max(1, w_images // config.batch_size)
     total_w_steps = w_steps_per_epoch * config.epochs
     w_opt = torch.optim.SGD(
@@ -498,19 +557,14 @@ def _optimizers(
         weight_decay=config.w_weight_decay,
         nesterov=True,
     )
-    w_sched = torch.optim.lr_scheduler.LambdaLR(
-        w_opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_w_steps) / total_w_steps))
-    )
+    w_sched = torch.optim.lr_scheduler.LambdaLR(w_opt, _lr_factor(config.w_lr_schedule, total_w_steps))
     a_opt = torch.optim.Adam(
         [supernet.alpha], lr=config.alpha_lr, betas=(0.5, 0.999), weight_decay=config.alpha_weight_decay
     )
     a_batch = config.alpha_batch_size or config.batch_size
     a_steps_per_epoch = w_steps_per_epoch if per_batch else max(1, alpha_images // a_batch)
     total_a_steps = max(1, a_steps_per_epoch * (config.epochs - config.warmup_epochs))
-    a_sched = torch.optim.lr_scheduler.LambdaLR(
-        a_opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total_a_steps) / total_a_steps))
-    )
-
+    a_sched = torch.optim.lr_scheduler.LambdaLR(a_opt, _lr_factor(config.alpha_lr_schedule, total_a_steps))
     return w_opt, w_sched, a_opt, a_sched, a_batch
 
 

@@ -31,6 +31,9 @@ from edgenas.errors import SearchError
 from edgenas.spaces import ArchSpec, SearchSpace
 from edgenas.spaces.nb201 import Zero  # noqa: F401  (re-exported: the supernet's ``none`` op)
 
+#: Offset of the fair paths' random stream from the Gumbel noise's (both are functions of seed and step).
+FAIR_STREAM = 7_777_777
+
 
 @dataclass
 class PathState:
@@ -165,6 +168,21 @@ class Supernet(nn.Module):
         weights = F.one_hot(torch.tensor(spec.choices), self.space.num_ops).to(self.alpha)
         self.state.weights, self.state.chosen = weights, list(spec.choices)
         return weights
+
+    def fair_paths(self, step: int) -> list[list[int]]:
+        """``K`` single paths (``K`` = the most ops a layer allows) that together run every allowed op of every layer
+        exactly once: each layer's ops in a random order seeded by ``(seed, step)`` (thesis Alg. 1's ordered sampling
+        without replacement, at uniform probabilities). A layer with fewer ops fills its remaining paths with ops drawn
+        at random from its own (the resolution ``METHODS.md`` records). Returns ``K`` lists of ``L`` op indices."""
+        generator = torch.Generator().manual_seed(FAIR_STREAM + self.seed * 1_000_003 + step)
+        allowed = [torch.nonzero(row).flatten() for row in self.mask.cpu()]
+        k = max(len(ops) for ops in allowed)
+        columns = []
+        for ops in allowed:
+            order = ops[torch.randperm(len(ops), generator=generator)]
+            extra = ops[torch.randint(len(ops), (k - len(ops),), generator=generator)]
+            columns.append(torch.cat([order, extra]))
+        return torch.stack(columns, dim=1).tolist()
 
     def argmax_spec(self) -> ArchSpec:
         """The architecture of the most likely op per layer (the derived architecture)."""
