@@ -114,6 +114,10 @@ def budget(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _row_label(row: dict, with_alpha_lr: bool) -> str:
+    return row["label"] + (f", alpha lr {row['budget']['alpha_lr']:.3g}" if with_alpha_lr else "")
+
+
 def markdown(payload: dict) -> str:
     from edgenas.bench.referee import MARKDOWN_HEADER, markdown_row
 
@@ -128,16 +132,18 @@ def markdown(payload: dict) -> str:
     ]
     for phase, rows in payload["phases"].items():
         b = rows[0]["budget"]
+        alpha_lrs = {r["budget"]["alpha_lr"] for r in rows}  # single-path strategies keep GDAS' steps x lr
         lines += [
             "",
             f"## {phase}",
             "",
             f"Budget: {b['subset']} class-balanced training images (half w, half alpha), {b['epochs']} epochs "
-            f"({b['warmup_epochs']} weights-only), batch {b['batch_size']}, alpha lr {b['alpha_lr']:.3g}; the searched "
+            f"({b['warmup_epochs']} weights-only), batch {b['batch_size']}, alpha lr "
+            f"{' / '.join(f'{lr:.3g}' for lr in sorted(alpha_lrs))} (each row's, when they differ); the searched "
             f"network has {b.get('cells_per_stage', 5)} cell(s) per stage (the tables': 5).",
             "",
             MARKDOWN_HEADER,
-            *(markdown_row(r["label"], r["summary"]) for r in rows),
+            *(markdown_row(_row_label(r, len(alpha_lrs) > 1), r["summary"]) for r in rows),
         ]
         oracles = {
             (o["column"], o["target_ms"], o["tolerance"], o["constraint"]): o for r in rows if (o := r.get("oracle"))

@@ -94,6 +94,9 @@ def test_bench_nb201_searches_and_judges_every_seed(table, tmp_path, capsys):
     assert payload["budget"]["cells_per_stage"] == 1  # the CPU default: a one-cell-per-stage search network
     again = json.loads(run([*argv, "-o", str(tmp_path / "b"), "--json"], capsys)[1])
     assert [r["index"] for r in again["records"]] == cells  # finished runs are judged, not searched again
+    # a finished run of other options is refused, not judged as this one
+    code, _, err = run([*argv, "--fair-warmup", "-o", str(tmp_path / "b")], capsys)
+    assert code == 2 and "other options" in err
 
 
 def test_bench_nb201_with_a_latency_budget(table, tmp_path, capsys):
@@ -132,6 +135,10 @@ def test_protocol_alpha_lr_keeps_steps_times_lr():
     assert protocol_alpha_lr(tiny) == MAX_SCALED_ALPHA_LR  # 3 steps: the ceiling, not 1.95
     mid = Budget(subset=25_000, epochs=26, warmup_epochs=1, batch_size=64)
     assert protocol_alpha_lr(mid) * mid.alpha_steps() == pytest.approx(PROTOCOL_ALPHA_LR * 50 * 390)
+    # a single-path strategy keeps GDAS' budget: 250 epochs, five times DARTS' steps x lr
+    assert protocol_alpha_lr(mid, single_path=True) == pytest.approx(5 * protocol_alpha_lr(mid))
+    full_gdas = Budget(subset=50_000, epochs=250, warmup_epochs=0, batch_size=64)
+    assert protocol_alpha_lr(full_gdas, single_path=True) == pytest.approx(PROTOCOL_ALPHA_LR)
 
 
 def test_random_search_at_a_time_budget_picks_by_validation(table, tmp_path, capsys):

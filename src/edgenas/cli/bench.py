@@ -174,7 +174,7 @@ def bench_nb201(
     from edgenas.search import get_strategy
     from edgenas.train import load_dataset
 
-    get_strategy(strategy)
+    single_path = get_strategy(strategy).single_path  # (refuses an unknown strategy first)
     if (predictor is None) != (target_ms is None) or (target_ms is not None) != (latency_column is not None):
         raise BenchError("a latency budget needs all three: --predictor P.pt, --target-ms T and --latency-column C")
     table = load_nb201(bench_dir)
@@ -230,7 +230,7 @@ def bench_nb201(
     )
     payload = {
         "strategy": strategy,
-        "budget": budget.__dict__ | {"alpha_lr": alpha_lr or protocol_alpha_lr(budget)},
+        "budget": budget.__dict__ | {"alpha_lr": alpha_lr or protocol_alpha_lr(budget, single_path)},
         "latency": None
         if latency is None
         else {"column": table.column(latency_column), "target_ms": target_ms, "tolerance": tolerance},
