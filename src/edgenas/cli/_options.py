@@ -138,7 +138,7 @@ SetOpt = Annotated[
 FairWarmupOpt = Annotated[
     bool,
     typer.Option(
-        "--fair-warmup",
+        "--fair-warmup/--no-fair-warmup",
         help="Warm-up steps train every op of every layer once (the authors' LightNAS code), not one sampled path.",
     ),
 ]
