@@ -7,7 +7,8 @@ Usage:
     python benchmarks/nb201.py budget --data DIR --column edgegpu --targets 4,5,6 [--strategies lightnas]
         [--seeds 1] [--no-accuracy]
     common: [--cells-per-stage 1] (of the searched network; 5 = the protocol's) [--warmup-epochs 1]
-        [--alternate batch|epoch] (default: the strategy's) [--fair-warmup] [--alpha-lr-schedule cosine|constant];
+        [--alternate batch|epoch] (default: the strategy's) [--fair-warmup] [--alpha-lr-schedule cosine|constant]
+        [--alpha-budget darts|gdas];
         benchmarks/nb201_figures.sh runs every committed figure
 
 ``unconstrained``: each strategy searches for accuracy only (no latency term); the found cells' true 200-epoch
@@ -62,6 +63,9 @@ def method_options(args: argparse.Namespace) -> tuple[list[str], str, str]:
     flags, tag, label = [], "", ""
     if args.fair_warmup:
         flags, tag, label = ["--fair-warmup"], "-fair", ", fair warm-up"
+    if args.alpha_budget != "darts":
+        flags += ["--alpha-budget", args.alpha_budget]
+        tag, label = f"{tag}-a{args.alpha_budget}", f"{label}, {args.alpha_budget.upper()}' alpha budget"
     if args.alpha_lr_schedule != "cosine":
         flags += ["--alpha-lr-schedule", args.alpha_lr_schedule]
         tag, label = f"{tag}-a{args.alpha_lr_schedule}", f"{label}, alpha lr {args.alpha_lr_schedule}"
@@ -112,6 +116,10 @@ def budget(args: argparse.Namespace) -> list[dict]:
             rows.append({"label": label, **payload})
             print(label, payload["summary"].get("regret"), payload["summary"].get("latency_error"), flush=True)
     return rows
+
+
+def _row_key(row: dict) -> tuple[str, float]:
+    return row["label"], row["budget"]["alpha_lr"]
 
 
 def _row_label(row: dict, with_alpha_lr: bool) -> str:
@@ -176,6 +184,7 @@ def main() -> None:
     parser.add_argument("--lambda-p", type=float, default=None)
     parser.add_argument("--fair-warmup", action="store_true", help="warm-up steps train every op once")
     parser.add_argument("--alpha-lr-schedule", choices=["cosine", "constant"], default="cosine")
+    parser.add_argument("--alpha-budget", choices=["darts", "gdas"], default="darts", help="steps x lr alpha keeps")
     parser.add_argument("--time-budget", type=float, default=0.0, help="random: seconds per seed (equal wall-clock)")
     args = parser.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -190,7 +199,8 @@ def main() -> None:
         if args.phase == "unconstrained"
         else f"budget {args.column} {budget_tag(args)}"
     )
-    payload["phases"][key] = [r for r in payload["phases"].get(key, []) if r["label"] not in {x["label"] for x in rows}]
+    replaced = {_row_key(x) for x in rows}  # a rerun replaces its row; a row of another alpha lr stays beside it
+    payload["phases"][key] = [r for r in payload["phases"].get(key, []) if _row_key(r) not in replaced]
     payload["phases"][key] += rows
     payload["machine"] = machine()
     payload["all_cells_mean_test_acc"] = float(load_nb201(args.data).test_acc.mean())

@@ -22,9 +22,21 @@ B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6"
 "$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 1 --lambda-p 10000
 "$PY" benchmarks/nb201.py budget $B --strategies gdas --seeds 1
 "$PY" benchmarks/nb201.py budget $D --subset 10000 --epochs 8 --column raspi4 --targets 16,26,39 --strategies lightnas --seeds 1
+# Options of the second wave, each beside the default it would replace: a fair warm-up (every op once per warm-up
+# step), GDAS' alpha budget (5x DARTS' steps x lr), and DARTS in NAS-Bench-201's own loop (per batch, no warm-up,
+# constant alpha lr)
+G="--alpha-budget gdas"
+"$PY" benchmarks/nb201.py unconstrained $D --subset 5000 --epochs 8 --strategies lightnas,gdas --seeds 3 --fair-warmup
+"$PY" benchmarks/nb201.py unconstrained $D --subset 20000 --epochs 8 --strategies lightnas,gdas --seeds 3 $G
+"$PY" benchmarks/nb201.py unconstrained $D --subset 20000 --epochs 8 --strategies lightnas,gdas --seeds 3 $G --fair-warmup
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3 --fair-warmup
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3 $G
+"$PY" benchmarks/nb201.py budget $B --strategies lightnas --seeds 3 $G --fair-warmup
+"$PY" benchmarks/nb201.py unconstrained $D --subset 5000 --epochs 8 --strategies darts --seeds 3 --warmup-epochs 0 \
+    --alternate batch --alpha-lr-schedule constant
 # NNI's strategies at the 5k-image budget, with NNI_PYTHON=.venv-nni/bin/python (NNI in its own venv, see
 # benchmarks/nni_nb201.py; these search again, about 7 minutes):
 if [ -n "${NNI_PYTHON:-}" ]; then
-    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies proxyless,darts,gumbel --subset 5000 --epochs 8 \
-        --cells-per-stage 1
+    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies proxyless,gumbel --subset 5000 --epochs 8 --cells-per-stage 1
+    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies darts --seeds 3 --subset 5000 --epochs 8 --cells-per-stage 1
 fi

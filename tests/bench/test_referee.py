@@ -135,10 +135,12 @@ def test_protocol_alpha_lr_keeps_steps_times_lr():
     assert protocol_alpha_lr(tiny) == MAX_SCALED_ALPHA_LR  # 3 steps: the ceiling, not 1.95
     mid = Budget(subset=25_000, epochs=26, warmup_epochs=1, batch_size=64)
     assert protocol_alpha_lr(mid) * mid.alpha_steps() == pytest.approx(PROTOCOL_ALPHA_LR * 50 * 390)
-    # a single-path strategy keeps GDAS' budget: 250 epochs, five times DARTS' steps x lr
-    assert protocol_alpha_lr(mid, single_path=True) == pytest.approx(5 * protocol_alpha_lr(mid))
+    # GDAS' budget: 250 epochs, five times DARTS' steps x lr
+    assert protocol_alpha_lr(mid, "gdas") == pytest.approx(5 * protocol_alpha_lr(mid))
     full_gdas = Budget(subset=50_000, epochs=250, warmup_epochs=0, batch_size=64)
-    assert protocol_alpha_lr(full_gdas, single_path=True) == pytest.approx(PROTOCOL_ALPHA_LR)
+    assert protocol_alpha_lr(full_gdas, "gdas") == pytest.approx(PROTOCOL_ALPHA_LR)
+    with pytest.raises(BenchError, match="alpha budget must be one of darts, gdas"):
+        protocol_alpha_lr(mid, "enas")
 
 
 def test_random_search_at_a_time_budget_picks_by_validation(table, tmp_path, capsys):

@@ -5,8 +5,9 @@ class-balanced subset of the 50k CIFAR-10 training images, split half/half into 
 architecture half (the benchmark splits all 50k 25k/25k); weights by SGD 0.025 (cosine), momentum 0.9, weight decay
 5e-4; alpha by Adam (betas 0.5/0.999, weight decay 1e-3); GDAS' temperature 10 -> 0.1. The benchmark's 50 DARTS
 epochs give alpha about 19,500 Adam steps at 3e-4 (GDAS: 250 epochs, five times as many); a CPU search of a few
-minutes gives it a few hundred, so the default alpha learning rate keeps the product (steps x lr) of the protocol of
-its kind (multi-path: DARTS', single path: GDAS'), up to 0.05 (:func:`protocol_alpha_lr`; ``alpha_lr`` overrides it).
+minutes gives it a few hundred, so the default alpha learning rate keeps the product (steps x lr) of DARTS' protocol
+(``alpha_budget="gdas"``: GDAS'), up to 0.05 (:func:`protocol_alpha_lr`; ``alpha_lr`` overrides it). GDAS' budget
+did not help single-path searches here (``benchmarks/results/nb201.md``), so DARTS' stays the default for all.
 
 The searched network is shallower than the tables' by default: one cell per stage instead of five (DARTS likewise
 searches 8 cells for a 20-cell network), since a CPU budget trains the 5-cell supernet too little for its
@@ -43,10 +44,10 @@ from edgenas.spaces import get_space, load_specs
 from edgenas.train.data import ImageData
 
 #: NAS-Bench-201's search budget for alpha: epochs of 25,000 / 64 batches, Adam at 3e-4. DARTS searches 50 epochs,
-#: GDAS 250 (its single path trains each op on a fifth of the steps): keyed by the strategy's ``single_path``.
+#: GDAS 250 (its single path trains each op on a fifth of the steps).
 PROTOCOL_BATCHES_PER_EPOCH = 25_000 // 64
-PROTOCOL_SEARCH_EPOCHS = {False: 50, True: 250}
-PROTOCOL_ALPHA_STEPS = PROTOCOL_SEARCH_EPOCHS[False] * PROTOCOL_BATCHES_PER_EPOCH
+PROTOCOL_SEARCH_EPOCHS = {"darts": 50, "gdas": 250}
+PROTOCOL_ALPHA_STEPS = PROTOCOL_SEARCH_EPOCHS["darts"] * PROTOCOL_BATCHES_PER_EPOCH
 PROTOCOL_ALPHA_LR = 3e-4
 #: Ceiling of the scaled alpha lr: Adam moves each logit by about lr per step, so a few hundred steps at 0.05 can
 #: still commit alpha while a tiny budget does not get an lr that jumps it in one step.
@@ -80,17 +81,31 @@ class Budget:
         return max(1, (self.subset // 2) // self.batch_size * (self.epochs - self.warmup_epochs))
 
 
-def protocol_alpha_lr(budget: Budget, single_path: bool = False) -> float:
-    """Adam lr of alpha that keeps the protocol's steps x lr within this budget's steps (at least the protocol's, at
-    most :data:`MAX_SCALED_ALPHA_LR`): DARTS' 50 epochs, or GDAS' 250 for a single-path strategy."""
-    protocol_steps = PROTOCOL_SEARCH_EPOCHS[single_path] * PROTOCOL_BATCHES_PER_EPOCH
+def protocol_alpha_lr(budget: Budget, protocol: str = "darts") -> float:
+    """Adam lr of alpha that keeps a protocol's steps x lr within this budget's steps (at least the protocol's, at
+    most :data:`MAX_SCALED_ALPHA_LR`): DARTS' 50 epochs (the default, for every strategy) or GDAS' 250.
+
+    Raises:
+        BenchError: an unknown protocol.
+    """
+    if protocol not in PROTOCOL_SEARCH_EPOCHS:
+        raise BenchError(f"alpha budget must be one of {', '.join(PROTOCOL_SEARCH_EPOCHS)}, got {protocol!r}")
+    protocol_steps = PROTOCOL_SEARCH_EPOCHS[protocol] * PROTOCOL_BATCHES_PER_EPOCH
     scaled = PROTOCOL_ALPHA_LR * protocol_steps / budget.alpha_steps()
     return min(MAX_SCALED_ALPHA_LR, max(PROTOCOL_ALPHA_LR, scaled))
 
 
-def search_config(strategy: str, seed: int, budget: Budget, *, alpha_lr: float | None = None, **overrides: Any) -> Any:
-    """The :class:`~edgenas.search.engine.SearchConfig` of one NAS-Bench-201 search (protocol settings, budget)."""
-    from edgenas.search import get_strategy
+def search_config(
+    strategy: str,
+    seed: int,
+    budget: Budget,
+    *,
+    alpha_lr: float | None = None,
+    alpha_budget: str = "darts",
+    **overrides: Any,
+) -> Any:
+    """The :class:`~edgenas.search.engine.SearchConfig` of one NAS-Bench-201 search (protocol settings, budget; alpha's
+    lr ``alpha_lr``, or the one keeping the steps x lr of the ``alpha_budget`` protocol)."""
     from edgenas.search.engine import SearchConfig
 
     config = SearchConfig(
@@ -103,7 +118,7 @@ def search_config(strategy: str, seed: int, budget: Budget, *, alpha_lr: float |
         w_lr=0.025,
         w_momentum=0.9,
         w_weight_decay=5e-4,
-        alpha_lr=alpha_lr if alpha_lr is not None else protocol_alpha_lr(budget, get_strategy(strategy).single_path),
+        alpha_lr=alpha_lr if alpha_lr is not None else protocol_alpha_lr(budget, alpha_budget),
         alpha_weight_decay=1e-3,
         tau_start=10.0,
         tau_end=0.1,
@@ -136,6 +151,7 @@ def search_and_judge(
     *,
     latency: Budgeted | None = None,
     alpha_lr: float | None = None,
+    alpha_budget: str = "darts",
     accuracy: bool = True,
     lambda_p: float | None = None,
     time_budget_s: float = 0.0,
@@ -154,7 +170,7 @@ def search_and_judge(
         overrides["constraint"] = latency.constraint
     if lambda_p is not None:
         overrides["lambda_p"] = lambda_p
-    config = search_config(strategy, seed, budget, alpha_lr=alpha_lr, **overrides)
+    config = search_config(strategy, seed, budget, alpha_lr=alpha_lr, alpha_budget=alpha_budget, **overrides)
     summary_path = run / "summary.json"
     _check_same_search(run, config)
     if summary_path.is_file() and (run / "arch.json").is_file():

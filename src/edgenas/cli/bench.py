@@ -146,6 +146,14 @@ def bench_nb201(
             help="Alternate alpha and w steps per batch (DARTS) or per epoch (default: the strategy's).",
         ),
     ] = None,
+    alpha_budget: Annotated[
+        str,
+        choice(
+            "--alpha-budget",
+            values=("darts", "gdas"),
+            help="Default alpha lr: keep the steps x lr of DARTS' 50 protocol epochs or GDAS' 250.",
+        ),
+    ] = "darts",
     alpha_lr_schedule: AlphaScheduleOpt = "cosine",
     fair_warmup: FairWarmupOpt = False,
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
@@ -174,7 +182,7 @@ def bench_nb201(
     from edgenas.search import get_strategy
     from edgenas.train import load_dataset
 
-    single_path = get_strategy(strategy).single_path  # (refuses an unknown strategy first)
+    get_strategy(strategy)  # refuses an unknown strategy before anything is loaded
     if (predictor is None) != (target_ms is None) or (target_ms is not None) != (latency_column is not None):
         raise BenchError("a latency budget needs all three: --predictor P.pt, --target-ms T and --latency-column C")
     table = load_nb201(bench_dir)
@@ -204,6 +212,7 @@ def bench_nb201(
             output / f"seed{seed}",
             latency=latency,
             alpha_lr=alpha_lr,
+            alpha_budget=alpha_budget,
             accuracy=not no_accuracy,
             lambda_p=lambda_p,
             time_budget_s=time_budget,
@@ -230,7 +239,7 @@ def bench_nb201(
     )
     payload = {
         "strategy": strategy,
-        "budget": budget.__dict__ | {"alpha_lr": alpha_lr or protocol_alpha_lr(budget, single_path)},
+        "budget": budget.__dict__ | {"alpha_lr": alpha_lr or protocol_alpha_lr(budget, alpha_budget)},
         "latency": None
         if latency is None
         else {"column": table.column(latency_column), "target_ms": target_ms, "tolerance": tolerance},
