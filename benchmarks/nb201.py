@@ -140,7 +140,7 @@ def markdown(payload: dict) -> str:
     ]
     for phase, rows in payload["phases"].items():
         b = rows[0]["budget"]
-        alpha_lrs = {r["budget"]["alpha_lr"] for r in rows}  # single-path strategies keep GDAS' steps x lr
+        alpha_lrs = {r["budget"]["alpha_lr"] for r in rows}  # differ with --alpha-budget gdas or --alpha-lr
         lines += [
             "",
             f"## {phase}",

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Every figure of benchmarks/results/nb201.md at the budgets it reports (about 90 minutes on 2 CPU cores; a
+# Every figure of benchmarks/results/nb201.md at the budgets it reports (about two hours on 2 CPU cores; a
 # finished seed under runs/bench-nb201 is judged again, not searched, so a rerun rebuilds the table in minutes).
 # Usage: benchmarks/nb201_figures.sh DATA_DIR   (the folder with cifar10.npz, nb201/ and hwnasbench/)
 set -e

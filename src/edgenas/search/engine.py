@@ -295,9 +295,10 @@ def search(
     elif env.is_main:
         _write_run_record(run, space, targets, data, config, ranges, (len(w_idx), len(a_idx)), device)
 
-    trajectory = run / "trajectory.jsonl"
-    steps = _Steps(supernet, strategy, config, _Ranks(env), predictors, controllers, states, trajectory, *transforms)
-    steps.step, steps.on_step = step, on_step
+    steps = _Steps(
+        supernet, strategy, config, _Ranks(env), predictors, controllers, states, run / "trajectory.jsonl", *transforms
+    )
+    steps.step, steps.on_step = step, on_step  # where a resumed search goes on; who watches the steps
     weight_step, alpha_step = steps.weight_step, steps.alpha_step
     started = time.perf_counter()
 
