@@ -234,7 +234,7 @@ def _trained_candidates(space, config, run) -> dict[tuple[str, str], bool]:
 @pytest.mark.parametrize("fair", [False, True])
 def test_a_fair_warmup_trains_every_op_of_every_layer(fair, sample, tmp_path):
     """The authors' warm-up (METHODS.md): every weight step of the warm-up runs every op once; one sampled path per
-    step leaves most ops of a 7-op layer untouched in the two steps of this warm-up."""
+    step cannot reach all ops of a 7-op layer in this search's four weight steps."""
     space, target = middle_target()
     config = SearchConfig(**{**TINY.__dict__, "method": "lightnas", "epochs": 2, "fair_warmup": fair})
     search(space, [target], sample, config, tmp_path / str(fair))
