@@ -192,3 +192,23 @@ def test_random_search_command_spends_its_time_budget(tmp_path, capsys) -> None:
     assert summary["method"] == "random" and summary["evaluated"] >= 1
     code, _, stderr = run(["search", "random", *NB201_TINY, "-o", str(tmp_path / "s")], capsys)
     assert code == 2 and "wall-clock budget" in stderr
+
+
+def test_the_progress_line_and_total_suit_searches_with_and_without_a_target():
+    from edgenas.cli.search import _total_steps, step_state
+    from edgenas.search.engine import SearchConfig
+    from edgenas.train import load_dataset
+
+    with_target = {"derived": [4.0123], "lambda": [0.0021], "ce": 2.3, "entropy": 1.6}
+    assert step_state(with_target, "ms") == "derived 4.012 ms  lambda +0.0021"
+    free = {"derived": [], "lambda": [], "ce": 2.30412, "entropy": 1.60944}
+    assert step_state(free, "ms") == "ce 2.304  entropy 1.609"  # not empty 'derived  ms' fields
+    assert step_state({**free, "ce": None}, "ms").startswith("ce -")
+    images = load_dataset("sample")
+    per_epoch = SearchConfig(
+        method="gdas", epochs=3, warmup_epochs=1, batch_size=16, train_subset=128, val_fraction=0.25
+    )
+    per_batch = SearchConfig(**{**per_epoch.__dict__, "alternate": "batch"})
+    # 96 weight images -> 6 w steps an epoch; 32 held out -> 2 alpha steps an epoch, or one per w batch per batch
+    assert _total_steps(per_epoch, images) == 6 * 3 + 2 * 2
+    assert _total_steps(per_batch, images) == 6 * 3 + 6 * 2

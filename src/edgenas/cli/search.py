@@ -53,29 +53,34 @@ EnergyPredictorOpt = Annotated[
 ]
 
 
+def step_state(entry: dict[str, Any], unit: str) -> str:
+    """What the progress bar shows of a trajectory entry: the derived architecture's predictions and the
+    multipliers when the search has targets, else its cross-entropy and alpha's entropy (nats)."""
+    if entry.get("derived"):
+        derived = ", ".join(f"{v:.4g}" for v in entry["derived"])
+        return f"derived {derived} {unit}  lambda " + ", ".join(f"{v:+.3g}" for v in entry["lambda"])
+    ce = entry.get("ce")
+    return ("ce -" if ce is None else f"ce {ce:.3f}") + f"  entropy {entry.get('entropy', float('nan')):.3f}"
+
+
 class _SearchProgress:
     """One progress bar over all steps, with the derived architecture's prediction and lambda."""
 
     def __init__(self, total: int, quiet: bool, unit: str) -> None:
         self.unit = unit
         self.progress = progress_bar(
-            "[bold]{task.fields[phase]} epoch {task.fields[epoch]}",
-            "derived {task.fields[derived]}  lambda {task.fields[lam]}",
-            quiet=quiet,
+            "[bold]{task.fields[phase]} epoch {task.fields[epoch]}", "{task.fields[state]}", quiet=quiet
         )
-        self.task = self.progress.add_task("search", total=total, phase="w", epoch=1, derived="-", lam="-")
+        self.task = self.progress.add_task("search", total=total, phase="w", epoch=1, state="")
         self.progress.start()
 
     def __call__(self, entry: dict[str, Any]) -> None:
-        derived = ", ".join(f"{v:.4g}" for v in entry["derived"]) + f" {self.unit}"
-        lam = ", ".join(f"{v:+.3g}" for v in entry["lambda"])
         self.progress.update(
             self.task,
             completed=entry["step"] + 1,
             phase=entry["phase"],
             epoch=entry["epoch"] + 1,
-            derived=derived,
-            lam=lam,
+            state=step_state(entry, self.unit),
         )
 
     def close(self) -> None:
@@ -377,9 +382,15 @@ def _update_summary(run: Path, **fields: Any) -> dict[str, Any]:
 
 
 def _total_steps(config: Any, images: Any) -> int:
+    """Steps the search will record (the progress bar's total): weight steps of every epoch, plus architecture steps
+    after the warm-up, one per weight batch when the strategy alternates per batch."""
+    from edgenas.search import get_strategy
+
     n = config.train_subset or len(images.train_labels)
     w = max(1, round(n * (1 - config.val_fraction)) // config.batch_size)
     a = max(1, round(n * config.val_fraction) // (config.alpha_batch_size or config.batch_size))
+    if get_strategy(config.method).alternates_per_batch(config):
+        a = w
     return w * config.epochs + a * (config.epochs - config.warmup_epochs)
 
 
