@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -96,6 +96,28 @@ def bench_oracle(
         )
 
 
+AlphaBudgetOpt = Annotated[
+    str,
+    choice(
+        "--alpha-budget",
+        values=("darts", "gdas"),
+        help="Default alpha lr: keep the steps x lr of DARTS' 50 protocol epochs or GDAS' 250.",
+    ),
+]
+
+
+def _seed_line(record: dict[str, Any]) -> str:
+    """One seed's verdict for the terminal: its cell, true accuracy and, with a target, true latency and regret."""
+    extra = (
+        f", true latency {record['true_latency_ms']:.4g} ms ({100 * record['latency_error']:+.1f}%), regret "
+        f"{record['regret']:.2f}"
+        if "regret" in record
+        else ""
+    )
+    cell = f"seed {record['seed']}: cell #{record['index']} test {record['test_acc']:.2f}%"
+    return f"{cell}{extra} ({record['search_s']:.0f} s)"
+
+
 @bench_app.command("nb201")
 def bench_nb201(
     strategy: Annotated[str, typer.Option("--strategy", help="Search strategy: lightnas, gdas, darts, fbnet, random.")],
@@ -146,14 +168,7 @@ def bench_nb201(
             help="Alternate alpha and w steps per batch (DARTS) or per epoch (default: the strategy's).",
         ),
     ] = None,
-    alpha_budget: Annotated[
-        str,
-        choice(
-            "--alpha-budget",
-            values=("darts", "gdas"),
-            help="Default alpha lr: keep the steps x lr of DARTS' 50 protocol epochs or GDAS' 250.",
-        ),
-    ] = "darts",
+    alpha_budget: AlphaBudgetOpt = "darts",
     alpha_lr_schedule: AlphaScheduleOpt = "cosine",
     fair_warmup: FairWarmupOpt = False,
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
@@ -221,16 +236,7 @@ def bench_nb201(
         )
         records.append(record)
         if not as_json:
-            extra = (
-                f", true latency {record['true_latency_ms']:.4g} ms ({100 * record['latency_error']:+.1f}%), regret "
-                f"{record['regret']:.2f}"
-                if latency
-                else ""
-            )
-            err.print(
-                f"seed {seed}: cell #{record['index']} test {record['test_acc']:.2f}%{extra} "
-                f"({record['search_s']:.0f} s)"
-            )
+            err.print(_seed_line(record))
     summary = aggregate(records)
     label = (
         f"{strategy}"
