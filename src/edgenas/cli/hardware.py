@@ -20,6 +20,7 @@ from edgenas.cli._app import (
 )
 from edgenas.cli._options import (
     MAX_COUNT,
+    MAX_MS,
     MAX_SAMPLES,
     MAX_THREADS,
     ArchArg,
@@ -90,52 +91,107 @@ def profile_command(
     store_device: Annotated[
         str | None, typer.Option("--store-device", help="Name of this device in the store (default: its fingerprint).")
     ] = None,
+    cover: Annotated[
+        bool,
+        typer.Option(
+            "--cover",
+            help="Cover the whole feasible latency range: half the archs uniform, half planned evenly over the range "
+            "of a LUT fitted on them (uniform archs pile up in the middle).",
+        ),
+    ] = False,
+    near: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--near", help="Add archs predicted near this latency (ms; repeatable) until the store holds N per value."
+        ),
+    ] = None,
+    band: Annotated[
+        float, number("--band", help="Relative band of --near (0.03: within 3%).", high=1, low_open=True)
+    ] = 0.03,
+    predictor: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictor", exists=True, dir_okay=False, help="Predictor of --near (default: a LUT on the store)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure N sampled architectures of SPACE into the store; archs already stored are skipped (resumable)."""
-    from edgenas.hardware import MeasurementStore, profile
+    """Measure N architectures of SPACE into the store (uniform samples; --cover: spread over the latency range;
+    --near T: predicted near T); archs already stored are skipped (resumable)."""
+    from edgenas.hardware import MeasurementStore
 
     resolved = get_space(space, **parse_options(set_))
     rt = _runtime(runtime, input_batch, resolution or resolved.resolution, threads)
-    specs = resolved.sample(seed=seed, n=n)
+    plan = _profile_plan(resolved, n, seed, cover, near, band, predictor)
     progress = progress_bar("[bold]profiling", "{task.fields[last]}", quiet=as_json)
     with MeasurementStore(store) as db, progress:
-        task = progress.add_task("profile", total=len(set(specs)), last="")
+        task = progress.add_task("profile", total=None, last="")
 
         def on_progress(done: int, total: int, spec: Any, stats: Any) -> None:
-            progress.update(task, completed=done, last=f"last {stats.median_ms:.3f} ms")
+            progress.update(task, completed=done, total=total, last=f"last {stats.median_ms:.3f} ms")
 
-        report = profile(
-            specs,
-            rt,
-            db,
-            protocol=_protocol(warmup, repeats, max_rel_iqr),
-            device_name=store_device,
-            interleave=interleave,
-            energy=energy,
-            on_progress=on_progress,
-        )
+        options = {
+            "protocol": _protocol(warmup, repeats, max_rel_iqr),
+            "device_name": store_device,
+            "interleave": interleave,
+            "energy": energy,
+            "on_progress": on_progress,
+        }
+        report = plan(resolved, rt, db, **options)
+    _print_profile(report, store, runtime, energy, as_json)
+
+
+def _profile_plan(space: Any, n: int, seed: int, cover: bool, near: list[float] | None, band: float, predictor: Any):
+    """The profiling function of the chosen mode, called as ``plan(space, runtime, store, **profile_options)``."""
+    from edgenas.hardware import profile
+    from edgenas.search.coverage import profile_covering, profile_near
+
+    if cover and near:
+        raise MeasurementError("use either --cover (the whole range) or --near T (around targets), not both")
+    if predictor is not None and not near:
+        raise MeasurementError("--predictor goes with --near T (it plans the archs near T)")
+    if near:
+        if any(not (0 < v <= MAX_MS) for v in near):
+            raise MeasurementError(f"--near takes latencies in (0, {MAX_MS:g}] ms")
+        from edgenas.predictors import Predictor
+
+        planner = Predictor.load(predictor) if predictor is not None else None
+        return lambda s, rt, db, **o: profile_near(s, rt, db, near, n, predictor=planner, band=band, seed=seed, **o)
+    if cover:
+        return lambda s, rt, db, **o: profile_covering(s, rt, db, n, seed=seed, **o)
+    return lambda s, rt, db, **o: profile(s.sample(seed=seed, n=n), rt, db, **o)
+
+
+def _print_profile(report: Any, store: Path, runtime: str, energy: bool, as_json: bool) -> None:
+    """The profile's outcome: counts, time and rate, and the phases of a planned profile."""
+    phases = getattr(report, "phases", None)
     payload = {
         "store": str(store),
         "store_device": report.device,
         "runtime": runtime,
-        "requested": report.requested,
+        "requested": sum(p["requested"] for p in phases) if phases is not None else report.requested,
         "skipped": report.skipped,
         "measured": report.measured,
         "flagged": report.flagged,
         "seconds": round(report.seconds, 2),
-        "energy": report.energy_note,
+        "energy": getattr(report, "energy_note", None),
     }
+    if phases is not None:
+        payload["phases"] = phases
     if as_json:
         emit_json(payload)
         return
+    for p in phases or []:
+        reach = f"; planned over {p['feasible'][0]:.3f}..{p['feasible'][1]:.3f} ms" if "feasible" in p else ""
+        near = f"; {p['already_near']} already stored near it" if "already_near" in p else ""
+        out.print(f"{p['name']}: {p['measured']} measured, {p['skipped']} already stored{near}{reach}")
     rate = report.measured / report.seconds * 60 if report.seconds > 0 else 0.0
     out.print(
         f"{report.measured} measured, {report.skipped} already stored, {report.flagged} flagged (noisy) on "
         f"{report.device} with {runtime}: {report.seconds:.1f} s ({rate:.1f} archs/min) -> {store}"
     )
-    if energy:
-        out.print(f"energy: {report.energy_note}")
+    if energy and payload["energy"]:
+        out.print(f"energy: {payload['energy']}")
 
 
 @app.command("measure")

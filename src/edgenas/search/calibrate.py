@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from edgenas.errors import SearchError
 from edgenas.predictors.base import Predictor
-from edgenas.search.budget import single_layer_neighbours
+from edgenas.search.coverage import archs_near
 from edgenas.spaces import ArchSpec, SearchSpace
 
 #: Measures one architecture on the device; returns its latency (ms).
@@ -57,44 +56,6 @@ def scale_predictor(predictor: Predictor, factor: float) -> Predictor:
     meta.value_range = (meta.value_range[0] * factor, meta.value_range[1] * factor)
     meta.scores = {**meta.scores, "calibration_factor": meta.scores.get("calibration_factor", 1.0) * factor}
     return scaled
-
-
-@torch.no_grad()
-def archs_near(
-    predictor: Predictor, space: SearchSpace, value: float, n: int, *, band: float = 0.03, seed: int = 0
-) -> list[ArchSpec]:
-    """``n`` distinct archs whose predicted value is within ``band`` (relative) of ``value``, as diverse as the
-    predictor allows: each starts from a random arch and changes the one layer that brings its prediction closest to
-    ``value`` until it is inside the band (greedy, one batched prediction of every single-layer neighbour per move).
-
-    Raises:
-        SearchError: fewer than ``n`` distinct archs reach the band (a value at the edge of the feasible range).
-    """
-    rng = np.random.default_rng(seed)
-    found: dict[str, ArchSpec] = {}
-    for _attempt in range(20 * n):
-        if len(found) == n:
-            break
-        hot = space.one_hot(space.sample(int(rng.integers(2**31)), 1)[0])
-        gap = abs(float(predictor(hot[None])[0]) - value)
-        for _ in range(4 * space.num_layers):
-            if gap <= band * value:
-                spec = space.from_one_hot(hot)
-                found.setdefault(str(spec), spec)
-                break
-            neighbours, allowed = single_layer_neighbours(hot, space)
-            gaps = (predictor(neighbours) - value).abs()
-            gaps[~allowed] = float("inf")
-            best = int(gaps.argmin())
-            if float(gaps[best]) >= gap:
-                break
-            gap, hot = float(gaps[best]), neighbours[best]
-    if len(found) < n:
-        raise SearchError(
-            f"only {len(found)} of {n} archs predicted within {100 * band:g}% of {value:g} {predictor.meta.unit}; "
-            "the target is at the edge of the feasible range — calibrate with fewer archs or a wider band"
-        )
-    return list(found.values())
 
 
 @dataclass
