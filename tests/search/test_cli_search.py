@@ -212,3 +212,39 @@ def test_the_progress_line_and_total_suit_searches_with_and_without_a_target():
     # 96 weight images -> 6 w steps an epoch; 32 held out -> 2 alpha steps an epoch, or one per w batch per batch
     assert _total_steps(per_epoch, images) == 6 * 3 + 2 * 2
     assert _total_steps(per_batch, images) == 6 * 3 + 6 * 2
+
+
+def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data(tmp_path, capsys, monkeypatch):
+    """--close-loop measures the result and the neighbours the search prefers until one is within the tolerance;
+    every measurement goes into --store; a target outside the predictor's fitted values is warned about."""
+    import edgenas.cli.search as cli_search
+    from edgenas.hardware import MeasurementStore
+
+    truth = toy_predictor()
+    measured: list[str] = []
+
+    def fake_measurer(runtime, space, loads):  # the device runs 8% slower than the predictor says
+        return lambda arch: measured.append(str(arch)) or 1.08 * float(truth.predict(arch))
+
+    monkeypatch.setattr(cli_search, "_measurer", fake_measurer)
+    narrow = toy_predictor()
+    narrow.meta.value_range = (3.0, 4.0)  # fitted on archs of 3..4 ms only: 2.5 ms is an extrapolation
+    predictor = narrow.save(tmp_path / "p.pt")
+    store = tmp_path / "m.sqlite"
+    argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(predictor), "--target-ms", "2.5"]
+    loop = ["--runtime", "ort-cpu", "--close-loop", "6", "--store", str(store), "--store-device", "sim"]
+    code, stdout, stderr = run([*argv, "-o", str(tmp_path / "run"), *loop, *TINY], capsys)
+    assert code == 0, stderr
+    assert "lies outside the 3..4 ms the predictor was fitted on" in stderr + stdout
+    assert "--near 2.5" in stderr and "closed loop: met" in stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    spent = summary["closed_loop"]["spent"]
+    assert 1 <= spent <= 6 and len(measured) == spent and summary["warnings"]
+    assert abs(summary["measured"]["error"]) <= 0.02 and summary["measured"]["within_tolerance"]
+    assert str(load_specs(tmp_path / "run" / "arch.json")[0]) == summary["closed_loop"]["chosen"]
+    with MeasurementStore(store, create=False) as db:
+        assert db.count() == len(set(measured))
+    code, _, stderr = run([*argv, "-o", str(tmp_path / "x"), "--close-loop", "3", *TINY], capsys)
+    assert code == 2 and "--close-loop needs --runtime" in stderr
+    code, _, stderr = run([*argv, "-o", str(tmp_path / "y"), *loop, "--correct-rounds", "2", *TINY], capsys)
+    assert code == 2 and "not several" in stderr

@@ -32,6 +32,7 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
+from edgenas.errors import EdgeNASError
 
 search_app = sub_app(
     "search", "Architecture search on the shared supernet: LightNAS, and the FBNet, GDAS, DARTS and random baselines."
@@ -104,7 +105,7 @@ def _run(
     as_json: bool,
     refit: dict[str, Any] | None = None,
     settle_steps: int = 0,
-    on_device: dict[str, int] | None = None,
+    on_device: dict[str, Any] | None = None,
 ) -> None:
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
@@ -133,9 +134,12 @@ def _run(
         raise SearchError("--refit needs --runtime to measure the derived architecture")
     if (on_device.get("calibrate") or on_device.get("correct_rounds")) and (runtime is None or target_ms is None):
         raise SearchError("--calibrate and --correct-rounds need --runtime and --target-ms (they measure latency)")
-    if refit is not None and on_device.get("correct_rounds"):
-        raise SearchError("use either --refit or --correct-rounds, not both")
+    if on_device.get("close_loop") and runtime is None:
+        raise SearchError("--close-loop needs --runtime (it measures the search's result and its neighbours)")
+    if sum(bool(x) for x in (refit, on_device.get("correct_rounds"), on_device.get("close_loop"))) > 1:
+        raise SearchError("use one of --refit, --correct-rounds and --close-loop, not several")
     config = SearchConfig(method=method, **options)
+    warnings = _data_range_warnings(targets, resolved.name, as_json)
     images = load_dataset(data, image_size=resolved.resolution)
     steps_hint = _total_steps(config, images)
     env = init_distributed(config.device)
@@ -160,7 +164,7 @@ def _run(
         result = refine(
             output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2), data=images
         )
-    summary = result.summary
+    summary = _update_summary(output, warnings=warnings) if warnings else result.summary
     if (output / "calibration.json").is_file():
         import json
 
@@ -194,6 +198,8 @@ def _run(
                 "tolerance": tolerance,
             },
         )
+    elif on_device.get("close_loop"):
+        summary = _close_loop(output, resolved, targets[0], runtime, tolerance, on_device, as_json)
     elif runtime is not None:
         summary["measured"] = _measure(result.arch, runtime, targets, tolerance, output)
         if refit is not None and not summary["measured"].get("within_tolerance", True):
@@ -233,6 +239,16 @@ def _print_summary(method: str, summary: dict[str, Any], runtime: str | None, to
             f"  refit {r['round']}: predictor refitted on {r['rows']} measurements, derived arch predicted "
             f"{r['predicted']:.4g} ms, measured {r['measured_ms']:.4g} ms ({100 * (r['error'] or 0):+.2f}%)"
         )
+    for warning in summary.get("warnings", []):
+        out.print(f"  [yellow]warning[/yellow]: {warning}")
+    loop = summary.get("closed_loop")
+    if loop:
+        for i, m in enumerate(loop["measurements"]):
+            out.print(
+                f"  measured {i + 1}: {m['measured']:.4g} ({100 * m['error']:+.2f}%), predicted {m['predicted']:.4g}, "
+                f"corrected {m['corrected']:.4g}, preference {m['score']:.3f}"
+            )
+        out.print(f"  closed loop: {loop['verdict']}; kept {loop['chosen']}")
     measured = summary.get("measured")
     if measured:
         verdict = "within" if measured["within_tolerance"] else "MISSES the target by more than"
@@ -325,6 +341,94 @@ def _refit_loop(
 
     write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _data_range_warnings(targets: list, space: str, quiet: bool) -> list[str]:
+    """Warn (stderr, before the search) about targets outside the values their predictors were fitted on."""
+    from edgenas.search.coverage import data_range_warning
+
+    warnings = [w for t in targets if (w := data_range_warning(t.predictor, t.value, space=space))]
+    for warning in warnings if not quiet else []:
+        err.print(f"[yellow]warning[/yellow]: {warning}")
+    return warnings
+
+
+def _close_loop(
+    run: Path, space: Any, target: Any, runtime: str, tolerance: float, on_device: dict[str, Any], as_json: bool
+) -> dict[str, Any]:
+    """Close the loop on measurements (``edgenas.search.closed_loop``) on the first target; every measurement goes
+    into ``--store`` when given (whose rows near T seed the correction); ``arch.json`` becomes the chosen arch."""
+    from edgenas.search.closed_loop import close_loop, searched_alpha
+    from edgenas.spaces import load_specs, save_specs
+
+    searched = load_specs(run / "arch.json")[0]
+    measure = _metric_measurer(target.name, runtime, space, on_device.get("loads", 3))
+    record, prior = _loop_store(on_device, target.name, runtime, space)
+    status = err.status("closing the loop on the device", spinner="dots") if not as_json else nullcontext()
+    with status:
+        loop = close_loop(
+            searched,
+            searched_alpha(run),
+            target.predictor,
+            target.value,
+            measure,
+            tolerance=tolerance,
+            budget=on_device["close_loop"],
+            prior=prior,
+            on_measure=record,
+        )
+    save_specs(run / "arch.json", [loop.chosen])
+    summary = _update_summary(run, searched_arch=str(searched), closed_loop=loop.as_dict())
+    if target.name != "latency_ms":
+        return summary
+    latest = {m["arch"]: m for m in loop.measurements}[str(loop.chosen)]
+    measured = {
+        "runtime": runtime,
+        "median_ms": latest["measured"],
+        "loads": on_device.get("loads", 3),
+        "error": latest["error"],
+        "within_tolerance": loop.within_tolerance,
+        "tolerance": tolerance,
+    }
+    return _update_summary(run, measured=measured)
+
+
+def _metric_measurer(metric: str, runtime: str, space: Any, loads: int) -> Any:
+    """Latency (ms, median over ``loads`` loads) or energy (mJ, where the runtime's device has a counter) of an arch."""
+    if metric == "latency_ms":
+        return _measurer(runtime, space, loads)
+    from edgenas.errors import SearchError
+    from edgenas.hardware import RuntimeOptions, energy_meter, get_runtime, measure_arch
+
+    session = get_runtime(runtime, RuntimeOptions(batch=1, resolution=space.resolution, threads=1))
+    meter, note = energy_meter(session.device_type)
+    if meter is None:
+        raise SearchError(f"--close-loop on an energy target needs an energy counter on {runtime}: {note}")
+    return lambda arch: measure_arch(arch, session, energy=True).energy_mj
+
+
+def _loop_store(on_device: dict[str, Any], metric: str, runtime: str, space: Any) -> tuple[Any, list]:
+    """The closed loop's store hook (add every measurement) and its prior (the store's rows of this device)."""
+    store = on_device.get("store")
+    if store is None:
+        return None, []
+    from edgenas.hardware import MeasurementStore, default_device_name, fingerprint
+    from edgenas.hardware.store import MeasurementKey
+    from edgenas.predictors import table_from_store
+
+    key = MeasurementKey(runtime, metric, 1, space.resolution, 1)
+    device = on_device.get("store_device") or default_device_name(fingerprint("cuda" if "cuda" in runtime else "cpu"))
+    try:
+        table = table_from_store(store, device, space, metric=metric, runtime=runtime, batch=1, threads=1)
+        prior = list(zip(table.specs, table.values.tolist(), strict=True))
+    except EdgeNASError:  # no rows of this device yet: the loop starts from its own measurements
+        prior = []
+
+    def record(arch: Any, value: float) -> None:
+        with MeasurementStore(store) as db:
+            db.add(db.device_id(device, source="edgenas search --close-loop"), arch, key, value)
+
+    return record, prior
 
 
 def _measurer(runtime: str, space: Any, loads: int) -> Any:
@@ -493,9 +597,15 @@ def lightnas_command(
     refit: Annotated[
         bool, typer.Option("--refit", help="On a measured miss: store the measurement, refit, refine the search.")
     ] = False,
-    store: Annotated[Path | None, input_file("--store", help="--refit: the predictor's measurement store.")] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", dir_okay=False, help="--refit: the predictor's store; --close-loop: where measurements go."
+        ),
+    ] = None,
     store_device: Annotated[
-        str | None, typer.Option("--store-device", help="--refit: the device name in the store.")
+        str | None,
+        typer.Option("--store-device", help="--refit, --close-loop: the device name in the store."),
     ] = None,
     refit_rounds: Annotated[
         int, number("--refit-rounds", help="--refit: at most this many.", low=1, high=MAX_ROUNDS)
@@ -532,9 +642,24 @@ def lightnas_command(
     correct_steps: Annotated[
         int, number("--correct-steps", help="--correct-rounds: alpha steps per round.", low=1, high=MAX_COUNT)
     ] = 200,
+    close_loop: Annotated[
+        int,
+        number(
+            "--close-loop",
+            help="After the search, spend at most this many measurements landing the measured value on T: measure "
+            "the result, then the neighbours the search prefers, predicted by a locally corrected predictor "
+            "(0 = off; beyond the thesis).",
+            high=MAX_COUNT,
+        ),
+    ] = 0,
     loads: Annotated[
         int,
-        number("--loads", help="--calibrate/--correct-rounds: median over this many loads per arch.", low=1, high=100),
+        number(
+            "--loads",
+            help="--calibrate/--correct-rounds/--close-loop: median over this many loads per arch.",
+            low=1,
+            high=100,
+        ),
     ] = 3,
     seed: SeedOpt = 0,
     device: TorchDeviceOpt = "auto",
@@ -544,8 +669,10 @@ def lightnas_command(
     """LightNAS: one single-path search whose derived architecture meets the target (thesis Ch 4)."""
     from edgenas.errors import SearchError
 
-    if not refit and (store is not None or store_device is not None):
-        raise SearchError("--store and --store-device go with --refit (the store the predictor was fitted on)")
+    if not (refit or close_loop) and (store is not None or store_device is not None):
+        raise SearchError("--store and --store-device go with --refit or --close-loop")
+    if refit and store is not None and not store.is_file():
+        raise SearchError(f"--refit: no measurement store at {store}")
     if refit and (store is None or store_device is None):
         raise SearchError("--refit needs --store S.sqlite and --store-device NAME (where the predictor's data lives)")
     refit_options = (
@@ -580,7 +707,15 @@ def lightnas_command(
         as_json,
         refit_options,
         settle_steps,
-        {"calibrate": calibrate, "correct_rounds": correct_rounds, "correct_steps": correct_steps, "loads": loads},
+        {
+            "calibrate": calibrate,
+            "correct_rounds": correct_rounds,
+            "correct_steps": correct_steps,
+            "close_loop": close_loop,
+            "loads": loads,
+            "store": store if close_loop else None,
+            "store_device": store_device,
+        },
     )
 
 
