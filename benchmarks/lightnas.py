@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/lightnas.py all
-    python benchmarks/lightnas.py budget|ondevice|settle|fbnet|memory|time   (phases keep the others' results)
+    python benchmarks/lightnas.py budget|ondevice|settle|fbnet|memory|time|fresh   (phases keep the others' results)
 
 Predictor (``--predictor lut|mlp|gnn``, default lut): fitted on the committed own measurements
 (``results/mbv2_cifar_ortcpu_latency.csv``: 2,000
@@ -33,6 +33,8 @@ smoke-level figure, not a CIFAR-10 result).
 * ``memory``: peak RSS (separate processes) of one LightNAS step, one FBNet multi-path step and one training step
   of the largest standalone arch, same batch.
 * ``time``: wall time per search epoch vs per training epoch of the derived arch on the same images.
+* ``fresh``: a fresh user's budget from profiles of N = 100..2,000 archs of this machine and the loop closed on
+  measurements (``benchmarks/lightnas_fresh.py``).
 Every latency is the median over 3 loads of the arch (``median_latency_ms``; one load's median moves by 1-4% on
 this shared CPU); the runs before this change (the "budget_mlp" table and the "settle" table) used one load.
 Results: ``results/lightnas.json`` and ``.md``.
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -461,7 +464,14 @@ def markdown(p: dict) -> str:
     ]
     for key in ("budget", "budget_mlp", "budget_gnn"):
         lines += _budget_table(p.get(key))
-    return _rest(p, lines)
+    text = _rest(p, lines)
+    if "fresh" in p:
+        import lightnas_fresh
+
+        text += "\n" + "\n".join(lightnas_fresh.markdown(p["fresh"]))
+        if "nb201" in p["fresh"]:
+            text += "\n" + "\n".join(lightnas_fresh.markdown_nb201(p["fresh"]["nb201"]))
+    return text
 
 
 def _budget_table(b: dict | None) -> list[str]:
@@ -604,12 +614,20 @@ def _rest(p: dict, lines: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _save_partial(payload: dict) -> None:
+    """Write the results so far (a long phase killed later still leaves its finished parts)."""
+    (RESULTS / "lightnas.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["all", "budget", "ondevice", "settle", "fbnet", "memory", "time"])
+    parser.add_argument("phase", choices=["all", "budget", "ondevice", "settle", "fbnet", "memory", "time", "fresh"])
     parser.add_argument("--predictor", choices=["lut", "mlp", "gnn"], default="lut", help="Kind of latency predictor.")
     parser.add_argument("--terms", choices=["both", "with", "without"], default="both", help="Accuracy term runs.")
     parser.add_argument("--no-train", action="store_true", help="Skip training the derived archs.")
+    parser.add_argument(
+        "--data", default=os.environ.get("EDGENAS_DATA"), help="fresh: folder with cifar10.npz and nb201/."
+    )
     parser.add_argument("--fbnet-max", type=int, default=6, help="fbnet: stop the lambda sweep after this many.")
     args = parser.parse_args()
     global RUNS, KIND
@@ -632,7 +650,16 @@ def main() -> None:
         payload["time"] = timing(data, payload)
     if args.phase in ("all", "fbnet"):
         payload["fbnet"] = fbnet(data, payload, args.fbnet_max)
-    payload["machine"] = machine()
+    if args.phase in ("all", "fresh"):
+        import lightnas_fresh
+
+        payload["fresh"] = lightnas_fresh.fresh(data) | {"machine": machine()}
+        _save_partial(payload)
+        payload["fresh"]["nb201"] = lightnas_fresh.fresh_nb201(args.data)
+        _save_partial(payload)
+        payload["fresh"]["rescale"] = lightnas_fresh.rescale_baseline(data, payload["fresh"]["targets_ms"])
+    if args.phase != "fresh" or "machine" not in payload:  # the other tables keep the machine they ran on
+        payload["machine"] = machine()
     write_results("lightnas", payload, markdown(payload))
     print(markdown(payload))
 

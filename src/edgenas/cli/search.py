@@ -381,12 +381,11 @@ def _close_loop(
     summary = _update_summary(run, searched_arch=str(searched), closed_loop=loop.as_dict())
     if target.name != "latency_ms":
         return summary
-    latest = {m["arch"]: m for m in loop.measurements}[str(loop.chosen)]
     measured = {
         "runtime": runtime,
-        "median_ms": latest["measured"],
+        "median_ms": loop.value,
         "loads": on_device.get("loads", 3),
-        "error": latest["error"],
+        "error": loop.value / target.value - 1,
         "within_tolerance": loop.within_tolerance,
         "tolerance": tolerance,
     }
