@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/lightnas.py all
     python benchmarks/lightnas.py budget|ondevice|settle|fbnet|memory|time|fresh   (phases keep the others' results)
+    python benchmarks/lightnas.py report   (the markdown again, from results/lightnas.json)
 
 Predictor (``--predictor lut|mlp|gnn``, default lut): fitted on the committed own measurements
 (``results/mbv2_cifar_ortcpu_latency.csv``: 2,000
@@ -621,7 +622,9 @@ def _save_partial(payload: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["all", "budget", "ondevice", "settle", "fbnet", "memory", "time", "fresh"])
+    parser.add_argument(
+        "phase", choices=["all", "budget", "ondevice", "settle", "fbnet", "memory", "time", "fresh", "report"]
+    )
     parser.add_argument("--predictor", choices=["lut", "mlp", "gnn"], default="lut", help="Kind of latency predictor.")
     parser.add_argument("--terms", choices=["both", "with", "without"], default="both", help="Accuracy term runs.")
     parser.add_argument("--no-train", action="store_true", help="Skip training the derived archs.")
@@ -658,7 +661,8 @@ def main() -> None:
         payload["fresh"]["nb201"] = lightnas_fresh.fresh_nb201(args.data)
         _save_partial(payload)
         payload["fresh"]["rescale"] = lightnas_fresh.rescale_baseline(data, payload["fresh"]["targets_ms"])
-    if args.phase != "fresh" or "machine" not in payload:  # the other tables keep the machine they ran on
+    # the tables of other phases keep the machine they ran on; "report" only writes the markdown again
+    if args.phase not in ("fresh", "report") or "machine" not in payload:
         payload["machine"] = machine()
     write_results("lightnas", payload, markdown(payload))
     print(markdown(payload))

@@ -101,8 +101,11 @@ def profile_command(
     ] = False,
     near: Annotated[
         list[float] | None,
-        typer.Option(
-            "--near", help="Add archs predicted near this latency (ms; repeatable) until the store holds N per value."
+        number(
+            "--near",
+            help="Add archs predicted near this latency (ms; repeatable) until the store holds N per value.",
+            high=MAX_MS,
+            low_open=True,
         ),
     ] = None,
     band: Annotated[
@@ -151,8 +154,6 @@ def _profile_plan(space: Any, n: int, seed: int, cover: bool, near: list[float] 
     if predictor is not None and not near:
         raise MeasurementError("--predictor goes with --near T (it plans the archs near T)")
     if near:
-        if any(not (0 < v <= MAX_MS) for v in near):
-            raise MeasurementError(f"--near takes latencies in (0, {MAX_MS:g}] ms")
         from edgenas.predictors import Predictor
 
         planner = Predictor.load(predictor) if predictor is not None else None

@@ -5,12 +5,16 @@ not one factor: each arch prices differently (``issues show 14``: a global resca
 3.67 → 2.99 → 3.93 → 4.20 ms around a 3.6 ms target). This loop therefore never trusts a prediction to decide; it
 uses the predictor only to choose *what to measure next*, and decides on measurements:
 
-1. Measure the searched (argmax) arch. Within the tolerance: done — nothing is preferred over it by the search.
-2. Otherwise correct the predictor *locally*: :class:`LocalCorrection` multiplies it by ``exp(r(x))``, where ``r`` is
-   a kernel-weighted mean of the log residuals ``log(measured / predicted)`` of the archs measured so far (and of
-   stored measurements near T), weighted by ``exp(-d / KERNEL_LAYERS)`` for an arch ``d`` layers away and by
-   ``RECENCY`` per later measurement (the device drifts). Neighbours of a measured arch inherit its error; far
-   archs keep the predictor's own ranking.
+1. Measure the searched (argmax) arch. Within the tolerance (and again on a second measurement): done — the search
+   prefers nothing over it.
+2. Otherwise correct the predictor *locally*: :class:`LocalCorrection` multiplies it by ``exp(r(x))``, where ``r``
+   is fitted on the log residuals ``log(measured / predicted)`` of the archs measured so far and of the store's
+   measurements near T: by default a ridge fit of two constants (the device's level now, and when the store was
+   measured: a device drifts between a profile and a search) plus a per-layer-op term (what
+   the predictor gets wrong about each op near T), the loop's own measurements weighted by ``RECENCY`` per later
+   measurement (the device drifts), the store's by ``STORED_WEIGHT``; or a kernel-weighted mean
+   (``exp(-d / KERNEL_LAYERS)`` for an arch ``d`` layers away). Not one global factor: the archs the loop toggles
+   teach the correction what each of their changes costs on this device.
 3. Propose the arch the search prefers — the highest ``score`` = sum over layers of ``log softmax(alpha)`` of its op
    — among the single-layer neighbours of the measured archs and of an alpha-aware walk from each towards T,
    whose corrected prediction is within ``AIM`` x tolerance of T; measure it, update the correction, repeat.
@@ -48,10 +52,12 @@ RECENCY = 0.9
 #: Correction models (see :class:`LocalCorrection`).
 CORRECTIONS = ("additive", "kernel", "both")
 #: Ridge penalty of the per-layer-op log residuals. On the simulated device of the tests (12 seeds x 5 targets over
-#: the profiled range, ends included, a LUT fitted on 200 archs, a confirming second measurement) 1.0, 3.0 and the
-#: kernel mean alone each landed 52 of 60 within 2%; 1.0 spent the fewest measurements (7.1 on average, 7.7, 7.8).
+#: the profiled range, ends included, a LUT fitted on 200 archs, a confirming second measurement;
+#: ``python benchmarks/closed_loop_sim.py``) 1.0, 3.0, the kernel mean alone and the kernel on the additive fit's
+#: remainder each landed 52 of 60 within 2%; 1.0 spent the fewest measurements (7.1 on average; 7.7, 7.8, 7.3).
 RIDGE = 1.0
-#: Ridge penalty of the constant log residual (the device's level: nearly free).
+#: Ridge penalty of the constant log residuals (the device's level now and when the store was measured: nearly free;
+#: two levels, because this VM's speed moved by 6-10% between a profile and a loop an hour later).
 RIDGE_CONSTANT = 1e-3
 #: Weight of a stored measurement near T in the correction (a loop measurement weighs 1, less with age).
 STORED_WEIGHT = 0.3
@@ -113,21 +119,25 @@ class LocalCorrection:
         age = torch.flip(torch.cumsum(torch.flip(fresh.double(), [0]), 0), [0]) - 1  # later fresh measurements
         return torch.where(fresh, RECENCY**age, torch.full_like(age, STORED_WEIGHT))
 
-    def _features(self, hots: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.ones(len(hots), 1, dtype=torch.float64), hots.reshape(len(hots), -1).double()], 1)
+    def _features(self, hots: torch.Tensor, stored: torch.Tensor | None = None) -> torch.Tensor:
+        """[level now, level when the store was measured, one-hot ops]; new archs are priced at today's level."""
+        stored = torch.zeros(len(hots), dtype=torch.bool) if stored is None else stored
+        levels = torch.stack([~stored, stored], 1).double()
+        return torch.cat([levels, hots.reshape(len(hots), -1).double()], 1)
 
-    def _additive(self, hots: torch.Tensor) -> torch.Tensor:
-        """The ridge fit's log residual at ``hots`` (0 for ``kernel``)."""
+    def _additive(self, hots: torch.Tensor, stored: torch.Tensor | None = None) -> torch.Tensor:
+        """The ridge fit's log residual at ``hots`` (0 for ``kernel``), at today's level unless ``stored``."""
         if self.model == "kernel":
             return torch.zeros(len(hots), dtype=torch.float64)
         if self.theta is None:
-            phi, w = self._features(torch.stack(self.hots)), self._weights()
+            phi = self._features(torch.stack(self.hots), torch.tensor(self.stored))
+            w = self._weights()
             penalty = torch.full((phi.shape[1],), RIDGE, dtype=torch.float64)
-            penalty[0] = RIDGE_CONSTANT
+            penalty[:2] = RIDGE_CONSTANT
             gram = phi.T @ (w[:, None] * phi) + torch.diag(penalty)
             target = phi.T @ (w * torch.tensor(self.residuals, dtype=torch.float64))
             self.theta = torch.linalg.solve(gram, target)
-        return self._features(hots) @ self.theta
+        return self._features(hots, stored) @ self.theta
 
     @torch.no_grad()
     def residual(self, hots: torch.Tensor) -> torch.Tensor:
@@ -138,7 +148,7 @@ class LocalCorrection:
         if self.model == "additive":
             return additive.to(hots.dtype)
         points = torch.stack(self.hots)
-        left = torch.tensor(self.residuals, dtype=torch.float64) - self._additive(points)
+        left = torch.tensor(self.residuals, dtype=torch.float64) - self._additive(points, torch.tensor(self.stored))
         distance = self.space.num_layers - torch.einsum("nlk,mlk->nm", hots, points).double()
         weights = torch.exp(-distance / KERNEL_LAYERS) * self._weights()
         return (additive + (weights * left).sum(1) / weights.sum(1)).to(hots.dtype)
