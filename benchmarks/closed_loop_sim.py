@@ -34,7 +34,6 @@ SETTINGS = (("additive", 1.0), ("additive", 3.0), ("kernel", 1.0), ("both", 1.0)
 
 def run(model: str, ridge: float, seeds: int) -> dict:
     space = toy_space()
-    closed_loop.RIDGE = ridge
     landed, spent, lost = 0, [], []
     for seed in range(seeds):
         device = SimulatedDevice(space, seed=seed, drift=0.002)
@@ -44,7 +43,7 @@ def run(model: str, ridge: float, seeds: int) -> dict:
             value = low + fraction * (high - low)
             arch = archs_near(predictor, space, value, 1, band=0.01, seed=seed)[0]
             alpha = alpha_preferring(space, arch, seed=seed)
-            result = closed_loop.close_loop(arch, alpha, predictor, value, device, correction_model=model)
+            result = closed_loop.close_loop(arch, alpha, predictor, value, device, correction_model=model, ridge=ridge)
             landed += result.within_tolerance
             spent.append(len(result.measurements))
             kept = max(m["score"] for m in result.measurements if m["arch"] == str(result.chosen))

@@ -52,7 +52,7 @@ SIZES = (100, 200, 500, 2000)
 FRACTIONS = (0.05, 0.275, 0.5, 0.725, 0.95)
 TOLERANCE = 0.02
 LOOP_BUDGET = 12
-LOADS = 5  # loop measurements: median over this many loads (one load moves by up to 10-20% here)
+LOADS = 5  # loop measurements: median over this many loads (one load's median moves by several % here)
 SEPARATE_PROCESSES = 5  # the separate check: median over this many `edgenas measure` processes
 #: Profile size of the global-rescale comparison (the issue's fresh-user setting)
 RESCALE_N = 200
@@ -116,7 +116,7 @@ def fitted(n: int, device: str, space_name: str = "mbv2-cifar") -> tuple[Predict
 
 def separately_measured(specs, processes: int = SEPARATE_PROCESSES) -> list[float]:
     """Latency (ms) of each spec measured by separate ``edgenas measure`` processes (its default protocol, one load
-    each): the median over ``processes`` processes. One load's median moves by up to 10-20% from load to load on this
+    each): the median over ``processes`` processes. One load's median moves by several percent from load to load on this
     shared VM (see the results), so a single separate load cannot check a 2% tolerance."""
     FRESH.mkdir(parents=True, exist_ok=True)
     path = FRESH / "remeasure.jsonl"

@@ -54,6 +54,34 @@ EnergyPredictorOpt = Annotated[
 ]
 
 
+LoopStoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", dir_okay=False, help="--refit: the predictor's store; --close-loop: measurements go here."),
+]
+LoopStoreDeviceOpt = Annotated[
+    str | None, typer.Option("--store-device", help="--refit, --close-loop: the device name in the store.")
+]
+CloseLoopOpt = Annotated[
+    int,
+    number(
+        "--close-loop",
+        help="After the search, spend at most this many measurements landing the measured value on T: measure the "
+        "result, then the neighbours the search prefers, predicted by a locally corrected predictor (0 = off; beyond "
+        "the thesis).",
+        high=MAX_COUNT,
+    ),
+]
+LoadsOpt = Annotated[
+    int,
+    number(
+        "--loads",
+        help="--calibrate/--correct-rounds/--close-loop: median over this many loads per arch.",
+        low=1,
+        high=100,
+    ),
+]
+
+
 def step_state(entry: dict[str, Any], unit: str) -> str:
     """What the progress bar shows of a trajectory entry: the derived architecture's predictions and the
     multipliers when the search has targets, else its cross-entropy and alpha's entropy (nats)."""
@@ -596,16 +624,8 @@ def lightnas_command(
     refit: Annotated[
         bool, typer.Option("--refit", help="On a measured miss: store the measurement, refit, refine the search.")
     ] = False,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store", dir_okay=False, help="--refit: the predictor's store; --close-loop: where measurements go."
-        ),
-    ] = None,
-    store_device: Annotated[
-        str | None,
-        typer.Option("--store-device", help="--refit, --close-loop: the device name in the store."),
-    ] = None,
+    store: LoopStoreOpt = None,
+    store_device: LoopStoreDeviceOpt = None,
     refit_rounds: Annotated[
         int, number("--refit-rounds", help="--refit: at most this many.", low=1, high=MAX_ROUNDS)
     ] = 2,
@@ -641,25 +661,8 @@ def lightnas_command(
     correct_steps: Annotated[
         int, number("--correct-steps", help="--correct-rounds: alpha steps per round.", low=1, high=MAX_COUNT)
     ] = 200,
-    close_loop: Annotated[
-        int,
-        number(
-            "--close-loop",
-            help="After the search, spend at most this many measurements landing the measured value on T: measure "
-            "the result, then the neighbours the search prefers, predicted by a locally corrected predictor "
-            "(0 = off; beyond the thesis).",
-            high=MAX_COUNT,
-        ),
-    ] = 0,
-    loads: Annotated[
-        int,
-        number(
-            "--loads",
-            help="--calibrate/--correct-rounds/--close-loop: median over this many loads per arch.",
-            low=1,
-            high=100,
-        ),
-    ] = 3,
+    close_loop: CloseLoopOpt = 0,
+    loads: LoadsOpt = 3,
     seed: SeedOpt = 0,
     device: TorchDeviceOpt = "auto",
     resume: ResumeOpt = False,

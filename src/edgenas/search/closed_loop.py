@@ -57,7 +57,7 @@ CORRECTIONS = ("additive", "kernel", "both")
 #: remainder each landed 52 of 60 within 2%; 1.0 spent the fewest measurements (7.1 on average; 7.7, 7.8, 7.3).
 RIDGE = 1.0
 #: Ridge penalty of the constant log residuals (the device's level now and when the store was measured: nearly free;
-#: two levels, because this VM's speed moved by 6-10% between a profile and a loop an hour later).
+#: two levels, because a shared machine's speed moves between a profile and a search hours later).
 RIDGE_CONSTANT = 1e-3
 #: Weight of a stored measurement near T in the correction (a loop measurement weighs 1, less with age).
 STORED_WEIGHT = 0.3
@@ -84,14 +84,15 @@ class LocalCorrection:
     Args:
         predictor: the base predictor (its output unit is the metric's).
         space: the search space of the archs.
-        model: ``additive`` (a ridge fit of a constant plus a per-layer-op term to the log residuals),
+        model: ``additive`` (a ridge fit of the levels plus a per-layer-op term to the log residuals),
             ``kernel`` (their kernel-weighted mean) or ``both`` (the kernel on what the additive fit leaves).
+        ridge: the penalty of the per-layer-op terms.
     """
 
-    def __init__(self, predictor: Predictor, space: SearchSpace, model: str = "additive") -> None:
+    def __init__(self, predictor: Predictor, space: SearchSpace, model: str = "additive", ridge: float = RIDGE) -> None:
         if model not in CORRECTIONS:
             raise SearchError(f"unknown correction {model!r}; use one of {', '.join(CORRECTIONS)}")
-        self.predictor, self.space, self.model = predictor, space, model
+        self.predictor, self.space, self.model, self.ridge = predictor, space, model, ridge
         self.hots: list[torch.Tensor] = []
         self.residuals: list[float] = []
         self.stored: list[bool] = []
@@ -132,7 +133,7 @@ class LocalCorrection:
         if self.theta is None:
             phi = self._features(torch.stack(self.hots), torch.tensor(self.stored))
             w = self._weights()
-            penalty = torch.full((phi.shape[1],), RIDGE, dtype=torch.float64)
+            penalty = torch.full((phi.shape[1],), self.ridge, dtype=torch.float64)
             penalty[:2] = RIDGE_CONSTANT
             gram = phi.T @ (w[:, None] * phi) + torch.diag(penalty)
             target = phi.T @ (w * torch.tensor(self.residuals, dtype=torch.float64))
@@ -279,11 +280,12 @@ def close_loop(
     prior: Sequence[tuple[ArchSpec, float]] = (),
     on_measure: Callable[[ArchSpec, float], None] | None = None,
     correction_model: str = "additive",
+    ridge: float = RIDGE,
 ) -> LoopResult:
     """Land the measured value of ``arch`` (a search's argmax under ``alpha``) on ``value`` within ``tolerance``,
     spending at most ``budget`` measurements (module docstring). ``prior``: stored (arch, measured) pairs of this
     device; those within ``PRIOR_BAND`` of T seed the correction. ``on_measure`` receives every measurement (e.g.
-    to add it to the store).
+    to add it to the store). ``correction_model`` and ``ridge``: see :class:`LocalCorrection`.
 
     Raises:
         SearchError: a budget below 1, a tolerance outside (0, 1), or a non-positive target.
@@ -291,7 +293,7 @@ def close_loop(
     if budget < 1 or not 0 < tolerance < 1 or value <= 0:
         raise SearchError("the loop needs a budget >= 1 measurement, a tolerance in (0, 1) and a positive target")
     space = space_of(arch)
-    correction = LocalCorrection(predictor, space, correction_model)
+    correction = LocalCorrection(predictor, space, correction_model, ridge)
     seeded = [(s, m) for s, m in prior if abs(m / value - 1) <= PRIOR_BAND]
     for spec, measured_value in seeded:
         correction.add(spec, measured_value, stored=True)
