@@ -167,10 +167,10 @@ def _run(
     if sum(bool(x) for x in (refit, on_device.get("correct_rounds"), on_device.get("close_loop"))) > 1:
         raise SearchError("use one of --refit, --correct-rounds and --close-loop, not several")
     config = SearchConfig(method=method, **options)
-    warnings = _data_range_warnings(targets, resolved.name, as_json)
     images = load_dataset(data, image_size=resolved.resolution)
     steps_hint = _total_steps(config, images)
     env = init_distributed(config.device)
+    warnings = _data_range_warnings(targets, resolved.name, quiet=as_json or not env.is_main)
     measure = _measurer(runtime, resolved, on_device.get("loads", 3)) if runtime is not None else None
     try:
         if on_device.get("calibrate") or (resume and (output / "predictor_calibrated.pt").is_file()):
