@@ -27,7 +27,7 @@ import torch
 
 from edgenas.errors import MeasurementError, SearchError, StoreError
 from edgenas.predictors.base import Predictor
-from edgenas.search.budget import feasible_range, single_layer_neighbours
+from edgenas.search.budget import FeasibleRange, feasible_range, single_layer_neighbours
 from edgenas.spaces import ArchSpec, SearchSpace
 
 #: Share of a covering profile measured as uniform random archs (the rest is planned on a LUT fitted on them).
@@ -95,14 +95,21 @@ def archs_near(
 
 
 def cover_specs(
-    predictor: Predictor, space: SearchSpace, n: int, *, seed: int = 0, exclude: Iterable[str] = ()
+    predictor: Predictor,
+    space: SearchSpace,
+    n: int,
+    *,
+    seed: int = 0,
+    exclude: Iterable[str] = (),
+    reach: FeasibleRange | None = None,
 ) -> list[ArchSpec]:
     """Up to ``n`` distinct archs (none of ``exclude``) whose predictions are spread evenly over the predictor's
-    feasible range over ``space``, both ends included: one walk (:func:`walk_towards`) per level, from a random arch;
-    a level whose walks only find archs already planned is left out."""
+    feasible range over ``space`` (``reach`` when the caller has it), both ends included: one walk
+    (:func:`walk_towards`) per level, from a random arch; a level whose walks only find archs already planned is left
+    out."""
     if n < 1:
         return []
-    rng_ = feasible_range(predictor, space, seed=seed)
+    rng_ = reach or feasible_range(predictor, space, seed=seed)
     levels = np.linspace(rng_.low, rng_.high, n) if n > 1 else np.array([(rng_.low + rng_.high) / 2])
     band = 0.5 * (rng_.high - rng_.low) / max(1, n - 1)  # half the spacing of the levels (absolute)
     rng = np.random.default_rng(seed)
@@ -207,9 +214,9 @@ def profile_covering(
         return report
     table = stored_table(store, first.device, space, runtime, uniform)
     planner = fit_predictor(predictor_kind, table, FitConfig(seed=seed))
-    plan = cover_specs(planner, space, n - n_uniform, seed=seed, exclude=report.planned)
-    second = profile(plan, runtime, store, **profile_options)
     reach = feasible_range(planner, space, seed=seed)
+    plan = cover_specs(planner, space, n - n_uniform, seed=seed, exclude=report.planned, reach=reach)
+    second = profile(plan, runtime, store, **profile_options)
     report.phases.append(_phase("cover", second, feasible=[reach.low, reach.high], planner=predictor_kind))
     report.planned += [str(s) for s in plan]
     return report
