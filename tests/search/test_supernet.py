@@ -121,3 +121,19 @@ def test_fair_paths_run_every_allowed_op_of_every_layer_once() -> None:
     assert int(mask.sum(-1).min()) < k  # the toy space exercises the filling
     assert supernet.fair_paths(7) == paths and supernet.fair_paths(8) != paths
     assert Supernet(space, seed=4).fair_paths(7) != paths
+
+
+def test_straight_through_weight_gives_the_gradient_of_a_plain_product() -> None:
+    """The single path's output is the op's output (its weight is 1) and alpha's gradient is that of out * weight."""
+    from edgenas.search.supernet import _ScaledByOne
+
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(2, 3, 4, 4, generator=g, requires_grad=True)
+    weight = torch.ones((), requires_grad=True)
+    upstream = torch.randn(2, 3, 4, 4, generator=g)
+    (_ScaledByOne.apply(out, weight) * upstream).sum().backward()
+    got = out.grad.clone(), weight.grad.clone()
+    out.grad, weight.grad = None, None
+    (out * weight * upstream).sum().backward()
+    torch.testing.assert_close(got[0], out.grad)
+    torch.testing.assert_close(got[1], weight.grad)

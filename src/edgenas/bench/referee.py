@@ -105,7 +105,9 @@ def search_config(
     **overrides: Any,
 ) -> Any:
     """The :class:`~edgenas.search.engine.SearchConfig` of one NAS-Bench-201 search (protocol settings, budget; alpha's
-    lr ``alpha_lr``, or the one keeping the steps x lr of the ``alpha_budget`` protocol)."""
+    lr ``alpha_lr``, or the one keeping the steps x lr of the ``alpha_budget`` protocol; the strategy's own
+    settings, e.g. SurgeNAS' identity mapping and temperature, on top; ``overrides`` last)."""
+    from edgenas.search import get_strategy
     from edgenas.search.engine import SearchConfig
 
     config = SearchConfig(
@@ -128,7 +130,7 @@ def search_config(
             {} if budget.cells_per_stage == PROTOCOL_CELLS_PER_STAGE else {"cells_per_stage": budget.cells_per_stage}
         ),
     )
-    return replace(config, **overrides)
+    return replace(config, **(dict(get_strategy(strategy).method_settings) | overrides))
 
 
 @dataclass(frozen=True)

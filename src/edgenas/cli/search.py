@@ -518,6 +518,8 @@ def _total_steps(config: Any, images: Any) -> int:
     from edgenas.search import get_strategy
 
     n = config.train_subset or len(images.train_labels)
+    if get_strategy(config.method).one_level:  # every image trains w and alpha: no architecture steps
+        return max(1, n // config.batch_size) * config.epochs
     w = max(1, round(n * (1 - config.val_fraction)) // config.batch_size)
     a = max(1, round(n * config.val_fraction) // (config.alpha_batch_size or config.batch_size))
     if get_strategy(config.method).alternates_per_batch(config):

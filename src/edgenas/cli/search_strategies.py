@@ -46,7 +46,7 @@ from edgenas.cli.search import (
 from edgenas.search import get_strategy, list_strategies
 
 #: Strategies whose command lives in :mod:`edgenas.cli.search` (options of their own).
-DEDICATED_COMMANDS = frozenset({"lightnas", "fbnet"})
+DEDICATED_COMMANDS = frozenset({"lightnas", "fbnet", "surgenas"})
 
 
 def _search(

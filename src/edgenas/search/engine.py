@@ -54,15 +54,20 @@ CHECKPOINT_VERSION = 1
 ALTERNATIONS = ("", "batch", "epoch")
 #: Learning-rate schedules of either optimizer: a cosine decay to 0 over its steps, or a constant rate.
 LR_SCHEDULES = ("cosine", "constant")
+#: How a one-level strategy draws the paths of a weight step (SurgeNAS: ordered, without replacement).
+PATH_SAMPLINGS = ("ordered", "independent")
+#: Layers per row of the per-layer softmax figure (``alpha.png``).
+PROBABILITY_PANELS_PER_ROW = 6
 __all__ = ["SearchConfig", "SearchResult", "Target", "architecture_step", "prepare_targets", "refine", "search"]
 
 
 @dataclass(frozen=True)
 class Target:
-    """One budget: a predictor (ms or mJ) and the value T the derived architecture must reach."""
+    """One budget: a predictor (ms or mJ) and the value T the derived architecture must reach (None: no value to
+    reach, the predictor only prices the paths, as SurgeNAS' ``beta * LAT`` does, and reports the derived arch)."""
 
     predictor: Predictor
-    value: float
+    value: float | None
 
     @property
     def name(self) -> str:
@@ -110,6 +115,13 @@ class SearchConfig:
         alternate: ``batch`` (an architecture step on a held-out batch, then a weight step, per batch: DARTS'
             Algorithm 1) or ``epoch`` (an epoch of weight steps, then an epoch of architecture steps); empty = the
             strategy's default.
+        w_grad_clip: clip the weights' gradient norm to this before each weight step (SurgeNAS: 5); 0 = no clip.
+        beta: SurgeNAS' trade-off (Eq 3.16): each path's loss is ``CE + beta * PRED(path)`` for every target's
+            predictor (per unit of the predictor: 1/ms, 1/mJ); 0 = accuracy only.
+        identity_phi: phi_0 of SurgeNAS' identity mapping (Eq 3.6), decaying linearly to 0 at the last weight step;
+            0 = none.
+        path_sampling: SurgeNAS' paths per weight step: ``ordered`` (Alg. 1, without replacement: every op once)
+            or ``independent`` (as many samples with replacement: the fairness ablation).
     """
 
     method: str = "lightnas"
@@ -140,6 +152,10 @@ class SearchConfig:
     w_lr_schedule: str = "cosine"
     alpha_lr_schedule: str = "cosine"
     fair_warmup: bool = False
+    w_grad_clip: float = 0.0
+    beta: float = 0.0
+    identity_phi: float = 0.0
+    path_sampling: str = "ordered"
 
     def check(self) -> None:
         get_strategy(self.method)  # raises for an unknown name, listing the registered ones
@@ -153,6 +169,10 @@ class SearchConfig:
             raise SearchError(
                 f"alternate must be one of {', '.join(repr(a) for a in ALTERNATIONS)}, got {self.alternate!r}"
             )
+        if self.w_grad_clip < 0 or self.beta < 0 or self.identity_phi < 0:
+            raise SearchError("w_grad_clip, beta and identity_phi must be >= 0")
+        if self.path_sampling not in PATH_SAMPLINGS:
+            raise SearchError(f"path_sampling must be one of {', '.join(PATH_SAMPLINGS)}, got {self.path_sampling!r}")
         for key in ("w_lr_schedule", "alpha_lr_schedule"):
             if getattr(self, key) not in LR_SCHEDULES:
                 raise SearchError(f"{key} must be one of {', '.join(LR_SCHEDULES)}, got {getattr(self, key)!r}")
@@ -179,12 +199,15 @@ StepCallback = Callable[[dict[str, Any]], None]
 
 def search_split(labels: np.ndarray, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the weight half and the architecture half of the training images: the class-balanced
-    ``train_subset`` (all images when 0) split by ``val_fraction``, both seeded by ``config.seed``."""
+    ``train_subset`` (all images when 0) split by ``val_fraction``, both seeded by ``config.seed``. A one-level
+    strategy holds nothing out: every image trains w and alpha together (``val_fraction`` unused)."""
     pool = (
         balanced_subset(labels, config.train_subset, seed=config.seed)
         if config.train_subset
         else np.arange(len(labels))
     )
+    if get_strategy(config.method).one_level:
+        return pool, pool[:0]
     w_rel, a_rel = stratified_split(labels[pool], config.val_fraction, seed=config.seed)
     return pool[w_rel], pool[a_rel]
 
@@ -213,8 +236,16 @@ def prepare_targets(space: SearchSpace, targets: Sequence[Target], constraint: s
         check_space(t.predictor, space)
         ranges[t.name] = feasible_range(t.predictor, space)
         if constraint != "fixed":
+            if t.value is None:
+                raise SearchError(f"a {constraint!r} budget needs a value for {t.name}")
             check_feasible(t.value, ranges[t.name], constraint, t.unit)
     return ranges
+
+
+def _controller(target: Target, constraint: str, config: SearchConfig, initial: float) -> LambdaController:
+    """The multiplier of ``target`` (a target without a value: a fixed one whose T is 1 unit, never read)."""
+    value = 1.0 if target.value is None else target.value
+    return LambdaController(value, constraint, config.lambda_lr, initial, config.lambda_p)
 
 
 def _cycled(data: ImageData, indices: np.ndarray, batch_size: int, seed: int) -> Iterator[Any]:
@@ -272,15 +303,14 @@ def search(
     device = env.device
     supernet = _supernet(space, config, env)
     predictors = [t.predictor.to(device).eval().requires_grad_(False) for t in targets]
-    controllers = [
-        LambdaController(t.value, constraint, config.lambda_lr, strategy.lambda_init(config), config.lambda_p)
-        for t in targets
-    ]
+    controllers = [_controller(t, constraint, config, strategy.lambda_init(config)) for t in targets]
 
     w_idx, a_idx = search_split(data.train_labels, config)
     transforms = _transforms(data, search_network_space(space, config), config)
     per_batch = strategy.alternates_per_batch(config)
-    w_opt, w_sched, a_opt, a_sched, a_batch = _optimizers(supernet, config, len(w_idx), len(a_idx), per_batch)
+    w_opt, w_sched, a_opt, a_sched, a_batch = _optimizers(
+        supernet, config, len(w_idx), len(a_idx), per_batch or strategy.one_level
+    )
     states = {"supernet": supernet, "w_opt": w_opt, "w_sched": w_sched, "a_opt": a_opt, "a_sched": a_sched}
     states["lambdas"] = controllers
 
@@ -299,20 +329,22 @@ def search(
         supernet, strategy, config, _Ranks(env), predictors, controllers, states, run / "trajectory.jsonl", *transforms
     )
     steps.step, steps.on_step = step, on_step  # where a resumed search goes on; who watches the steps
+    steps.total_w_steps = max(1, len(w_idx) // config.batch_size) * config.epochs
     weight_step, alpha_step = steps.weight_step, steps.alpha_step
     started = time.perf_counter()
 
     for epoch in range(start_epoch, config.epochs):
         tau = strategy.tau(config, epoch)
         searching = epoch >= config.warmup_epochs
+        separate_alpha = searching and not strategy.one_level  # one level: alpha moves in the weight steps
         supernet.train()
         w_batches = _loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch)
-        a_batches = _cycled(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1) if searching else None
+        a_batches = _cycled(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1) if separate_alpha else None
         for batch in w_batches:
             if per_batch and a_batches is not None:  # DARTS' order: alpha on a held-out batch, then w
                 alpha_step(next(a_batches), epoch, tau)
             weight_step(batch, epoch, tau)
-        if searching and not per_batch:
+        if separate_alpha and not per_batch:
             for batch in _loader(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1):
                 alpha_step(batch, epoch, tau)
         if not env.is_main:
@@ -329,7 +361,7 @@ def search(
     if not env.is_main:
         return SearchResult(run, arch, {}, [])
     seconds = time.perf_counter() - started
-    return _finish(run, arch, targets, final, controllers, ranges, config, steps.step, seconds, supernet.entropy())
+    return _finish(run, supernet, targets, final, controllers, ranges, config, steps.step, seconds)
 
 
 def _check_run_dir(run: Path, resume: bool) -> Path:
@@ -459,6 +491,7 @@ class _Steps:
     to_float: BatchTransform  # architecture batches: not augmented
     step: int = 0
     on_step: StepCallback | None = None
+    total_w_steps: int = 1  # weight steps of the whole search (the identity mapping decays over them)
 
     def record(self, entry: dict[str, Any]) -> None:
         chosen = self.supernet.state.chosen
@@ -474,38 +507,57 @@ class _Steps:
         self.ranks.check_same_path(self.supernet, self.step)
 
     def weight_step(self, batch: Any, epoch: int, tau: float) -> None:
-        supernet, device, (w_opt, w_sched) = self.supernet, self.ranks.env.device, self._pair("w")
+        """One step of w on a training batch; for a one-level strategy after the warm-up, of alpha as well."""
+        supernet, device, config = self.supernet, self.ranks.env.device, self.config
+        (w_opt, w_sched), (a_opt, a_sched) = self._pair("w"), self._pair("a")
+        joint = self.strategy.one_level and epoch >= config.warmup_epochs
         images, labels, indices = self.ranks.shard(*batch)
-        x = self.to_float_aug(images.to(device), indices, seed=self.config.seed, epoch=epoch)
+        x = self.to_float_aug(images.to(device), indices, seed=config.seed, epoch=epoch)
+        progress = self.step / max(1, self.total_w_steps - 1) if self.strategy.one_level else 0.0
+        supernet.state.phi = self.strategy.identity_weight(config, progress)
         w_opt.zero_grad(set_to_none=True)
-        fair = self.config.fair_warmup and epoch < self.config.warmup_epochs
-        ce = self._backward_paths(x, labels.to(device), fair=fair, tau=tau)
         supernet.alpha.grad = None
-        self.ranks.average_gradients(supernet.weight_parameters())
+        fair = config.fair_warmup and epoch < config.warmup_epochs
+        ce, paths = self._backward_paths(x, labels.to(device), fair=fair, tau=tau, joint=joint)
+        supernet.state.phi = 0.0
+        if not joint:
+            supernet.alpha.grad = None
+        self.ranks.average_gradients([*supernet.weight_parameters(), supernet.alpha])
+        if config.w_grad_clip:
+            torch.nn.utils.clip_grad_norm_(supernet.weight_parameters(), config.w_grad_clip)
         w_opt.step()
         lr = w_sched.get_last_lr()[0]  # the rate this step used
         w_sched.step()
-        lambdas, derived = [c.value for c in self.controllers], derived_predictions(supernet, self.predictors)
         entry = {"step": self.step, "epoch": epoch, "phase": "w", "tau": tau, "ce": ce, "lr": lr}
+        if joint:
+            entry["alpha_lr"] = a_sched.get_last_lr()[0]
+            a_opt.step()
+            a_sched.step()
+        if self.strategy.records_probabilities:
+            probabilities = supernet.probabilities().detach().cpu()
+            entry.update(paths=paths, phi=self.strategy.identity_weight(config, progress), probs=probabilities.tolist())
+        lambdas, derived = [c.value for c in self.controllers], derived_predictions(supernet, self.predictors)
         self.record({**entry, "lambda": lambdas, "derived": derived, "entropy": supernet.entropy()})
         self.step += 1
 
-    def _backward_paths(self, x: torch.Tensor, labels: torch.Tensor, *, fair: bool, tau: float) -> float:
-        """Backpropagate the CE of the strategy's path, or of every fair path (their gradients accumulate, as thesis
-        Eq 3.16 sums them); returns the mean CE over paths and ranks."""
-        supernet, losses = self.supernet, []
-        for path in supernet.fair_paths(self.step) if fair else [None]:
-            if path is None:
-                self.strategy.sample(supernet, self.step, tau)
-            else:
-                supernet.fix_path(supernet.space.make_spec(path))
+    def _backward_paths(
+        self, x: torch.Tensor, labels: torch.Tensor, *, fair: bool, tau: float, joint: bool = False
+    ) -> tuple[float, list[list[int]]]:
+        """Backpropagate the loss of each path the strategy sets for this weight step, one path's forward and
+        backward after the other so only one path's activations are alive (their gradients accumulate, as thesis
+        Eq 3.12/3.16 sums them); ``joint``: each path's loss adds the strategy's budget term. Returns the mean CE
+        over paths and ranks, and the paths."""
+        supernet, losses, paths = self.supernet, [], []
+        for weights in self.strategy.weight_paths(supernet, self.config, self.step, tau, fair=fair):
             self.check_same_path()
             loss = F.cross_entropy(supernet(x), labels)
             if not torch.isfinite(loss):
                 raise SearchError(f"the supernet loss is {loss.item()} at step {self.step}; lower the learning rate")
-            loss.backward()
             losses.append(loss.detach())
-        return self.ranks.mean(torch.stack(losses).mean())
+            penalty = self.strategy.path_penalty(weights, self.predictors, self.config) if joint else None
+            (loss if penalty is None else loss + penalty).backward()
+            paths.append(list(supernet.state.chosen or []))
+        return self.ranks.mean(torch.stack(losses).mean()), paths
 
     def alpha_step(self, batch: Any, epoch: int, tau: float) -> None:
         device, (a_opt, a_sched), distributed = self.ranks.env.device, self._pair("a"), self.ranks.env.distributed
@@ -600,7 +652,7 @@ def _write_run_record(
 
 def _finish(
     run: Path,
-    arch: ArchSpec,
+    supernet: Supernet,
     targets: Sequence[Target],
     final: list[float],
     controllers: Sequence[LambdaController],
@@ -608,9 +660,10 @@ def _finish(
     config: SearchConfig,
     steps: int,
     seconds: float,
-    entropy: float,
 ) -> SearchResult:
-    """Write ``arch.json``, ``summary.json`` (per target: predicted value, error, lambda, range) and the plot."""
+    """Write ``arch.json`` (the supernet's derived architecture), ``summary.json`` (per target: predicted value,
+    error, lambda, range; the per-op update counts of a strategy that records its paths) and the plots."""
+    arch, entropy = supernet.argmax_spec(), supernet.entropy()
     save_specs(run / "arch.json", [arch])
     summary = {
         "method": config.method,
@@ -622,7 +675,7 @@ def _finish(
                 "unit": t.unit,
                 "target": t.value,
                 "predicted": v,
-                "predicted_error": v / t.value - 1.0,
+                "predicted_error": None if t.value is None else v / t.value - 1.0,
                 "lambda": c.value,
                 "feasible_low": ranges[t.name].low,
                 "feasible_high": ranges[t.name].high,
@@ -634,10 +687,55 @@ def _finish(
         "wall_s_this_session": seconds,
         "entropy": entropy,
     }
-    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     trajectory = read_trajectory(run / "trajectory.jsonl")
+    if get_strategy(config.method).records_probabilities:
+        summary["update_counts"] = update_counts(trajectory, supernet.space.num_layers, supernet.space.num_ops)
+        plot_probabilities(trajectory, supernet.space, run / "alpha.png")
+    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     plot_trajectory(trajectory, targets, run / "trajectory.png")
     return SearchResult(run, arch, summary, trajectory)
+
+
+def update_counts(trajectory: list[dict[str, Any]], layers: int, ops: int) -> list[list[int]]:
+    """How many times each (layer, op) ran in the weight steps of ``trajectory`` (its records' ``paths``):
+    ``layers x ops`` counts, the fairness of the search's training made visible."""
+    counts = np.zeros((layers, ops), dtype=np.int64)
+    for record in trajectory:
+        for path in record.get("paths") or []:
+            counts[np.arange(layers), path] += 1
+    return counts.tolist()
+
+
+def plot_probabilities(trajectory: list[dict[str, Any]], space: SearchSpace, path: Path) -> None:
+    """The softmax of alpha per layer vs weight step, one panel per layer (thesis Fig 3.13), from the records'
+    ``probs``; nothing is drawn when no record has them."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    records = [r for r in trajectory if r.get("probs") is not None]
+    if not records:
+        return
+    probs, steps = np.asarray([r["probs"] for r in records]), [r["step"] for r in records]
+    columns = min(PROBABILITY_PANELS_PER_ROW, space.num_layers)
+    rows = math.ceil(space.num_layers / columns)
+    fig = Figure(figsize=(2.6 * columns, 2.0 * rows + 0.6))
+    FigureCanvasAgg(fig)  # an explicit backend for this figure: no global matplotlib state
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    names = space.layer_names()
+    for layer, ax in enumerate(axes.flat):
+        if layer >= space.num_layers:
+            ax.set_visible(False)
+            continue
+        ax.stackplot(steps, probs[:, layer, :].T, labels=space.op_names)
+        ax.set_title(names[layer], fontsize=7)
+        ax.set_ylim(0, 1)
+    axes[0][0].legend(loc="upper left", fontsize=5, ncol=2)
+    fig.supxlabel("step")
+    fig.supylabel("softmax(alpha)")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
 
 
 def _validation_losses(
@@ -798,7 +896,8 @@ def plot_trajectory(trajectory: list[dict[str, Any]], targets: Sequence[Target],
         axes[0][0].set_ylabel("mean entropy of P (nats)")
     for i, (t, ax) in enumerate(zip(targets, axes[0], strict=False)):  # no target: the entropy plot above
         ax.plot(steps, [r["derived"][i] for r in trajectory], lw=1, label="derived (argmax) arch")
-        ax.axhline(t.value, color="k", ls="--", lw=1, label=f"target {t.value:g} {t.unit}")
+        if t.value is not None:
+            ax.axhline(t.value, color="k", ls="--", lw=1, label=f"target {t.value:g} {t.unit}")
         ax.set_xlabel("step")
         ax.set_ylabel(f"predicted {t.name} ({t.unit})")
         ax.legend(loc="best", fontsize=8)

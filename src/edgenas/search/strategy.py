@@ -6,7 +6,11 @@ distributed plumbing, resume, the trajectory, the run directory and its plot). A
 - how a forward pass picks its path (:meth:`Strategy.sample`: one hard path, or a soft mix of every op);
 - the temperature schedule (:meth:`Strategy.tau`);
 - how the multipliers of the budget terms behave (:meth:`Strategy.constraint`, :meth:`Strategy.lambda_init`);
-- the architecture step (:meth:`Strategy.alpha_step`: the loss terms and the update of alpha and lambda).
+- the architecture step (:meth:`Strategy.alpha_step`: the loss terms and the update of alpha and lambda);
+- for a one-level strategy (:attr:`Strategy.one_level`, SurgeNAS), the paths of a weight step
+  (:meth:`Strategy.weight_paths`), the loss each adds (:meth:`Strategy.path_penalty`) and the identity mapping's
+  weight (:meth:`Strategy.identity_weight`): alpha then moves with w on the same batch and there is no
+  architecture phase.
 
 Strategies are registered by name like the spaces (:func:`register_strategy`, :func:`get_strategy`), so a new one
 is one module that subclasses :class:`Strategy` and registers an instance; ``SearchConfig.method`` names it.
@@ -14,7 +18,8 @@ is one module that subclasses :class:`Strategy` and registers an instance; ``Sea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -47,6 +52,36 @@ class Strategy:
     per_batch: bool = False
     #: Whether :meth:`run` is the supernet engine (step records for a progress bar; resume from its checkpoint).
     uses_supernet: bool = True
+    #: One-level optimisation (thesis Eq 3.4-3.5): after the warm-up, every weight step also steps alpha with the
+    #: gradient of the same training batch; no images are held out and there is no architecture phase.
+    one_level: bool = False
+    #: Whether each weight step records the per-layer softmax of alpha (the thesis' Fig 3.13 view) and every path.
+    records_probabilities: bool = False
+    #: :class:`~edgenas.search.engine.SearchConfig` values that belong to the method itself (not to a protocol's
+    #: optimiser budget), applied by a harness that configures every strategy alike (the NAS-Bench-201 referee).
+    method_settings: Mapping[str, Any] = MappingProxyType({})
+
+    def weight_paths(
+        self, supernet: Supernet, config: SearchConfig, step: int, tau: float, *, fair: bool
+    ) -> Iterator[torch.Tensor]:
+        """Set, one after the other, the paths whose losses one weight step accumulates, yielding each path's
+        ``L x K`` weights: the strategy's one path, or with ``fair`` every op of every layer once
+        (:meth:`~edgenas.search.supernet.Supernet.fair_paths`, fixed paths)."""
+        if not fair:
+            yield self.sample(supernet, step, tau)
+            return
+        for path in supernet.fair_paths(step):
+            yield supernet.fix_path(supernet.space.make_spec(path))
+
+    def path_penalty(
+        self, weights: torch.Tensor, predictors: Sequence[Predictor], config: SearchConfig
+    ) -> torch.Tensor | None:
+        """The budget term a one-level weight step adds to one path's CE (None: none)."""
+        return None
+
+    def identity_weight(self, config: SearchConfig, progress: float) -> float:
+        """phi of the identity mapping at ``progress`` (0 at the first weight step, 1 at the last); 0: none."""
+        return 0.0
 
     def sample(self, supernet: Supernet, step: int, tau: float) -> torch.Tensor:
         """Set the path of the next forward pass; returns the ``L x K`` mixing weights (differentiable in alpha)."""

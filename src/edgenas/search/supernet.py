@@ -20,7 +20,9 @@ which would not sample from ``P`` — we follow Jang et al. 2017, the paper the 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,9 @@ from edgenas.spaces.nb201 import Zero  # noqa: F401  (re-exported: the supernet'
 
 #: Offset of the fair paths' random stream from the Gumbel noise's (both are functions of seed and step).
 FAIR_STREAM = 7_777_777
+#: Offset of the ordered paths' Gumbel stream, and the most paths one step may draw (``|O|`` of any space here).
+ORDERED_STREAM = 3_333_333
+ORDERED_DRAWS = 64
 
 
 @dataclass
@@ -42,10 +47,30 @@ class PathState:
     Attributes:
         weights: ``L x K`` mixing weights (hard straight-through one-hot or soft), or ``None`` before sampling.
         chosen: the op index per layer for single-path passes, ``None`` in multi-path mode.
+        phi: weight of SurgeNAS' identity mapping (thesis Eq 3.6): every layer whose output has its input's shape
+            adds ``phi * x`` to it (0: none, the network the derived architecture deploys).
     """
 
     weights: torch.Tensor | None = None
     chosen: list[int] | None = None
+    phi: float = 0.0
+
+
+class _ScaledByOne(torch.autograd.Function):
+    """``out * weight`` for a straight-through weight whose value is 1: the forward returns ``out`` itself (a view),
+    the backward gives ``out`` the incoming gradient and ``weight`` ``sum(grad * out)``. A plain product would save a
+    second copy of every layer's output for the backward (the product, which the next layer saves, and ``out``),
+    raising a single path's activation memory above the standalone network's."""
+
+    @staticmethod
+    def forward(ctx: Any, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(out)
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (out,) = ctx.saved_tensors
+        return grad, (grad * out).sum().reshape(())
 
 
 class ChoiceLayer(nn.Module):
@@ -68,12 +93,16 @@ class ChoiceLayer(nn.Module):
         weights = state.weights[self.layer]
         if state.chosen is not None:
             k = state.chosen[self.layer]
-            # the weight is exactly 1 in the forward pass; it carries the straight-through gradient to alpha
-            return self.candidates[str(k)](x) * weights[k].to(x.dtype)
-        out = None
-        for key, op in self.candidates.items():
-            term = op(x) * weights[int(key)].to(x.dtype)
-            out = term if out is None else out + term
+            # the weight is 1 in the forward pass; it carries the straight-through gradient to alpha
+            out = _ScaledByOne.apply(self.candidates[str(k)](x), weights[k].to(x.dtype))
+        else:
+            out = None
+            for key, op in self.candidates.items():
+                term = op(x) * weights[int(key)].to(x.dtype)
+                out = term if out is None else out + term
+        if state.phi and out.shape == x.shape:
+            # Eq 3.6: sum_k P_k (O_k(x) + phi x) = sum_k P_k O_k(x) + phi x, as the weights of a layer sum to 1
+            out = out + state.phi * x
         return out
 
 
@@ -136,8 +165,10 @@ class Supernet(nn.Module):
         return float(-(p * torch.log(p.clamp_min(1e-30))).sum(-1).mean())
 
     # -- paths ----------------------------------------------------------------------------------------------------
-    def _gumbel(self, step: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+    def _gumbel(self, step: int, draw: int | None = None) -> torch.Tensor:
+        """Gumbel(0, 1) noise of ``step`` (``draw``: the i-th of the ordered paths of the step, its own stream)."""
+        key = self.seed * 1_000_003 + step
+        generator = torch.Generator().manual_seed(key if draw is None else ORDERED_STREAM + key * ORDERED_DRAWS + draw)
         u = torch.rand(self.alpha.shape, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
         return (-torch.log(-torch.log(u))).to(self.alpha.device, self.alpha.dtype)
 
@@ -171,18 +202,41 @@ class Supernet(nn.Module):
 
     def fair_paths(self, step: int) -> list[list[int]]:
         """``K`` single paths (``K`` = the most ops a layer allows) that together run every allowed op of every layer
-        exactly once: each layer's ops in a random order seeded by ``(seed, step)`` (thesis Alg. 1's ordered sampling
-        without replacement, at uniform probabilities). A layer with fewer ops fills its remaining paths with ops drawn
-        at random from its own (the resolution ``METHODS.md`` records). Returns ``K`` lists of ``L`` op indices."""
-        generator = torch.Generator().manual_seed(FAIR_STREAM + self.seed * 1_000_003 + step)
-        allowed = [torch.nonzero(row).flatten() for row in self.mask.cpu()]
-        k = max(len(ops) for ops in allowed)
-        columns = []
-        for ops in allowed:
-            order = ops[torch.randperm(len(ops), generator=generator)]
-            extra = ops[torch.randint(len(ops), (k - len(ops),), generator=generator)]
-            columns.append(torch.cat([order, extra]))
-        return torch.stack(columns, dim=1).tolist()
+        once: the space's ordered sample (:meth:`~edgenas.spaces.SearchSpace.sample` with ``ordered``, thesis Alg. 1
+        at uniform probabilities) seeded by ``(seed, step)``; a layer with fewer ops fills its remaining paths with
+        random draws of its own. Returns ``K`` lists of ``L`` op indices."""
+        count = int(self.mask.sum(-1).max())
+        specs = self.space.sample(seed=FAIR_STREAM + self.seed * 1_000_003 + step, n=count, ordered=True)
+        return [list(spec.choices) for spec in specs]
+
+    def ordered_paths(self, step: int, tau: float, *, replacement: bool = False) -> Iterator[torch.Tensor]:
+        """SurgeNAS' ordered differentiable sampling (thesis Alg. 1, Eq 3.9-3.11): ``K`` single paths (``K`` = the
+        most ops a layer allows), each a hard straight-through Gumbel-softmax sample at temperature ``tau`` from
+        ``P`` with the ops drawn by the previous paths of the step masked out and the rest renormalised, so every
+        allowed op of every layer is drawn exactly once in the first ``n_l`` paths of layer ``l``. A layer with
+        fewer ops than ``K`` (e.g. no skip where the shape changes) draws a fresh unmasked sample for its extra
+        paths (``METHODS.md``). ``replacement=True``: the ablation, ``K`` independent samples from ``P``.
+
+        Yields each path's ``L x K`` weights (differentiable in alpha) after setting it, so the caller runs that
+        path's forward and backward before the next is drawn (only one path's graph is alive at a time). The noise
+        is a function of (seed, step, i): every rank draws the same paths.
+        """
+        allowed = self.mask
+        count = int(allowed.sum(-1).max())
+        drawn = torch.zeros_like(allowed)
+        for i in range(count):
+            excluded = ~allowed if replacement else drawn | ~allowed
+            exhausted = excluded.all(-1, keepdim=True)  # every op of the layer drawn: an unmasked extra sample
+            excluded = torch.where(exhausted, ~allowed, excluded)
+            logits = self.alpha.masked_fill(excluded, -math.inf)
+            # softmax over the remaining logits is P renormalised over the remaining ops (Alg. 1, lines 5-6)
+            soft = torch.softmax((logits + self._gumbel(step, i)) / tau, dim=-1)
+            index = soft.argmax(dim=-1)
+            hard = F.one_hot(index, soft.shape[-1]).to(soft.dtype)
+            drawn = drawn | hard.bool()
+            weights = hard - soft.detach() + soft
+            self.state.weights, self.state.chosen = weights, index.tolist()
+            yield weights
 
     def argmax_spec(self) -> ArchSpec:
         """The architecture of the most likely op per layer (the derived architecture)."""
