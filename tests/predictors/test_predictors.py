@@ -21,6 +21,7 @@ from edgenas.predictors import (
 )
 from edgenas.predictors.models import GraphLayer, GraphNet
 from edgenas.spaces import get_space
+from edgenas.spaces.encoding import graph_features
 
 
 def synthetic_table(n=120, seed=0, space_name="mbv2-cifar"):
@@ -105,9 +106,9 @@ def test_lut_is_exact_on_additive_data():
 def test_gnn_uses_both_directions_and_attention():
     space = get_space("nb201")
     adj = space.graph_adjacency()
-    net = GraphNet(adj, space.num_ops, attention=True)
+    net = GraphNet(adj, space.num_ops, attention="node")
     layer = net.layers[0]
-    assert isinstance(layer, GraphLayer) and layer.attention
+    assert isinstance(layer, GraphLayer) and layer.attention == "node"
     # forward messages follow M^T (a node hears its predecessors), backward ones follow M
     assert torch.equal(net.adj_forward > 0, (adj.t() + torch.eye(len(adj))) > 0)
     assert torch.equal(net.adj_backward > 0, (adj + torch.eye(len(adj))) > 0)
@@ -117,7 +118,7 @@ def test_gnn_uses_both_directions_and_attention():
     assert layer.mask_forward.grad.abs().sum() > 0 and layer.mask_backward.grad.abs().sum() > 0
     assert layer.forward_weight.weight.grad.abs().sum() > 0 and layer.backward_weight.weight.grad.abs().sum() > 0
     gcn = build_network("gcn", space)
-    assert not gcn.layers[0].attention and not hasattr(gcn.layers[0], "mask_forward")
+    assert gcn.layers[0].attention == "none" and not hasattr(gcn.layers[0], "mask_forward")
 
 
 def test_csv_source_skips_bad_rows_with_counts(tmp_path):
@@ -197,3 +198,38 @@ def test_lut_from_ops_timed_alone():
     expected = (x * np.nan_to_num(table)).sum((1, 2))
     expected += np.mean(whole.values - expected)  # the fitted constant
     assert np.allclose(lut.predict(specs), expected, rtol=1e-5)
+
+
+def test_operator_attention_follows_the_ops_not_the_positions():
+    """Eq 3.15's masks as a function of each node's op: swapping the ops of two layers swaps their masks (the node
+    form keeps them in place) and changes the prediction."""
+    space = get_space("mbv2-cifar", width=0.25)
+    spec = space.sample(seed=0)[0]
+    layers = [i for i, ops in enumerate(space.allowed_ops) if len(ops) > 2]
+    a, b = layers[0], next(i for i in layers[1:] if spec.choices[i] != spec.choices[layers[0]])
+    swapped = list(spec.choices)
+    swapped[a], swapped[b] = swapped[b], swapped[a]
+    x = space.one_hot([spec, space.make_spec(swapped)])
+    g = torch.Generator().manual_seed(0)
+    for form in ("operator", "node"):
+        net = GraphNet(space.graph_adjacency(), space.num_ops, attention=form)
+        with torch.no_grad():
+            for p in net.parameters():  # away from the zero initialisation, as after training
+                p.copy_(torch.randn(p.shape, generator=g))
+        features = graph_features(x)
+        forward_masks = net.layers[0].masks(features)[0].expand(2, -1, -1)
+        before, after = forward_masks[0], forward_masks[1]
+        # node rows are shifted by one (row 0 is the input node)
+        if form == "operator":
+            torch.testing.assert_close(after[a + 1], before[b + 1])
+            torch.testing.assert_close(after[b + 1], before[a + 1])
+            assert not torch.allclose(before[a + 1], before[b + 1])
+            with torch.no_grad():
+                out = net(x)
+            assert not torch.isclose(out[0], out[1])
+        else:
+            torch.testing.assert_close(after, before)
+    gnn = build_network("gnn", space, {"attention": "operator"})
+    x.requires_grad_(True)
+    gnn(x).sum().backward()
+    assert x.grad.abs().sum() > 0  # differentiable in the (relaxed) encoding, through the masks too

@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 #: Kinds that are torch networks (differentiable, saveable).
 NETWORK_KINDS = ("mlp", "gnn", "gcn", "lut")
+#: The attention form of a gnn fitted now (``edgenas.predictors.models.ATTENTIONS``; chosen by
+#: ``benchmarks/predictors.py``) and of a gnn file that records none (written before the form was a choice).
+GNN_ATTENTION = "operator"
+LEGACY_GNN_ATTENTION = "node"
 UNITS = {"latency_ms": "ms", "energy_mJ": "mJ"}
 
 
@@ -71,7 +75,8 @@ class PredictorMeta:
 
 
 def build_network(kind: str, space: SearchSpace, hyper: dict[str, Any] | None = None) -> nn.Module:
-    """The network of ``kind`` for ``space`` (``hyper`` may set ``hidden`` for mlp, ``width``/``depth`` for graphs)."""
+    """The network of ``kind`` for ``space`` (``hyper`` may set ``hidden`` for mlp, ``width``/``depth`` for graphs,
+    ``attention`` for gnn: a gnn saved without it is the first wave's, whose masks were per node)."""
     h = hyper or {}
     if kind == "mlp":
         return MLPNet(space.num_layers, space.num_ops, tuple(h.get("hidden", (128, 64))))
@@ -79,7 +84,7 @@ def build_network(kind: str, space: SearchSpace, hyper: dict[str, Any] | None = 
         return GraphNet(
             space.graph_adjacency(),
             space.num_ops,
-            attention=kind == "gnn",
+            attention=h.get("attention", LEGACY_GNN_ATTENTION) if kind == "gnn" else "none",
             width=h.get("width", 128),
             depth=h.get("depth", 3),
         )

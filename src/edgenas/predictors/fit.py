@@ -13,7 +13,7 @@ import torch
 
 from edgenas._random import seeded_torch
 from edgenas.errors import MeasurementError
-from edgenas.predictors.base import NETWORK_KINDS, Predictor, PredictorMeta, build_network
+from edgenas.predictors.base import GNN_ATTENTION, NETWORK_KINDS, Predictor, PredictorMeta, build_network
 from edgenas.predictors.data import ArchTable
 from edgenas.predictors.scores import scores
 from edgenas.spaces.spec import thaw
@@ -76,6 +76,8 @@ def _fit_predictor(kind: str, table: ArchTable, config: FitConfig, hyper: dict[s
     val_idx, train_idx = order[:n_val], order[n_val:]
     mean, std = float(t_all[train_idx].mean()), float(t_all[train_idx].std() or 1.0)
     target = torch.tensor((t_all - mean) / std, dtype=torch.float32)
+    if kind == "gnn":  # record the attention form, so the file loads as the network it was fitted as
+        hyper = {"attention": GNN_ATTENTION, **(hyper or {})}
     net = build_network(kind, space, hyper)
     if kind == "lut":
         _init_lut_by_least_squares(net, x_all[train_idx], target[train_idx])

@@ -4,10 +4,14 @@
 * :class:`GraphNet`: thesis Sec 3.3.4, Eq 3.14-3.15. Nodes are input, layers (edge ops for cells) and output, with
   features from :func:`edgenas.spaces.graph_features`; the adjacency M is fixed per space. A layer computes
   ``1/2 [H+ * relu(M X W+) + H- * relu(M^T X W-)]`` (forward and backward message passing; the thesis' second M
-  is M^T), where H+ and H- are learned attention masks (sigmoid of a per-node, per-channel parameter). With
-  ``attention=False`` the masks are 1: the plain GCN of Eq 3.14, the thesis' ablation. M includes self-loops and is
-  row-normalised so a node keeps its own features and depth does not blow up the scale. 3 layers of 128, mean
-  readout over nodes, then an MLP 64-64-1.
+  is M^T), where H+ and H- are attention masks. The thesis adds them because a plain GNN "treats all the operators
+  in the same way while the inference latency highly depends on the selected operators", so by default
+  (``attention="operator"``) they are a function of each node's (relaxed) operator features:
+  ``H = sigmoid(X0 A + b)`` per channel, X0 the node's one-hot op and node-type flags, differentiable in the
+  encoding (``METHODS.md``). ``attention="node"`` is the first wave's form, a learned parameter per node and
+  channel that does not depend on the input (on a chain, a position code); ``"none"``: masks of 1, the plain GCN of
+  Eq 3.14. M includes self-loops and is row-normalised so a node keeps its own features and depth does not blow up
+  the scale. 3 layers of 128, mean readout over nodes, then an MLP 64-64-1.
 * :class:`LinearTable`: a look-up table, one value per (layer, op) plus a constant: the LUT baseline (thesis Fig 4.5)
   as a linear model of the one-hot.
 """
@@ -37,24 +41,51 @@ class MLPNet(nn.Module):
         return self.body(x.flatten(1)).squeeze(-1)
 
 
-class GraphLayer(nn.Module):
-    """One bidirectional graph-convolution layer with optional attention masks (thesis Eq 3.14/3.15)."""
+#: Forms of the GNN's attention masks (see the module docstring).
+ATTENTIONS = ("operator", "node", "none")
 
-    def __init__(self, in_dim: int, out_dim: int, num_nodes: int, attention: bool) -> None:
+
+class GraphLayer(nn.Module):
+    """One bidirectional graph-convolution layer with attention masks (thesis Eq 3.14/3.15, :data:`ATTENTIONS`).
+
+    Args:
+        in_dim / out_dim: feature widths; num_nodes: nodes of the graph (``node`` masks);
+        feature_dim: width of the nodes' operator features (``operator`` masks); attention: the masks' form.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, num_nodes: int, attention: str, feature_dim: int = 0) -> None:
         super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
         self.forward_weight = nn.Linear(in_dim, out_dim, bias=False)
         self.backward_weight = nn.Linear(in_dim, out_dim, bias=False)
         self.attention = attention
-        if attention:
+        if attention == "node":
             self.mask_forward = nn.Parameter(torch.zeros(num_nodes, out_dim))
             self.mask_backward = nn.Parameter(torch.zeros(num_nodes, out_dim))
+        elif attention == "operator":  # zero-initialised: every mask starts at 0.5, as the node form does
+            self.gate_forward = nn.Linear(feature_dim, out_dim)
+            self.gate_backward = nn.Linear(feature_dim, out_dim)
+            for gate in (self.gate_forward, self.gate_backward):
+                nn.init.zeros_(gate.weight)
+                nn.init.zeros_(gate.bias)
 
-    def forward(self, h: torch.Tensor, adj_forward: torch.Tensor, adj_backward: torch.Tensor) -> torch.Tensor:
+    def masks(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """H+ and H- for nodes with operator ``features`` (``N x nodes x F``), or None without attention."""
+        if self.attention == "node":
+            return torch.sigmoid(self.mask_forward), torch.sigmoid(self.mask_backward)
+        if self.attention == "operator":
+            return torch.sigmoid(self.gate_forward(features)), torch.sigmoid(self.gate_backward(features))
+        return None
+
+    def forward(
+        self, h: torch.Tensor, adj_forward: torch.Tensor, adj_backward: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
         fwd = torch.relu(adj_forward @ self.forward_weight(h))
         bwd = torch.relu(adj_backward @ self.backward_weight(h))
-        if self.attention:
-            fwd = torch.sigmoid(self.mask_forward) * fwd
-            bwd = torch.sigmoid(self.mask_backward) * bwd
+        masks = self.masks(features)
+        if masks is not None:
+            fwd, bwd = masks[0] * fwd, masks[1] * bwd
         return 0.5 * (fwd + bwd)
 
 
@@ -64,14 +95,14 @@ def _normalised(adj: torch.Tensor) -> torch.Tensor:
 
 
 class GraphNet(nn.Module):
-    """GNN (``attention=True``, thesis Eq 3.15) or GCN (``attention=False``, Eq 3.14) latency regressor."""
+    """GNN (thesis Eq 3.15, masks of the :data:`ATTENTIONS` form) or GCN (``attention="none"``, Eq 3.14) regressor."""
 
     def __init__(
         self,
         adjacency: torch.Tensor,
         num_ops: int,
         *,
-        attention: bool = True,
+        attention: str = "operator",
         width: int = 128,
         depth: int = 3,
         head: tuple[int, ...] = (64, 64),
@@ -82,7 +113,9 @@ class GraphNet(nn.Module):
         self.register_buffer("adj_forward", _normalised(adjacency.t().contiguous()))
         self.register_buffer("adj_backward", _normalised(adjacency.contiguous()))
         dims = (num_ops + 2, *([width] * depth))
-        self.layers = nn.ModuleList(GraphLayer(a, b, n, attention) for a, b in itertools.pairwise(dims))
+        self.layers = nn.ModuleList(
+            GraphLayer(a, b, n, attention, feature_dim=num_ops + 2) for a, b in itertools.pairwise(dims)
+        )
         head_dims = (width, *head)
         mlp: list[nn.Module] = []
         for a, b in itertools.pairwise(head_dims):
@@ -90,9 +123,9 @@ class GraphNet(nn.Module):
         self.head = nn.Sequential(*mlp, nn.Linear(head_dims[-1], 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = graph_features(x)
+        h = features = graph_features(x)
         for layer in self.layers:
-            h = layer(h, self.adj_forward, self.adj_backward)
+            h = layer(h, self.adj_forward, self.adj_backward, features)
         return self.head(h.mean(dim=1)).squeeze(-1)
 
 
