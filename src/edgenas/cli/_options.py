@@ -150,6 +150,17 @@ AlphaScheduleOpt = Annotated[
         help="alpha's lr: cosine decay to 0, or constant (NAS-Bench-201's DARTS/GDAS).",
     ),
 ]
+#: How archs are drawn for profiling or a sample file (thesis Sec 3.3.5: ordered, every op equally often per layer).
+ARCH_SAMPLINGS = ("uniform", "ordered")
+ArchSamplingOpt = Annotated[
+    str,
+    choice(
+        "--sampling",
+        values=ARCH_SAMPLINGS,
+        help="uniform (independent per layer) or ordered (groups in which every op of every layer appears once; "
+        "SurgeNAS' predictor data).",
+    ),
+]
 SearchSetOpt = Annotated[
     list[str] | None,
     typer.Option(

@@ -24,6 +24,7 @@ from edgenas.cli._options import (
     MAX_SAMPLES,
     MAX_THREADS,
     ArchArg,
+    ArchSamplingOpt,
     EnergyOpt,
     IndexOpt,
     InputBatchOpt,
@@ -117,15 +118,18 @@ def profile_command(
             "--predictor", exists=True, dir_okay=False, help="Predictor of --near (default: a LUT on the store)."
         ),
     ] = None,
+    sampling: ArchSamplingOpt = "uniform",
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure N architectures of SPACE into the store (uniform samples; --cover: spread over the latency range;
-    --near T: predicted near T); archs already stored are skipped (resumable)."""
+    """Measure N architectures of SPACE into the store (uniform samples, or --sampling ordered; --cover: spread over
+    the latency range; --near T: predicted near T); archs already stored are skipped (resumable)."""
     from edgenas.hardware import MeasurementStore
 
     resolved = get_space(space, **parse_options(set_))
     rt = _runtime(runtime, input_batch, resolution or resolved.resolution, threads)
-    plan = _profile_plan(resolved, n, seed, cover, near, band, predictor)
+    if sampling != "uniform" and (cover or near):
+        raise MeasurementError("--sampling ordered draws the archs of a plain profile; --cover and --near plan theirs")
+    plan = _profile_plan(resolved, n, seed, cover, near, band, predictor, ordered=sampling == "ordered")
     progress = progress_bar("[bold]profiling", "{task.fields[last]}", quiet=as_json)
     with MeasurementStore(store) as db, progress:
         task = progress.add_task("profile", total=None, last="")
@@ -144,7 +148,17 @@ def profile_command(
     _print_profile(report, store, runtime, energy, as_json)
 
 
-def _profile_plan(space: Any, n: int, seed: int, cover: bool, near: list[float] | None, band: float, predictor: Any):
+def _profile_plan(
+    space: Any,
+    n: int,
+    seed: int,
+    cover: bool,
+    near: list[float] | None,
+    band: float,
+    predictor: Any,
+    *,
+    ordered: bool = False,
+):
     """The profiling function of the chosen mode, called as ``plan(space, runtime, store, **profile_options)``."""
     from edgenas.hardware import profile
     from edgenas.search.coverage import profile_covering, profile_near
@@ -160,7 +174,7 @@ def _profile_plan(space: Any, n: int, seed: int, cover: bool, near: list[float] 
         return lambda s, rt, db, **o: profile_near(s, rt, db, near, n, predictor=planner, band=band, seed=seed, **o)
     if cover:
         return lambda s, rt, db, **o: profile_covering(s, rt, db, n, seed=seed, **o)
-    return lambda s, rt, db, **o: profile(s.sample(seed=seed, n=n), rt, db, **o)
+    return lambda s, rt, db, **o: profile(s.sample(seed=seed, n=n, ordered=ordered), rt, db, **o)
 
 
 def _print_profile(report: Any, store: Path, runtime: str, energy: bool, as_json: bool) -> None:

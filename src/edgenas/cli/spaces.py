@@ -20,6 +20,7 @@ from edgenas.cli._app import (
 from edgenas.cli._options import (
     MAX_SAMPLES,
     ArchArg,
+    ArchSamplingOpt,
     IndexOpt,
     InputBatchOpt,
     JsonOpt,
@@ -90,13 +91,14 @@ def arch_sample(
     n: Annotated[int, number("--n", help="Number of architectures.", low=1, high=MAX_SAMPLES)] = 1,
     seed: SeedOpt = 0,
     set_: SetOpt = None,
+    sampling: ArchSamplingOpt = "uniform",
     as_json: JsonOpt = False,
 ) -> None:
-    """Sample N architectures uniformly from SPACE and write them as JSON Lines."""
+    """Sample N architectures from SPACE (uniformly, or --sampling ordered) and write them as JSON Lines."""
     if output.suffix != ".jsonl" and n > 1:
         raise SpecFileError(f"{output}: {n} specs need a .jsonl file")
     resolved = get_space(space, **parse_options(set_))
-    specs = resolved.sample(seed=seed, n=n)
+    specs = resolved.sample(seed=seed, n=n, ordered=sampling == "ordered")
     save_specs(output, specs)
     if as_json:
         emit_json(

@@ -244,13 +244,31 @@ class SearchSpace(ABC):
         """The human form of ``spec``."""
 
     # ----- sampling and evolution helpers ------------------------------------------------------------------------
-    def sample(self, seed: Seed = None, n: int = 1) -> list[ArchSpec]:
-        """``n`` architectures drawn uniformly (independently per layer over the allowed ops)."""
+    def sample(self, seed: Seed = None, n: int = 1, *, ordered: bool = False) -> list[ArchSpec]:
+        """``n`` architectures drawn uniformly (independently per layer over the allowed ops), or with ``ordered``
+        as SurgeNAS samples its predictor's data (thesis Sec 3.3.5, the ordered sampling of Fig 3.6 at uniform
+        probabilities): in groups of ``K`` (the most ops a layer allows), each layer's allowed ops in a random order,
+        so every op of every layer appears exactly once per group (a layer with fewer ops fills the rest of the
+        group with random draws of its own ops). Each op then appears equally often per layer."""
         rng = as_rng(seed)
+        if ordered:
+            return self._sample_ordered(rng, n)
         specs = []
         for _ in range(n):
             choices = [ops[rng.integers(len(ops))] for ops in self.allowed_ops]
             specs.append(ArchSpec(self.name, self.options, self.config_hash, tuple(choices)))
+        return specs
+
+    def _sample_ordered(self, rng: np.random.Generator, n: int) -> list[ArchSpec]:
+        group = max(len(ops) for ops in self.allowed_ops)
+        specs: list[ArchSpec] = []
+        while len(specs) < n:
+            columns = [
+                np.concatenate([rng.permutation(ops), rng.choice(ops, group - len(ops))]) for ops in self.allowed_ops
+            ]
+            for i in range(min(group, n - len(specs))):
+                choices = tuple(int(column[i]) for column in columns)
+                specs.append(ArchSpec(self.name, self.options, self.config_hash, choices))
         return specs
 
     def mutate(self, spec: ArchSpec, seed: Seed = None, num_layers: int = 1) -> ArchSpec:
