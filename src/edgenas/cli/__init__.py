@@ -9,8 +9,10 @@ from edgenas.cli import (  # noqa: F401  (register the commands)
     compress,
     hardware,
     predictors,
+    scaling,
     search,
     search_strategies,
+    search_surgenas,
     spaces,
     training,
 )

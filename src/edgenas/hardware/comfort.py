@@ -6,11 +6,15 @@ that range of phi is the Comfort Zone. We measure latency and intensity at each 
 (going up from 1 without a break) whose latency stays within the noise band of the base latency:
 ``band = max(tolerance, 2 * relative IQR of the base measurement)``. The thesis expects a zone on GPUs and none on
 CPUs; whatever is measured is reported.
+
+:func:`scale_up` applies it to a found network (``edgenas scale``): one width step at a time, each measured against
+the original, keeping the widest network still in the band and stopping at the first step out of it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ import numpy as np
 
 from edgenas._io import atomic_output
 from edgenas.errors import MeasurementError
-from edgenas.hardware.protocol import DEFAULT_PROTOCOL, Protocol, measure_interleaved
+from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure_interleaved
 from edgenas.hardware.runtimes import Runtime
 from edgenas.nn.costs import measure_costs
 from edgenas.spaces import ArchSpec, space_of
@@ -161,3 +165,109 @@ def plot_comfort(report: ComfortReport, path: str | os.PathLike[str]) -> Path:
     if not Path(path).is_file():
         raise MeasurementError(f"could not write {path}")
     return Path(path)
+
+
+#: Width step and largest scale of :func:`scale_up` (thesis Sec 3.3.6 raises phi "gradually"; its GPUs kept ~3).
+SCALE_STEP = 0.25
+MAX_SCALE = 3.0
+
+#: Measures the latency of several architectures together (interleaved), one :class:`LatencyStats` each.
+PairMeasure = Callable[[Sequence[ArchSpec]], Sequence[LatencyStats]]
+
+
+@dataclass
+class ScaleReport:
+    """Comfort Zone scaling of one network (:func:`scale_up`).
+
+    Attributes:
+        original / kept: the architecture given and the widest one kept (the original when no wider one is in band).
+        band: relative latency band counted as noise (at the last step).
+        scale: width scale of the kept network (1.0: no Comfort Zone on this runtime).
+        steps: per width tried: ``scale``, ``median_ms``, ``base_ms`` (the original, measured with it), ``ratio``,
+            ``mult_adds_M``, ``within_band``.
+    """
+
+    original: ArchSpec
+    kept: ArchSpec
+    band: float
+    scale: float = 1.0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def has_zone(self) -> bool:
+        """True when a wider network kept the original's latency (scale > 1)."""
+        return self.scale > 1.0
+
+
+def widened(spec: ArchSpec, scale: float) -> ArchSpec:
+    """``spec`` in its space widened by ``scale`` (the same choices; the space's ``width``/``channels`` option).
+
+    Raises:
+        SpaceConfigError: the space has no width option.
+    """
+    space = space_of(spec).scale_width(scale)
+    return space.parse(str(spec))
+
+
+def scale_up(
+    spec: ArchSpec,
+    measure: PairMeasure,
+    *,
+    step: float = SCALE_STEP,
+    max_scale: float = MAX_SCALE,
+    tolerance: float = 0.03,
+) -> ScaleReport:
+    """Widen ``spec`` by ``step`` at a time and keep the widest network whose measured latency stays within the noise
+    band of the original's (thesis Sec 3.3.6: "gradually increase the scaling factor until the runtime latency
+    increases"). Each step measures the original and the candidate together (``measure``: interleaved on the device,
+    so drift hits both alike); the band is ``max(tolerance, 2 * relative IQR of the original)`` at that step. The
+    first step out of the band ends the scaling.
+
+    Raises:
+        SpaceConfigError: the space has no width option; MeasurementError: a step or largest scale that is not > 0
+            and > 1.
+    """
+    if step <= 0 or max_scale <= 1:
+        raise MeasurementError(f"scaling needs a step > 0 and a largest scale > 1 (got {step}, {max_scale})")
+    report = ScaleReport(spec, spec, tolerance)
+    scale = 1.0
+    while scale + step <= max_scale + 1e-9:
+        scale = round(scale + step, 6)
+        candidate = widened(spec, scale)
+        base, wide = measure([spec, candidate])
+        band = max(tolerance, 2 * base.rel_iqr)
+        within = wide.median_ms <= base.median_ms * (1 + band)
+        report.band = band
+        report.steps.append(
+            {
+                "scale": scale,
+                "median_ms": wide.median_ms,
+                "base_ms": base.median_ms,
+                "ratio": wide.median_ms / base.median_ms,
+                "mult_adds_M": _mult_adds(candidate) / 1e6,
+                "within_band": within,
+            }
+        )
+        if not within:
+            break
+        report.kept, report.scale = candidate, scale
+    return report
+
+
+def runtime_measure(runtime: Runtime, protocol: Protocol = DEFAULT_PROTOCOL) -> PairMeasure:
+    """A :data:`PairMeasure` on ``runtime``: the architectures built, loaded and measured round-robin."""
+
+    def measure(specs: Sequence[ArchSpec]) -> list[LatencyStats]:
+        sessions = [runtime.load(space_of(s).build(s)) for s in specs]
+        try:
+            return measure_interleaved([s.run for s in sessions], protocol)
+        finally:
+            for s in sessions:
+                s.close()
+
+    return measure
+
+
+def _mult_adds(spec: ArchSpec) -> float:
+    space = space_of(spec)
+    return measure_costs(space.build(spec), (1, 3, space.resolution, space.resolution)).mult_adds
