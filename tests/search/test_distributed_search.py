@@ -75,3 +75,55 @@ def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
         assert ra["derived"] == pytest.approx(rb["derived"], rel=1e-6)
         assert ra["lambda"] == pytest.approx(rb["lambda"], rel=1e-6, abs=1e-12)
     assert json.loads(two.stdout)["arch"] == json.loads(one.stdout)["arch"]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_take_the_same_surgenas_paths(tmp_path) -> None:
+    predictor = toy_predictor().save(tmp_path / "p.pt")
+    common = [
+        "search",
+        "surgenas",
+        "--space",
+        "mbv2-cifar",
+        "--set",
+        "width=0.25",
+        "--predictor",
+        str(predictor),
+        "--beta",
+        "0.5",
+        "--data",
+        "sample",
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--subset",
+        "64",
+        "--alpha-lr",
+        "0.05",
+        "--device",
+        "cpu",
+        "--json",
+    ]
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    one = _cli([sys.executable, "-m", "edgenas", *common, "-o", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = _cli(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgenas", *common, "-o", str(tmp_path / "two")]
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert len(two.stdout.strip().splitlines()) == 1  # only rank 0 reports
+    a, b = (
+        read_trajectory(tmp_path / "one" / "trajectory.jsonl"),
+        read_trajectory(tmp_path / "two" / "trajectory.jsonl"),
+    )
+    assert len(a) == len(b) == 8
+    # every rank drew the same ordered paths at every step (the search checks each path, or fails), and they are
+    # the one-process search's paths while alpha agrees (the first search step's paths depend on alpha only)
+    assert [r["paths"] for r in a[:5]] == [r["paths"] for r in b[:5]]
+    assert all(len(r["paths"]) == 7 for r in b)
+    assert a[0]["ce"] == pytest.approx(b[0]["ce"], rel=1e-5)
+    counts = [json.loads(r.stdout)["update_counts"] for r in (one, two)]
+    assert all(sum(row) == 7 * 8 for c in counts for row in c)  # 7 paths a step, 8 steps, every layer

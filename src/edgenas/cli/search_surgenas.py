@@ -102,10 +102,10 @@ def surgenas_command(
     """SurgeNAS: one-level search, ordered fair paths, identity mapping, loss CE + beta * LAT (thesis Ch 3)."""
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
-    from edgenas.search import get_strategy
-    from edgenas.search.engine import Target
+    from edgenas.search.engine import Target, search
     from edgenas.spaces import get_space
     from edgenas.train import load_dataset
+    from edgenas.train.distributed import init_distributed, shutdown_distributed
 
     if beta and predictor is None:
         raise SearchError("--beta prices the paths with a predictor: give --predictor P.pt")
@@ -129,13 +129,18 @@ def surgenas_command(
     targets = [Target(Predictor.load(predictor), None)] if predictor is not None else []
     images = load_dataset(data, image_size=resolved.resolution)
     unit = targets[0].unit if targets else ""
-    progress = _SearchProgress(_total_steps(config, images), quiet=as_json, unit=unit)
+    env = init_distributed(config.device)  # under torchrun: one process per rank, the same paths on every rank
     try:
-        arch, summary = get_strategy("surgenas").run(
-            resolved, targets, images, config, output, resume=resume, on_step=progress
-        )
+        progress = _SearchProgress(_total_steps(config, images), quiet=as_json or not env.is_main, unit=unit)
+        try:
+            result = search(resolved, targets, images, config, output, resume=resume, on_step=progress, dist_env=env)
+        finally:
+            progress.close()
     finally:
-        progress.close()
+        shutdown_distributed()
+    if not env.is_main:
+        return
+    arch, summary = result.arch, result.summary
     if runtime is not None:
         summary["measured"] = _measure(arch, runtime, [], 0.0, output)
     if as_json:
