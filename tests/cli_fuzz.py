@@ -220,6 +220,14 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
         "search fbnet": ([], [*_search_options(ws), ("--lambda", "0.1")]),
         "search gdas": ([], [*_search_options(ws), ("--search-set", "cells_per_stage=1")]),
         "search darts": ([], _search_options(ws)),
+        "search surgenas": (
+            [],
+            [o for o in _search_options(ws) if o[0] not in ("--target-ms", "--val-fraction")] + [("--beta", "0.1")],
+        ),
+        "scale": (
+            [str(ws.spec)],
+            [*timing, ("--index", "0"), ("--step", "0.5"), ("--max-scale", "1.5"), ("-o", "{out}/s.json")],
+        ),
         "search random": (
             [],
             [o for o in _search_options(ws) if o[0] not in ("--predictor", "--target-ms")] + [("--time-budget", "1")],
