@@ -3,6 +3,8 @@
 Usage (one command runs everything; phases can be run alone and keep the others' last results):
     python benchmarks/predictors.py all --data DIR [--own-n 2000] [--train 1000] [--epochs 200]
     python benchmarks/predictors.py own-profile|own-lut|fit|fewshot|efficiency|speed --data DIR
+    python benchmarks/predictors.py attention|sampling --data DIR   (the GNN's attention forms; uniform vs ordered
+        training archs: ``benchmarks/predictors_surgenas.py``)
 
 Data sets: this machine's ort-cpu latency (batch 1, 1 thread) of ``--own-n`` sampled ``mbv2-cifar`` archs
 (profiled into ``runs/predictors/own.sqlite``, resumable, exported to ``results/mbv2_cifar_ortcpu_latency.csv``);
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import predictors_surgenas as surgenas_phases
 import torch
 from _common import RESULTS, machine, write_results
 
@@ -44,7 +47,10 @@ from edgenas.spaces import get_space
 
 OWN_STORE = Path("runs/predictors/own.sqlite")
 OWN_DEVICE = "this-cpu"
+OWN_CSV = RESULTS / "mbv2_cifar_ortcpu_latency.csv"
 KINDS = ("lut", "mlp", "gcn", "gnn", "svr", "rf", "gbr")
+#: Phases that ``all`` does not run (each says when to run it).
+SEPARATE_PHASES = ("own-interleaved", "attention", "sampling")
 
 
 def datasets(data: Path) -> dict[str, tuple]:
@@ -53,7 +59,7 @@ def datasets(data: Path) -> dict[str, tuple]:
     hw = data / "hwnasbench/hwnasbench_nb201_cifar10.csv"
     hp = data / "help/help_fbnet_latency.csv"
     out = {
-        "own ort-cpu mbv2-cifar": (lambda: table_from_store(OWN_STORE, OWN_DEVICE, get_space("mbv2-cifar")), "own"),
+        "own ort-cpu mbv2-cifar": (lambda: own_table(), "own"),
         "HW-NAS-Bench edgegpu latency": (
             lambda: table_from_csv(hw, nb201, "arch_str", "cifar10_edgegpu_latency_ms"),
             "hwnasbench",
@@ -71,6 +77,14 @@ def datasets(data: Path) -> dict[str, tuple]:
         "HELP titanrtx": (lambda: table_from_csv(hp, fbnet, "blocks", "titan_rtx_1_ms"), "help"),
     }
     return out
+
+
+def own_table():
+    """The own data set: the store when this machine profiled it, else the committed export of it."""
+    space = get_space("mbv2-cifar")
+    if OWN_STORE.is_file():
+        return table_from_store(OWN_STORE, OWN_DEVICE, space)
+    return table_from_csv(OWN_CSV, space, "arch", "value", where={"device": OWN_DEVICE})
 
 
 def own_profile(n: int, interleave: int = 1) -> dict:
@@ -319,6 +333,7 @@ def markdown(payload: dict) -> str:
             + ", ".join(f"{k} {v:,} archs/s" for k, v in sp.items() if k != "torch_threads"),
             "",
         ]
+    lines += surgenas_phases.markdown(payload)
     return "\n".join(lines)
 
 
@@ -326,7 +341,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "phase",
-        choices=["all", "own-profile", "own-lut", "fit", "fewshot", "efficiency", "speed", "own-interleaved"],
+        choices=[
+            "all",
+            "own-profile",
+            "own-lut",
+            "fit",
+            "fewshot",
+            "efficiency",
+            "speed",
+            "own-interleaved",
+            "attention",
+            "sampling",
+        ],
     )
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--own-n", type=int, default=2000)
@@ -335,7 +361,8 @@ def main() -> None:
     args = parser.parse_args()
     path = RESULTS / "predictors.json"
     payload = json.loads(path.read_text()) if path.is_file() else {}
-    payload["machine"] = machine()
+    if args.phase not in SEPARATE_PHASES[1:]:  # these carry their own machine: the header is the other phases'
+        payload["machine"] = machine()
     phases = {
         "own-profile": ("own_profile", lambda: own_profile(args.own_n)),
         "own-lut": ("own_lut", own_lut),
@@ -344,10 +371,22 @@ def main() -> None:
         "efficiency": ("efficiency", lambda: efficiency(args.data, args.epochs)),
         "speed": ("speed", lambda: speed(args.data)),
         "own-interleaved": ("own_profile_i20", lambda: own_interleaved(args.own_n, args.train, args.epochs, payload)),
+        "attention": (
+            "attention",
+            lambda: surgenas_phases.attention(
+                {name: load for name, (load, _) in datasets(args.data).items()}, args.train, args.epochs
+            ),
+        ),
+        "sampling": (
+            "sampling",
+            lambda: surgenas_phases.sampling(datasets(args.data)["HW-NAS-Bench edgegpu latency"][0](), args.epochs),
+        ),
     }
     for phase, (key, run) in phases.items():
-        if args.phase == phase or (args.phase == "all" and phase != "own-interleaved"):
+        if args.phase == phase or (args.phase == "all" and phase not in SEPARATE_PHASES):
             payload[key] = run()
+            if phase in SEPARATE_PHASES[1:]:
+                payload[key]["machine"] = machine()
             write_results("predictors", payload, markdown(payload))
     sys.stdout.write(markdown(payload))
 

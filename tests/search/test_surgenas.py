@@ -185,3 +185,13 @@ def test_interrupted_surgenas_resumes_to_the_same_trajectory(sample, tmp_path) -
         assert a["phi"] == b["phi"]
     assert resumed.arch == full.arch
     assert resumed.summary["update_counts"] == full.summary["update_counts"]
+
+
+def test_refine_refuses_a_one_level_search(sample, tmp_path) -> None:
+    from edgenas.errors import SearchError
+    from edgenas.search.engine import refine
+
+    config = _config()
+    search(toy_space(), [], sample, config, tmp_path / "run")
+    with pytest.raises(SearchError, match="no separate architecture phase"):
+        refine(tmp_path / "run", toy_space(), [], config, 5, data=sample)

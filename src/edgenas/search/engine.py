@@ -796,9 +796,12 @@ def refine(
     rewrites ``arch.json`` and ``summary.json`` (with a ``refined`` count).
 
     Raises:
-        SearchError: no checkpoint in ``run``, a checkpoint of other options, or the accuracy term without data.
+        SearchError: no checkpoint in ``run``, a checkpoint of other options, the accuracy term without data, or a
+            one-level strategy (no architecture phase to continue).
     """
     run = Path(run)
+    if get_strategy(config.method).one_level:
+        raise SearchError(f"{config.method} has no separate architecture phase to continue: refine a two-level search")
     keep_ce = config.accuracy if accuracy is None else accuracy
     if keep_ce and data is None:
         raise SearchError("refine keeps the accuracy term: pass the search's data (or accuracy=False)")
