@@ -6,11 +6,13 @@
   ``1/2 [H+ * relu(M X W+) + H- * relu(M^T X W-)]`` (forward and backward message passing; the thesis' second M
   is M^T), where H+ and H- are attention masks. The thesis adds them because a plain GNN "treats all the operators
   in the same way while the inference latency highly depends on the selected operators", so by default
-  (``attention="operator"``) they are a function of each node's (relaxed) operator features:
-  ``H = sigmoid(X0 A + b)`` per channel, X0 the node's one-hot op and node-type flags, differentiable in the
-  encoding (``METHODS.md``). ``attention="node"`` is the first wave's form, a learned parameter per node and
-  channel that does not depend on the input (on a chain, a position code); ``"none"``: masks of 1, the plain GCN of
-  Eq 3.14. M includes self-loops and is row-normalised so a node keeps its own features and depth does not blow up
+  (``attention="operator"``) they are a function of each node's (relaxed) operator features and of its position:
+  ``H = sigmoid(B_node + X0 A + b)`` per channel, X0 the node's one-hot op and node-type flags, B a learned term
+  per node and channel, differentiable in the encoding (``METHODS.md``). ``"operator-only"`` drops B (the masks see
+  the op but not where it is: the same op costs differently at different resolutions and widths, so it lost to the
+  node form on the layer-wise spaces, ``benchmarks/results/predictors.md``); ``"node"`` is the first wave's form,
+  B alone, which does not depend on the input (on a chain, a position code); ``"none"``: masks of 1, the plain GCN
+  of Eq 3.14. M includes self-loops and is row-normalised so a node keeps its own features and depth does not blow up
   the scale. 3 layers of 128, mean readout over nodes, then an MLP 64-64-1.
 * :class:`LinearTable`: a look-up table, one value per (layer, op) plus a constant: the LUT baseline (thesis Fig 4.5)
   as a linear model of the one-hot.
@@ -42,7 +44,7 @@ class MLPNet(nn.Module):
 
 
 #: Forms of the GNN's attention masks (see the module docstring).
-ATTENTIONS = ("operator", "node", "none")
+ATTENTIONS = ("operator", "operator-only", "node", "none")
 
 
 class GraphLayer(nn.Module):
@@ -60,10 +62,10 @@ class GraphLayer(nn.Module):
         self.forward_weight = nn.Linear(in_dim, out_dim, bias=False)
         self.backward_weight = nn.Linear(in_dim, out_dim, bias=False)
         self.attention = attention
-        if attention == "node":
+        if attention in ("node", "operator"):
             self.mask_forward = nn.Parameter(torch.zeros(num_nodes, out_dim))
             self.mask_backward = nn.Parameter(torch.zeros(num_nodes, out_dim))
-        elif attention == "operator":  # zero-initialised: every mask starts at 0.5, as the node form does
+        if attention in ("operator", "operator-only"):  # zero-initialised: the masks start as the node form's
             self.gate_forward = nn.Linear(feature_dim, out_dim)
             self.gate_backward = nn.Linear(feature_dim, out_dim)
             for gate in (self.gate_forward, self.gate_backward):
@@ -72,11 +74,14 @@ class GraphLayer(nn.Module):
 
     def masks(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """H+ and H- for nodes with operator ``features`` (``N x nodes x F``), or None without attention."""
-        if self.attention == "node":
-            return torch.sigmoid(self.mask_forward), torch.sigmoid(self.mask_backward)
-        if self.attention == "operator":
-            return torch.sigmoid(self.gate_forward(features)), torch.sigmoid(self.gate_backward(features))
-        return None
+        if self.attention == "none":
+            return None
+        logits = [0.0, 0.0]
+        if self.attention in ("node", "operator"):
+            logits = [self.mask_forward, self.mask_backward]
+        if self.attention in ("operator", "operator-only"):
+            logits = [logits[0] + self.gate_forward(features), logits[1] + self.gate_backward(features)]
+        return torch.sigmoid(logits[0]), torch.sigmoid(logits[1])
 
     def forward(
         self, h: torch.Tensor, adj_forward: torch.Tensor, adj_backward: torch.Tensor, features: torch.Tensor
