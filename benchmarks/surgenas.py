@@ -1,10 +1,10 @@
 """SurgeNAS' figures (thesis Ch 3) at a CPU budget: memory, NAS-Bench-201 ablations, the beta trade-off, scaling.
 
 Usage:
-    python benchmarks/surgenas.py nb201 --data DIR [--seeds 3] [--subset 5000] [--epochs 8]
+    python benchmarks/surgenas.py nb201 --data DIR [--seeds 3] [--subset 5000] [--epochs 8] [--forms 0,1,2]
     python benchmarks/surgenas.py memory
-    python benchmarks/surgenas.py beta --data DIR [--betas 0,0.3,1,3] [--epochs 4] [--train-epochs 3]
-    python benchmarks/surgenas.py scale --data DIR
+    python benchmarks/surgenas.py beta [--betas 0,0.3,1]
+    python benchmarks/surgenas.py scale [--betas 0,0.3,1]     (the beta phase's middle network)
     python benchmarks/surgenas.py report      (rewrite benchmarks/results/surgenas.md from the JSON)
 
 ``nb201``: SurgeNAS through the NAS-Bench-201 referee (:func:`edgenas.bench.referee.search_and_judge`, beta = 0 as
@@ -13,6 +13,12 @@ mapping phi 2 -> 0), without the identity mapping (phi = 0), and with the paths 
 replacement) instead of in order; the found cell's true 200-epoch CIFAR-10 test accuracy and the share of skip and
 none among its six edges (the skip collapse of thesis Fig 3.13). Runs under ``runs/bench-surgenas`` (a finished seed
 is judged again, not searched). DIR is the data folder with cifar10.npz, nb201/ and hwnasbench/.
+
+``memory``: activation memory of one SurgeNAS step vs one multi-path step and the largest standalone network.
+``beta``: the trade-off of thesis Fig 3.15 on ``mbv2-cifar`` with a GNN fitted on archs drawn by ordered sampling and
+measured on this machine (profiled into ``runs/bench-surgenas/store.db``; resumable), next to LightNAS and random
+profiled archs at the same measured latency. ``scale``: ``edgenas scale`` on the beta phase's middle network with
+this CPU's runtimes. Run ``beta`` and ``scale`` on a quiet machine (they measure latency).
 Results merge into ``benchmarks/results/surgenas.{json,md}`` by phase.
 """
 
@@ -117,7 +123,29 @@ def _nb201_markdown(phase: dict[str, Any]) -> list[str]:
             f"| {row['label']} | {row['test_acc_mean']:.2f} ± {row['test_acc_std']:.2f} | "
             f"{row['free_share_mean']:.2f} | {row['search_s_mean']:.0f} | {cells} |"
         )
+    for label, acc in _referee_peers(phase["budget"]):
+        lines.append(f"| {label} (`results/nb201.md`, same budget, two levels) | {acc} | | | |")
+    lines += [
+        "",
+        "A cell whose every path to the output runs through `none` scores 10% (chance). The identity mapping adds "
+        "phi x to every candidate of every edge, `none` included, so during the search a `none` edge passes its "
+        "input on like a skip while the computing ops' straight-through gradients, <grad, O_k(x)>, push their "
+        "logits down (the zero op's is 0); as phi reaches 0 the chosen `none` edges disconnect the cell. The "
+        "layer-wise spaces have no zero op (their skip keeps the signal), which is where the thesis applies it.",
+    ]
     return [*lines, ""]
+
+
+def _referee_peers(budget: dict[str, Any]) -> list[tuple[str, str]]:
+    """The other strategies' rows of ``results/nb201.json`` at this budget (the referee's unconstrained phase)."""
+    path = RESULTS / "nb201.json"
+    key = f"unconstrained s{budget['subset']}-e{budget['epochs']}-n1"
+    if budget["warmup_epochs"] != 1 or not path.is_file():
+        return []
+    rows = json.loads(path.read_text())["phases"].get(key, [])
+    return [
+        (r["label"], f"{r['summary']['test_acc']['mean']:.2f} ± {r['summary']['test_acc']['std']:.2f}") for r in rows
+    ]
 
 
 def _saved_bytes(step: Callable[[], torch.Tensor]) -> int:
@@ -471,7 +499,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--warmup-epochs", type=int, default=1)
     parser.add_argument("--forms", type=lambda t: [int(v) for v in t.split(",")], default=None)
-    parser.add_argument("--betas", type=lambda t: [float(v) for v in t.split(",")], default=[0.0, 0.1, 0.3, 1.0])
+    parser.add_argument("--betas", type=lambda t: [float(v) for v in t.split(",")], default=[0.0, 0.3, 1.0])
     args = parser.parse_args()
     payload = _load()
     if args.phase != "report":
