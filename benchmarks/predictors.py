@@ -384,7 +384,10 @@ def main() -> None:
     }
     for phase, (key, run) in phases.items():
         if args.phase == phase or (args.phase == "all" and phase not in SEPARATE_PHASES):
-            payload[key] = run()
+            result = run()
+            # phases may run side by side (each in its process): merge into the file as it is now
+            payload = {**(json.loads(path.read_text()) if path.is_file() else {}), "machine": payload["machine"]}
+            payload[key] = result
             if phase in SEPARATE_PHASES[1:]:
                 payload[key]["machine"] = machine()
             write_results("predictors", payload, markdown(payload))

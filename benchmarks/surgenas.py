@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 from collections.abc import Callable
@@ -82,6 +83,9 @@ def nb201(args: argparse.Namespace) -> dict[str, Any]:
             record["free_share"] = _free_share(record["arch"])
             records.append(record)
             print(f"{label} seed {seed}: {record['test_acc']:.2f}% {record['arch']}", flush=True)
+        shutil.copyfile(
+            RUNS / f"nb201-form{i}-{tag}" / "seed0" / "alpha.png", RESULTS / f"surgenas_nb201_alpha_{i}.png"
+        )
         accs = [r["test_acc"] for r in records]
         rows.append(
             {
@@ -131,7 +135,9 @@ def _nb201_markdown(phase: dict[str, Any]) -> list[str]:
         "phi x to every candidate of every edge, `none` included, so during the search a `none` edge passes its "
         "input on like a skip while the computing ops' straight-through gradients, <grad, O_k(x)>, push their "
         "logits down (the zero op's is 0); as phi reaches 0 the chosen `none` edges disconnect the cell. The "
-        "layer-wise spaces have no zero op (their skip keeps the signal), which is where the thesis applies it.",
+        "layer-wise spaces have no zero op (their skip keeps the signal), which is where the thesis applies it. "
+        "(Our reading of the per-edge softmax over the search: `surgenas_nb201_alpha_0.png` with the identity "
+        "mapping, `_1` without, seed 0; each form's `none` share grows from the first search steps.)",
     ]
     return [*lines, ""]
 

@@ -200,3 +200,29 @@ def test_train_and_eval_user_errors(tmp_path, capsys, monkeypatch):
         capsys,
     )
     assert code == 2 and "add --set num_classes=10" in err
+
+
+def test_ordered_sampling_draws_every_op_of_every_layer_once_per_group(tmp_path, capsys):
+    space = get_space("mbv2-cifar")
+    archs = tmp_path / "ordered.jsonl"
+    code, out, _ = run(["arch", "sample", "mbv2-cifar", "--n", "14", "--sampling", "ordered", "-o", str(archs)], capsys)
+    assert code == 0
+    specs = load_specs(archs)
+    group = max(len(ops) for ops in space.allowed_ops)
+    assert len(specs) == 14 == 2 * group
+    for start in (0, group):
+        for layer, ops in enumerate(space.allowed_ops):
+            drawn = [s.choices[layer] for s in specs[start : start + group]]
+            assert set(drawn) == set(ops)  # every allowed op of the layer once (fewer ops: the rest random fills)
+            if len(ops) == group:
+                assert sorted(drawn) == sorted(ops)
+    assert specs == space.sample(seed=0, n=14, ordered=True)
+    assert specs != space.sample(seed=0, n=14)  # not the uniform draw
+
+
+def test_profile_refuses_ordered_sampling_with_a_plan(tmp_path, capsys):
+    code, _, err = run(
+        ["profile", "mbv2-cifar", "--n", "4", "--sampling", "ordered", "--cover", "--store", str(tmp_path / "s.db")],
+        capsys,
+    )
+    assert code == 2 and "--sampling ordered" in err and not (tmp_path / "s.db").exists()

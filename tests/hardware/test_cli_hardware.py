@@ -55,6 +55,21 @@ def test_profile_twice_skips_what_is_stored(tmp_path, capsys):
     assert info["devices"][0]["fingerprint"]["cpu_count"] >= 1
 
 
+def test_profile_with_ordered_sampling_measures_the_ordered_draw(tmp_path, capsys):
+    store, out_csv = tmp_path / "m.sqlite", tmp_path / "all.csv"
+    tiny = ["--set", "channels=4", "--set", "cells_per_stage=1"]
+    args = ["profile", "nb201", *tiny, "--n", "5", "--sampling", "ordered", "--runtime", "torch-cpu"]
+    code, out, err = run([*args, "--warmup", "1", "--repeats", "3", "--store", str(store), "--json"], capsys)
+    assert code == 0, err
+    code, _, err = run(["store", "export", "--store", str(store), "-o", str(out_csv)], capsys)
+    assert code == 0, err
+    with out_csv.open() as f:
+        stored = {row["arch"] for row in csv.DictReader(f)}
+    space = get_space("nb201", channels=4, cells_per_stage=1)
+    assert stored == {str(s) for s in space.sample(seed=0, n=5, ordered=True)}  # one group: every op on every edge
+    assert {a.split("|")[1].split("~")[0] for a in stored} == set(space.op_names)  # edge 1<-0 ran every op once
+
+
 def test_import_monotonic_export(tmp_path, capsys):
     space = get_space("nb201")
     table = tmp_path / "two_devices.csv"
