@@ -205,7 +205,7 @@ def test_train_and_eval_user_errors(tmp_path, capsys, monkeypatch):
 def test_ordered_sampling_draws_every_op_of_every_layer_once_per_group(tmp_path, capsys):
     space = get_space("mbv2-cifar")
     archs = tmp_path / "ordered.jsonl"
-    code, out, _ = run(["arch", "sample", "mbv2-cifar", "--n", "14", "--sampling", "ordered", "-o", str(archs)], capsys)
+    code, _, _ = run(["arch", "sample", "mbv2-cifar", "--n", "14", "--sampling", "ordered", "-o", str(archs)], capsys)
     assert code == 0
     specs = load_specs(archs)
     group = max(len(ops) for ops in space.allowed_ops)

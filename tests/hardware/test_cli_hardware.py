@@ -59,7 +59,7 @@ def test_profile_with_ordered_sampling_measures_the_ordered_draw(tmp_path, capsy
     store, out_csv = tmp_path / "m.sqlite", tmp_path / "all.csv"
     tiny = ["--set", "channels=4", "--set", "cells_per_stage=1"]
     args = ["profile", "nb201", *tiny, "--n", "5", "--sampling", "ordered", "--runtime", "torch-cpu"]
-    code, out, err = run([*args, "--warmup", "1", "--repeats", "3", "--store", str(store), "--json"], capsys)
+    code, _, err = run([*args, "--warmup", "1", "--repeats", "3", "--store", str(store), "--json"], capsys)
     assert code == 0, err
     code, _, err = run(["store", "export", "--store", str(store), "-o", str(out_csv)], capsys)
     assert code == 0, err
