@@ -20,6 +20,23 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
+def _one_process_and_two_ranks(common: list[str], tmp_path: Path) -> tuple:
+    """``edgenas COMMON`` in one process and on two Gloo ranks: both results and both trajectories."""
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    one = _cli([sys.executable, "-m", "edgenas", *common, "-o", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = _cli(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgenas", *common, "-o", str(tmp_path / "two")]
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert len(two.stdout.strip().splitlines()) == 1  # only rank 0 reports
+    a, b = (
+        read_trajectory(tmp_path / "one" / "trajectory.jsonl"),
+        read_trajectory(tmp_path / "two" / "trajectory.jsonl"),
+    )
+    return one, two, a, b
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
     predictor = toy_predictor().save(tmp_path / "p.pt")
@@ -51,18 +68,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
         "cpu",
         "--json",
     ]
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    one = _cli([sys.executable, "-m", "edgenas", *common, "-o", str(tmp_path / "one")])
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = _cli(
-        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgenas", *common, "-o", str(tmp_path / "two")]
-    )
-    assert two.returncode == 0, two.stderr[-2000:]
-    assert len(two.stdout.strip().splitlines()) == 1  # only rank 0 reports
-    a, b = (
-        read_trajectory(tmp_path / "one" / "trajectory.jsonl"),
-        read_trajectory(tmp_path / "two" / "trajectory.jsonl"),
-    )
+    one, two, a, b = _one_process_and_two_ranks(common, tmp_path)
     assert len(a) == len(b) > 0
     # the ranks agreed on the path at every step (the search checks it, or fails), and it is the 1-process path
     assert [r["path"] for r in a] == [r["path"] for r in b]
@@ -107,18 +113,7 @@ def test_two_gloo_ranks_take_the_same_surgenas_paths(tmp_path) -> None:
         "cpu",
         "--json",
     ]
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    one = _cli([sys.executable, "-m", "edgenas", *common, "-o", str(tmp_path / "one")])
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = _cli(
-        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgenas", *common, "-o", str(tmp_path / "two")]
-    )
-    assert two.returncode == 0, two.stderr[-2000:]
-    assert len(two.stdout.strip().splitlines()) == 1  # only rank 0 reports
-    a, b = (
-        read_trajectory(tmp_path / "one" / "trajectory.jsonl"),
-        read_trajectory(tmp_path / "two" / "trajectory.jsonl"),
-    )
+    one, two, a, b = _one_process_and_two_ranks(common, tmp_path)
     assert len(a) == len(b) == 8
     # every rank drew the same ordered paths at every step (the search checks each path, or fails), and they are
     # the one-process search's paths while alpha agrees (the first search step's paths depend on alpha only)

@@ -137,7 +137,7 @@ def _run(
 ) -> None:
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
-    from edgenas.search.engine import SearchConfig, Target, search
+    from edgenas.search.engine import SearchConfig, Target
     from edgenas.spaces import get_space
     from edgenas.train import load_dataset
 
@@ -168,7 +168,6 @@ def _run(
         raise SearchError("use one of --refit, --correct-rounds and --close-loop, not several")
     config = SearchConfig(method=method, **options)
     images = load_dataset(data, image_size=resolved.resolution)
-    steps_hint = _total_steps(config, images)
     env = init_distributed(config.device)
     warnings = _data_range_warnings(targets, resolved.name, quiet=as_json or not env.is_main)
     measure = _measurer(runtime, resolved, on_device.get("loads", 3)) if runtime is not None else None
@@ -177,11 +176,9 @@ def _run(
             targets[0] = _calibrated_target(
                 resolved, targets[0], measure, on_device["calibrate"], output, resume, config, env.is_main
             )
-        progress = _SearchProgress(steps_hint, quiet=as_json or not env.is_main, unit=targets[0].unit)
-        try:
-            result = search(resolved, targets, images, config, output, resume=resume, on_step=progress, dist_env=env)
-        finally:
-            progress.close()
+        result = search_with_progress(
+            resolved, targets, images, config, output, env=env, resume=resume, quiet=as_json, unit=targets[0].unit
+        )
     finally:
         shutdown_distributed()
     if not env.is_main:
@@ -236,6 +233,29 @@ def _run(
         emit_json({"run_dir": str(output), **summary})
         return
     _print_summary(method, summary, runtime, tolerance, output)
+
+
+def search_with_progress(
+    space: Any,
+    targets: list,
+    images: Any,
+    config: Any,
+    output: Path,
+    *,
+    env: Any,
+    resume: bool,
+    quiet: bool,
+    unit: str,
+) -> Any:
+    """The engine's search on this rank (``env`` from ``init_distributed``) under a progress bar that the main rank
+    shows unless ``quiet``."""
+    from edgenas.search.engine import search
+
+    progress = _SearchProgress(_total_steps(config, images), quiet=quiet or not env.is_main, unit=unit)
+    try:
+        return search(space, targets, images, config, output, resume=resume, on_step=progress, dist_env=env)
+    finally:
+        progress.close()
 
 
 def _print_summary(method: str, summary: dict[str, Any], runtime: str | None, tolerance: float, output: Path) -> None:

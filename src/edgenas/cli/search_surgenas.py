@@ -27,9 +27,8 @@ from edgenas.cli.search import (
     RuntimeOpt,
     SearchSpaceOpt,
     _measure,
-    _SearchProgress,
-    _total_steps,
     search_app,
+    search_with_progress,
 )
 
 #: How the paths of a weight step are drawn (``edgenas.search.engine.PATH_SAMPLINGS``, listed here so the command
@@ -102,7 +101,7 @@ def surgenas_command(
     """SurgeNAS: one-level search, ordered fair paths, identity mapping, loss CE + beta * LAT (thesis Ch 3)."""
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
-    from edgenas.search.engine import Target, search
+    from edgenas.search.engine import Target
     from edgenas.spaces import get_space
     from edgenas.train import load_dataset
     from edgenas.train.distributed import init_distributed, shutdown_distributed
@@ -131,11 +130,9 @@ def surgenas_command(
     unit = targets[0].unit if targets else ""
     env = init_distributed(config.device)  # under torchrun: one process per rank, the same paths on every rank
     try:
-        progress = _SearchProgress(_total_steps(config, images), quiet=as_json or not env.is_main, unit=unit)
-        try:
-            result = search(resolved, targets, images, config, output, resume=resume, on_step=progress, dist_env=env)
-        finally:
-            progress.close()
+        result = search_with_progress(
+            resolved, targets, images, config, output, env=env, resume=resume, quiet=as_json, unit=unit
+        )
     finally:
         shutdown_distributed()
     if not env.is_main:
