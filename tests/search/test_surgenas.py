@@ -195,3 +195,10 @@ def test_refine_refuses_a_one_level_search(sample, tmp_path) -> None:
     search(toy_space(), [], sample, config, tmp_path / "run")
     with pytest.raises(SearchError, match="no separate architecture phase"):
         refine(tmp_path / "run", toy_space(), [], config, 5, data=sample)
+
+
+def test_the_command_offers_the_engine_s_path_samplings() -> None:
+    from edgenas.cli.search_surgenas import PATH_SAMPLINGS as OFFERED
+    from edgenas.search.engine import PATH_SAMPLINGS
+
+    assert OFFERED == PATH_SAMPLINGS
