@@ -20,6 +20,12 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
+def _tiny_search(strategy: str, *options: str) -> list[str]:
+    """``search STRATEGY`` on a narrow MobileNetV2 space and 64 sample images for 2 epochs, with ``options``."""
+    tiny = ["--space", "mbv2-cifar", "--set", "width=0.25", "--data", "sample", "--epochs", "2", "--warmup-epochs", "1"]
+    return ["search", strategy, *tiny, "--batch-size", "16", "--subset", "64", *options, "--device", "cpu", "--json"]
+
+
 def _one_process_and_two_ranks(common: list[str], tmp_path: Path) -> tuple:
     """``edgenas COMMON`` in one process and on two Gloo ranks: both results and both trajectories."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
@@ -40,34 +46,9 @@ def _one_process_and_two_ranks(common: list[str], tmp_path: Path) -> tuple:
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
     predictor = toy_predictor().save(tmp_path / "p.pt")
-    common = [
-        "search",
-        "lightnas",
-        "--space",
-        "mbv2-cifar",
-        "--set",
-        "width=0.25",
-        "--predictor",
-        str(predictor),
-        "--target-ms",
-        "2.5",
-        "--data",
-        "sample",
-        "--epochs",
-        "2",
-        "--warmup-epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--subset",
-        "64",
-        "--val-fraction",
-        "0.5",
-        "--no-accuracy",
-        "--device",
-        "cpu",
-        "--json",
-    ]
+    common = _tiny_search(
+        "lightnas", "--predictor", str(predictor), "--target-ms", "2.5", "--val-fraction", "0.5", "--no-accuracy"
+    )
     one, two, a, b = _one_process_and_two_ranks(common, tmp_path)
     assert len(a) == len(b) > 0
     # the ranks agreed on the path at every step (the search checks it, or fails), and it is the 1-process path
@@ -86,33 +67,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
 @pytest.mark.slow
 def test_two_gloo_ranks_take_the_same_surgenas_paths(tmp_path) -> None:
     predictor = toy_predictor().save(tmp_path / "p.pt")
-    common = [
-        "search",
-        "surgenas",
-        "--space",
-        "mbv2-cifar",
-        "--set",
-        "width=0.25",
-        "--predictor",
-        str(predictor),
-        "--beta",
-        "0.5",
-        "--data",
-        "sample",
-        "--epochs",
-        "2",
-        "--warmup-epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--subset",
-        "64",
-        "--alpha-lr",
-        "0.05",
-        "--device",
-        "cpu",
-        "--json",
-    ]
+    common = _tiny_search("surgenas", "--predictor", str(predictor), "--beta", "0.5", "--alpha-lr", "0.05")
     one, two, a, b = _one_process_and_two_ranks(common, tmp_path)
     assert len(a) == len(b) == 8
     # every rank drew the same ordered paths at every step (the search checks each path, or fails), and they are
