@@ -10,6 +10,11 @@ pass runs under *mixing weights* ``L x K`` set by one of:
 * :meth:`Supernet.sample_multi_path` — soft Gumbel-softmax weights, every allowed op runs (FBNet baseline).
 * :meth:`Supernet.sample_softmax` — ``softmax(alpha)`` weights without noise, every allowed op runs (DARTS).
 * :meth:`Supernet.fix_path` — a given architecture (no gradient to alpha), e.g. to train or evaluate one path.
+* :meth:`Supernet.ordered_paths` — SurgeNAS' ordered differentiable sampling (thesis Alg. 1): ``|O|`` single
+  straight-through paths per step, drawn without replacement per layer, set one after the other.
+
+``PathState.phi`` adds SurgeNAS' identity mapping (``+ phi * x`` where a layer keeps its input's shape) to whatever
+path runs; it is 0 except inside a SurgeNAS weight step.
 
 The Gumbel noise is drawn from a generator seeded by ``(seed, step)``, so every rank of a distributed search
 samples the same path without communication, and a resumed search samples the paths it would have sampled.
