@@ -327,8 +327,10 @@ def _accuracy(spec: Any, data: Any, run: Path) -> float:
     from edgenas.train import TrainConfig, train
 
     done = run / "result.json"
-    if done.is_file():
+    if done.is_file() and json.loads(done.read_text())["arch"] == str(spec):
         return float(json.loads(done.read_text())["top1"])
+    if run.exists():
+        shutil.rmtree(run)
     config = TrainConfig(epochs=2, batch_size=50, lr=0.05, train_subset=1000, device="cpu", log_every=0)
     result = train(space_of(spec).build(spec), data, config, run, spec=spec, input_size=32)
     top1 = float(result.final["test_top1"])
@@ -344,11 +346,9 @@ def _search(name: str, method: str, targets: list[Any], data: Any, **options: An
     from edgenas.spaces import get_space, load_specs
 
     run = RUNS / name
-    if (run / "summary.json").is_file():
+    if (run / "summary.json").is_file() and _same_targets(run, targets):
         return load_specs(run / "arch.json")[0], json.loads((run / "summary.json").read_text())
     if run.exists():
-        import shutil
-
         shutil.rmtree(run)
     config = SearchConfig(**BETA_SEARCH)
     if method == "surgenas":
@@ -357,6 +357,23 @@ def _search(name: str, method: str, targets: list[Any], data: Any, **options: An
         config = replace(config, warmup_epochs=2, alpha_batch_size=10, val_fraction=0.4, alpha_lr=BETA_ALPHA_LR)
     result = search(get_space("mbv2-cifar"), targets, data, config, run)
     return result.arch, result.summary
+
+
+def _same_targets(run: Path, targets: list[Any]) -> bool:
+    """Whether the finished search in ``run`` aimed at ``targets``' values (a cached search is reused only then)."""
+    saved = json.loads((run / "config.json").read_text())["targets"]
+    return [t["value"] for t in saved] == [t.value for t in targets]
+
+
+def _measure_once(specs: list[Any]) -> list[float]:
+    """:func:`_measure` of the specs not measured before (``RUNS/measured.json``), so a rerun of the phase aims its
+    LightNAS searches at the same values and reuses them."""
+    path = RUNS / "measured.json"
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    missing = [s for s in specs if str(s) not in known]
+    known.update(zip([str(s) for s in missing], _measure(missing) if missing else [], strict=True))
+    path.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+    return [known[str(s)] for s in specs]
 
 
 def beta(args: argparse.Namespace) -> dict[str, Any]:
@@ -370,7 +387,7 @@ def beta(args: argparse.Namespace) -> dict[str, Any]:
     found = {}
     for b in args.betas:
         found[b] = _search(f"beta_{b:g}", "surgenas", [Target(predictor, None)], data, beta=b)[0]
-    surge_ms = dict(zip(found, _measure(list(found.values())), strict=True))
+    surge_ms = dict(zip(found, _measure_once(list(found.values())), strict=True))
     rng = feasible_range(predictor, _space())
     lightnas, aimed = {}, {}
     for b, ms in surge_ms.items():
@@ -380,7 +397,7 @@ def beta(args: argparse.Namespace) -> dict[str, Any]:
         if rng.low < aimed[b] < rng.high:
             name = f"lightnas_at_beta_{b:g}" + ("" if aimed[b] == ms else "_predicted")
             lightnas[b] = _search(name, "lightnas", [Target(predictor, aimed[b])], data)[0]
-    light_ms = dict(zip(lightnas, _measure(list(lightnas.values())), strict=True))
+    light_ms = dict(zip(lightnas, _measure_once(list(lightnas.values())), strict=True))
     rows = []
     for b, spec in found.items():
         row = {
