@@ -270,8 +270,8 @@ def _memory_markdown(phase: dict[str, Any]) -> list[str]:
 
 
 #: The beta figure's budget: the shipped sample, 500 images, 5 epochs, batch 50 (a SurgeNAS step runs 7 paths, so
-#: this is ~7 min a search on 2 cores); alpha Adam 1e-2 constant, since the thesis' 7.5e-4 over ~30 steps would
-#: leave alpha where it started.
+#: a search costs 7 single-path searches); alpha Adam 1e-2 constant, since the thesis' 7.5e-4 over the 30 alpha
+#: steps would leave alpha where it started.
 BETA_SEARCH: dict[str, Any] = {"epochs": 5, "batch_size": 50, "train_subset": 500, "device": "cpu"}
 BETA_ALPHA_LR = 1e-2
 PROFILED = 500  # archs of the predictor's data, drawn by ordered sampling (thesis Sec 3.3.5)

@@ -245,3 +245,6 @@ MaxErrorOpt = Annotated[
 MAX_OPSET = 20
 OpsetOpt = Annotated[int, number("--opset", help="ONNX opset version.", low=9, high=MAX_OPSET)]
 PlotOpt = Annotated[Path | None, output_file("--plot", help="Also write a PNG plot here.")]
+NoiseBandOpt = Annotated[
+    float, number("--noise-band", help="Smallest relative latency band counted as noise.", high=1, low_open=True)
+]

@@ -13,6 +13,7 @@ from edgenas.cli._options import (
     IndexOpt,
     InputBatchOpt,
     JsonOpt,
+    NoiseBandOpt,
     RepeatsOpt,
     RuntimeOpt,
     SetOpt,
@@ -39,10 +40,7 @@ def scale_command(
     max_scale: Annotated[
         float, number("--max-scale", help="Widest scale tried.", low=1, high=MAX_SCALE_LIMIT, low_open=True)
     ] = 3.0,
-    noise_band: Annotated[
-        float,
-        number("--noise-band", help="Smallest relative latency band counted as noise.", high=1, low_open=True),
-    ] = 0.03,
+    noise_band: NoiseBandOpt = 0.03,
     input_batch: InputBatchOpt = 1,
     threads: ThreadsOpt = 1,
     warmup: WarmupRunsOpt = 10,

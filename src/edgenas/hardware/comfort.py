@@ -88,21 +88,11 @@ def comfort_zone(
     Raises:
         SpaceConfigError: the space has no width option.
     """
-    base_space = space_of(spec)
-    text = str(spec)
-    models, costs = [], []
     o = runtime.options
-    for scale in scales:
-        space = base_space.scale_width(scale)
-        model = space.build(space.parse(text))
-        models.append(model)
-        costs.append(measure_costs(model, (o.batch, 3, o.resolution, o.resolution)))
-    sessions = [runtime.load(m) for m in models]
-    try:
-        stats = measure_interleaved([s.run for s in sessions], protocol)
-    finally:
-        for s in sessions:
-            s.close()
+    specs = [widened(spec, scale) for scale in scales]
+    costs = [measure_costs(space_of(s).build(s), (o.batch, 3, o.resolution, o.resolution)) for s in specs]
+    stats = runtime_measure(runtime, protocol)(specs)
+    text = str(spec)
     base = stats[scales.index(1.0)]
     band = max(tolerance, 2 * base.rel_iqr)
     report = ComfortReport(text, runtime.name, band, 1.0)
