@@ -8,6 +8,7 @@ from edgenas.cli import (  # noqa: F401  (register the commands)
     bench,
     compress,
     hardware,
+    pipeline,
     predictors,
     scaling,
     search,

@@ -533,18 +533,9 @@ def _update_summary(run: Path, **fields: Any) -> dict[str, Any]:
 
 
 def _total_steps(config: Any, images: Any) -> int:
-    """Steps the search will record (the progress bar's total): weight steps of every epoch, plus architecture steps
-    after the warm-up, one per weight batch when the strategy alternates per batch."""
-    from edgenas.search import get_strategy
+    from edgenas.search.engine import total_steps
 
-    n = config.train_subset or len(images.train_labels)
-    if get_strategy(config.method).one_level:  # every image trains w and alpha: no architecture steps
-        return max(1, n // config.batch_size) * config.epochs
-    w = max(1, round(n * (1 - config.val_fraction)) // config.batch_size)
-    a = max(1, round(n * config.val_fraction) // (config.alpha_batch_size or config.batch_size))
-    if get_strategy(config.method).alternates_per_batch(config):
-        a = w
-    return w * config.epochs + a * (config.epochs - config.warmup_epochs)
+    return total_steps(config, images)
 
 
 def _measure(arch: Any, runtime: str, targets: list, tolerance: float, run: Path) -> dict[str, Any]:

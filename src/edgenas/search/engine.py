@@ -364,6 +364,19 @@ def search(
     return _finish(run, supernet, targets, final, controllers, ranges, config, steps.step, seconds)
 
 
+def total_steps(config: SearchConfig, images: ImageData) -> int:
+    """Steps the search will record (the progress bar's total): weight steps of every epoch, plus architecture steps
+    after the warm-up, one per weight batch when the strategy alternates per batch."""
+    n = config.train_subset or len(images.train_labels)
+    if get_strategy(config.method).one_level:  # every image trains w and alpha: no architecture steps
+        return max(1, n // config.batch_size) * config.epochs
+    w = max(1, round(n * (1 - config.val_fraction)) // config.batch_size)
+    a = max(1, round(n * config.val_fraction) // (config.alpha_batch_size or config.batch_size))
+    if get_strategy(config.method).alternates_per_batch(config):
+        a = w
+    return w * config.epochs + a * (config.epochs - config.warmup_epochs)
+
+
 def _check_run_dir(run: Path, resume: bool) -> Path:
     """The checkpoint path of ``run``, after checking the directory suits ``resume``.
 

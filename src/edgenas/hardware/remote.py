@@ -1,0 +1,200 @@
+"""Measuring on a device that cannot run edgenas: export ONNX models with a manifest, measure them there with the
+stand-alone :mod:`edgenas.hardware.runner` (onnxruntime and numpy only), read the results back into the store.
+
+The folder layout: ``manifest.json`` (format, id, input shape, threads, protocol, the space, one entry per model
+with its file and arch string), ``model_0000.onnx`` …, and after the runner ``results.json`` (the device's
+fingerprint and one row per model). A command template (``ssh pi python runner.py {dir}``; ``{dir}`` is the folder,
+``{runner}`` the runner's path here) lets a search measure through the same files with the device in the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from edgenas._io import write_text_atomic
+from edgenas.errors import MeasurementError, StoreError
+from edgenas.hardware import runner
+from edgenas.hardware.fingerprint import default_device_name
+from edgenas.hardware.protocol import DEFAULT_PROTOCOL, Protocol
+from edgenas.hardware.runtimes import RuntimeOptions
+from edgenas.hardware.store import MeasurementKey, MeasurementStore
+from edgenas.spaces import ArchSpec, get_space, space_of
+
+#: The runtime name the runner's rows are filed under: the same ONNX Runtime CPU protocol as ``ort-cpu``.
+RUNNER_RUNTIME = "ort-cpu"
+#: Longest a remote command may run before it is stopped (s).
+REMOTE_TIMEOUT_S = 3600.0
+
+
+def runner_path() -> Path:
+    """The stand-alone runner file to copy to the device."""
+    return Path(runner.__file__)
+
+
+def export_archs(
+    specs: Sequence[ArchSpec], folder: str | Path, options: RuntimeOptions, protocol: Protocol = DEFAULT_PROTOCOL
+) -> Path:
+    """Write ``specs`` (one space) as ONNX models and the manifest into ``folder``; returns the manifest path.
+
+    Raises:
+        MeasurementError: no spec, or specs of several spaces.
+    """
+    specs = list(dict.fromkeys(specs))
+    if not specs or len({s.space_hash for s in specs}) != 1:
+        raise MeasurementError("export archs of exactly one space (and at least one)")
+    space = space_of(specs[0])
+    space_info = {"name": space.name, "options": dict(specs[0].options)}
+    return export_models([(str(s), space.build(s)) for s in specs], folder, options, protocol, space=space_info)
+
+
+def export_models(
+    models: Sequence[tuple[str, nn.Module]],
+    folder: str | Path,
+    options: RuntimeOptions,
+    protocol: Protocol = DEFAULT_PROTOCOL,
+    *,
+    space: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``(label, model)`` pairs as ONNX models and the manifest into ``folder`` (``space``: name and options
+    when the labels are arch strings of that space, so the results can be filed in a store)."""
+    from edgenas.export import export_onnx
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, (label, model) in enumerate(models):
+        name = f"model_{i:04d}.onnx"
+        export_onnx(model.eval(), folder / name, options.input_shape)
+        entries.append({"file": name, "arch": label})
+    manifest = {
+        "format": runner.FORMAT,
+        "runtime": RUNNER_RUNTIME,
+        "input_shape": list(options.input_shape),
+        "threads": options.threads,
+        "protocol": {
+            "warmup": protocol.warmup,
+            "repeats": protocol.repeats,
+            "max_rel_iqr": protocol.max_rel_iqr,
+            "max_retries": protocol.max_retries,
+        },
+        "space": space,
+        "models": entries,
+    }
+    manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    path = folder / runner.MANIFEST
+    write_text_atomic(path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+@dataclass
+class RunnerResults:
+    """What a runner measured: the device's fingerprint, and per arch its latency statistics (ms)."""
+
+    fingerprint: dict[str, Any]
+    key: MeasurementKey
+    rows: list[tuple[ArchSpec, dict[str, Any]]]
+
+    @property
+    def device_name(self) -> str:
+        return default_device_name(self.fingerprint)
+
+
+def read_results(folder_or_file: str | Path) -> RunnerResults:
+    """Read ``results.json`` (and the manifest beside it) back into specs and statistics.
+
+    Raises:
+        StoreError: no results, another format, or results of another export than the manifest beside them.
+    """
+    path = Path(folder_or_file)
+    folder = path if path.is_dir() else path.parent
+    results_file = folder / runner.RESULTS if path.is_dir() else path
+    manifest_file = folder / runner.MANIFEST
+    if not results_file.is_file() or not manifest_file.is_file():
+        raise StoreError(f"{folder} holds no runner results (results.json next to manifest.json)")
+    results = json.loads(results_file.read_text())
+    manifest = json.loads(manifest_file.read_text())
+    if results.get("format") != runner.FORMAT or results.get("manifest") != manifest.get("id"):
+        raise StoreError(f"{results_file} was not written by the runner for the manifest beside it")
+    if not manifest.get("space"):
+        raise StoreError(f"{manifest_file} lists models, not archs of a space: there is nothing to file in a store")
+    space = get_space(manifest["space"]["name"], **manifest["space"]["options"])
+    batch, _, resolution, _ = manifest["input_shape"]
+    key = MeasurementKey(manifest["runtime"], "latency_ms", batch, resolution, manifest["threads"])
+    rows = [(space.parse(row["arch"]), row) for row in results["rows"]]
+    return RunnerResults(results["fingerprint"], key, rows)
+
+
+def import_results(store: MeasurementStore, results: RunnerResults, device_name: str | None = None) -> tuple[str, int]:
+    """File the runner's rows in ``store`` as device ``device_name`` (default: from its fingerprint); returns the
+    device name and how many rows were new."""
+    name = device_name or results.device_name
+    device = store.device_id(name, kind="measured", fingerprint=results.fingerprint, source="edgenas runner.py")
+    added = 0
+    for spec, row in results.rows:
+        added += bool(
+            store.add(
+                device,
+                spec,
+                results.key,
+                row["median_ms"],
+                iqr=row["iqr_ms"],
+                mean=row["mean_ms"],
+                minimum=row["min_ms"],
+                n=row["n"],
+                flagged=row["flagged"],
+            )
+        )
+    return name, added
+
+
+def run_remote(command: str, folder: str | Path, timeout_s: float = REMOTE_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Run the command template on ``folder`` (``{dir}``: the folder, ``{runner}``: the runner file here) and return
+    the rows it left in ``results.json``, in the manifest's order (``median_ms``, ``iqr_ms``, ... per model).
+
+    Raises:
+        MeasurementError: the command failed or timed out.
+    """
+    folder = Path(folder)
+    line = command.format(dir=shlex.quote(str(folder)), runner=shlex.quote(str(runner_path())))
+    try:
+        done = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise MeasurementError(f"the remote command ran past {timeout_s:.0f} s: {line}") from exc
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise MeasurementError(f"the remote command failed (exit {done.returncode}): {line}: {tail[0]}")
+    manifest = json.loads((folder / runner.MANIFEST).read_text())
+    results_file = folder / runner.RESULTS
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    rows = {row["file"]: row for row in results.get("rows", [])} if results.get("manifest") == manifest["id"] else {}
+    missing = [m["file"] for m in manifest["models"] if m["file"] not in rows]
+    if missing:
+        raise MeasurementError(f"the remote command left no results for {len(missing)} model(s) in {folder}: {line}")
+    return [rows[m["file"]] for m in manifest["models"]]
+
+
+class RemoteMeasurer:
+    """Latency (ms) of one arch measured through a command template: ``measure(spec)`` exports it into a fresh
+    folder under ``workdir``, runs the command and reads the median back."""
+
+    def __init__(
+        self, command: str, options: RuntimeOptions, workdir: str | Path, protocol: Protocol = DEFAULT_PROTOCOL
+    ) -> None:
+        self.command, self.options, self.protocol = command, options, protocol
+        self.workdir = Path(workdir)
+
+    def __call__(self, spec: ArchSpec) -> float:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="measure-", dir=self.workdir))
+        export_archs([spec], folder, self.options, self.protocol)
+        return float(run_remote(self.command, folder)[0]["median_ms"])

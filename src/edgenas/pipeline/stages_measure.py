@@ -1,0 +1,158 @@
+"""The measuring stages: profile archs on the device, fit the latency predictor on them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from edgenas._io import write_text_atomic
+from edgenas.errors import EdgeNASError
+from edgenas.hardware import MeasurementKey, MeasurementStore, get_runtime
+from edgenas.hardware.measure import profile
+from edgenas.hardware.remote import export_archs, import_results, read_results, run_remote
+from edgenas.pipeline._device import load_warning, protocol, runtime_options
+from edgenas.pipeline._stage import Stage, StageContext, register_stage
+from edgenas.pipeline.config import ConfigError, RunConfig
+from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
+from edgenas.spaces import get_space
+
+STORE_FILE = "store.sqlite"
+
+
+def run_space(config: RunConfig) -> Any:
+    """The search space of the run."""
+    return get_space(config.space.name, **config.space.options)
+
+
+@register_stage
+class ProfileStage(Stage):
+    """Measure ``profile.n`` archs of the space on the device into the stage's store (archs already stored are
+    skipped, so a killed profile continues where it stopped)."""
+
+    name = "profile"
+    sections = ("space", "device", "profile", "budget")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        config, space = ctx.config, run_space(ctx.config)
+        warning = load_warning(config.device.max_load)
+        if warning:
+            ctx.events.warn(warning)
+        store_path = ctx.dir / STORE_FILE
+        with MeasurementStore(store_path) as db:
+            device, key = self._remote(ctx, space, db) if config.device.remote else self._local(ctx, space, db)
+            values = db.values(device, metric="latency_ms", space_hash=space.config_hash)
+        latencies = np.asarray(list(values.values()), float)
+        return {
+            "files": {"store": STORE_FILE},
+            "device": device,
+            "runtime": key.runtime,
+            "measured": len(latencies),
+            "latency_ms": {
+                "min": float(latencies.min()),
+                "median": float(np.median(latencies)),
+                "max": float(latencies.max()),
+            },
+            "load_warning": warning,
+        }
+
+    @staticmethod
+    def _local(ctx: StageContext, space: Any, db: MeasurementStore) -> tuple[str, MeasurementKey]:
+        from edgenas.search.coverage import profile_covering
+
+        config = ctx.config
+        runtime = get_runtime(config.device.runtime, runtime_options(config, space))
+        progress = ctx.progress("profile")
+        options = {
+            "protocol": protocol(config),
+            "device_name": config.device.name or None,
+            "on_progress": lambda done, total, spec, stats: progress(done, total, f"last {stats.median_ms:.3f} ms"),
+            "energy": config.budget.energy_mj > 0,
+        }
+        n, seed = config.profile.n, config.profile.seed
+        if config.profile.sampling == "cover":
+            report = profile_covering(space, runtime, db, n, seed=seed, **options)
+        else:
+            specs = space.sample(seed=seed, n=n, ordered=config.profile.sampling == "ordered")
+            report = profile(specs, runtime, db, **options)
+        o = runtime.options
+        return report.device, MeasurementKey(runtime.name, "latency_ms", o.batch, o.resolution, o.threads)
+
+    @staticmethod
+    def _remote(ctx: StageContext, space: Any, db: MeasurementStore) -> tuple[str, MeasurementKey]:
+        config = ctx.config
+        if config.profile.sampling == "cover":
+            raise ConfigError(
+                "config key 'profile.sampling' = 'cover' plans on measurements made here; with device.remote use "
+                "'uniform' or 'ordered'"
+            )
+        folder = ctx.dir / "export"
+        specs = space.sample(seed=config.profile.seed, n=config.profile.n, ordered=config.profile.sampling == "ordered")
+        if not (folder / "manifest.json").is_file():
+            export_archs(specs, folder, runtime_options(config, space), protocol(config))
+        ctx.events.progress("profile", 0, len(specs), f"running: {config.device.remote}")
+        run_remote(config.device.remote, folder)
+        results = read_results(folder)
+        device, _ = import_results(db, results, config.device.name or None)
+        ctx.events.progress("profile", len(specs), len(specs), "imported")
+        return device, results.key
+
+
+PREDICTOR_FILE = "predictor.pt"
+SCATTER_FILE = "scatter.json"
+ENERGY_FILE = "energy_predictor.pt"
+
+
+@register_stage
+class PredictorStage(Stage):
+    """Fit the latency predictor on the profile (``predictor.train_size`` of it) and score it on the rest."""
+
+    name = "predictor"
+    needs = ("profile",)
+    sections = ("space", "predictor", "seed", "budget")
+
+    @staticmethod
+    def _energy(ctx: StageContext, space: Any) -> str:
+        """Fit the energy predictor on the profile's energy rows; returns its file name."""
+        profiled = ctx.upstream["profile"]
+        try:
+            table = table_from_store(profiled.path("store"), profiled.outputs["device"], space, metric="energy_mJ")
+        except EdgeNASError as exc:
+            raise ConfigError(
+                f"config key 'budget.energy_mj': no energy was measured on this device ({exc}); an energy budget "
+                "needs a readable counter (NVML on a GPU, RAPL on an Intel CPU)"
+            ) from exc
+        predictor = fit_predictor(
+            ctx.config.predictor.kind, table, FitConfig(epochs=ctx.config.predictor.epochs, seed=ctx.config.seed)
+        )
+        predictor.save(ctx.dir / ENERGY_FILE)
+        return ENERGY_FILE
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        config, space = ctx.config, run_space(ctx.config)
+        profiled = ctx.upstream["profile"]
+        table = table_from_store(profiled.path("store"), profiled.outputs["device"], space, metric="latency_ms")
+        fitted = len(table) if config.predictor.train_size >= 1 else config.predictor.train_size
+        train, test = table.split(fitted, seed=config.seed) if fitted != len(table) else (table, table)
+        ctx.events.progress("predictor", 0, None, f"fitting a {config.predictor.kind} on {len(train)} archs")
+        predictor = fit_predictor(
+            config.predictor.kind, train, FitConfig(epochs=config.predictor.epochs, seed=config.seed)
+        )
+        predicted = np.asarray(predictor.predict(test.specs), float).reshape(-1)
+        result = scores(predicted, test.values)
+        predictor.meta.scores["test"] = result
+        predictor.save(ctx.dir / PREDICTOR_FILE)
+        scatter = {"predicted": predicted.tolist(), "measured": np.asarray(test.values, float).tolist()}
+        write_text_atomic(ctx.dir / SCATTER_FILE, json.dumps(scatter) + "\n")
+        files = {"predictor": PREDICTOR_FILE, "scatter": SCATTER_FILE}
+        if config.budget.energy_mj > 0:
+            files["energy_predictor"] = self._energy(ctx, space)
+        return {
+            "files": files,
+            "kind": config.predictor.kind,
+            "train": len(train),
+            "test": len(test),
+            "scores": result,
+            "scored_on": "held-out archs" if test is not train else "the fitted archs (train_size = 1)",
+        }

@@ -1,0 +1,341 @@
+"""The model stages: train the found net, compress it where compression pays on the device, export it to ONNX
+and check the deployed model against the budget."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from edgenas._io import write_text_atomic
+from edgenas._random import seeded_torch
+from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
+from edgenas.pipeline._device import measure_models
+from edgenas.pipeline._stage import Stage, StageContext, StageRecord, register_stage
+from edgenas.pipeline.config import RunConfig
+from edgenas.pipeline.stages_measure import run_space
+from edgenas.spaces import load_specs
+from edgenas.train import TrainCallback, TrainConfig, evaluate, load_dataset, train
+
+TRAIN_DIR = "run"
+
+
+class _StageProgress(TrainCallback):
+    """The trainer's steps as the stage's progress."""
+
+    def __init__(self, ctx: StageContext, stage: str) -> None:
+        self.report, self.total = ctx.progress(stage), None
+
+    def on_train_start(self, info: dict[str, Any]) -> None:
+        self.total = info["epochs"] * info["steps_per_epoch"]
+
+    def on_step_end(self, info: dict[str, Any]) -> None:
+        self.report(info["global_step"], self.total, f"epoch {info['epoch']} loss {info['loss']:.3f}")
+
+
+def train_config(config: RunConfig, epochs: int, lr: float) -> TrainConfig:
+    t = config.train
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=t.batch_size,
+        lr=lr,
+        weight_decay=t.weight_decay,
+        label_smoothing=t.label_smoothing,
+        amp=t.amp,
+        seed=config.seed,
+        device=t.device,
+        train_subset=config.data.subset or None,
+        test_subset=config.data.test_subset or None,
+        log_every=0,
+    )
+
+
+def _train(ctx: StageContext, model: Any, tconfig: TrainConfig, folder: str, spec: Any, stage: str) -> dict[str, Any]:
+    """Train ``model`` in ``ctx.dir / folder``, resuming a checkpoint a killed attempt left; the final record."""
+    space = run_space(ctx.config)
+    images = load_dataset(ctx.config.data.path, image_size=space.resolution)
+    run = ctx.dir / folder
+    resume = (run / "checkpoints" / "last.pt").is_file()
+    result = train(
+        model,
+        images,
+        tconfig,
+        run,
+        spec=spec,
+        resume=resume,
+        callbacks=[_StageProgress(ctx, stage)],
+        input_size=space.resolution,
+    )
+    return {**result.final, "chance_top1": 100.0 / images.num_classes}
+
+
+@register_stage
+class TrainStage(Stage):
+    """Train the found network with the ``train`` budget."""
+
+    name = "train"
+    needs = ("search",)
+    sections = ("space", "data", "train", "seed")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        spec = load_specs(ctx.upstream["search"].path("arch"))[0]
+        with seeded_torch(ctx.config.seed):
+            model = run_space(ctx.config).build(spec)
+        tconfig = train_config(ctx.config, ctx.config.train.epochs, ctx.config.train.lr)
+        final = _train(ctx, model, tconfig, TRAIN_DIR, spec, "train")
+        return {
+            "files": {"model": f"{TRAIN_DIR}/model.pt", "metrics": f"{TRAIN_DIR}/metrics.jsonl"},
+            "final": final,
+            "epochs": ctx.config.train.epochs,
+        }
+
+
+GAINS_FILE = "block_gains.json"
+COMPRESSED_FILE = "compressed.pt"
+
+
+@register_stage
+class CompressStage(Stage):
+    """Graft (then collapse) only the blocks whose collapse alone saves ``compress.min_gain`` of the measured
+    latency, fine-tune the grafted net, and keep it only when it is faster and loses at most
+    ``compress.max_accuracy_drop`` points (the Domino search replaces the per-block rule when it lands)."""
+
+    name = "compress"
+    needs = ("train",)
+    sections = ("space", "data", "train", "compress", "device", "profile", "seed")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from edgenas.models import graft_loaded, load_model, save_model_file
+        from edgenas.nn import graftable_blocks
+
+        c = ctx.config.compress
+        if not c.enabled:
+            return {"files": {}, "applied": False, "reason": "compress.enabled is false"}
+        trained = ctx.upstream["train"]
+        loaded = load_model(trained.path("model"))
+        gains = self._block_gains(ctx, loaded)
+        paying = [i for i, g in enumerate(gains["gains"]) if g >= c.min_gain]
+        base = {
+            "gains": gains,
+            "paying_blocks": paying,
+            "blocks": len(graftable_blocks(loaded.model)),
+            "min_gain": c.min_gain,
+        }
+        if not paying:
+            best = max(gains["gains"]) if gains["gains"] else 0.0
+            return {
+                "files": {},
+                "applied": False,
+                **base,
+                "reason": f"no block's collapse saves {c.min_gain:.0%} on this device (best {best:+.1%})",
+            }
+        mask = "".join("0" if i in paying else "1" for i in range(base["blocks"]))
+        graft_loaded(loaded, mask)
+        final = (
+            _train(
+                ctx,
+                loaded.model,
+                train_config(ctx.config, c.finetune_epochs, c.finetune_lr),
+                "finetune",
+                None,
+                "compress",
+            )
+            if c.finetune_epochs
+            else self._evaluate(ctx, loaded.model)
+        )
+        save_model_file(ctx.dir / COMPRESSED_FILE, loaded)
+        before, after = self._latencies(ctx, trained, loaded)
+        drop = trained.outputs["final"]["test_top1"] - final["test_top1"]
+        applied, reason = _verdict(before, after, drop, c.max_accuracy_drop)
+        return {
+            "files": {"model": COMPRESSED_FILE},
+            "applied": applied,
+            "reason": reason,
+            "mask": mask,
+            **base,
+            "top1_before": trained.outputs["final"]["test_top1"],
+            "top1_after": final["test_top1"],
+            "latency_before_ms": before,
+            "latency_after_ms": after,
+            "speedup": before / after,
+        }
+
+    def _block_gains(self, ctx: StageContext, loaded: Any) -> dict[str, Any]:
+        """Measured latency of the network with each graftable block collapsed alone, against none collapsed."""
+        import copy
+
+        from edgenas.nn import graft, graftable_blocks, reparameterize
+
+        path = ctx.dir / GAINS_FILE
+        if path.is_file():
+            return json.loads(path.read_text())
+        n = len(graftable_blocks(loaded.model))
+        base = reparameterize(loaded.model)
+        progress = ctx.progress("compress")
+        pairs = []
+        for i in range(n):  # each variant measured round-robin with the base: a drift or a cache hits both alike
+            progress(i, n, f"measuring the collapse of block {i + 1} of {n}")
+            variant = reparameterize(
+                graft(copy.deepcopy(loaded.model), "".join("0" if j == i else "1" for j in range(n)))
+            )
+            pairs.append(measure_models([base, variant], ctx.config, loaded.resolution, ctx.dir / f"measure-block{i}"))
+        result = {
+            "base_ms": float(np.median([b for b, _ in pairs])),
+            "block_ms": [v for _, v in pairs],
+            "gains": [1.0 - v / b for b, v in pairs],
+        }
+        write_text_atomic(path, json.dumps(result, indent=1) + "\n")
+        return result
+
+    @staticmethod
+    def _latencies(ctx: StageContext, trained: StageRecord, loaded: Any) -> tuple[float, float]:
+        from edgenas.models import load_model
+        from edgenas.nn import reparameterize
+
+        original = reparameterize(load_model(trained.path("model")).model)
+        before, after = measure_models(
+            [original, reparameterize(loaded.model)],
+            ctx.config,
+            loaded.resolution,
+            ctx.dir / "measure-final",
+            labels=["trained", "compressed"],
+        )
+        return before, after
+
+    @staticmethod
+    def _evaluate(ctx: StageContext, model: Any) -> dict[str, Any]:
+        images = load_dataset(ctx.config.data.path, image_size=run_space(ctx.config).resolution)
+        result = evaluate(model, images, input_size=run_space(ctx.config).resolution)
+        return {"test_top1": result["top1"]}
+
+
+def _verdict(before: float, after: float, drop: float, max_drop: float) -> tuple[bool, str]:
+    if after >= before:
+        return (
+            False,
+            f"the compressed net is not faster when measured ({after:.3f} vs {before:.3f} ms): kept the trained one",
+        )
+    if drop > max_drop:
+        return False, (
+            f"compression costs {drop:.1f} points of top-1 (compress.max_accuracy_drop {max_drop:g}): kept "
+            "the trained one; raise compress.finetune_epochs"
+        )
+    return True, f"{before / after:.2f}x faster, {-drop:+.1f} points of top-1"
+
+
+def final_model(ctx: StageContext) -> tuple[Any, int, str]:
+    """The network to deploy (the compressed one when compression was applied, else the trained one), collapsed and
+    with BatchNorm folded; its input resolution and where it came from."""
+    from edgenas.models import load_model
+    from edgenas.nn import reparameterize
+
+    compressed = ctx.upstream["compress"]
+    source = compressed.path("model") if compressed.outputs["applied"] else ctx.upstream["train"].path("model")
+    loaded = load_model(source)
+    return (
+        reparameterize(loaded.model).eval(),
+        loaded.resolution,
+        "compress" if compressed.outputs["applied"] else "train",
+    )
+
+
+@register_stage
+class ExportStage(Stage):
+    """Export the deployable network to ONNX and verify it with ONNX Runtime."""
+
+    name = "export"
+    needs = ("train", "compress")
+    sections = ("export",)
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from edgenas.export import export_onnx
+        from edgenas.nn.costs import measure_costs
+
+        model, resolution, source = final_model(ctx)
+        shape = (1, 3, resolution, resolution)
+        result = export_onnx(model, ctx.dir / "model.onnx", shape, opset=ctx.config.export.opset)
+        costs = measure_costs(model, shape)
+        return {
+            "files": {"onnx": "model.onnx"},
+            "from": source,
+            "rel_error": result.rel_error,
+            "size_bytes": result.size_bytes,
+            "params": costs.params,
+            "mult_adds": costs.mult_adds,
+        }
+
+
+#: Candidates within this share of the final latency are its same-budget baseline.
+BASELINE_BAND = 0.05
+
+
+@register_stage
+class CheckStage(Stage):
+    """Measure the deployed network on the device and compare it with the budget; say what to change on a miss."""
+
+    name = "check"
+    needs = ("search", "train", "compress", "export")
+    sections = ("budget", "device", "profile")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from edgenas.pipeline._device import load_warning
+
+        warning = load_warning(ctx.config.device.max_load)
+        if warning:
+            ctx.events.warn(warning)
+        model, resolution, source = final_model(ctx)
+        ctx.events.progress("check", 0, None, "measuring the deployed network")
+        measured = measure_models([model], ctx.config, resolution, ctx.dir / "measure", labels=["final"])[0]
+        found = ctx.upstream["search"].outputs
+        target, tol = found["target_ms"], ctx.config.budget.tolerance
+        error = measured / target - 1.0
+        compressed = ctx.upstream["compress"].outputs
+        top1 = (
+            compressed["top1_after"] if compressed["applied"] else ctx.upstream["train"].outputs["final"]["test_top1"]
+        )
+        met = error <= tol
+        return {
+            "files": {},
+            "target_ms": target,
+            "predicted_ms": found["predicted_ms"],
+            "measured_ms": measured,
+            "error": error,
+            "tolerance": tol,
+            "met": met,
+            "top1": top1,
+            "model_from": source,
+            "chance_top1": ctx.upstream["train"].outputs["final"]["chance_top1"],
+            "baseline": _baseline(ctx.upstream["search"]),
+            "advice": None if met else _advice(error, found, compressed),
+            "load_warning": warning,
+        }
+
+
+def _baseline(search: StageRecord) -> dict[str, Any]:
+    """One-shot top-1 of the found arch against the profiled archs within :data:`BASELINE_BAND` of its latency."""
+    rows = json.loads(search.path("candidates").read_text())
+    found = next(r for r in rows if r["source"] == "search")
+    near = [
+        r["oneshot_top1"]
+        for r in rows
+        if r["source"] == "profile" and abs(r["measured_ms"] / found["measured_ms"] - 1) <= BASELINE_BAND
+    ]
+    return {
+        "found_oneshot_top1": found["oneshot_top1"],
+        "band": BASELINE_BAND,
+        "random_n": len(near),
+        "random_median_oneshot_top1": float(np.median(near)) if near else None,
+        "random_best_oneshot_top1": max(near) if near else None,
+    }
+
+
+def _advice(error: float, found: dict[str, Any], compressed: dict[str, Any]) -> str:
+    """What to change when the deployed network misses the target."""
+    low, _ = found["feasible_ms"]
+    if found["target_ms"] < low:
+        return f"T lies below the fastest arch of the space on this device ({low:.3f} ms): raise budget.latency_ms"
+    tips = ["raise search.correct_rounds (more measure-and-correct rounds)", "raise profile.n (a better predictor)"]
+    if not compressed["applied"]:
+        tips.append("compression did not pay here (" + compressed["reason"] + ")")
+    return f"{error:+.1%} over T: " + "; ".join(tips)

@@ -1,0 +1,204 @@
+"""The search stage: LightNAS with the device in the loop (calibrate the predictor near T, search, measure the
+found arch and correct), then every profiled arch and the found one ranked by one-shot accuracy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from edgenas._io import write_text_atomic
+from edgenas.errors import SearchError
+from edgenas.pipeline._device import arch_measurer
+from edgenas.pipeline._stage import Stage, StageContext, register_stage
+from edgenas.pipeline.config import ConfigError, RunConfig
+from edgenas.pipeline.stages_measure import run_space
+from edgenas.predictors import Predictor
+from edgenas.search.engine import SearchConfig, Target, prepare_targets, search, total_steps
+from edgenas.spaces import load_specs
+from edgenas.train import load_dataset
+
+CALIBRATED_FILE = "predictor_calibrated.pt"
+CANDIDATES_FILE = "candidates.json"
+SEARCH_DIR = "search"
+#: Archs predicted near T that a calibration measures lie within this share of T.
+CALIBRATION_BAND = 0.05
+#: Alpha steps per correction round (the CLI's default).
+CORRECTION_STEPS = 200
+
+
+def target_ms(config: RunConfig, profiled: list[float]) -> float:
+    """The latency target: ``budget.latency_ms``, or the ``budget.latency_quantile`` of the profiled latencies (a
+    target every device reaches: CPUs differ by 2x and more, so a fixed number of ms may lie outside one's range)."""
+    if config.budget.latency_ms > 0:
+        return config.budget.latency_ms
+    return round(float(np.quantile(profiled, config.budget.latency_quantile)), 3)
+
+
+def search_config(config: RunConfig) -> SearchConfig:
+    s = config.search
+    return SearchConfig(
+        method=s.strategy,
+        epochs=s.epochs,
+        warmup_epochs=s.warmup_epochs,
+        batch_size=s.batch_size,
+        alpha_batch_size=s.alpha_batch_size,
+        alpha_lr=s.alpha_lr,
+        train_subset=s.subset,
+        seed=config.seed,
+        device=s.device,
+    )
+
+
+@register_stage
+class SearchStage(Stage):
+    name = "search"
+    needs = ("profile", "predictor")
+    sections = ("space", "data", "budget", "search", "seed", "device")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        config, space = ctx.config, run_space(ctx.config)
+        images = load_dataset(config.data.path, image_size=space.resolution)
+        profiled = _profiled_latencies(ctx)
+        target = target_ms(config, profiled)
+        targets = self._targets(ctx, space, target)
+        run = ctx.dir / SEARCH_DIR
+        sconfig = search_config(config)
+        measure = arch_measurer(config, space, ctx.dir / "measure")
+        if config.search.calibrate:
+            targets[0] = self._calibrated(ctx, space, targets[0], measure, sconfig)
+        if not (run / "summary.json").is_file():
+            resume = (run / "checkpoints" / "last.pt").is_file()
+            on_step = ctx.progress("search")
+            steps = total_steps(sconfig, images)
+            search(space, targets, images, sconfig, run, resume=resume, on_step=lambda e: on_step(e["step"] + 1, steps))
+        summary = json.loads((run / "summary.json").read_text())
+        measured = self._measured(ctx, space, targets, sconfig, measure, images, summary)
+        arch = load_specs(run / "arch.json")[0]
+        self._candidates(ctx, space, sconfig, images, arch, measured["median_ms"])
+        return {
+            "files": {
+                "arch": f"{SEARCH_DIR}/arch.json",
+                "trajectory": f"{SEARCH_DIR}/trajectory.jsonl",
+                "candidates": CANDIDATES_FILE,
+            },
+            "arch": str(arch),
+            "target_ms": target,
+            "target_source": "budget.latency_ms"
+            if config.budget.latency_ms > 0
+            else f"quantile {config.budget.latency_quantile:g} of the profile",
+            "predicted_ms": float(targets[0].predictor.predict(arch)),
+            "measured": measured,
+            "feasible_ms": [summary["targets"][0]["feasible_low"], summary["targets"][0]["feasible_high"]],
+        }
+
+    @staticmethod
+    def _targets(ctx: StageContext, space: Any, target: float) -> list[Target]:
+        predicted = ctx.upstream["predictor"]
+        targets = [Target(Predictor.load(predicted.path("predictor")), target)]
+        if ctx.config.budget.energy_mj > 0:
+            targets.append(Target(Predictor.load(predicted.path("energy_predictor")), ctx.config.budget.energy_mj))
+        try:
+            prepare_targets(space, targets, "eq")
+        except SearchError as exc:
+            raise ConfigError(f"config key 'budget.latency_ms': {exc}") from exc
+        return targets
+
+    @staticmethod
+    def _calibrated(ctx: StageContext, space: Any, target: Target, measure: Any, sconfig: SearchConfig) -> Target:
+        """The target with its predictor scaled to archs near T measured now (kept in the stage: a resumed search
+        continues with the same one)."""
+        from edgenas.search.calibrate import calibrate, scale_predictor
+
+        saved = ctx.dir / CALIBRATED_FILE
+        if not saved.is_file():
+            ctx.events.progress("search", 0, None, f"calibrating: measuring {ctx.config.search.calibrate} archs near T")
+            calibration = calibrate(
+                target.predictor,
+                space,
+                target.value,
+                measure,
+                ctx.config.search.calibrate,
+                band=CALIBRATION_BAND,
+                seed=sconfig.seed,
+            )
+            write_text_atomic(ctx.dir / "calibration.json", json.dumps(calibration.__dict__, indent=1) + "\n")
+            scale_predictor(target.predictor, calibration.factor).save(saved)
+        return Target(Predictor.load(saved), target.value)
+
+    @staticmethod
+    def _measured(ctx, space, targets, sconfig, measure, images, summary) -> dict[str, Any]:
+        """The found arch measured on the device: the correction's last round, or one measurement."""
+        from edgenas.search.calibrate import correct
+
+        done = ctx.dir / "measured.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        tolerance = ctx.config.budget.tolerance
+        if ctx.config.search.correct_rounds:
+            ctx.events.progress("search", 0, None, "measuring the found arch and correcting")
+            correction = correct(
+                ctx.dir / SEARCH_DIR,
+                space,
+                targets,
+                sconfig,
+                measure,
+                tolerance=tolerance,
+                rounds=ctx.config.search.correct_rounds,
+                steps=CORRECTION_STEPS,
+                data=images,
+            )
+            rounds = correction.rounds
+        else:
+            arch = load_specs(ctx.dir / SEARCH_DIR / "arch.json")[0]
+            value = float(measure(arch))
+            rounds = [{"round": 0, "arch": str(arch), "measured": value, "error": value / targets[0].value - 1}]
+        last = rounds[-1]
+        result = {
+            "median_ms": last["measured"],
+            "error": last["error"],
+            "within_tolerance": abs(last["error"]) <= tolerance,
+            "rounds": rounds,
+        }
+        write_text_atomic(done, json.dumps(result, indent=1) + "\n")
+        return result
+
+    @staticmethod
+    def _candidates(ctx, space, sconfig, images, arch, arch_ms) -> list[dict[str, Any]]:
+        """One-shot accuracy of every profiled arch and of the found one, with their measured latencies."""
+        from edgenas.hardware import MeasurementStore
+        from edgenas.search.oneshot import load_supernet, oneshot_accuracy
+
+        path = ctx.dir / CANDIDATES_FILE
+        if path.is_file():
+            return json.loads(path.read_text())
+        profiled = ctx.upstream["profile"]
+        with MeasurementStore(profiled.path("store"), create=False) as db:
+            values = db.values(profiled.outputs["device"], metric="latency_ms", space_hash=space.config_hash)
+        specs = [space.parse(a) for (_, a) in values]
+        supernet = load_supernet(ctx.dir / SEARCH_DIR, space, sconfig)
+        progress = ctx.progress("search")
+        ranked = oneshot_accuracy(
+            supernet,
+            [*specs, arch],
+            images,
+            sconfig,
+            on_progress=lambda d, t: progress(d, t, "one-shot accuracy of the candidates"),
+        )
+        rows = [
+            {"arch": str(s), "measured_ms": v, "oneshot_top1": a, "source": "profile"}
+            for s, v, a in zip(specs, values.values(), ranked, strict=False)
+        ]
+        rows.append({"arch": str(arch), "measured_ms": arch_ms, "oneshot_top1": ranked[-1], "source": "search"})
+        write_text_atomic(path, json.dumps(rows, indent=1) + "\n")
+        return rows
+
+
+def _profiled_latencies(ctx: StageContext) -> list[float]:
+    from edgenas.hardware import MeasurementStore
+
+    profiled = ctx.upstream["profile"]
+    space = run_space(ctx.config)
+    with MeasurementStore(profiled.path("store"), create=False) as db:
+        return list(db.values(profiled.outputs["device"], metric="latency_ms", space_hash=space.config_hash).values())
