@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.edgenas-installed
 SHARED_DATA := $(abspath ../shared/data)
 TEST_DATA   := $(or $(EDGENAS_DATA),$(wildcard $(SHARED_DATA)))
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo browser test lint bench clean
 
 install: $(STAMP)
 
@@ -18,9 +18,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	bash scripts/demo.sh
+	$(BIN)/edgenas run configs/demo.toml -o runs/demo --resume
 
-test: install
+# The report's browser test needs Chromium: Debian's package where apt can install it (root); else it skips, saying so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null 2>&1)) || echo "chromium could not be installed: the report's browser test will be skipped"
+
+test: install browser
 	EDGENAS_DATA="$(TEST_DATA)" $(BIN)/python -m pytest -q
 
 lint: install

@@ -60,6 +60,8 @@ class Workspace:
     run: Path  # a trained tiny nb201 run
     model: Path  # a grafted tiny mbv2 model file
     bench_dir: Path  # hand-made NAS-Bench-201 + HW-NAS-Bench tables
+    run_config: Path  # a tiny `edgenas run` configuration
+    run_dir: Path  # a run directory of `edgenas run` with no stage finished yet
 
 
 def _tiny_nb201():
@@ -116,7 +118,56 @@ def build_workspace(root: Path) -> Workspace:
     from conftest import write_nb201_tables
 
     bench_dir = write_nb201_tables(fixtures / "bench")
-    return Workspace(root, spec, mbv2_spec, table, store, mbv2_store, predictor, target, run, model, bench_dir)
+    run_config, run_dir = _pipeline_fixtures(fixtures)
+    return Workspace(
+        root, spec, mbv2_spec, table, store, mbv2_store, predictor, target, run, model, bench_dir, run_config, run_dir
+    )
+
+
+#: A pipeline a CPU runs in seconds: 8 tiny archs measured 3 times, two search epochs, one training epoch.
+TINY_RUN = """
+[data]
+subset = 40
+test_subset = 20
+[space]
+options = { width = 0.25, resolution = 16 }
+[budget]
+latency_quantile = 0.5
+[profile]
+n = 8
+sampling = "uniform"
+warmup = 0
+repeats = 3
+[predictor]
+kind = "lut"
+epochs = 5
+[search]
+epochs = 2
+subset = 40
+batch_size = 20
+alpha_batch_size = 10
+calibrate = 0
+correct_rounds = 0
+device = "cpu"
+[train]
+epochs = 1
+batch_size = 20
+device = "cpu"
+[compress]
+enabled = false
+"""
+
+
+def _pipeline_fixtures(fixtures: Path) -> tuple[Path, Path]:
+    """A tiny run configuration, and a run directory holding only its resolved configuration."""
+    from edgenas.pipeline import RunConfig
+
+    config = fixtures / "tiny.toml"
+    config.write_text(TINY_RUN)
+    run_dir = fixtures / "pipeline-run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(RunConfig().to_dict()))
+    return config, run_dir
 
 
 def _train_options() -> list[str]:
@@ -245,6 +296,8 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
             ],
         ),
         "reparam": ([str(ws.model)], [("-o", "{out}/r.onnx"), ("--check", None)]),
+        "run": ([str(ws.run_config)], [("-o", "{out}/run")]),
+        "report": ([str(ws.run_dir)], []),
         "bench nb201": (
             [],
             [

@@ -46,6 +46,7 @@ from edgenas.cli._options import (
     choice,
     number,
     output_file,
+    run_dir,
 )
 from edgenas.cli._progress import progress_bar
 from edgenas.errors import MeasurementError, StoreError
@@ -77,7 +78,9 @@ def _runtime(name: str, batch: int, resolution: int, threads: int) -> Any:
 @app.command("profile")
 def profile_command(
     space: SpaceArg,
-    store: NewStoreOpt,
+    store: Annotated[
+        Path | None, output_file("--store", help="Measurement store (SQLite file; created when absent).")
+    ] = None,
     runtime: RuntimeOpt = "ort-cpu",
     n: Annotated[int, number("--n", help="Architectures to sample.", low=1, high=MAX_SAMPLES)] = 100,
     seed: SeedOpt = 0,
@@ -120,13 +123,41 @@ def profile_command(
         ),
     ] = None,
     sampling: ArchSamplingOpt = "uniform",
+    export: Annotated[
+        Path | None,
+        run_dir(
+            "--export",
+            help="Measure elsewhere: write the archs as ONNX models, a manifest and runner.py into this folder instead "
+            "(run 'python runner.py DIR' on the device, then 'edgenas store import DIR/results.json').",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure N architectures of SPACE into the store (uniform samples, or --sampling ordered; --cover: spread over
-    the latency range; --near T: predicted near T); archs already stored are skipped (resumable)."""
+    the latency range; --near T: predicted near T); archs already stored are skipped (resumable). With --export DIR,
+    write them for a device that cannot run edgenas instead."""
     from edgenas.hardware import MeasurementStore
 
     resolved = get_space(space, **parse_options(set_))
+    if export is not None:
+        _export_for_device(
+            resolved,
+            n,
+            seed,
+            sampling,
+            export,
+            input_batch,
+            resolution,
+            threads,
+            warmup,
+            repeats,
+            max_rel_iqr,
+            cover or bool(near),
+            as_json,
+        )
+        return
+    if store is None:
+        raise MeasurementError("give --store S.sqlite (where the measurements go), or --export DIR")
     rt = _runtime(runtime, input_batch, resolution or resolved.resolution, threads)
     if sampling != "uniform" and (cover or near):
         raise MeasurementError("--sampling ordered draws the archs of a plain profile; --cover and --near plan theirs")
@@ -147,6 +178,44 @@ def profile_command(
         }
         report = plan(resolved, rt, db, **options)
     _print_profile(report, store, runtime, energy, as_json)
+
+
+def _export_for_device(
+    space: Any,
+    n: int,
+    seed: int,
+    sampling: str,
+    folder: Path,
+    batch: int,
+    resolution: int | None,
+    threads: int,
+    warmup: int,
+    repeats: int,
+    max_rel_iqr: float,
+    planned: bool,
+    as_json: bool,
+) -> None:
+    """``profile --export``: the sampled archs as ONNX models with a manifest, and the runner beside them."""
+    import shutil
+
+    from edgenas.hardware import RuntimeOptions
+    from edgenas.hardware.remote import export_archs, runner_path
+
+    if planned:
+        raise MeasurementError("--cover and --near plan on measurements made here; --export takes plain samples")
+    specs = space.sample(seed=seed, n=n, ordered=sampling == "ordered")
+    options = RuntimeOptions(batch=batch, resolution=resolution or space.resolution, threads=threads)
+    manifest = export_archs(specs, folder, options, _protocol(warmup, repeats, max_rel_iqr))
+    shutil.copyfile(runner_path(), folder / "runner.py")
+    payload = {"export": str(folder), "manifest": str(manifest), "models": len(set(specs)), "runner": "runner.py"}
+    if as_json:
+        emit_json(payload)
+        return
+    out.print(
+        f"wrote {payload['models']} ONNX models, {manifest.name} and runner.py to {folder}; on the device (only "
+        f"onnxruntime and numpy needed): python runner.py {folder.name}; then: edgenas store import "
+        f"{folder}/results.json --store S.sqlite"
+    )
 
 
 def _profile_plan(
@@ -288,7 +357,10 @@ def store_info(store: StoreOpt, as_json: JsonOpt = False) -> None:
 
 @store_app.command("import")
 def store_import(
-    table: Annotated[Path, typer.Argument(help="CSV table to import.", exists=True, dir_okay=False)],
+    table: Annotated[
+        Path,
+        typer.Argument(help="CSV table to import, or the results.json of runner.py.", exists=True, dir_okay=False),
+    ],
     store: NewStoreOpt,
     preset: Annotated[
         str | None, choice("--preset", values=tuple(PRESETS), help="Known table (auto-detected).")
@@ -314,6 +386,9 @@ def store_import(
     from edgenas.hardware import MeasurementStore
     from edgenas.hardware.store import read_table, write_table
 
+    if table.suffix == ".json":
+        _import_runner_results(table, store, store_device, as_json)
+        return
     resolved, arch_col, columns, source = _import_plan(
         table, preset, space, arch_column, value_column, store_device, metric
     )
@@ -336,6 +411,27 @@ def store_import(
         f"imported {report.added} values from {report.rows} rows of {table} as {', '.join(report.devices)} "
         f"(skipped: {skipped})"
     )
+
+
+def _import_runner_results(path: Path, store: Path, device: str | None, as_json: bool) -> None:
+    """``store import DIR/results.json``: what runner.py measured on a device, filed under that device."""
+    from edgenas.hardware import MeasurementStore
+    from edgenas.hardware.remote import import_results, read_results
+
+    results = read_results(path)
+    with MeasurementStore(store) as db:
+        name, added = import_results(db, results, device)
+    payload = {
+        "store": str(store),
+        "table": str(path),
+        "rows": len(results.rows),
+        "added": added,
+        "store_devices": [name],
+    }
+    if as_json:
+        emit_json(payload)
+        return
+    out.print(f"imported {added} of {len(results.rows)} runner measurements from {path} as {name}")
 
 
 def _import_plan(

@@ -4,6 +4,7 @@ stand-alone runner; the quiet-machine check before measuring."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,22 +16,47 @@ from edgenas.hardware.remote import RemoteMeasurer, export_models, run_remote
 from edgenas.pipeline.config import RunConfig
 from edgenas.spaces import ArchSpec, SearchSpace
 
+#: Seconds over which the quiet-machine check samples the CPU time of other processes.
+LOAD_WINDOW_S = 1.0
 #: Separate loads whose median is one on-device measurement of an arch (one load moves by 1-4% on a shared CPU).
 LOADS = 3
 
 
-def load_warning(max_load: float) -> str | None:
-    """A warning when the 1-minute load average per core is above ``max_load`` (another job would inflate every
-    latency measured now), else None; None also where the OS has no load average."""
+def others_load(window_s: float = LOAD_WINDOW_S) -> float | None:
+    """Cores kept busy by *other* processes over ``window_s`` seconds: the machine's busy time from ``/proc/stat``
+    minus this process's own (the load average would count the run's own training a moment ago). None where
+    ``/proc/stat`` cannot be read."""
+
+    def busy() -> float:
+        fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def own() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
     try:
-        load = os.getloadavg()[0] / (os.cpu_count() or 1)
-    except (AttributeError, OSError):
+        busy0, own0, start = busy(), own(), time.monotonic()
+        time.sleep(window_s)
+        busy1, own1, elapsed = busy(), own(), time.monotonic() - start
+    except (OSError, ValueError, IndexError):
         return None
-    if load <= max_load:
+    return max(0.0, (busy1 - busy0) - (own1 - own0)) / elapsed
+
+
+def load_warning(max_load: float) -> str | None:
+    """A warning when other processes keep more than ``max_load`` cores busy per core (another job would inflate
+    every latency measured now), else None; None also where the load cannot be read."""
+    load = others_load()
+    if load is None:
+        return None
+    per_core = load / (os.cpu_count() or 1)
+    if per_core <= max_load:
         return None
     return (
-        f"this machine is busy (load {load:.2f} per core, above device.max_load {max_load:g}): latencies measured now "
-        "will be inflated and noisy; stop other jobs, or raise device.max_load to silence this"
+        f"this machine is busy (other processes use {per_core:.2f} of each core, above device.max_load {max_load:g}): "
+        "latencies measured now will be inflated and noisy; stop other jobs, or raise device.max_load to silence this"
     )
 
 

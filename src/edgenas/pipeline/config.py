@@ -41,7 +41,9 @@ def option(default: Any, **meta: Any) -> Any:
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = option("sample", help="'sample' (the CIFAR-10 sample shipped with edgenas), a folder or a file")
+    path: str = option(
+        "sample", help="'sample' (the CIFAR-10 sample shipped with edgenas), a dataset folder, or '' for EDGENAS_DATA"
+    )
     subset: int = option(0, help="class-balanced subset of the training images (0 = all)", low=0)
     test_subset: int = option(0, help="class-balanced subset of the test images (0 = all)", low=0)
 
@@ -59,7 +61,9 @@ class DeviceConfig:
     threads: int = option(1, help="intra-op threads of CPU runtimes", low=0, high=256)
     name: str = option("", help="the device's name in the measurement store ('' = its fingerprint)")
     remote: str = option("", help="measure through a command, e.g. 'ssh pi python runner.py {dir}' ('' = here)")
-    max_load: float = option(0.5, help="warn when the 1-minute load per core is above this before measuring", low=0)
+    max_load: float = option(
+        0.25, help="warn before measuring when other processes use more than this share of each core", low=0
+    )
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,15 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def config_from_dict(raw: dict[str, Any]) -> RunConfig:
-    """A :class:`RunConfig` from parsed TOML, checked key by key (see :func:`load_config`)."""
+    """A :class:`RunConfig` from parsed TOML, checked key by key (see :func:`load_config`). The one table a file
+    must have is ``[budget]``: a run without a stated budget is more likely an empty or wrong file than a wish for
+    the defaults."""
     config = _build(RunConfig, raw, prefix="")
+    if "budget" not in raw:
+        raise ConfigError(
+            "the configuration has no [budget]: give budget.latency_ms (ms) or budget.latency_quantile "
+            "(a quantile of the latencies profiled on the device)"
+        )
     _check_consistency(config)
     return config
 

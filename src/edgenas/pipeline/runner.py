@@ -76,6 +76,7 @@ def run_pipeline(
 
     run_dir, events = Path(run_dir), events or Events()
     _prepare(run_dir, config, config_text, resume)
+    write_report(run_dir)  # an interrupted run has a page from the start
     records: dict[str, StageRecord] = {}
     for stage in stages():
         key = stage.key(config, records)
@@ -102,7 +103,7 @@ def _write_run_file(run_dir: Path, records: dict[str, StageRecord]) -> None:
     """``run.json``: the stages finished so far, in order."""
     previous = read_run(run_dir).get("history", [])
     now = [{"name": r.name, "dir": r.dir.name, "reused": r.reused, "seconds": r.seconds} for r in records.values()]
-    payload = {"stages": [r.to_json() for r in records.values()], "history": previous[-50:] + now[-1:]}
+    payload = {"stages": [r.to_json() for r in records.values()], "history": previous + now[-1:]}
     write_text_atomic(run_dir / RUN_FILE, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -26,6 +26,13 @@ def run_space(config: RunConfig) -> Any:
     return get_space(config.space.name, **config.space.options)
 
 
+def run_images(config: RunConfig) -> Any:
+    """The run's dataset at the space's resolution (``data.path`` '' = the ``EDGENAS_DATA`` folder)."""
+    from edgenas.train import load_dataset
+
+    return load_dataset(config.data.path or None, image_size=run_space(config).resolution)
+
+
 @register_stage
 class ProfileStage(Stage):
     """Measure ``profile.n`` archs of the space on the device into the stage's store (archs already stored are

@@ -14,9 +14,9 @@ from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before
 from edgenas.pipeline._device import measure_models
 from edgenas.pipeline._stage import Stage, StageContext, StageRecord, register_stage
 from edgenas.pipeline.config import RunConfig
-from edgenas.pipeline.stages_measure import run_space
+from edgenas.pipeline.stages_measure import run_images, run_space
 from edgenas.spaces import load_specs
-from edgenas.train import TrainCallback, TrainConfig, evaluate, load_dataset, train
+from edgenas.train import TrainCallback, TrainConfig, evaluate, train
 
 TRAIN_DIR = "run"
 
@@ -54,7 +54,7 @@ def train_config(config: RunConfig, epochs: int, lr: float) -> TrainConfig:
 def _train(ctx: StageContext, model: Any, tconfig: TrainConfig, folder: str, spec: Any, stage: str) -> dict[str, Any]:
     """Train ``model`` in ``ctx.dir / folder``, resuming a checkpoint a killed attempt left; the final record."""
     space = run_space(ctx.config)
-    images = load_dataset(ctx.config.data.path, image_size=space.resolution)
+    images = run_images(ctx.config)
     run = ctx.dir / folder
     resume = (run / "checkpoints" / "last.pt").is_file()
     result = train(
@@ -205,7 +205,7 @@ class CompressStage(Stage):
 
     @staticmethod
     def _evaluate(ctx: StageContext, model: Any) -> dict[str, Any]:
-        images = load_dataset(ctx.config.data.path, image_size=run_space(ctx.config).resolution)
+        images = run_images(ctx.config)
         result = evaluate(model, images, input_size=run_space(ctx.config).resolution)
         return {"test_top1": result["top1"]}
 

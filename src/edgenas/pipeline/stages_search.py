@@ -13,11 +13,10 @@ from edgenas.errors import SearchError
 from edgenas.pipeline._device import arch_measurer
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
-from edgenas.pipeline.stages_measure import run_space
+from edgenas.pipeline.stages_measure import run_images, run_space
 from edgenas.predictors import Predictor
 from edgenas.search.engine import SearchConfig, Target, prepare_targets, search, total_steps
 from edgenas.spaces import load_specs
-from edgenas.train import load_dataset
 
 CALIBRATED_FILE = "predictor_calibrated.pt"
 CANDIDATES_FILE = "candidates.json"
@@ -59,7 +58,7 @@ class SearchStage(Stage):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         config, space = ctx.config, run_space(ctx.config)
-        images = load_dataset(config.data.path, image_size=space.resolution)
+        images = run_images(config)
         profiled = _profiled_latencies(ctx)
         target = target_ms(config, profiled)
         targets = self._targets(ctx, space, target)

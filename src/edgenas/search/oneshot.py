@@ -22,7 +22,7 @@ from edgenas.train.checkpoint import load_checkpoint
 from edgenas.train.data import BatchTransform
 
 #: Training batches that re-estimate BatchNorm statistics per arch.
-CALIBRATION_BATCHES = 4
+CALIBRATION_BATCHES = 2
 #: Images per batch of the calibration and the evaluation.
 BATCH = 100
 
@@ -50,7 +50,7 @@ def oneshot_accuracy(
     data: ImageData,
     config: SearchConfig,
     *,
-    n_eval: int = 500,
+    n_eval: int = 300,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[float]:
     """Top-1 (%) of each arch with the supernet's weights, on ``n_eval`` images the weights were not trained on (the

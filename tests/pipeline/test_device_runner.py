@@ -1,0 +1,131 @@
+"""The stand-alone device runner: runs with only onnxruntime and numpy, agrees with `profile` on this machine, and
+its results come back into the store; a search's device-in-the-loop measurement goes through a command template."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli as run
+from edgenas.errors import MeasurementError
+from edgenas.hardware import MeasurementStore, RuntimeOptions
+from edgenas.hardware.remote import RemoteMeasurer, export_archs, read_results, run_remote, runner_path
+from edgenas.spaces import get_space
+
+#: The runner's medians and profile's may differ by this share on a shared CPU (separate loads, minutes apart).
+NOISE = 0.25
+
+
+def _bare_python(root: Path) -> Path:
+    """A virtual environment whose only packages are onnxruntime and numpy (linked from this one: no network)."""
+    import numpy
+    import onnxruntime
+
+    env = root / "bare"
+    venv.EnvBuilder(with_pip=False).create(env)
+    python = env / "bin" / "python"
+    site = Path(
+        subprocess.check_output(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
+    )
+    for module in (numpy, onnxruntime):
+        package = Path(module.__file__).parent
+        (site / package.name).symlink_to(package)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            (site / libs.name).symlink_to(libs)
+    return python
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    space = get_space("mbv2-cifar", width=0.25)
+    specs = space.sample(seed=3, n=4)
+    folder = tmp_path_factory.mktemp("device") / "export"
+    export_archs(specs, folder, RuntimeOptions(batch=1, resolution=32, threads=1))
+    return folder, specs
+
+
+@pytest.mark.slow
+def test_runner_in_a_bare_environment_matches_profile(tmp_path, capsys, exported):
+    folder, specs = exported
+    python = _bare_python(tmp_path)
+    probe = subprocess.run([python, "-c", "import torch"], capture_output=True, check=False)
+    assert probe.returncode != 0, "the bare environment must not see torch"
+    subprocess.run([python, str(runner_path()), str(folder)], check=True, capture_output=True, timeout=600)
+    results = json.loads((folder / "results.json").read_text())
+    assert len(results["rows"]) == 4 and results["fingerprint"]["onnxruntime"]
+
+    store = tmp_path / "s.sqlite"
+    code, out, err = run(
+        ["store", "import", str(folder / "results.json"), "--store", str(store), "--store-device", "pi", "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    assert json.loads(out)["added"] == 4
+    code, _, err = run(
+        [
+            "profile",
+            "mbv2-cifar",
+            "--set",
+            "width=0.25",
+            "--n",
+            "4",
+            "--seed",
+            "3",
+            "--store",
+            str(store),
+            "--store-device",
+            "here",
+            "--warmup",
+            "10",
+            "--repeats",
+            "50",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    with MeasurementStore(store, create=False) as db:
+        device = db.values("pi", metric="latency_ms")
+        here = db.values("here", metric="latency_ms")
+    assert set(device) == set(here) == {(s.space_hash, str(s)) for s in specs}
+    ratios = np.array([device[k] / here[k] for k in here])
+    assert np.all(np.abs(np.log(ratios)) < np.log(1 + NOISE)), ratios
+
+
+def test_results_read_back_exactly(exported):
+    folder, specs = exported
+    rows = run_remote(f"{sys.executable} {{runner}} {{dir}}", folder)
+    results = read_results(folder)
+    assert [str(s) for s, _ in results.rows] == [str(s) for s in specs]
+    assert [r["median_ms"] for _, r in results.rows] == [r["median_ms"] for r in rows]
+    assert results.key.runtime == "ort-cpu" and results.key.resolution == 32
+
+
+def test_remote_measurer_and_failures(tmp_path, exported):
+    _, specs = exported
+    options = RuntimeOptions(batch=1, resolution=32, threads=1)
+    measure = RemoteMeasurer(f"{sys.executable} {{runner}} {{dir}}", options, tmp_path / "work")
+    assert 0 < measure(specs[0]) < 1000
+    with pytest.raises(MeasurementError, match="failed"):
+        RemoteMeasurer("false {dir}", options, tmp_path / "w2")(specs[0])
+    with pytest.raises(MeasurementError, match="no results"):
+        RemoteMeasurer("true {dir}", options, tmp_path / "w3")(specs[0])
+
+
+def test_profile_export_writes_models_and_manifest(tmp_path, capsys):
+    folder = tmp_path / "to-device"
+    code, _, err = run(
+        ["profile", "mbv2-cifar", "--set", "width=0.25", "--n", "3", "--export", str(folder), "--json"], capsys
+    )
+    assert code == 0, err
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert len(manifest["models"]) == 3 and all((folder / m["file"]).is_file() for m in manifest["models"])
+    assert (folder / "runner.py").read_text() == runner_path().read_text()

@@ -1,0 +1,90 @@
+"""Killing a run and running it again: it completes, no finished stage runs twice, and the figures equal an
+uninterrupted run's (on the deterministic cost-model device); a changed budget re-runs only what it touches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fixtures)
+
+from edgenas.pipeline import Events, read_run, run_pipeline
+
+pytestmark = pytest.mark.slow
+ORDER = ["profile", "predictor", "search", "train", "compress", "export", "check"]
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: raised from inside a stage, nothing after it in the stage runs."""
+
+
+class KillAt(Events):
+    """Raise :class:`Killed` at the ``at``-th progress event of ``stage``."""
+
+    def __init__(self, stage: str, at: int) -> None:
+        self.stage, self.at, self.seen = stage, at, 0
+
+    def progress(self, stage: str, done: int, total: int | None, text: str = "") -> None:
+        if stage == self.stage:
+            self.seen += 1
+            if self.seen == self.at:
+                raise Killed(f"{stage} at event {self.at}")
+
+
+def _figures(run) -> dict:
+    """What a run concluded: the found arch, its prediction and measurement, the training and the final check."""
+    stages = {s["name"]: s for s in read_run(run)["stages"]}
+    return {
+        "profile": stages["profile"]["latency_ms"],
+        "arch": stages["search"]["arch"],
+        "predicted": stages["search"]["predicted_ms"],
+        "measured": stages["search"]["measured"]["median_ms"],
+        "train": stages["train"]["final"]["test_top1"],
+        "check": {k: stages["check"][k] for k in ("measured_ms", "top1", "met", "model_from")},
+    }
+
+
+@pytest.mark.parametrize(("stage", "at"), [("profile", 5), ("search", 6), ("train", 3)])
+def test_killed_run_resumes_to_the_same_figures(tmp_path, finished_run, stage, at):  # noqa: F811
+    run = tmp_path / "run"
+    with pytest.raises(Killed):
+        run_pipeline(tiny_config(), run, events=KillAt(stage, at))
+    assert (run / "report.html").is_file()  # written at the start and after every finished stage
+    result = run_pipeline(tiny_config(), run, resume=True)
+    ran = [h["name"] for h in read_run(run)["history"] if not h["reused"]]
+    assert ran == ORDER, f"each stage runs to its end exactly once: {ran}"
+    assert result.ran == ORDER[ORDER.index(stage) :]
+    assert _figures(run) == _figures(finished_run)
+
+
+def test_changed_training_budget_reruns_training_and_what_follows(tmp_path, finished_run):  # noqa: F811
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    result = run_pipeline(tiny_config(train={"epochs": 1}), run, resume=True)
+    assert result.ran == ["train", "compress", "export", "check"]
+    again = run_pipeline(tiny_config(train={"epochs": 1}), run, resume=True)
+    assert again.ran == []
+
+
+def test_existing_run_needs_resume(finished_run):  # noqa: F811
+    from edgenas.pipeline import ConfigError
+
+    with pytest.raises(ConfigError, match="--resume"):
+        run_pipeline(tiny_config(), finished_run)
+
+
+def test_finished_run_records_the_pipeline(finished_run):  # noqa: F811
+    stages = {s["name"]: s for s in read_run(finished_run)["stages"]}
+    assert list(stages) == ORDER
+    assert stages["profile"]["measured"] == 12
+    check = stages["check"]
+    # the cost-model device is exact: the check measures what the export's mult-adds say
+    from _pipeline import MS_PER_MMAC, OVERHEAD_MS
+
+    assert check["measured_ms"] == pytest.approx(OVERHEAD_MS + MS_PER_MMAC * stages["export"]["mult_adds"] / 1e6)
+    assert check["met"] == (check["measured_ms"] <= check["target_ms"] * (1 + check["tolerance"]))
+    candidates = json.loads((finished_run / "stages" / stages["search"]["dir"] / "candidates.json").read_text())
+    assert len(candidates) == 13 and sum(c["source"] == "search" for c in candidates) == 1
+    assert all(0 <= c["oneshot_top1"] <= 100 for c in candidates)
