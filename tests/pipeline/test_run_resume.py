@@ -88,3 +88,21 @@ def test_finished_run_records_the_pipeline(finished_run):  # noqa: F811
     candidates = json.loads((finished_run / "stages" / stages["search"]["dir"] / "candidates.json").read_text())
     assert len(candidates) == 13 and sum(c["source"] == "search" for c in candidates) == 1
     assert all(0 <= c["oneshot_top1"] <= 100 for c in candidates)
+
+
+def test_search_and_training_through_torchrun(tmp_path, finished_run):  # noqa: F811
+    """search.nproc / train.nproc = 2 run both data-parallel stages on two Gloo ranks; the rest stays in-process."""
+    import torch
+
+    run = tmp_path / "run"
+    config = tiny_config(search={"nproc": 2, "device": "cpu"}, train={"nproc": 2, "device": "cpu"})
+    result = run_pipeline(config, run)
+    stages = {s["name"]: s for s in read_run(run)["stages"]}
+    train_dir = run / "stages" / stages["train"]["dir"] / "run"
+    assert torch.load(train_dir / "checkpoints" / "last.pt", weights_only=True)["world_size"] == 2
+    assert stages["train"]["processes"] == 2
+    assert 0 <= stages["train"]["final"]["test_top1"] <= 100
+    assert result.records["check"].outputs["model_from"] in ("train", "compress")
+    # the same profile and predictor as the one-process run: only the search and what follows ran differently
+    reference = {s["name"]: s for s in read_run(finished_run)["stages"]}
+    assert stages["predictor"]["dir"] == reference["predictor"]["dir"]

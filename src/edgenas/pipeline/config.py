@@ -102,6 +102,9 @@ class SearchStageConfig:
     calibrate: int = option(4, help="archs near T measured to scale the predictor before the search (0 = off)", low=0)
     correct_rounds: int = option(2, help="measure-and-correct rounds after the search (0 = off)", low=0, high=100)
     device: str = option("auto", help="torch device", choices=("auto", "cpu", "cuda"))
+    nproc: int = option(
+        1, help="processes of the search (> 1: torchrun on this machine, one per GPU)", low=1, high=1024
+    )
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class TrainStageConfig:
     label_smoothing: float = option(0.0, help="label smoothing", low=0, high=0.99)
     amp: str = option("none", help="mixed precision", choices=("none", "bf16", "fp16"))
     device: str = option("auto", help="torch device", choices=("auto", "cpu", "cuda"))
+    nproc: int = option(
+        1, help="processes of the training (> 1: torchrun on this machine, one per GPU)", low=1, high=1024
+    )
 
 
 @dataclass(frozen=True)

@@ -80,15 +80,37 @@ class TrainStage(Stage):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         spec = load_specs(ctx.upstream["search"].path("arch"))[0]
-        with seeded_torch(ctx.config.seed):
-            model = run_space(ctx.config).build(spec)
         tconfig = train_config(ctx.config, ctx.config.train.epochs, ctx.config.train.lr)
-        final = _train(ctx, model, tconfig, TRAIN_DIR, spec, "train")
+        if ctx.config.train.nproc > 1:
+            final = self._torchrun(ctx, tconfig)
+        else:
+            with seeded_torch(ctx.config.seed):
+                model = run_space(ctx.config).build(spec)
+            final = _train(ctx, model, tconfig, TRAIN_DIR, spec, "train")
         return {
             "files": {"model": f"{TRAIN_DIR}/model.pt", "metrics": f"{TRAIN_DIR}/metrics.jsonl"},
             "final": final,
             "epochs": ctx.config.train.epochs,
+            "processes": ctx.config.train.nproc,
         }
+
+    @staticmethod
+    def _torchrun(ctx: StageContext, t: TrainConfig) -> dict[str, Any]:
+        """``edgenas train`` on ``train.nproc`` processes (data-parallel; resumes a killed attempt)."""
+        from edgenas.pipeline._launch import launch
+
+        run = ctx.dir / TRAIN_DIR
+        argv = ["train", str(ctx.upstream["search"].path("arch")), "-o", str(run), "--epochs", str(t.epochs)]
+        argv += ["--batch-size", str(t.batch_size), "--lr", str(t.lr), "--wd", str(t.weight_decay)]
+        argv += ["--label-smoothing", str(t.label_smoothing), "--amp", t.amp, "--seed", str(t.seed)]
+        argv += ["--device", t.device, "--log-every", "0"]
+        argv += ["--data", ctx.config.data.path] if ctx.config.data.path else []
+        argv += ["--subset", str(t.train_subset)] if t.train_subset else []
+        argv += ["--test-subset", str(t.test_subset)] if t.test_subset else []
+        argv += ["--resume"] if (run / "checkpoints" / "last.pt").is_file() else []
+        ctx.events.progress("train", 0, None, f"torchrun on {ctx.config.train.nproc} processes")
+        final = launch(ctx.config.train.nproc, argv)["final"]
+        return {**final, "chance_top1": 100.0 / run_images(ctx.config).num_classes}
 
 
 GAINS_FILE = "block_gains.json"

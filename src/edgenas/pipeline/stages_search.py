@@ -93,6 +93,35 @@ class SearchStage(Stage):
         }
 
     @staticmethod
+    def _torchrun(ctx: StageContext, space: Any, targets: list[Target], run: Any, resume: bool) -> None:
+        """``edgenas search lightnas`` on ``search.nproc`` processes with the (calibrated) predictors; the device work
+        before and after it stays in this process."""
+        from edgenas.pipeline._launch import launch, option_args
+
+        s, config = ctx.config.search, ctx.config
+        files = []
+        for i, target in enumerate(targets):  # the launched command reads predictors from files
+            files.append(target.predictor.save(ctx.dir / f"search_target{i}.pt"))
+        argv = ["search", "lightnas", "--space", space.name, *option_args(config.space.options), "-o", str(run)]
+        argv += ["--predictor", str(files[0]), "--target-ms", str(targets[0].value)]
+        if len(targets) > 1:
+            argv += ["--energy-predictor", str(files[1]), "--target-mj", str(targets[1].value)]
+        argv += ["--epochs", str(s.epochs), "--warmup-epochs", str(s.warmup_epochs), "--batch-size", str(s.batch_size)]
+        argv += [
+            "--alpha-batch-size",
+            str(s.alpha_batch_size),
+            "--alpha-lr",
+            str(s.alpha_lr),
+            "--seed",
+            str(config.seed),
+        ]
+        argv += ["--device", s.device] + (["--subset", str(s.subset)] if s.subset else [])
+        argv += ["--data", config.data.path] if config.data.path else []
+        argv += ["--resume"] if resume else []
+        ctx.events.progress("search", 0, None, f"torchrun on {s.nproc} processes")
+        launch(s.nproc, argv)
+
+    @staticmethod
     def _targets(ctx: StageContext, space: Any, target: float) -> list[Target]:
         predicted = ctx.upstream["predictor"]
         targets = [Target(Predictor.load(predicted.path("predictor")), target)]

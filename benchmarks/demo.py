@@ -1,0 +1,148 @@
+"""The demo's figures: `make demo` from a fresh clone, timed per stage, with its target, measured latency and accuracy
+and a screenshot of its report.
+
+    python benchmarks/demo.py --clone        # clone HEAD into a temporary folder, run `make demo` there (~15 min)
+    python benchmarks/demo.py --run runs/demo  # only summarise a finished run directory
+
+Writes ``benchmarks/results/demo.json``, ``demo.md`` and ``demo_report.png`` (headless Chromium, when installed).
+Run it on a quiet machine: the demo measures latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def clone_and_run(workdir: Path) -> tuple[Path, float]:
+    """Clone HEAD into ``workdir`` and run ``make demo`` there; returns the run directory and the wall time (s),
+    installation included."""
+    clone = workdir / "edgenas"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    start = time.perf_counter()
+    log = workdir / "make_demo.log"
+    with log.open("w") as f:
+        done = subprocess.run(["make", "demo"], cwd=clone, stdout=f, stderr=subprocess.STDOUT, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"make demo failed (exit {done.returncode}); see {log}")
+    shutil.copyfile(log, RESULTS / "demo_make.log")
+    return clone / "runs" / "demo", seconds
+
+
+def screenshot(report: Path, out: Path) -> str | None:
+    """A full-page PNG of the report through headless Chromium; the reason when there is none."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return "no chromium on this machine"
+    command = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1200,5200",
+        f"--screenshot={out}",
+        report.resolve().as_uri(),
+    ]
+    subprocess.run(command, capture_output=True, check=False, timeout=120)
+    return None if out.is_file() else "chromium wrote no screenshot"
+
+
+def summarise(run: Path, total_s: float | None) -> dict:
+    from edgenas.hardware.fingerprint import fingerprint
+    from edgenas.pipeline import read_run
+
+    stages = {s["name"]: s for s in read_run(run)["stages"]}
+    check, train, search = stages["check"], stages["train"], stages["search"]
+    return {
+        "machine": fingerprint("cpu"),
+        "make_demo_wall_s": total_s,
+        "stage_wall_s": {n: round(s["seconds"], 1) for n, s in stages.items()},
+        "target_ms": check["target_ms"],
+        "target_source": search["target_source"],
+        "predicted_ms": check["predicted_ms"],
+        "measured_ms": check["measured_ms"],
+        "error": check["error"],
+        "met": check["met"],
+        "tolerance": check["tolerance"],
+        "top1": check["top1"],
+        "chance_top1": check["chance_top1"],
+        "train_epochs": train["epochs"],
+        "test_images": train["final"]["test_n"],
+        "model_from": check["model_from"],
+        "compress": {k: stages["compress"].get(k) for k in ("applied", "reason", "mask", "speedup")},
+        "predictor": stages["predictor"]["scores"],
+        "search_rounds": search["measured"]["rounds"],
+        "baseline": check["baseline"],
+        "advice": check["advice"],
+    }
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    rows = "".join(f"| {n} | {s:.0f} |\n" for n, s in r["stage_wall_s"].items())
+    b = r["baseline"]
+    base = (
+        f"found arch {b['found_oneshot_top1']:.1f}% vs {b['random_n']} profiled archs within ±{b['band']:.0%} of "
+        f"its latency: median {b['random_median_oneshot_top1']:.1f}%, best {b['random_best_oneshot_top1']:.1f}%"
+        if b["random_n"]
+        else "no profiled arch within the band"
+    )
+    total = f"{r['make_demo_wall_s'] / 60:.1f} min" if r["make_demo_wall_s"] else "not timed (summary of a run)"
+    verdict = f"{r['error']:+.1%}; target {'met' if r['met'] else 'missed'} within {r['tolerance']:.0%}"
+    accuracy = f"**{r['top1']:.1f}%** (chance {r['chance_top1']:.0f}%)"
+    trained_on = f"{r['test_images']} CIFAR-10 sample images, {r['train_epochs']} epochs on 2,000"
+    return f"""# The demo (`make demo` = `edgenas run configs/demo.toml`)
+
+Machine: {m["cpu"]}, {m["cpu_count"]} cores, onnxruntime {m["onnxruntime"]}, torch {m["torch"]}.
+Command: `python benchmarks/demo.py --clone` (a fresh clone of HEAD, `make demo` there, installation included).
+
+`make demo` wall time: **{total}**. Per stage (s):
+
+| stage | wall (s) |
+|---|---|
+{rows}
+| figure | value |
+|---|---|
+| target T | {r["target_ms"]:g} ms ({r["target_source"]}) |
+| predicted (found arch, calibrated predictor) | {r["predicted_ms"]:.3f} ms |
+| measured (deployed network, from {r["model_from"]}) | {r["measured_ms"]:.3f} ms ({verdict}) |
+| test top-1 ({trained_on}) | {accuracy} |
+| same-budget baseline (one-shot top-1) | {base} |
+| compression | {"applied" if r["compress"]["applied"] else "not applied"}: {r["compress"]["reason"]} |
+| predictor (held-out profile) | Spearman {r["predictor"]["spearman"]:.3f}, MAPE {r["predictor"]["mape"]:.1f}% |
+
+What to change on a miss (as the run printed it): {r["advice"] or "nothing: the target was met"}.
+
+Screenshot of the report: `demo_report.png`.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clone", action="store_true", help="run make demo in a fresh clone of HEAD")
+    parser.add_argument("--run", type=Path, default=ROOT / "runs" / "demo", help="a finished demo run directory")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgenas-demo-") as tmp:
+        run, total = clone_and_run(Path(tmp)) if args.clone else (args.run, None)
+        result = summarise(run, total)
+        result["screenshot"] = screenshot(run / "report.html", RESULTS / "demo_report.png") or "demo_report.png"
+    (RESULTS / "demo.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    (RESULTS / "demo.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
