@@ -129,3 +129,28 @@ def test_profile_export_writes_models_and_manifest(tmp_path, capsys):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert len(manifest["models"]) == 3 and all((folder / m["file"]).is_file() for m in manifest["models"])
     assert (folder / "runner.py").read_text() == runner_path().read_text()
+
+
+@pytest.mark.slow
+def test_a_run_measures_through_the_remote_command(tmp_path):
+    """device.remote: every measurement of the run goes through the runner (here a local command)."""
+    from _pipeline import tiny_raw
+
+    from edgenas.pipeline import config_from_dict, read_run, run_pipeline
+
+    raw = tiny_raw(
+        device={"runtime": "ort-cpu", "remote": f"{sys.executable} {{runner}} {{dir}}"},
+        profile={"n": 8, "repeats": 5},
+        search={"calibrate": 1, "correct_rounds": 0},
+        train={"epochs": 1},
+    )
+    run_pipeline(config_from_dict(raw), tmp_path / "run")
+    stages = {s["name"]: s for s in read_run(tmp_path / "run")["stages"]}
+    profile_dir = tmp_path / "run" / "stages" / stages["profile"]["dir"]
+    assert len(json.loads((profile_dir / "export" / "results.json").read_text())["rows"]) == 8
+    with MeasurementStore(profile_dir / "store.sqlite", create=False) as db:
+        (device,) = db.devices()
+    assert device["source"] == "edgenas runner.py" and stages["profile"]["device"] == device["name"]
+    check_dir = tmp_path / "run" / "stages" / stages["check"]["dir"]
+    row = json.loads((check_dir / "measure" / "results.json").read_text())["rows"][0]
+    assert stages["check"]["measured_ms"] == row["median_ms"]

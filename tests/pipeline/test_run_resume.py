@@ -66,6 +66,12 @@ def test_changed_training_budget_reruns_training_and_what_follows(tmp_path, fini
     assert result.ran == ["train", "compress", "export", "check"]
     again = run_pipeline(tiny_config(train={"epochs": 1}), run, resume=True)
     assert again.ran == []
+    target = run_pipeline(tiny_config(train={"epochs": 1}, budget={"latency_quantile": 0.6}), run, resume=True)
+    assert target.ran == ["search", "train", "compress", "export", "check"]
+    quiet = run_pipeline(
+        tiny_config(train={"epochs": 1}, budget={"latency_quantile": 0.6}, device={"max_load": 0.9}), run, resume=True
+    )
+    assert quiet.ran == []  # a warning threshold changes no output
 
 
 def test_existing_run_needs_resume(finished_run):  # noqa: F811
@@ -100,7 +106,9 @@ def test_search_and_training_through_torchrun(tmp_path, finished_run):  # noqa: 
     stages = {s["name"]: s for s in read_run(run)["stages"]}
     train_dir = run / "stages" / stages["train"]["dir"] / "run"
     assert torch.load(train_dir / "checkpoints" / "last.pt", weights_only=True)["world_size"] == 2
-    assert stages["train"]["processes"] == 2
+    assert stages["train"]["processes"] == stages["search"]["processes"] == 2
+    search_dir = run / "stages" / stages["search"]["dir"] / "search"
+    assert json.loads((search_dir / "config.json").read_text())["world_size"] == 2
     assert 0 <= stages["train"]["final"]["test_top1"] <= 100
     assert result.records["check"].outputs["model_from"] in ("train", "compress")
     # the same profile and predictor as the one-process run: only the search and what follows ran differently

@@ -25,6 +25,8 @@ STAGE_FORMAT = 1
 #: Hex digits of the key in a stage directory's name.
 KEY_DIGITS = 12
 DONE_FILE = "done.json"
+#: Keys that change no stage's outputs (a warning threshold): left out of every key.
+NOT_HASHED = (("device", "max_load"),)
 
 
 class Events:
@@ -92,13 +94,20 @@ class Stage(ABC):
     def key(self, config: RunConfig, upstream: dict[str, StageRecord]) -> str:
         """Hash of what the stage reads: its sections and its upstream keys."""
         resolved = config.to_dict()
+        for section, key in NOT_HASHED:
+            resolved[section].pop(key)
         payload = {
             "stage": self.name,
             "format": STAGE_FORMAT,
             "config": {s: resolved[s] for s in self.sections},
             "upstream": {n: upstream[n].key for n in self.needs},
+            **self.extra_inputs(config),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def extra_inputs(self, config: RunConfig) -> dict[str, Any]:
+        """Inputs beyond whole sections (a stage that reads one key of a section hashes that key alone here)."""
+        return {}
 
     @abstractmethod
     def run(self, ctx: StageContext) -> dict[str, Any]:

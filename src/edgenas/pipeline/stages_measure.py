@@ -39,7 +39,10 @@ class ProfileStage(Stage):
     skipped, so a killed profile continues where it stopped)."""
 
     name = "profile"
-    sections = ("space", "device", "profile", "budget")
+    sections = ("space", "device", "profile")
+
+    def extra_inputs(self, config: RunConfig) -> dict[str, Any]:
+        return {"energy": config.budget.energy_mj > 0}  # an energy budget also measures energy
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         config, space = ctx.config, run_space(ctx.config)
@@ -117,7 +120,10 @@ class PredictorStage(Stage):
 
     name = "predictor"
     needs = ("profile",)
-    sections = ("space", "predictor", "seed", "budget")
+    sections = ("space", "predictor", "seed")
+
+    def extra_inputs(self, config: RunConfig) -> dict[str, Any]:
+        return {"energy": config.budget.energy_mj > 0}  # an energy budget also fits an energy predictor
 
     @staticmethod
     def _energy(ctx: StageContext, space: Any) -> str:

@@ -69,11 +69,16 @@ class SearchStage(Stage):
             targets[0] = self._calibrated(ctx, space, targets[0], measure, sconfig)
         if not (run / "summary.json").is_file():
             resume = (run / "checkpoints" / "last.pt").is_file()
-            on_step = ctx.progress("search")
-            steps = total_steps(sconfig, images)
-            search(space, targets, images, sconfig, run, resume=resume, on_step=lambda e: on_step(e["step"] + 1, steps))
+            if config.search.nproc > 1:
+                self._torchrun(ctx, space, targets, run, resume)
+            else:
+                on_step = ctx.progress("search")
+                steps = total_steps(sconfig, images)
+                search(
+                    space, targets, images, sconfig, run, resume=resume, on_step=lambda e: on_step(e["step"] + 1, steps)
+                )
         summary = json.loads((run / "summary.json").read_text())
-        measured = self._measured(ctx, space, targets, sconfig, measure, images, summary)
+        measured = self._measured(ctx, space, targets, sconfig, measure, images)
         arch = load_specs(run / "arch.json")[0]
         self._candidates(ctx, space, sconfig, images, arch, measured["median_ms"])
         return {
@@ -89,6 +94,7 @@ class SearchStage(Stage):
             else f"quantile {config.budget.latency_quantile:g} of the profile",
             "predicted_ms": float(targets[0].predictor.predict(arch)),
             "measured": measured,
+            "processes": config.search.nproc,
             "feasible_ms": [summary["targets"][0]["feasible_low"], summary["targets"][0]["feasible_high"]],
         }
 
@@ -156,7 +162,7 @@ class SearchStage(Stage):
         return Target(Predictor.load(saved), target.value)
 
     @staticmethod
-    def _measured(ctx, space, targets, sconfig, measure, images, summary) -> dict[str, Any]:
+    def _measured(ctx, space, targets, sconfig, measure, images) -> dict[str, Any]:
         """The found arch measured on the device: the correction's last round, or one measurement."""
         from edgenas.search.calibrate import correct
 

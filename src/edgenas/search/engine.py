@@ -323,7 +323,9 @@ def search(
         if env.is_main:
             _truncate_trajectory(run / "trajectory.jsonl", step)
     elif env.is_main:
-        _write_run_record(run, space, targets, data, config, ranges, (len(w_idx), len(a_idx)), device)
+        _write_run_record(
+            run, space, targets, data, config, ranges, (len(w_idx), len(a_idx)), device, world_size=env.world_size
+        )
 
     steps = _Steps(
         supernet, strategy, config, _Ranks(env), predictors, controllers, states, run / "trajectory.jsonl", *transforms
@@ -643,10 +645,13 @@ def _write_run_record(
     ranges: dict[str, FeasibleRange],
     split: tuple[int, int],
     device: torch.device,
+    *,
+    world_size: int = 1,
 ) -> None:
-    """``config.json`` (options, space, targets, feasible ranges, data and split sizes) and ``env.json``."""
+    """``config.json`` (options, space, targets, feasible ranges, data and split sizes, processes) and ``env.json``."""
     record = {
         "config": asdict(config),
+        "world_size": world_size,
         "space": space.name,
         "space_options": {k: thaw(v) for k, v in space.options},
         "targets": [
