@@ -85,6 +85,7 @@ def summarise(run: Path, total_s: float | None) -> dict:
         "predictor": stages["predictor"]["scores"],
         "search_rounds": search["measured"]["rounds"],
         "baseline": check["baseline"],
+        "trained_baseline": check["trained_baseline"],
         "advice": check["advice"],
     }
 
@@ -98,6 +99,14 @@ def markdown(r: dict) -> str:
         f"its latency: median {b['random_median_oneshot_top1']:.1f}%, best {b['random_best_oneshot_top1']:.1f}%"
         if b["random_n"]
         else "no profiled arch within the band"
+    )
+    t = r["trained_baseline"]
+    trained = (
+        f"found arch {t['found_top1']:.1f}% vs {len(t['rows']) - 1} random profiled archs of about its latency "
+        f"({', '.join(f'{x:.3f}' for x in [row['measured_ms'] for row in t['rows'][1:]])} ms): mean "
+        f"{t['random_mean_top1']:.1f}%, best {t['random_best_top1']:.1f}%"
+        if t.get("rows")
+        else "not run"
     )
     total = f"{r['make_demo_wall_s'] / 60:.1f} min" if r["make_demo_wall_s"] else "not timed (summary of a run)"
     verdict = f"{r['error']:+.1%}; target {'met' if r['met'] else 'missed'} within {r['tolerance']:.0%}"
@@ -119,6 +128,7 @@ Command: `python benchmarks/demo.py --clone` (a fresh clone of HEAD, `make demo`
 | predicted (found arch, calibrated predictor) | {r["predicted_ms"]:.3f} ms |
 | measured (deployed network, from {r["model_from"]}) | {r["measured_ms"]:.3f} ms ({verdict}) |
 | test top-1 ({trained_on}) | {accuracy} |
+| same-budget baseline, trained {t.get("epochs", "-")} epochs each | {trained} |
 | same-budget baseline (one-shot top-1) | {base} |
 | compression | {"applied" if r["compress"]["applied"] else "not applied"}: {r["compress"]["reason"]} |
 | predictor (held-out profile) | Spearman {r["predictor"]["spearman"]:.3f}, MAPE {r["predictor"]["mape"]:.1f}% |

@@ -62,6 +62,7 @@ def tiny_raw(**sections: dict[str, Any]) -> dict[str, Any]:
             "correct_rounds": 1,
         },
         "train": {"epochs": 2, "batch_size": 50},
+        "baseline": {"n": 1, "epochs": 1},
         "compress": {"finetune_epochs": 1, "min_gain": 0.0},
     }
     for name, values in sections.items():

@@ -11,8 +11,8 @@ from _pipeline import cost_runtime, finished_run  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
-#: The figures of a finished run: predictor, trajectory, architecture, training, compression and Pareto.
-FIGURES = {"predictor", "trajectory", "architecture", "training", "domino", "pareto"}
+#: The figures of a finished run: predictor, trajectory, architecture, training, baseline, compression and Pareto.
+FIGURES = {"predictor", "trajectory", "architecture", "training", "baseline", "domino", "pareto"}
 
 
 def _chromium() -> str:

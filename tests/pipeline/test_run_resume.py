@@ -11,7 +11,7 @@ from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fi
 from edgenas.pipeline import Events, read_run, run_pipeline
 
 pytestmark = pytest.mark.slow
-ORDER = ["profile", "predictor", "search", "train", "compress", "export", "check"]
+ORDER = ["profile", "predictor", "search", "train", "baseline", "compress", "export", "check"]
 
 
 class Killed(Exception):
@@ -40,7 +40,7 @@ def _figures(run) -> dict:
         "predicted": stages["search"]["predicted_ms"],
         "measured": stages["search"]["measured"]["median_ms"],
         "train": stages["train"]["final"]["test_top1"],
-        "check": {k: stages["check"][k] for k in ("measured_ms", "top1", "met", "model_from")},
+        "check": {k: stages["check"][k] for k in ("measured_ms", "top1", "met", "model_from", "trained_baseline")},
     }
 
 
@@ -63,11 +63,11 @@ def test_changed_training_budget_reruns_training_and_what_follows(tmp_path, fini
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     result = run_pipeline(tiny_config(train={"epochs": 1}), run, resume=True)
-    assert result.ran == ["train", "compress", "export", "check"]
+    assert result.ran == ["train", "baseline", "compress", "export", "check"]
     again = run_pipeline(tiny_config(train={"epochs": 1}), run, resume=True)
     assert again.ran == []
     target = run_pipeline(tiny_config(train={"epochs": 1}, budget={"latency_quantile": 0.6}), run, resume=True)
-    assert target.ran == ["search", "train", "compress", "export", "check"]
+    assert target.ran == ["search", "train", "baseline", "compress", "export", "check"]
     quiet = run_pipeline(
         tiny_config(train={"epochs": 1}, budget={"latency_quantile": 0.6}, device={"max_load": 0.9}), run, resume=True
     )
@@ -94,6 +94,11 @@ def test_finished_run_records_the_pipeline(finished_run):  # noqa: F811
     candidates = json.loads((finished_run / "stages" / stages["search"]["dir"] / "candidates.json").read_text())
     assert len(candidates) == 13 and sum(c["source"] == "search" for c in candidates) == 1
     assert all(0 <= c["oneshot_top1"] <= 100 for c in candidates)
+    baseline = stages["baseline"]
+    assert [r["role"] for r in baseline["rows"]] == ["found", "random"]
+    assert baseline["rows"][0]["arch"] == stages["search"]["arch"] != baseline["rows"][1]["arch"]
+    # the found arch is trained with the same budget as its peer: its own training run, not the train stage's
+    assert baseline["found_top1"] == baseline["rows"][0]["top1"] and baseline["epochs"] == 1
 
 
 def test_search_and_training_through_torchrun(tmp_path, finished_run):  # noqa: F811

@@ -84,6 +84,12 @@ def _headline(stage: str, o: dict[str, Any]) -> str:
             f"test top-1 {o['final']['test_top1']:.2f}% after {o['epochs']} epochs "
             f"(chance {o['final']['chance_top1']:.0f}%)"
         ),
+        "baseline": lambda: (
+            f"{o['epochs']} epochs each: found {o['found_top1']:.2f}% vs random mean {o['random_mean_top1']:.2f}% "
+            f"(best {o['random_best_top1']:.2f}%) of {len(o['rows']) - 1} archs of its latency"
+            if o["rows"]
+            else o["reason"]
+        ),
         "compress": lambda: ("applied: " if o["applied"] else "not applied: ") + o["reason"],
         "export": lambda: f"{o['files']['onnx']} from the {o['from']} stage, {o['mult_adds'] / 1e6:.1f} M mult-adds",
         "check": lambda: (

@@ -122,6 +122,15 @@ class TrainStageConfig:
 
 
 @dataclass(frozen=True)
+class BaselineConfig:
+    n: int = option(
+        0, help="random profiled archs of the found one's latency trained beside it (0 = no baseline)", low=0, high=1000
+    )
+    epochs: int = option(5, help="training epochs of each (the found arch gets the same)", low=1, high=10_000)
+    band: float = option(0.05, help="their measured latency within this share of the found arch's", low=0, high=1)
+
+
+@dataclass(frozen=True)
 class CompressConfig:
     enabled: bool = option(True, help="graft and collapse the blocks whose collapse pays on the device")
     min_gain: float = option(0.03, help="graft a block when collapsing it alone saves this share of latency", low=0)
@@ -148,6 +157,7 @@ class RunConfig:
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     search: SearchStageConfig = field(default_factory=SearchStageConfig)
     train: TrainStageConfig = field(default_factory=TrainStageConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 

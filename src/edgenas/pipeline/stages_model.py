@@ -1,5 +1,5 @@
-"""The model stages: train the found net, compress it where compression pays on the device, export it to ONNX
-and check the deployed model against the budget."""
+"""The deployment stages: compress the trained net where compression pays on the device, export it to ONNX and check
+the deployed model against the budget."""
 
 from __future__ import annotations
 
@@ -9,109 +9,12 @@ from typing import Any
 import numpy as np
 
 from edgenas._io import write_text_atomic
-from edgenas._random import seeded_torch
-from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
+from edgenas.pipeline import stages_train  # noqa: F401  (its stages run before these: register them first)
 from edgenas.pipeline._device import measure_models
 from edgenas.pipeline._stage import Stage, StageContext, StageRecord, register_stage
-from edgenas.pipeline.config import RunConfig
 from edgenas.pipeline.stages_measure import run_images, run_space
-from edgenas.spaces import load_specs
-from edgenas.train import TrainCallback, TrainConfig, evaluate, train
-
-TRAIN_DIR = "run"
-
-
-class _StageProgress(TrainCallback):
-    """The trainer's steps as the stage's progress."""
-
-    def __init__(self, ctx: StageContext, stage: str) -> None:
-        self.report, self.total = ctx.progress(stage), None
-
-    def on_train_start(self, info: dict[str, Any]) -> None:
-        self.total = info["epochs"] * info["steps_per_epoch"]
-
-    def on_step_end(self, info: dict[str, Any]) -> None:
-        self.report(info["global_step"], self.total, f"epoch {info['epoch']} loss {info['loss']:.3f}")
-
-
-def train_config(config: RunConfig, epochs: int, lr: float) -> TrainConfig:
-    t = config.train
-    return TrainConfig(
-        epochs=epochs,
-        batch_size=t.batch_size,
-        lr=lr,
-        weight_decay=t.weight_decay,
-        label_smoothing=t.label_smoothing,
-        amp=t.amp,
-        seed=config.seed,
-        device=t.device,
-        train_subset=config.data.subset or None,
-        test_subset=config.data.test_subset or None,
-        log_every=0,
-    )
-
-
-def _train(ctx: StageContext, model: Any, tconfig: TrainConfig, folder: str, spec: Any, stage: str) -> dict[str, Any]:
-    """Train ``model`` in ``ctx.dir / folder``, resuming a checkpoint a killed attempt left; the final record."""
-    space = run_space(ctx.config)
-    images = run_images(ctx.config)
-    run = ctx.dir / folder
-    resume = (run / "checkpoints" / "last.pt").is_file()
-    result = train(
-        model,
-        images,
-        tconfig,
-        run,
-        spec=spec,
-        resume=resume,
-        callbacks=[_StageProgress(ctx, stage)],
-        input_size=space.resolution,
-    )
-    return {**result.final, "chance_top1": 100.0 / images.num_classes}
-
-
-@register_stage
-class TrainStage(Stage):
-    """Train the found network with the ``train`` budget."""
-
-    name = "train"
-    needs = ("search",)
-    sections = ("space", "data", "train", "seed")
-
-    def run(self, ctx: StageContext) -> dict[str, Any]:
-        spec = load_specs(ctx.upstream["search"].path("arch"))[0]
-        tconfig = train_config(ctx.config, ctx.config.train.epochs, ctx.config.train.lr)
-        if ctx.config.train.nproc > 1:
-            final = self._torchrun(ctx, tconfig)
-        else:
-            with seeded_torch(ctx.config.seed):
-                model = run_space(ctx.config).build(spec)
-            final = _train(ctx, model, tconfig, TRAIN_DIR, spec, "train")
-        return {
-            "files": {"model": f"{TRAIN_DIR}/model.pt", "metrics": f"{TRAIN_DIR}/metrics.jsonl"},
-            "final": final,
-            "epochs": ctx.config.train.epochs,
-            "processes": ctx.config.train.nproc,
-        }
-
-    @staticmethod
-    def _torchrun(ctx: StageContext, t: TrainConfig) -> dict[str, Any]:
-        """``edgenas train`` on ``train.nproc`` processes (data-parallel; resumes a killed attempt)."""
-        from edgenas.pipeline._launch import launch
-
-        run = ctx.dir / TRAIN_DIR
-        argv = ["train", str(ctx.upstream["search"].path("arch")), "-o", str(run), "--epochs", str(t.epochs)]
-        argv += ["--batch-size", str(t.batch_size), "--lr", str(t.lr), "--wd", str(t.weight_decay)]
-        argv += ["--label-smoothing", str(t.label_smoothing), "--amp", t.amp, "--seed", str(t.seed)]
-        argv += ["--device", t.device, "--log-every", "0"]
-        argv += ["--data", ctx.config.data.path] if ctx.config.data.path else []
-        argv += ["--subset", str(t.train_subset)] if t.train_subset else []
-        argv += ["--test-subset", str(t.test_subset)] if t.test_subset else []
-        argv += ["--resume"] if (run / "checkpoints" / "last.pt").is_file() else []
-        ctx.events.progress("train", 0, None, f"torchrun on {ctx.config.train.nproc} processes")
-        final = launch(ctx.config.train.nproc, argv)["final"]
-        return {**final, "chance_top1": 100.0 / run_images(ctx.config).num_classes}
-
+from edgenas.pipeline.stages_train import train_config, train_in_stage
+from edgenas.train import evaluate
 
 GAINS_FILE = "block_gains.json"
 COMPRESSED_FILE = "compressed.pt"
@@ -155,7 +58,7 @@ class CompressStage(Stage):
         mask = "".join("0" if i in paying else "1" for i in range(base["blocks"]))
         graft_loaded(loaded, mask)
         final = (
-            _train(
+            train_in_stage(
                 ctx,
                 loaded.model,
                 train_config(ctx.config, c.finetune_epochs, c.finetune_lr),
@@ -297,7 +200,7 @@ class CheckStage(Stage):
     """Measure the deployed network on the device and compare it with the budget; say what to change on a miss."""
 
     name = "check"
-    needs = ("search", "train", "compress", "export")
+    needs = ("search", "train", "baseline", "compress", "export")
     sections = ("budget", "device", "profile")
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
@@ -329,6 +232,9 @@ class CheckStage(Stage):
             "model_from": source,
             "chance_top1": ctx.upstream["train"].outputs["final"]["chance_top1"],
             "baseline": _baseline(ctx.upstream["search"]),
+            "trained_baseline": {
+                k: v for k, v in ctx.upstream["baseline"].outputs.items() if k not in ("files", "seconds")
+            },
             "advice": None if met else _advice(error, found, compressed),
             "load_warning": warning,
         }

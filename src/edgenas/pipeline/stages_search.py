@@ -159,7 +159,15 @@ class SearchStage(Stage):
             )
             write_text_atomic(ctx.dir / "calibration.json", json.dumps(calibration.__dict__, indent=1) + "\n")
             scale_predictor(target.predictor, calibration.factor).save(saved)
-        return Target(Predictor.load(saved), target.value)
+        scaled = Target(Predictor.load(saved), target.value)
+        try:
+            prepare_targets(space, [scaled], "eq")
+        except SearchError as exc:
+            raise ConfigError(
+                f"config key 'budget': after calibration on this device {exc}; the device moved since the profile or "
+                "the profile is too small: raise profile.n, or set budget.latency_ms inside that range"
+            ) from exc
+        return scaled
 
     @staticmethod
     def _measured(ctx, space, targets, sconfig, measure, images) -> dict[str, Any]:

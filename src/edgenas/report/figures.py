@@ -161,3 +161,16 @@ def pareto(candidates: list[dict[str, Any]], target: float, trained: tuple[float
     ax.set_ylabel("top-1 (%)")
     ax.legend(loc="best", fontsize=8)
     return _png(fig)
+
+
+def baseline(rows: list[dict[str, Any]], epochs: int) -> bytes:
+    """Test top-1 of the found arch and of random archs of about its measured latency, trained alike."""
+    fig = _figure(max(4.0, 0.9 * len(rows) + 1.5), 3.4)
+    ax = fig.add_subplot()
+    colors = [FOUND if r["role"] == "found" else PROFILED for r in rows]
+    ax.bar(range(len(rows)), [r["top1"] for r in rows], color=colors)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{r['role']}\n{r['measured_ms']:.3f} ms" for r in rows], fontsize=8)
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"same budget: {epochs} epochs each", fontsize=9)
+    return _png(fig)

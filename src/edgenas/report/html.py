@@ -94,9 +94,35 @@ def _summary(s: dict[str, dict[str, Any]]) -> str:
                 f"its latency: median {b['random_median_oneshot_top1']:.1f}%, best "
                 f"{b['random_best_oneshot_top1']:.1f}%.</p>"
             )
+        t = check.get("trained_baseline") or {}
+        if t.get("rows"):
+            text += (
+                f"<p>Same budget, trained ({t['epochs']} epochs each): found arch {t['found_top1']:.1f}% vs "
+                f"{len(t['rows']) - 1} random profiled archs of about its latency: mean {t['random_mean_top1']:.1f}%, "
+                f"best {t['random_best_top1']:.1f}%.</p>"
+            )
         if check.get("load_warning"):
             text += f'<p class="miss">{_esc(check["load_warning"])}</p>'
     return f'<div class="cards">{body}</div>{text}' if cards else _pending("search")
+
+
+def _trained_baseline(s: dict[str, dict[str, Any]]) -> str:
+    b = s.get("baseline")
+    if not b:
+        return _pending("baseline")
+    if not b["rows"]:
+        return f'<p class="muted">No baseline in this run ({_esc(b["reason"])}).</p>'
+    rows = [(r["role"], r["arch"], _ms(r["measured_ms"]), f"{r['top1']:.2f}%") for r in b["rows"]]
+    text = (
+        f"<p>The found arch and {len(b['rows']) - 1} random profiled archs of about its measured latency, each trained "
+        f"{b['epochs']} epochs with the same recipe: found {b['found_top1']:.2f}%, random mean "
+        f"{b['random_mean_top1']:.2f}%, best {b['random_best_top1']:.2f}%.</p>"
+    )
+    return (
+        text
+        + _figure(figures.baseline(b["rows"], b["epochs"]), "baseline", "Same-budget baseline: test top-1")
+        + _table(rows, ("role", "arch", "measured latency", "test top-1"))
+    )
 
 
 def _predictor(s: dict[str, dict[str, Any]]) -> str:
@@ -248,6 +274,7 @@ SECTIONS: list[tuple[str, Callable[..., str]]] = [
     ("Search", lambda run, s: _search(s)),
     ("Architecture", _architecture),
     ("Training", lambda run, s: _training(s)),
+    ("Same-budget baseline: random archs of the same latency", lambda run, s: _trained_baseline(s)),
     ("Compression (Domino grafting)", lambda run, s: _compression(s)),
     ("Accuracy vs latency of every candidate", lambda run, s: _pareto(s)),
     ("Provenance", _provenance),

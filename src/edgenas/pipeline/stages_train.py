@@ -1,0 +1,167 @@
+"""The training stages: train the found net, and train it again beside random archs of the same measured latency
+on the same short budget (the same-budget baseline)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgenas._random import seeded_torch
+from edgenas.hardware import MeasurementStore
+from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
+from edgenas.pipeline._stage import Stage, StageContext, register_stage
+from edgenas.pipeline.config import RunConfig
+from edgenas.pipeline.stages_measure import run_images, run_space
+from edgenas.spaces import load_specs
+from edgenas.train import TrainCallback, TrainConfig, train
+
+TRAIN_DIR = "run"
+
+
+class _StageProgress(TrainCallback):
+    """The trainer's steps as the stage's progress."""
+
+    def __init__(self, ctx: StageContext, stage: str) -> None:
+        self.report, self.total = ctx.progress(stage), None
+
+    def on_train_start(self, info: dict[str, Any]) -> None:
+        self.total = info["epochs"] * info["steps_per_epoch"]
+
+    def on_step_end(self, info: dict[str, Any]) -> None:
+        self.report(info["global_step"], self.total, f"epoch {info['epoch']} loss {info['loss']:.3f}")
+
+
+def train_config(config: RunConfig, epochs: int, lr: float) -> TrainConfig:
+    t = config.train
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=t.batch_size,
+        lr=lr,
+        weight_decay=t.weight_decay,
+        label_smoothing=t.label_smoothing,
+        amp=t.amp,
+        seed=config.seed,
+        device=t.device,
+        train_subset=config.data.subset or None,
+        test_subset=config.data.test_subset or None,
+        log_every=0,
+    )
+
+
+def train_in_stage(
+    ctx: StageContext, model: Any, tconfig: TrainConfig, folder: str, spec: Any, stage: str
+) -> dict[str, Any]:
+    """Train ``model`` in ``ctx.dir / folder``, resuming a checkpoint a killed attempt left; the final record."""
+    space = run_space(ctx.config)
+    images = run_images(ctx.config)
+    run = ctx.dir / folder
+    resume = (run / "checkpoints" / "last.pt").is_file()
+    result = train(
+        model,
+        images,
+        tconfig,
+        run,
+        spec=spec,
+        resume=resume,
+        callbacks=[_StageProgress(ctx, stage)],
+        input_size=space.resolution,
+    )
+    return {**result.final, "chance_top1": 100.0 / images.num_classes}
+
+
+@register_stage
+class TrainStage(Stage):
+    """Train the found network with the ``train`` budget."""
+
+    name = "train"
+    needs = ("search",)
+    sections = ("space", "data", "train", "seed")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        spec = load_specs(ctx.upstream["search"].path("arch"))[0]
+        tconfig = train_config(ctx.config, ctx.config.train.epochs, ctx.config.train.lr)
+        if ctx.config.train.nproc > 1:
+            final = self._torchrun(ctx, tconfig)
+        else:
+            with seeded_torch(ctx.config.seed):
+                model = run_space(ctx.config).build(spec)
+            final = train_in_stage(ctx, model, tconfig, TRAIN_DIR, spec, "train")
+        return {
+            "files": {"model": f"{TRAIN_DIR}/model.pt", "metrics": f"{TRAIN_DIR}/metrics.jsonl"},
+            "final": final,
+            "epochs": ctx.config.train.epochs,
+            "processes": ctx.config.train.nproc,
+        }
+
+    @staticmethod
+    def _torchrun(ctx: StageContext, t: TrainConfig) -> dict[str, Any]:
+        """``edgenas train`` on ``train.nproc`` processes (data-parallel; resumes a killed attempt)."""
+        from edgenas.pipeline._launch import launch
+
+        run = ctx.dir / TRAIN_DIR
+        argv = ["train", str(ctx.upstream["search"].path("arch")), "-o", str(run), "--epochs", str(t.epochs)]
+        argv += ["--batch-size", str(t.batch_size), "--lr", str(t.lr), "--wd", str(t.weight_decay)]
+        argv += ["--label-smoothing", str(t.label_smoothing), "--amp", t.amp, "--seed", str(t.seed)]
+        argv += ["--device", t.device, "--log-every", "0"]
+        argv += ["--data", ctx.config.data.path] if ctx.config.data.path else []
+        argv += ["--subset", str(t.train_subset)] if t.train_subset else []
+        argv += ["--test-subset", str(t.test_subset)] if t.test_subset else []
+        argv += ["--resume"] if (run / "checkpoints" / "last.pt").is_file() else []
+        ctx.events.progress("train", 0, None, f"torchrun on {ctx.config.train.nproc} processes")
+        final = launch(ctx.config.train.nproc, argv)["final"]
+        return {**final, "chance_top1": 100.0 / run_images(ctx.config).num_classes}
+
+
+@register_stage
+class BaselineStage(Stage):
+    """Is the found network better than a random one of the same latency? Train it and ``baseline.n`` profiled archs
+    whose measured latency is closest to its own (seeded choice within ``baseline.band``, else the closest) for
+    ``baseline.epochs`` with the training recipe, and compare their test top-1."""
+
+    name = "baseline"
+    needs = ("profile", "search")
+    sections = ("space", "data", "train", "baseline", "seed")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        b = ctx.config.baseline
+        if b.n == 0:
+            return {"files": {}, "rows": [], "reason": "baseline.n is 0"}
+        found = ctx.upstream["search"].outputs
+        arch = load_specs(ctx.upstream["search"].path("arch"))[0]
+        rows = [{"role": "found", "arch": str(arch), "measured_ms": found["measured"]["median_ms"]}]
+        rows += self._random_peers(ctx, str(arch), found["measured"]["median_ms"])
+        space = run_space(ctx.config)
+        tconfig = train_config(ctx.config, b.epochs, ctx.config.train.lr)
+        for i, row in enumerate(rows):
+            spec = space.parse(row["arch"])
+            with seeded_torch(ctx.config.seed):
+                model = space.build(spec)
+            row["top1"] = train_in_stage(ctx, model, tconfig, f"arch{i}", spec, "baseline")["test_top1"]
+        peers = [r["top1"] for r in rows[1:]]
+        return {
+            "files": {},
+            "rows": rows,
+            "epochs": b.epochs,
+            "found_top1": rows[0]["top1"],
+            "random_mean_top1": float(np.mean(peers)),
+            "random_best_top1": float(max(peers)),
+        }
+
+    @staticmethod
+    def _random_peers(ctx: StageContext, found: str, found_ms: float) -> list[dict[str, Any]]:
+        """``baseline.n`` profiled archs of about ``found_ms``: a seeded draw among those within the band, topped up
+        with the closest others when the band holds too few."""
+        b, profiled = ctx.config.baseline, ctx.upstream["profile"]
+        with MeasurementStore(profiled.path("store"), create=False) as db:
+            values = db.values(
+                profiled.outputs["device"], metric="latency_ms", space_hash=run_space(ctx.config).config_hash
+            )
+        others = sorted(
+            ((a, v) for (_, a), v in values.items() if a != found), key=lambda x: abs(np.log(x[1] / found_ms))
+        )
+        inside = [x for x in others if abs(x[1] / found_ms - 1) <= b.band]
+        rng = np.random.default_rng(ctx.config.seed)
+        chosen = [inside[i] for i in sorted(rng.permutation(len(inside))[: b.n])]
+        chosen += [x for x in others if x not in chosen][: b.n - len(chosen)]
+        return [{"role": "random", "arch": a, "measured_ms": v} for a, v in chosen]
