@@ -119,3 +119,25 @@ def test_search_and_training_through_torchrun(tmp_path, finished_run):  # noqa: 
     # the same profile and predictor as the one-process run: only the search and what follows ran differently
     reference = {s["name"]: s for s in read_run(finished_run)["stages"]}
     assert stages["predictor"]["dir"] == reference["predictor"]["dir"]
+
+
+def test_targets_outside_the_predictors_range(finished_run):  # noqa: F811
+    """A target from a quantile of the profile moves inside the predictor's range; one set in ms stops the run."""
+    from edgenas.pipeline import ConfigError
+    from edgenas.pipeline.stages_measure import run_space
+    from edgenas.pipeline.stages_search import RANGE_MARGIN, feasible_target
+    from edgenas.predictors import Predictor
+    from edgenas.search.budget import feasible_range
+
+    stages = {s["name"]: s for s in read_run(finished_run)["stages"]}
+    predictor = Predictor.load(finished_run / "stages" / stages["predictor"]["dir"] / "predictor.pt")
+    space = run_space(tiny_config())
+    reach = feasible_range(predictor, space)
+    inside = (reach.low + reach.high) / 2
+    assert feasible_target(tiny_config(), space, predictor, inside).value == inside
+    low = feasible_target(tiny_config(), space, predictor, reach.low / 2).value
+    assert low == pytest.approx(reach.low * (1 + RANGE_MARGIN), rel=1e-3)
+    high = feasible_target(tiny_config(), space, predictor, reach.high * 2).value
+    assert high == pytest.approx(reach.high * (1 - RANGE_MARGIN), rel=1e-3)
+    with pytest.raises(ConfigError, match=r"'budget\.latency_ms'"):
+        feasible_target(tiny_config(budget={"latency_ms": reach.low / 2}), space, predictor, reach.low / 2)

@@ -213,7 +213,7 @@ def _export_for_device(
         return
     out.print(
         f"wrote {payload['models']} ONNX models, {manifest.name} and runner.py to {folder}; on the device (only "
-        f"onnxruntime and numpy needed): python runner.py {folder.name}; then: edgenas store import "
+        f"onnxruntime and numpy needed): python {folder.name}/runner.py {folder.name}; then: edgenas store import "
         f"{folder}/results.json --store S.sqlite"
     )
 

@@ -46,7 +46,7 @@ class ProfileStage(Stage):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         config, space = ctx.config, run_space(ctx.config)
-        warning = load_warning(config.device.max_load)
+        warning = None if config.device.remote else load_warning(config.device.max_load)
         if warning:
             ctx.events.warn(warning)
         store_path = ctx.dir / STORE_FILE

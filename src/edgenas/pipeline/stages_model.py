@@ -206,7 +206,7 @@ class CheckStage(Stage):
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from edgenas.pipeline._device import load_warning
 
-        warning = load_warning(ctx.config.device.max_load)
+        warning = None if ctx.config.device.remote else load_warning(ctx.config.device.max_load)
         if warning:
             ctx.events.warn(warning)
         model, resolution, source = final_model(ctx)

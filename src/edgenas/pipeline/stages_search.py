@@ -15,6 +15,7 @@ from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
 from edgenas.pipeline.stages_measure import run_images, run_space
 from edgenas.predictors import Predictor
+from edgenas.search.budget import feasible_range
 from edgenas.search.engine import SearchConfig, Target, prepare_targets, search, total_steps
 from edgenas.spaces import load_specs
 
@@ -33,6 +34,26 @@ def target_ms(config: RunConfig, profiled: list[float]) -> float:
     if config.budget.latency_ms > 0:
         return config.budget.latency_ms
     return round(float(np.quantile(profiled, config.budget.latency_quantile)), 3)
+
+
+#: A target taken from a quantile of the profile is moved this share inside the predictor's feasible range when it
+#: falls outside (a small profile or a device that moved since); a target the user set in ms is never moved.
+RANGE_MARGIN = 0.02
+
+
+def feasible_target(config: RunConfig, space: Any, predictor: Predictor, value: float) -> Target:
+    """The latency target on ``predictor``: ``value`` when the predictor reaches it; else, for a target derived from
+    the profile, the nearest value :data:`RANGE_MARGIN` inside the range; for ``budget.latency_ms``, an error naming
+    the key."""
+    reach = feasible_range(predictor, space)
+    if reach.low <= value <= reach.high:
+        return Target(predictor, value)
+    if config.budget.latency_ms > 0:
+        raise ConfigError(
+            f"config key 'budget.latency_ms': {value:g} ms is outside what the predictor reaches on this space, "
+            f"{reach.low:.4g}..{reach.high:.4g} ms (on this device, after calibration when search.calibrate > 0)"
+        )
+    return Target(predictor, round(min(max(value, reach.low * (1 + RANGE_MARGIN)), reach.high * (1 - RANGE_MARGIN)), 4))
 
 
 def search_config(config: RunConfig) -> SearchConfig:
@@ -67,6 +88,8 @@ class SearchStage(Stage):
         measure = arch_measurer(config, space, ctx.dir / "measure")
         if config.search.calibrate:
             targets[0] = self._calibrated(ctx, space, targets[0], measure, sconfig)
+        moved_from = target if targets[0].value != target else None
+        target = targets[0].value
         if not (run / "summary.json").is_file():
             resume = (run / "checkpoints" / "last.pt").is_file()
             if config.search.nproc > 1:
@@ -91,7 +114,8 @@ class SearchStage(Stage):
             "target_ms": target,
             "target_source": "budget.latency_ms"
             if config.budget.latency_ms > 0
-            else f"quantile {config.budget.latency_quantile:g} of the profile",
+            else f"quantile {config.budget.latency_quantile:g} of the profile"
+            + (f", moved from {moved_from:g} ms into the predictor's range" if moved_from is not None else ""),
             "predicted_ms": float(targets[0].predictor.predict(arch)),
             "measured": measured,
             "processes": config.search.nproc,
@@ -130,13 +154,13 @@ class SearchStage(Stage):
     @staticmethod
     def _targets(ctx: StageContext, space: Any, target: float) -> list[Target]:
         predicted = ctx.upstream["predictor"]
-        targets = [Target(Predictor.load(predicted.path("predictor")), target)]
+        targets = [feasible_target(ctx.config, space, Predictor.load(predicted.path("predictor")), target)]
         if ctx.config.budget.energy_mj > 0:
             targets.append(Target(Predictor.load(predicted.path("energy_predictor")), ctx.config.budget.energy_mj))
         try:
             prepare_targets(space, targets, "eq")
         except SearchError as exc:
-            raise ConfigError(f"config key 'budget.latency_ms': {exc}") from exc
+            raise ConfigError(f"config key 'budget.energy_mj': {exc}") from exc
         return targets
 
     @staticmethod
@@ -159,15 +183,7 @@ class SearchStage(Stage):
             )
             write_text_atomic(ctx.dir / "calibration.json", json.dumps(calibration.__dict__, indent=1) + "\n")
             scale_predictor(target.predictor, calibration.factor).save(saved)
-        scaled = Target(Predictor.load(saved), target.value)
-        try:
-            prepare_targets(space, [scaled], "eq")
-        except SearchError as exc:
-            raise ConfigError(
-                f"config key 'budget': after calibration on this device {exc}; the device moved since the profile or "
-                "the profile is too small: raise profile.n, or set budget.latency_ms inside that range"
-            ) from exc
-        return scaled
+        return feasible_target(ctx.config, space, Predictor.load(saved), target.value)
 
     @staticmethod
     def _measured(ctx, space, targets, sconfig, measure, images) -> dict[str, Any]:
