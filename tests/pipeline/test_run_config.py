@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
         ('[device]\nremote = "ssh pi python runner.py"\n', "device.remote", "{dir}"),
         ("seed = true\n", "seed", "an integer"),
         ("[predictor]\nkind = 3\n", "predictor.kind", "a string"),
+        ('[data]\npath = "/no/such/folder"\n', "data.path", "does not exist"),
     ],
 )
 def test_bad_keys_are_refused_naming_the_key(tmp_path, capsys, toml, key, allowed):

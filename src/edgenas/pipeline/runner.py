@@ -51,6 +51,17 @@ def _prepare(run_dir: Path, config: RunConfig, config_text: str | None, resume: 
     )
 
 
+def _check_data(config: RunConfig) -> None:
+    """Refuse a data location that does not exist before anything is written or measured."""
+    from edgenas.errors import EdgeNASError
+    from edgenas.train.data import resolve_data_root
+
+    try:
+        resolve_data_root(config.data.path or None)
+    except EdgeNASError as exc:
+        raise ConfigError(f"config key 'data.path': {exc}") from exc
+
+
 def run_pipeline(
     config: RunConfig,
     run_dir: str | Path,
@@ -70,11 +81,13 @@ def run_pipeline(
         config_text: the configuration file's text, kept in the run directory.
 
     Raises:
-        ConfigError: the directory holds a run and ``resume`` is False; any stage's error passes through.
+        ConfigError: the data location does not exist, or the directory holds a run and ``resume`` is False; any
+            stage's error passes through.
     """
     from edgenas.report import write_report
 
     run_dir, events = Path(run_dir), events or Events()
+    _check_data(config)
     _prepare(run_dir, config, config_text, resume)
     write_report(run_dir)  # an interrupted run has a page from the start
     records: dict[str, StageRecord] = {}

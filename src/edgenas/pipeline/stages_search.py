@@ -90,6 +90,11 @@ class SearchStage(Stage):
             targets[0] = self._calibrated(ctx, space, targets[0], measure, sconfig)
         moved_from = target if targets[0].value != target else None
         target = targets[0].value
+        if moved_from is not None:
+            ctx.events.warn(
+                f"T = {moved_from:g} ms (budget.latency_quantile of the profile) is outside what the predictor reaches; "
+                f"searching for {target:g} ms instead (raise profile.n for a predictor that covers it)"
+            )
         if not (run / "summary.json").is_file():
             resume = (run / "checkpoints" / "last.pt").is_file()
             if config.search.nproc > 1:
