@@ -92,8 +92,8 @@ class SearchStage(Stage):
         target = targets[0].value
         if moved_from is not None:
             ctx.events.warn(
-                f"T = {moved_from:g} ms (budget.latency_quantile of the profile) is outside what the predictor reaches; "
-                f"searching for {target:g} ms instead (raise profile.n for a predictor that covers it)"
+                f"T = {moved_from:g} ms (budget.latency_quantile of the profile) is outside what the predictor "
+                f"reaches; searching for {target:g} ms instead (raise profile.n for a predictor that covers it)"
             )
         if not (run / "summary.json").is_file():
             resume = (run / "checkpoints" / "last.pt").is_file()
