@@ -23,7 +23,8 @@ import numpy as np
 
 from edgenas._io import atomic_output
 from edgenas.errors import MeasurementError
-from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure_interleaved
+from edgenas.hardware.measure import measure_modules
+from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol
 from edgenas.hardware.runtimes import Runtime
 from edgenas.nn.costs import measure_costs
 from edgenas.spaces import ArchSpec, space_of
@@ -248,12 +249,7 @@ def runtime_measure(runtime: Runtime, protocol: Protocol = DEFAULT_PROTOCOL) -> 
     """A :data:`PairMeasure` on ``runtime``: the architectures built, loaded and measured round-robin."""
 
     def measure(specs: Sequence[ArchSpec]) -> list[LatencyStats]:
-        sessions = [runtime.load(space_of(s).build(s)) for s in specs]
-        try:
-            return measure_interleaved([s.run for s in sessions], protocol)
-        finally:
-            for s in sessions:
-                s.close()
+        return measure_modules([space_of(s).build(s) for s in specs], runtime, protocol)
 
     return measure
 

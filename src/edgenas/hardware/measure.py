@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, fingerprint
@@ -56,6 +57,22 @@ def median_latency_ms(spec: ArchSpec, runtime: Runtime, loads: int = 3, protocol
     return float(
         np.median([measure_arch(spec, runtime, protocol, energy=False).latency.median_ms for _ in range(loads)])
     )
+
+
+def measure_modules(
+    models: Sequence[nn.Module], runtime: Runtime, protocol: Protocol = DEFAULT_PROTOCOL
+) -> list[LatencyStats]:
+    """Load ``models`` into ``runtime`` and measure them round-robin (one alone with :func:`measure`), so a drift of
+    the machine hits them alike; every session is closed, also when a load fails."""
+    sessions = []
+    try:
+        for model in models:  # appended one by one so that a failing load still closes the ones before it
+            sessions.append(runtime.load(model))
+        runs = [s.run for s in sessions]
+        return [measure(runs[0], protocol)] if len(runs) == 1 else measure_interleaved(runs, protocol)
+    finally:
+        for session in sessions:
+            session.close()
 
 
 @dataclass

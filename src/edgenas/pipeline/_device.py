@@ -11,7 +11,7 @@ from pathlib import Path
 from torch import nn
 
 from edgenas.hardware import Protocol, RuntimeOptions, get_runtime, median_latency_ms
-from edgenas.hardware.protocol import measure, measure_interleaved
+from edgenas.hardware.measure import measure_modules
 from edgenas.hardware.remote import RemoteMeasurer, export_models, run_remote
 from edgenas.pipeline.config import RunConfig
 from edgenas.spaces import ArchSpec, SearchSpace
@@ -88,12 +88,5 @@ def measure_models(
         named = list(zip(labels or [f"model {i}" for i in range(len(models))], models, strict=True))
         export_models(named, workdir, options, protocol(config))
         return [row["median_ms"] for row in run_remote(config.device.remote, workdir)]
-    runtime = get_runtime(config.device.runtime, options)
-    sessions = [runtime.load(m) for m in models]
-    try:
-        runs = [s.run for s in sessions]
-        stats = [measure(runs[0], protocol(config))] if len(runs) == 1 else measure_interleaved(runs, protocol(config))
-    finally:
-        for s in sessions:
-            s.close()
+    stats = measure_modules(models, get_runtime(config.device.runtime, options), protocol(config))
     return [s.median_ms for s in stats]

@@ -50,11 +50,12 @@ def train_config(config: RunConfig, epochs: int, lr: float) -> TrainConfig:
 
 
 def train_in_stage(
-    ctx: StageContext, model: Any, tconfig: TrainConfig, folder: str, spec: Any, stage: str
+    ctx: StageContext, model: Any, tconfig: TrainConfig, folder: str, spec: Any, stage: str, images: Any = None
 ) -> dict[str, Any]:
-    """Train ``model`` in ``ctx.dir / folder``, resuming a checkpoint a killed attempt left; the final record."""
+    """Train ``model`` in ``ctx.dir / folder``, resuming a checkpoint a killed attempt left; the final record
+    (``images``: the run's dataset when the caller has it loaded already)."""
     space = run_space(ctx.config)
-    images = run_images(ctx.config)
+    images = images if images is not None else run_images(ctx.config)
     run = ctx.dir / folder
     resume = (run / "checkpoints" / "last.pt").is_file()
     result = train(
@@ -110,7 +111,8 @@ class TrainStage(Stage):
         argv += ["--resume"] if (run / "checkpoints" / "last.pt").is_file() else []
         ctx.events.progress("train", 0, None, f"torchrun on {ctx.config.train.nproc} processes")
         final = launch(ctx.config.train.nproc, argv)["final"]
-        return {**final, "chance_top1": 100.0 / run_images(ctx.config).num_classes}
+        classes = dict(run_space(ctx.config).options).get("num_classes") or run_images(ctx.config).num_classes
+        return {**final, "chance_top1": 100.0 / classes}
 
 
 @register_stage
@@ -133,11 +135,12 @@ class BaselineStage(Stage):
         rows += self._random_peers(ctx, str(arch), found["measured"]["median_ms"])
         space = run_space(ctx.config)
         tconfig = train_config(ctx.config, b.epochs, ctx.config.train.lr)
+        images = run_images(ctx.config)
         for i, row in enumerate(rows):
             spec = space.parse(row["arch"])
             with seeded_torch(ctx.config.seed):
                 model = space.build(spec)
-            row["top1"] = train_in_stage(ctx, model, tconfig, f"arch{i}", spec, "baseline")["test_top1"]
+            row["top1"] = train_in_stage(ctx, model, tconfig, f"arch{i}", spec, "baseline", images)["test_top1"]
         peers = [r["top1"] for r in rows[1:]]
         return {
             "files": {},
