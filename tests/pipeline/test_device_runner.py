@@ -18,8 +18,12 @@ from edgenas.hardware import MeasurementStore, RuntimeOptions
 from edgenas.hardware.remote import RemoteMeasurer, export_archs, read_results, run_remote, runner_path
 from edgenas.spaces import get_space
 
-#: The runner's medians and profile's may differ by this share on a shared CPU (separate loads, minutes apart).
-NOISE = 0.25
+#: A protocol difference (batch, threads, warm-up, input) shows in every arch alike: the geometric mean of the runner's
+#: medians over profile's must stay within this share.
+SYSTEMATIC = 0.15
+#: One arch's two medians come from separate loads minutes apart on a shared CPU (CI saw 1.35x on a 0.1 ms net):
+#: each may stray this far alone.
+SINGLE_ARCH = 0.6
 
 
 def _bare_python(root: Path) -> Path:
@@ -96,8 +100,9 @@ def test_runner_in_a_bare_environment_matches_profile(tmp_path, capsys, exported
         device = db.values("pi", metric="latency_ms")
         here = db.values("here", metric="latency_ms")
     assert set(device) == set(here) == {(s.space_hash, str(s)) for s in specs}
-    ratios = np.array([device[k] / here[k] for k in here])
-    assert np.all(np.abs(np.log(ratios)) < np.log(1 + NOISE)), ratios
+    log_ratios = np.log([device[k] / here[k] for k in here])
+    assert abs(log_ratios.mean()) < np.log(1 + SYSTEMATIC), np.exp(log_ratios)
+    assert np.all(np.abs(log_ratios) < np.log(1 + SINGLE_ARCH)), np.exp(log_ratios)
 
 
 def test_results_read_back_exactly(exported):
