@@ -98,3 +98,11 @@ class SearchError(EdgeNASError, ValueError):
 
 class BenchError(EdgeNASError, ValueError):
     """A benchmark table that is missing or malformed, a cell it does not hold, or a budget no cell meets."""
+
+
+class ProxyError(EdgeNASError, ValueError):
+    """An unknown accuracy proxy, or settings a proxy cannot work with (too few epochs, an empty batch list)."""
+
+
+class EvolutionError(EdgeNASError, ValueError):
+    """An evolutionary search that cannot run: bad settings, or no architecture satisfies its constraint."""
