@@ -27,6 +27,8 @@ from edgenas.spaces import ArchSpec, get_space
 
 ENV_VAR = "EDGENAS_DATA"
 ACCURACY_FILE = Path("nb201") / "nb201_cifar10_200ep.csv"
+#: The same cells after 12 epochs of training (NAS-Bench-201's short-schedule file).
+SHORT_ACCURACY_FILE = Path("nb201") / "nb201_cifar10_12ep.csv"
 LATENCY_FILE = Path("hwnasbench") / "hwnasbench_nb201_cifar10.csv"
 NUM_CELLS = 15_625
 #: Short names of the HW-NAS-Bench columns (``--latency-column edgegpu``); the full column names work too.
@@ -161,6 +163,17 @@ def load_nb201(path: str | os.PathLike[str] | None = None) -> NB201Table:
     valid = _floats(rows, "cifar10_valid_acc", acc_path)
     test = _floats(rows, "cifar10_test_acc", acc_path)
     return NB201Table(arch, valid, test, latency, root)
+
+
+def load_short_accuracy(path: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """CIFAR-10 test accuracy (%) of every cell after NAS-Bench-201's 12-epoch schedule, by index.
+
+    Raises:
+        BenchError: the file is missing or malformed, or does not hold one row per cell in index order.
+    """
+    source = resolve_bench_dir(path) / SHORT_ACCURACY_FILE
+    rows = _read_rows(source, ("index", "arch_str", "cifar10_test_acc"))
+    return _floats(rows, "cifar10_test_acc", source)
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,9 @@ def jacobian_score(model: nn.Module, images: torch.Tensor) -> float:
     x = images.detach().clone().requires_grad_(True)
     try:
         with torch.enable_grad():
-            (grad,) = torch.autograd.grad(model(x).sum(), x)
+            # a cell of only "none" edges ignores its input: its zero Jacobian gets the lowest score
+            (grad,) = torch.autograd.grad(model(x).sum(), x, allow_unused=True)
+            grad = torch.zeros_like(x) if grad is None else grad
     finally:
         model.train(was_training)
         model.zero_grad(set_to_none=True)

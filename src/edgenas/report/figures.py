@@ -174,3 +174,40 @@ def baseline(rows: list[dict[str, Any]], epochs: int) -> bytes:
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(f"same budget: {epochs} epochs each", fontsize=9)
     return _png(fig)
+
+
+def proxy_ranks(rows: Sequence[dict[str, Any]], truth: str) -> bytes:
+    """Kendall tau of each proxy against ``truth`` vs training budget, with its bootstrap interval (thesis Fig 4.7)."""
+    fig = _figure(5.6, 3.8)
+    ax = fig.add_subplot()
+    for name in dict.fromkeys(r["proxy"] for r in rows):
+        mine = [r for r in rows if r["proxy"] == name and r["truth"] == truth]
+        epochs = [r["epochs"] for r in mine]
+        ax.plot(epochs, [r["kendall_tau"] for r in mine], marker="o", lw=1.2, label=name)
+        ax.fill_between(epochs, *zip(*(r["tau_interval"] for r in mine), strict=True), alpha=0.12)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel("training epochs of the probe")
+    ax.set_ylabel(f"Kendall tau vs {truth} accuracy")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def evolution_scores(candidates: Sequence[dict[str, Any]], target: float, baseline: dict[str, Any] | None) -> bytes:
+    """Fitness vs predicted latency of every candidate an evolution scored, coloured by generation, with the target,
+    the chosen candidate and the unmodified network (thesis Fig 4.9)."""
+    fig = _figure(5.6, 4.0)
+    ax = fig.add_subplot()
+    points = [c for c in candidates if c["fitness"] is not None]
+    paths = ax.scatter(
+        [c["cost"] for c in points], [c["fitness"] for c in points], c=[c["generation"] for c in points], s=14
+    )
+    fig.colorbar(paths, ax=ax, label="generation")
+    best = max(points, key=lambda c: c["fitness"])
+    ax.scatter([best["cost"]], [best["fitness"]], marker="*", s=180, color=FOUND, label="chosen")
+    if baseline is not None and baseline.get("fitness") is not None:
+        ax.scatter([baseline["cost"]], [baseline["fitness"]], marker="s", s=60, color="k", label="unmodified")
+    ax.axvline(target, color="k", ls="--", lw=1, label=f"target {target:g} ms")
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("fitness")
+    ax.legend(fontsize=8)
+    return _png(fig)
