@@ -298,6 +298,21 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
         "reparam": ([str(ws.model)], [("-o", "{out}/r.onnx"), ("--check", None)]),
         "run": ([str(ws.run_config)], [("-o", "{out}/run")]),
         "report": ([str(ws.run_dir)], []),
+        "bench proxies": (
+            [],
+            [
+                ("--n-archs", "3"),
+                ("--epochs", "2"),
+                ("--images", "20"),
+                ("--batch-size", "10"),
+                ("--cells-per-stage", "1"),
+                ("--channels", "4"),
+                ("--bootstrap", "10"),
+                ("--data", "sample"),
+                ("--bench-dir", str(ws.bench_dir)),
+                ("-o", "{out}/p"),
+            ],
+        ),
         "bench nb201": (
             [],
             [

@@ -101,7 +101,11 @@ def rank_correlations(
     scores: np.ndarray, truth: np.ndarray, *, bootstrap: int, seed: int
 ) -> dict[str, float | list[float]]:
     """Kendall tau-b and Spearman rho of ``scores`` against ``truth``, each with a percentile bootstrap interval
-    over the cells (``bootstrap`` resamples; resamples with a constant side are dropped)."""
+    over the cells (``bootstrap`` resamples; resamples with a constant side are dropped). A constant side makes
+    every figure NaN (a rank correlation is undefined there)."""
+    if np.ptp(scores) == 0 or np.ptp(truth) == 0:
+        nan = float("nan")
+        return {"kendall_tau": nan, "tau_interval": [nan, nan], "spearman": nan, "rho_interval": [nan, nan]}
     tau = float(sstats.kendalltau(scores, truth).statistic)
     rho = float(sstats.spearmanr(scores, truth).statistic)
     rng = np.random.default_rng(seed)
