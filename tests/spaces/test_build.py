@@ -16,6 +16,7 @@ TINY = {
     "mbv2-cifar": {"resolution": 16, "num_classes": 5, "width": 0.25},
     "fbnet": {"resolution": 16, "num_classes": 5, "width": 0.25},
     "nb201": {"resolution": 16, "num_classes": 5, "channels": 4, "cells_per_stage": 1},
+    "channels": {"base_options": '{"resolution": 16, "num_classes": 5, "width": 0.25}', "arch": ""},
 }
 
 

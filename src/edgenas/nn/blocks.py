@@ -75,6 +75,8 @@ class MBConv(nn.Module):
         groups: groups of the two 1x1 convs (FBNet's ``_g2`` ops); a channel shuffle follows the expand conv when > 1.
         act: activation factory (``nn.ReLU6`` for MobileNetV2, ``nn.ReLU`` for FBNet).
         expand_at_e1: keep the expand conv when ``expansion == 1`` (FBNet does; MobileNetV2 drops it).
+        hidden_scale: multiplies the hidden channels (``in_channels * expansion``, then rounded to a multiple of 8):
+            the per-layer channel configuration of LightNets++ (thesis Sec 4.3.5); needs the expand conv.
     """
 
     def __init__(
@@ -87,16 +89,20 @@ class MBConv(nn.Module):
         groups: int = 1,
         act: ActFactory = nn.ReLU6,
         expand_at_e1: bool = False,
+        hidden_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        has_expand = expansion != 1 or expand_at_e1
+        if hidden_scale != 1.0 and not has_expand:
+            raise ValueError("a block without an expand conv keeps its hidden channels (hidden_scale must be 1)")
         hidden = in_channels * expansion
+        if hidden_scale != 1.0:
+            hidden = make_divisible(hidden * hidden_scale)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.expansion, self.stride, self.groups = kernel_size, expansion, stride, groups
         self.use_residual = stride == 1 and in_channels == out_channels
         self.expand: nn.Module = (
-            ConvBNAct(in_channels, hidden, 1, groups=groups, act=act)
-            if expansion != 1 or expand_at_e1
-            else nn.Identity()
+            ConvBNAct(in_channels, hidden, 1, groups=groups, act=act) if has_expand else nn.Identity()
         )
         self.shuffle: nn.Module = ChannelShuffle(groups) if groups > 1 else nn.Identity()
         self.depthwise = ConvBNAct(hidden, hidden, kernel_size, stride=stride, groups=hidden, act=act)

@@ -13,6 +13,7 @@ from torch import nn
 from edgenas.errors import SpaceConfigError
 from edgenas.nn.blocks import make_divisible
 from edgenas.spaces._base import ChoiceFactory, LayerwiseSpace
+from edgenas.spaces.spec import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,37 @@ class StagedSpace(LayerwiseSpace):
     def layer_names(self) -> tuple[str, ...]:
         return tuple(f"stage{s.stage}.block{s.block}" for s in self.layer_shapes)
 
-    def _op(self, name: str, shape: LayerShape) -> nn.Module:
-        """The module of op ``name`` at a layer of ``shape`` (spaces implement it)."""
+    def _op(self, name: str, shape: LayerShape, hidden_scale: float = 1.0) -> nn.Module:
+        """The module of op ``name`` at a layer of ``shape``, its hidden channels times ``hidden_scale`` (spaces
+        implement it)."""
         raise NotImplementedError
+
+    def has_hidden(self, op: int) -> bool:
+        """Whether op ``op`` has hidden channels a channel configuration can scale (every op but ``skip``)."""
+        return self.op_names[op] != "skip"
+
+    def _assemble(self, layers: list[nn.Module]) -> nn.Module:
+        """The whole network around its searchable ``layers`` (stem, head, classifier; spaces implement it)."""
+        raise NotImplementedError
+
+    def _build(self, spec: ArchSpec) -> nn.Module:
+        return self.build_scaled(spec, [1.0] * self.num_layers)
+
+    def build_scaled(self, spec: ArchSpec, hidden_scales: Sequence[float]) -> nn.Module:
+        """``spec``'s network with the hidden channels of layer ``l`` multiplied by ``hidden_scales[l]`` (1 for a
+        layer without hidden channels).
+
+        Raises:
+            SpaceConfigError: a scale count other than L, or a scale other than 1 on a layer without hidden channels.
+        """
+        spec = self.check_spec(spec)
+        if len(hidden_scales) != self.num_layers:
+            raise SpaceConfigError(f"{self.name}: {len(hidden_scales)} hidden scales for {self.num_layers} layers")
+        for layer, (op, scale) in enumerate(zip(spec.choices, hidden_scales, strict=True)):
+            if scale != 1.0 and not self.has_hidden(op):
+                raise SpaceConfigError(f"{self.name}: layer {layer} ({self.op_names[op]}) has no hidden channels")
+        ops = zip(spec.choices, self.layer_shapes, hidden_scales, strict=True)
+        return self._assemble([self._op(self.op_names[i], shape, float(scale)) for i, shape, scale in ops])
 
     def supernet_backbone(self, choice: ChoiceFactory) -> nn.Module:
         """The network of the first allowed op per layer, each searchable layer replaced by its choice layer."""

@@ -25,7 +25,6 @@ from edgenas.nn.blocks import ConvBNAct, MBConv
 from edgenas.spaces._base import config_from_options
 from edgenas.spaces._layout import LayerShape, LayerwiseNet, StagedSpace
 from edgenas.spaces._registry import register_space
-from edgenas.spaces.spec import ArchSpec
 
 STEM_CHANNELS = 16
 STAGE_CHANNELS = (16, 24, 32, 64, 112, 184, 352)
@@ -75,7 +74,7 @@ class FBNetSpace(StagedSpace):
     def _allowed(self, layer: int) -> tuple[int, ...]:
         return tuple(range(len(OPS)))
 
-    def _op(self, name: str, s: LayerShape) -> nn.Module:
+    def _op(self, name: str, s: LayerShape, hidden_scale: float = 1.0) -> nn.Module:
         if name == "skip":
             return (
                 nn.Identity() if s.keeps_shape else ConvBNAct(s.in_channels, s.out_channels, 1, s.stride, act=nn.ReLU)
@@ -84,13 +83,20 @@ class FBNetSpace(StagedSpace):
         kernel, expansion = int(parts[0][1:]), int(parts[1][1:])
         groups = int(parts[2][1:]) if len(parts) == 3 else 1
         return MBConv(
-            s.in_channels, s.out_channels, kernel, expansion, s.stride, groups, act=nn.ReLU, expand_at_e1=True
+            s.in_channels,
+            s.out_channels,
+            kernel,
+            expansion,
+            s.stride,
+            groups,
+            act=nn.ReLU,
+            expand_at_e1=True,
+            hidden_scale=hidden_scale,
         )
 
-    def _build(self, spec: ArchSpec) -> nn.Module:
+    def _assemble(self, layers: list[nn.Module]) -> nn.Module:
         c = self.config
         stem = ConvBNAct(3, self.channels(STEM_CHANNELS), 3, stride=c.stem_stride, act=nn.ReLU)
-        layers = [self._op(OPS[i], s) for i, s in zip(spec.choices, self.layer_shapes, strict=True)]
         head = self.channels(int(c.head_channels))
         last = self.layer_shapes[-1].out_channels
         return LayerwiseNet(stem, layers, ConvBNAct(last, head, 1, act=nn.ReLU), head, int(c.num_classes), c.dropout)

@@ -29,7 +29,6 @@ from edgenas.nn.blocks import ConvBNAct, MBConv
 from edgenas.spaces._base import config_from_options
 from edgenas.spaces._layout import LayerShape, LayerwiseNet, StagedSpace
 from edgenas.spaces._registry import register_space
-from edgenas.spaces.spec import ArchSpec
 
 STEM_CHANNELS = 40
 FIRST_CHANNELS = 24
@@ -84,13 +83,21 @@ class MBV2Space(StagedSpace):
         s = self.layer_shapes[layer]
         return f"skip cannot change the shape: {s.in_channels}->{s.out_channels} channels, stride {s.stride}"
 
-    def _op(self, name: str, shape: LayerShape) -> nn.Module:
+    def _op(self, name: str, shape: LayerShape, hidden_scale: float = 1.0) -> nn.Module:
         if name == "skip":
             return nn.Identity()
         kernel, expansion = int(name[1]), int(name[3:])
-        return MBConv(shape.in_channels, shape.out_channels, kernel, expansion, shape.stride, act=nn.ReLU6)
+        return MBConv(
+            shape.in_channels,
+            shape.out_channels,
+            kernel,
+            expansion,
+            shape.stride,
+            act=nn.ReLU6,
+            hidden_scale=hidden_scale,
+        )
 
-    def _build(self, spec: ArchSpec) -> nn.Module:
+    def _assemble(self, layers: list[nn.Module]) -> nn.Module:
         c = self.config
         stem_out, first_out, head = (
             self.channels(STEM_CHANNELS),
@@ -101,7 +108,6 @@ class MBV2Space(StagedSpace):
             ConvBNAct(3, stem_out, 3, stride=c.stem_stride, act=nn.ReLU6),
             MBConv(stem_out, first_out, 3, 1, 1, act=nn.ReLU6),  # the fixed first layer (k3 e1, 24 channels)
         )
-        layers = [self._op(self.op_names[i], s) for i, s in zip(spec.choices, self.layer_shapes, strict=True)]
         last = self.layer_shapes[-1].out_channels
         return LayerwiseNet(stem, layers, ConvBNAct(last, head, 1, act=nn.ReLU6), head, int(c.num_classes), c.dropout)
 
