@@ -298,6 +298,23 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
         "reparam": ([str(ws.model)], [("-o", "{out}/r.onnx"), ("--check", None)]),
         "run": ([str(ws.run_config)], [("-o", "{out}/run")]),
         "report": ([str(ws.run_dir)], []),
+        "channels": (
+            [str(ws.mbv2_spec)],
+            [
+                ("--target-ms", "100"),
+                ("-o", "{out}/ch"),
+                ("--profile-n", "12"),
+                ("--warmup", "1"),
+                ("--repeats", "3"),
+                ("--population", "2"),
+                ("--iterations", "1"),
+                ("--top-k", "1"),
+                ("--images", "16"),
+                ("--batch-size", "8"),
+                ("--epochs", "2"),
+                ("--data", "sample"),
+            ],
+        ),
         "bench proxies": (
             [],
             [

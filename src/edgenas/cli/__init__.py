@@ -6,6 +6,7 @@ become one red line on stderr and exit code 2; nothing is left half-written beca
 
 from edgenas.cli import (  # noqa: F401  (register the commands)
     bench,
+    channels,
     compress,
     hardware,
     pipeline,

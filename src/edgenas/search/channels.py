@@ -1,0 +1,258 @@
+"""Channel-level exploration of a found network with BTE (LightNets++, thesis Sec 4.3.5, Algorithm 2, Eq 4.13).
+
+maximise BTE(alpha_c) subject to LAT(alpha_c) <= T (or = T within a tolerance), c in the channel space of the net.
+
+* The channel space (:mod:`edgenas.spaces.channels`) scales each layer's hidden channels by 0.5 ... 2.0.
+* LAT is a latency predictor of that space, fitted on measured random channel configurations
+  (:func:`fit_channel_predictor`; thesis: 10,000 measured on the device; the count here comes from a
+  sample-efficiency measurement, ``benchmarks/channels.py``).
+* The search is the generic evolutionary engine (thesis: population 20, 20 iterations, top 10, rates 0.5) with BTE
+  after E = 3 epochs on fixed batches as fitness; the unmodified network joins the first population when it meets
+  the constraint, and is scored in any case so that the result shows what the search gained over it (Fig 4.9).
+* The chosen configuration and the unmodified net are measured on the device when a measurer is given.
+
+Run directory: ``evaluated.jsonl`` (the evolution's record: a killed search resumes without re-probing),
+``arch.json`` (the chosen configuration: a spec of the ``channels`` space that ``edgenas train`` accepts),
+``summary.json`` and ``channels.png`` (fitness vs predicted latency of every candidate).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgenas._io import write_text_atomic
+from edgenas.errors import SearchError
+from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
+from edgenas.search.evolution import Candidate, EvolutionConfig, evolve
+from edgenas.spaces import ArchSpec, save_specs
+from edgenas.spaces.channels import ChannelSpace, channel_space
+from edgenas.train.data import ImageData
+
+CONSTRAINTS = ("le", "eq")
+EVALUATED_FILE = "evaluated.jsonl"
+SUMMARY_FILE = "summary.json"
+ARCH_FILE = "arch.json"
+PLOT_FILE = "channels.png"
+
+
+@dataclass(frozen=True)
+class ChannelSearchConfig:
+    """Settings of Algorithm 2.
+
+    Attributes:
+        target_ms: the latency constraint T (ms, as the predictor predicts it).
+        constraint: ``le`` (predicted <= T) or ``eq`` (predicted within ``tolerance`` of T, thesis Eq 4.13).
+        tolerance: relative band of ``eq``.
+        proxy: the fitness (a registered proxy; thesis: ``bte``).
+        epochs: training epochs of the proxy's probe (thesis: E = 3).
+        images: class-balanced training images the probe trains on (fixed order, no augmentation).
+        batch_size: batch size of the probe.
+        evolution: population, iterations, top-k, rates and seed (thesis: 20, 20, 10, 0.5, 0.5).
+    """
+
+    target_ms: float
+    constraint: str = "le"
+    tolerance: float = 0.02
+    proxy: str = "bte"
+    epochs: int = 3
+    images: int = 2560
+    batch_size: int = 64
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+
+    def check(self) -> None:
+        """Raise :class:`SearchError` (or the proxy's error) for settings that cannot work."""
+        if not self.target_ms > 0 or self.constraint not in CONSTRAINTS or not 0 < self.tolerance < 1:
+            raise SearchError("target_ms must be > 0, constraint le or eq, tolerance in (0, 1)")
+        if self.epochs < get_proxy(self.proxy).min_epochs:
+            raise SearchError(f"proxy {self.proxy} needs at least {get_proxy(self.proxy).min_epochs} epochs")
+        self.evolution.check()
+
+
+class _Latency:
+    """Predicted latency (ms) of channel configurations, cached by choices."""
+
+    def __init__(self, predictor: Any, space: ChannelSpace) -> None:
+        if predictor.meta.space_hash != space.config_hash:
+            raise SearchError(
+                f"the predictor was fitted on {predictor.meta.space} (hash {predictor.meta.space_hash}), not on the "
+                f"channel space of this network (hash {space.config_hash}): fit one with fit_channel_predictor or "
+                "`edgenas channels` without --predictor"
+            )
+        self.predictor, self.cache = predictor, {}
+
+    def __call__(self, specs: list[ArchSpec]) -> list[float]:
+        todo = [s for s in specs if s.choices not in self.cache]
+        if todo:
+            values = np.asarray(self.predictor.predict(todo), float).reshape(-1)
+            self.cache.update({s.choices: float(v) for s, v in zip(todo, values, strict=True)})
+        return [self.cache[s.choices] for s in specs]
+
+
+def channel_search(
+    base: ArchSpec,
+    predictor: Any,
+    data: ImageData,
+    out_dir: str | Path,
+    config: ChannelSearchConfig,
+    *,
+    measure: Callable[[list[ArchSpec]], list[float]] | None = None,
+    on_generation: Callable[[int, Candidate], None] | None = None,
+    on_probe: Callable[[ArchSpec, float], None] | None = None,
+) -> dict[str, Any]:
+    """Run Algorithm 2 on ``base`` (a spec of a staged space) and return the summary (also written to the run
+    directory). ``measure`` (specs -> ms each, measured round-robin) measures the chosen and the unmodified network
+    on the device.
+
+    Raises:
+        SearchError: bad settings, a predictor of another space.
+        EvolutionError: no channel configuration meets the constraint.
+    """
+    config.check()
+    space, out = channel_space(base), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    latency = _Latency(predictor, space)
+    proxy = get_proxy(config.proxy)
+    batches = proxy_batches(data, config.images, config.batch_size, seed=config.evolution.seed)
+    settings = ProbeSettings(epochs=config.epochs, jacobian=proxy.needs_jacobian)
+
+    def fitness(specs: list[ArchSpec]) -> list[float]:
+        values = []
+        for spec in specs:
+            trace = probe_spec(spec, batches, settings, seed=config.evolution.seed)
+            values.append(proxy.score(trace, config.epochs if proxy.min_epochs else 0).value)
+            if on_probe is not None:
+                on_probe(spec, values[-1])
+        return values
+
+    def feasible(spec: ArchSpec) -> bool:
+        (ms,) = latency([spec])
+        if config.constraint == "le":
+            return ms <= config.target_ms
+        return abs(ms / config.target_ms - 1) <= config.tolerance
+
+    unscaled = space.unscaled
+    result = evolve(
+        space,
+        fitness,
+        feasible,
+        config.evolution,
+        cost=latency,
+        initial=[unscaled] if feasible(unscaled) else [],
+        record=out / EVALUATED_FILE,
+        on_generation=on_generation,
+    )
+    baseline = _baseline(result.history, unscaled, fitness, latency)
+    summary = _summary(space, config, result, baseline, measure)
+    save_specs(out / ARCH_FILE, [result.best.spec])
+    write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    from edgenas.report.figures import evolution_scores
+
+    history = [c.as_dict() for c in result.history]
+    (out / PLOT_FILE).write_bytes(evolution_scores(history, config.target_ms, baseline))
+    return summary
+
+
+def _baseline(
+    history: list[Candidate], unscaled: ArchSpec, fitness: Callable[..., list[float]], latency: _Latency
+) -> dict[str, Any]:
+    """The unmodified network's fitness and predicted latency (from the search when it took part)."""
+    known = {c.spec.choices: c for c in history}
+    if unscaled.choices in known:
+        return known[unscaled.choices].as_dict()
+    return {
+        "arch": str(unscaled),
+        "fitness": fitness([unscaled])[0],
+        "cost": latency([unscaled])[0],
+        "generation": None,
+    }
+
+
+def _summary(
+    space: ChannelSpace,
+    config: ChannelSearchConfig,
+    result: Any,
+    baseline: dict[str, Any],
+    measure: Callable[[list[ArchSpec]], list[float]] | None,
+) -> dict[str, Any]:
+    best = result.best
+    measured = measure([best.spec, space.unscaled]) if measure is not None else [None, None]
+    found = {
+        "channels": str(best.spec),
+        "scales": space.scales(best.spec),
+        "fitness": best.fitness,
+        "predicted_ms": best.cost,
+        "measured_ms": measured[0],
+    }
+    unmodified = {
+        "arch": str(space.base_spec),
+        "fitness": baseline["fitness"],
+        "predicted_ms": baseline["cost"],
+        "measured_ms": measured[1],
+    }
+    return {
+        "base": {"space": space.base_spec.space, "arch": str(space.base_spec)},
+        "channel_space": {k: space.describe()[k] for k in ("space", "space_hash", "options", "size", "log10_size")},
+        "target_ms": config.target_ms,
+        "constraint": config.constraint,
+        "found": found,
+        "unmodified": unmodified,
+        "candidates": len(result.history),
+        "evolution": result.summary() | {"history": None},
+        "history": [c.as_dict() | {"spec": None} for c in result.history],
+        "config": asdict(config),
+    }
+
+
+#: Held-out share of the measured configurations the channel predictor is scored on.
+PREDICTOR_TEST_FRACTION = 0.2
+
+
+def fit_channel_predictor(
+    space: ChannelSpace,
+    runtime: Any,
+    store_path: str | Path,
+    n: int,
+    *,
+    kind: str = "mlp",
+    seed: int = 0,
+    protocol: Any = None,
+    device_name: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Any:
+    """Measure ``n`` channel configurations on ``runtime`` into ``store_path`` under ``protocol`` (default:
+    edgenas'), the unmodified network and every uniform scale first, then random ones (measured ones are skipped, so
+    a killed call resumes); fit a ``kind`` predictor on 80% of them and score it on the rest
+    (``predictor.meta.scores["test"]``).
+
+    Raises:
+        SearchError: ``n`` too small to hold out a test share.
+    """
+    from edgenas.hardware import DEFAULT_PROTOCOL, MeasurementStore
+    from edgenas.hardware.measure import profile
+    from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
+    from edgenas.spaces.channels import SCALES
+
+    anchors = list(dict.fromkeys([space.unscaled, *(space.uniform(s) for s in SCALES)]))
+    if n < len(anchors) + 5:
+        raise SearchError(f"a channel predictor needs at least {len(anchors) + 5} measured configurations, got {n}")
+    specs = anchors + space.sample(seed=seed, n=n - len(anchors))
+    with MeasurementStore(store_path) as db:
+        report = profile(
+            specs,
+            runtime,
+            db,
+            protocol=protocol or DEFAULT_PROTOCOL,
+            device_name=device_name,
+            on_progress=None if on_progress is None else lambda done, total, *_: on_progress(done, total),
+        )
+    table = table_from_store(store_path, report.device, space)
+    train, test = table.split(1 - PREDICTOR_TEST_FRACTION, seed=seed)
+    predictor = fit_predictor(kind, train, FitConfig(seed=seed))
+    predictor.meta.scores["test"] = scores(np.asarray(predictor.predict(test.specs), float), test.values)
+    return predictor

@@ -1,0 +1,89 @@
+"""Algorithm 2 on a tiny net: every scored configuration meets the predicted constraint, the unmodified net competes,
+the chosen spec trains as a spec file, a rerun resumes without probing, and the CLI writes its figure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli as run
+from edgenas.errors import SearchError
+from edgenas.search.channels import ChannelSearchConfig, channel_search
+from edgenas.search.evolution import EvolutionConfig
+from edgenas.spaces import get_space, load_specs, space_of
+from edgenas.spaces.channels import SCALES, channel_space
+from edgenas.train import load_dataset
+
+BASE = get_space("mbv2-cifar", width=0.25, resolution=16)
+ARCH = "k3e3-skip-k5e6-k7e3-k3e6-skip-skip-k5e3-k3e3-k3e3-k3e3-k3e3-k3e3-k3e3-k3e3-skip-k3e3-k3e3-k3e3-k3e3-k3e6"
+SPEC = BASE.parse(ARCH)
+
+
+class MeanScalePredictor:
+    """A stand-in latency predictor: 1 ms times the mean scale of the configuration."""
+
+    def __init__(self, space_hash: str) -> None:
+        self.meta = type("Meta", (), {"space_hash": space_hash, "space": "channels"})()
+
+    def predict(self, specs):
+        return np.array([np.mean([SCALES[c] for c in s.choices]) for s in specs])
+
+
+CONFIG = ChannelSearchConfig(
+    target_ms=1.1,
+    images=32,
+    batch_size=8,
+    epochs=2,
+    evolution=EvolutionConfig(population=6, iterations=3, top_k=3, seed=0),
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("sample", image_size=16)
+
+
+def test_every_candidate_meets_the_constraint_and_the_search_resumes(tmp_path, data):
+    space = channel_space(SPEC)
+    predictor = MeanScalePredictor(space.config_hash)
+    probes = []
+    summary = channel_search(SPEC, predictor, data, tmp_path, CONFIG, on_probe=lambda s, v: probes.append(s))
+    assert summary["candidates"] == len(probes) <= 6 + 2 * 3
+    assert all(h["cost"] <= 1.1 for h in summary["history"])
+    assert summary["found"]["fitness"] >= summary["unmodified"]["fitness"]  # the unmodified net took part
+    assert summary["unmodified"]["predicted_ms"] == pytest.approx(1.0)
+    (chosen,) = load_specs(tmp_path / "arch.json")
+    assert space_of(chosen) is space and str(chosen) == summary["found"]["channels"]
+    assert (tmp_path / "channels.png").stat().st_size > 1000
+    again = channel_search(SPEC, predictor, data, tmp_path, CONFIG, on_probe=lambda s, v: probes.append(s))
+    assert again["evolution"]["scored_now"] == 0 and again["found"] == summary["found"]
+
+
+def test_an_infeasible_unmodified_net_is_still_scored_and_a_wrong_predictor_refused(tmp_path, data):
+    space = channel_space(SPEC)
+    tight = ChannelSearchConfig(**{**CONFIG.__dict__, "target_ms": 0.9})
+    summary = channel_search(SPEC, MeanScalePredictor(space.config_hash), data, tmp_path, tight)
+    assert summary["unmodified"]["predicted_ms"] > 0.9 and summary["unmodified"]["fitness"] is not None
+    assert summary["found"]["predicted_ms"] <= 0.9
+    with pytest.raises(SearchError, match="not on the channel space of this network"):
+        channel_search(SPEC, MeanScalePredictor("another"), data, tmp_path / "x", CONFIG)
+
+
+@pytest.mark.slow
+def test_channels_command_profiles_fits_searches_and_measures(tmp_path, capsys):
+    code, out, err = run(
+        [
+            "channels", ARCH, "--space", "mbv2-cifar", "--set", "width=0.25", "--set", "resolution=16",
+            "--target-ms", "100", "-o", str(tmp_path / "run"), "--profile-n", "12", "--warmup", "1", "--repeats", "3",
+            "--population", "3", "--iterations", "2", "--top-k", "1", "--images", "16", "--batch-size", "8",
+            "--epochs", "2", "--data", "sample", "--json",
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["found"]["measured_ms"] > 0 and summary["unmodified"]["measured_ms"] > 0
+    assert (tmp_path / "run" / "predictor.pt").is_file() and (tmp_path / "run" / "store.sqlite").is_file()
+    assert summary["target_ms"] == 100 and summary["found"]["predicted_ms"] <= 100
