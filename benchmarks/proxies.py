@@ -36,9 +36,9 @@ from edgenas.search.evolution import EvolutionConfig
 from edgenas.train import load_dataset
 
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-proxies"
-#: The evolution part: a small population so that three proxies x three seeds fit a CPU hour.
-EVOLUTION = EvolutionConfig(population=10, iterations=4, top_k=5)
-EVOLUTION_SEEDS = (0, 1, 2)
+#: The evolution part: a small population so that three proxies x two seeds fit a quarter of a CPU hour.
+EVOLUTION = EvolutionConfig(population=8, iterations=3, top_k=4)
+EVOLUTION_SEEDS = (0, 1)
 #: Raspberry Pi 4 column of HW-NAS-Bench (the thesis' Fig 4.11 device); T = this quantile of its latencies.
 COLUMN, TARGET_QUANTILE = "raspi4", 0.5
 EVOLUTION_EPOCHS = 3

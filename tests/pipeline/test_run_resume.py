@@ -11,7 +11,7 @@ from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fi
 from edgenas.pipeline import Events, read_run, run_pipeline
 
 pytestmark = pytest.mark.slow
-ORDER = ["profile", "predictor", "search", "train", "baseline", "compress", "export", "check"]
+ORDER = ["profile", "predictor", "search", "channels", "train", "baseline", "compress", "export", "check"]
 
 
 class Killed(Exception):
@@ -67,7 +67,7 @@ def test_changed_training_budget_reruns_training_and_what_follows(tmp_path, fini
     again = run_pipeline(tiny_config(train={"epochs": 1}), run, resume=True)
     assert again.ran == []
     target = run_pipeline(tiny_config(train={"epochs": 1}, budget={"latency_quantile": 0.6}), run, resume=True)
-    assert target.ran == ["search", "train", "baseline", "compress", "export", "check"]
+    assert target.ran == ["search", "channels", "train", "baseline", "compress", "export", "check"]
     quiet = run_pipeline(
         tiny_config(train={"epochs": 1}, budget={"latency_quantile": 0.6}, device={"max_load": 0.9}), run, resume=True
     )

@@ -4,13 +4,14 @@ the chosen spec trains as a spec file, a rerun resumes without probing, and the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from conftest import run_cli as run
 from edgenas.errors import SearchError
-from edgenas.search.channels import ChannelSearchConfig, channel_search
+from edgenas.search.channels import ChannelSearchConfig, TargetBelowChannelsError, channel_search
 from edgenas.search.evolution import EvolutionConfig
 from edgenas.spaces import get_space, load_specs, space_of
 from edgenas.spaces.channels import SCALES, channel_space
@@ -63,10 +64,14 @@ def test_every_candidate_meets_the_constraint_and_the_search_resumes(tmp_path, d
 
 def test_an_infeasible_unmodified_net_is_still_scored_and_a_wrong_predictor_refused(tmp_path, data):
     space = channel_space(SPEC)
-    tight = ChannelSearchConfig(**{**CONFIG.__dict__, "target_ms": 0.9})
+    tight = replace(CONFIG, target_ms=0.9)
     summary = channel_search(SPEC, MeanScalePredictor(space.config_hash), data, tmp_path, tight)
     assert summary["unmodified"]["predicted_ms"] > 0.9 and summary["unmodified"]["fitness"] is not None
     assert summary["found"]["predicted_ms"] <= 0.9
+    with pytest.raises(TargetBelowChannelsError, match="below the narrowest channel configuration"):
+        channel_search(
+            SPEC, MeanScalePredictor(space.config_hash), data, tmp_path / "y", replace(CONFIG, target_ms=0.4)
+        )
     with pytest.raises(SearchError, match="not on the channel space of this network"):
         channel_search(SPEC, MeanScalePredictor("another"), data, tmp_path / "x", CONFIG)
 

@@ -108,6 +108,21 @@ class SearchStageConfig:
 
 
 @dataclass(frozen=True)
+class ChannelsStageConfig:
+    enabled: bool = option(False, help="refine the found net's per-layer channels with BTE (thesis Algorithm 2)")
+    profile_n: int = option(200, help="channel configurations measured for its latency predictor", low=12)
+    proxy: str = option("bte", help="the fitness", choices=("bte", "tse", "tse-e", "jacobian"))
+    epochs: int = option(3, help="epochs of each fitness probe (BTE: E)", low=1, high=100)
+    images: int = option(2560, help="class-balanced training images each probe trains on", low=2)
+    batch_size: int = option(64, help="images per probe step", low=1, high=65_536)
+    population: int = option(20, help="candidates per generation", low=2, high=10_000)
+    iterations: int = option(20, help="generations", low=1, high=10_000)
+    top_k: int = option(10, help="candidates kept as parents (below population)", low=1, high=10_000)
+    constraint: str = option("le", help="predicted latency <= T, or within tolerance of T", choices=("le", "eq"))
+    tolerance: float = option(0.02, help="relative band of constraint eq", low=1e-6, high=0.99)
+
+
+@dataclass(frozen=True)
 class TrainStageConfig:
     epochs: int = option(15, help="training epochs of the found network", low=1, high=10_000)
     batch_size: int = option(64, help="images per step", low=1, high=65_536)
@@ -156,6 +171,7 @@ class RunConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     search: SearchStageConfig = field(default_factory=SearchStageConfig)
+    channels: ChannelsStageConfig = field(default_factory=ChannelsStageConfig)
     train: TrainStageConfig = field(default_factory=TrainStageConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     compress: CompressConfig = field(default_factory=CompressConfig)
@@ -257,6 +273,13 @@ def _check_consistency(config: RunConfig) -> None:
             f"config key 'search.warmup_epochs' ({config.search.warmup_epochs}) must be below search.epochs "
             f"({config.search.epochs})"
         )
+    if config.channels.top_k >= config.channels.population:
+        raise ConfigError(
+            f"config key 'channels.top_k' ({config.channels.top_k}) must be below channels.population "
+            f"({config.channels.population})"
+        )
+    if config.channels.images < config.channels.batch_size:
+        raise ConfigError("config key 'channels.images' must hold at least one batch of channels.batch_size")
     for key, value, allowed in (
         ("space.name", config.space.name, list_spaces()),
         ("device.runtime", config.device.runtime, list(RUNTIMES)),

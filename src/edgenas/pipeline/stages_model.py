@@ -200,7 +200,7 @@ class CheckStage(Stage):
     """Measure the deployed network on the device and compare it with the budget; say what to change on a miss."""
 
     name = "check"
-    needs = ("search", "train", "baseline", "compress", "export")
+    needs = ("search", "channels", "train", "baseline", "compress", "export")
     sections = ("budget", "device", "profile")
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
@@ -223,7 +223,7 @@ class CheckStage(Stage):
         return {
             "files": {},
             "target_ms": target,
-            "predicted_ms": found["predicted_ms"],
+            "predicted_ms": _predicted(ctx),
             "measured_ms": measured,
             "error": error,
             "tolerance": tol,
@@ -238,6 +238,12 @@ class CheckStage(Stage):
             "advice": None if met else _advice(error, found, compressed),
             "load_warning": warning,
         }
+
+
+def _predicted(ctx: StageContext) -> float:
+    """The predicted latency of the trained network: the channel predictor's when the channel stage refined it."""
+    channels = ctx.upstream["channels"].outputs
+    return channels["found"]["predicted_ms"] if channels["applied"] else ctx.upstream["search"].outputs["predicted_ms"]
 
 
 def _baseline(search: StageRecord) -> dict[str, Any]:

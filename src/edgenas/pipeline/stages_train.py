@@ -9,11 +9,11 @@ import numpy as np
 
 from edgenas._random import seeded_torch
 from edgenas.hardware import MeasurementStore
-from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
+from edgenas.pipeline import stages_channels  # noqa: F401  (its stages run before these: register them first)
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import RunConfig
 from edgenas.pipeline.stages_measure import run_images, run_space
-from edgenas.spaces import load_specs
+from edgenas.spaces import load_specs, space_of
 from edgenas.train import TrainCallback, TrainConfig, train
 
 TRAIN_DIR = "run"
@@ -73,20 +73,20 @@ def train_in_stage(
 
 @register_stage
 class TrainStage(Stage):
-    """Train the found network with the ``train`` budget."""
+    """Train the found network (after the channel stage: its refined configuration) with the ``train`` budget."""
 
     name = "train"
-    needs = ("search",)
+    needs = ("channels",)
     sections = ("space", "data", "train", "seed")
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        spec = load_specs(ctx.upstream["search"].path("arch"))[0]
+        spec = load_specs(ctx.upstream["channels"].path("arch"))[0]
         tconfig = train_config(ctx.config, ctx.config.train.epochs, ctx.config.train.lr)
         if ctx.config.train.nproc > 1:
             final = self._torchrun(ctx, tconfig)
         else:
             with seeded_torch(ctx.config.seed):
-                model = run_space(ctx.config).build(spec)
+                model = space_of(spec).build(spec)
             final = train_in_stage(ctx, model, tconfig, TRAIN_DIR, spec, "train")
         return {
             "files": {"model": f"{TRAIN_DIR}/model.pt", "metrics": f"{TRAIN_DIR}/metrics.jsonl"},
@@ -101,7 +101,7 @@ class TrainStage(Stage):
         from edgenas.pipeline._launch import launch
 
         run = ctx.dir / TRAIN_DIR
-        argv = ["train", str(ctx.upstream["search"].path("arch")), "-o", str(run), "--epochs", str(t.epochs)]
+        argv = ["train", str(ctx.upstream["channels"].path("arch")), "-o", str(run), "--epochs", str(t.epochs)]
         argv += ["--batch-size", str(t.batch_size), "--lr", str(t.lr), "--wd", str(t.weight_decay)]
         argv += ["--label-smoothing", str(t.label_smoothing), "--amp", t.amp, "--seed", str(t.seed)]
         argv += ["--device", t.device, "--log-every", "0"]

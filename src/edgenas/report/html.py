@@ -200,6 +200,31 @@ def _layer_widths(space: Any, spec: Any) -> list[int | None]:
     return [widths.get(n) for n in space.layer_names()]
 
 
+def _channels(s: dict[str, dict[str, Any]]) -> str:
+    c = s.get("channels")
+    if not c:
+        return _pending("channels")
+    if not c["applied"]:
+        reason = _esc(c["reason"]) if "reason" in c else "<code>channels.enabled = false</code>"
+        return f"<p>Not applied ({reason}): the found arch is trained as searched.</p>"
+    rows = [
+        (name, f"{r['fitness']:.4g}", _ms(r["predicted_ms"]), _ms(r["measured_ms"]))
+        for name, r in (("unmodified", c["unmodified"]), ("found", c["found"]))
+    ]
+    sc = c["predictor_scores"]
+    return (
+        f"<p>{c['candidates']} channel configurations scored by their fitness under T = {_ms(c['target_ms'])} "
+        f"(predicted; channel predictor Spearman {sc['spearman']:.3f}, MAPE {sc['mape']:.1f}% on held-out "
+        f"configurations). Scales of each layer's hidden channels: <code>{_esc(c['arch'])}</code></p>"
+        + _table(rows, ("network", "fitness", "predicted", "measured"))
+        + _figure(
+            _file(c, "plot").read_bytes(),
+            "channels",
+            "Fitness vs predicted latency of every channel configuration scored (thesis Fig 4.9)",
+        )
+    )
+
+
 def _training(s: dict[str, dict[str, Any]]) -> str:
     t = s.get("train")
     if not t:
@@ -273,6 +298,7 @@ SECTIONS: list[tuple[str, Callable[..., str]]] = [
     ("Latency predictor", lambda run, s: _predictor(s)),
     ("Search", lambda run, s: _search(s)),
     ("Architecture", _architecture),
+    ("Channel search (LightNets++)", lambda run, s: _channels(s)),
     ("Training", lambda run, s: _training(s)),
     ("Same-budget baseline: random archs of the same latency", lambda run, s: _trained_baseline(s)),
     ("Compression (Domino grafting)", lambda run, s: _compression(s)),

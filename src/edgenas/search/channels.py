@@ -41,6 +41,10 @@ ARCH_FILE = "arch.json"
 PLOT_FILE = "channels.png"
 
 
+class TargetBelowChannelsError(SearchError):
+    """T lies below the predicted latency of the narrowest channel configuration: no refinement can meet it."""
+
+
 @dataclass(frozen=True)
 class ChannelSearchConfig:
     """Settings of Algorithm 2.
@@ -143,7 +147,7 @@ def channel_search(
         feasible,
         config.evolution,
         cost=latency,
-        initial=[unscaled] if feasible(unscaled) else [],
+        initial=_anchor(space, feasible, latency, config),
         record=out / EVALUATED_FILE,
         on_generation=on_generation,
     )
@@ -156,6 +160,30 @@ def channel_search(
     history = [c.as_dict() for c in result.history]
     (out / PLOT_FILE).write_bytes(evolution_scores(history, config.target_ms, baseline))
     return summary
+
+
+def _anchor(
+    space: ChannelSpace, feasible: Callable[[ArchSpec], bool], latency: _Latency, config: ChannelSearchConfig
+) -> list[ArchSpec]:
+    """The candidate that joins the first population: the unmodified network, or when it misses T the widest uniform
+    scaling that meets it (none under ``eq`` when no uniform scaling lands in the band).
+
+    Raises:
+        TargetBelowChannelsError: under ``le``, T lies below even the narrowest configuration (every layer at the
+            smallest scale).
+    """
+    from edgenas.spaces.channels import SCALES
+
+    # uniform(1.0) is the unmodified net; then the others, widest first
+    order = [1.0, *sorted((s for s in SCALES if s != 1.0), reverse=True)]
+    meeting = [spec for spec in (space.uniform(s) for s in order) if feasible(spec)]
+    narrowest = latency([space.uniform(min(SCALES))])[0]
+    if config.constraint == "le" and narrowest > config.target_ms:
+        raise TargetBelowChannelsError(
+            f"T = {config.target_ms:g} ms lies below the narrowest channel configuration of this network (every layer "
+            f"at x{SCALES[0]:g}: {narrowest:.4g} ms predicted): search the architecture for T again"
+        )
+    return meeting[:1]
 
 
 def _baseline(
@@ -213,6 +241,33 @@ def _summary(
 PREDICTOR_TEST_FRACTION = 0.2
 
 
+def profile_specs(space: ChannelSpace, n: int, seed: int = 0) -> list[ArchSpec]:
+    """The ``n`` configurations a channel predictor is fitted on: the unmodified network and every uniform scale,
+    then random ones.
+
+    Raises:
+        SearchError: ``n`` too small to hold those and a test share.
+    """
+    from edgenas.spaces.channels import SCALES
+
+    anchors = list(dict.fromkeys([space.unscaled, *(space.uniform(s) for s in SCALES)]))
+    if n < len(anchors) + 5:
+        raise SearchError(f"a channel predictor needs at least {len(anchors) + 5} measured configurations, got {n}")
+    return anchors + space.sample(seed=seed, n=n - len(anchors))
+
+
+def fit_on_store(space: ChannelSpace, store_path: str | Path, device: str, *, kind: str = "mlp", seed: int = 0) -> Any:
+    """A ``kind`` predictor fitted on 80% of the device's measured configurations in the store, scored on the rest
+    (``predictor.meta.scores["test"]``)."""
+    from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
+
+    table = table_from_store(store_path, device, space)
+    train, test = table.split(1 - PREDICTOR_TEST_FRACTION, seed=seed)
+    predictor = fit_predictor(kind, train, FitConfig(seed=seed))
+    predictor.meta.scores["test"] = scores(np.asarray(predictor.predict(test.specs), float), test.values)
+    return predictor
+
+
 def fit_channel_predictor(
     space: ChannelSpace,
     runtime: Any,
@@ -225,23 +280,16 @@ def fit_channel_predictor(
     device_name: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Any:
-    """Measure ``n`` channel configurations on ``runtime`` into ``store_path`` under ``protocol`` (default:
-    edgenas'), the unmodified network and every uniform scale first, then random ones (measured ones are skipped, so
-    a killed call resumes); fit a ``kind`` predictor on 80% of them and score it on the rest
-    (``predictor.meta.scores["test"]``).
+    """Measure :func:`profile_specs` on ``runtime`` into ``store_path`` under ``protocol`` (default: edgenas';
+    measured ones are skipped, so a killed call resumes) and fit a predictor on them (:func:`fit_on_store`).
 
     Raises:
         SearchError: ``n`` too small to hold out a test share.
     """
     from edgenas.hardware import DEFAULT_PROTOCOL, MeasurementStore
     from edgenas.hardware.measure import profile
-    from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
-    from edgenas.spaces.channels import SCALES
 
-    anchors = list(dict.fromkeys([space.unscaled, *(space.uniform(s) for s in SCALES)]))
-    if n < len(anchors) + 5:
-        raise SearchError(f"a channel predictor needs at least {len(anchors) + 5} measured configurations, got {n}")
-    specs = anchors + space.sample(seed=seed, n=n - len(anchors))
+    specs = profile_specs(space, n, seed)
     with MeasurementStore(store_path) as db:
         report = profile(
             specs,
@@ -251,8 +299,4 @@ def fit_channel_predictor(
             device_name=device_name,
             on_progress=None if on_progress is None else lambda done, total, *_: on_progress(done, total),
         )
-    table = table_from_store(store_path, report.device, space)
-    train, test = table.split(1 - PREDICTOR_TEST_FRACTION, seed=seed)
-    predictor = fit_predictor(kind, train, FitConfig(seed=seed))
-    predictor.meta.scores["test"] = scores(np.asarray(predictor.predict(test.specs), float), test.values)
-    return predictor
+    return fit_on_store(space, store_path, report.device, kind=kind, seed=seed)

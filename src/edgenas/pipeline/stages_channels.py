@@ -1,0 +1,138 @@
+"""The channel stage: LightNets++' channel search on the found network (thesis Algorithm 2), optional.
+
+With ``channels.enabled`` it measures ``channels.profile_n`` channel configurations of the found net on the run's
+device, fits their latency predictor, and searches the configuration with the best BTE whose predicted latency meets
+the search's T; the trained network is then that configuration. Disabled, it hands the search's arch on unchanged.
+Either way it writes ``arch.json``: the network the training stage trains.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from edgenas.hardware import MeasurementStore
+from edgenas.hardware.measure import profile
+from edgenas.hardware.remote import export_archs, import_results, read_results, run_remote
+from edgenas.hardware.runtimes import get_runtime
+from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
+from edgenas.pipeline._device import measure_models, protocol, runtime_options
+from edgenas.pipeline._stage import Stage, StageContext, register_stage
+from edgenas.pipeline.stages_measure import run_images
+from edgenas.search.channels import (
+    ChannelSearchConfig,
+    TargetBelowChannelsError,
+    channel_search,
+    fit_on_store,
+    profile_specs,
+)
+from edgenas.search.evolution import EvolutionConfig
+from edgenas.spaces import ArchSpec, load_specs, space_of
+from edgenas.spaces.channels import ChannelSpace, channel_space
+
+ARCH_FILE = "arch.json"
+SEARCH_DIR = "search"
+STORE_FILE = "store.sqlite"
+
+
+@register_stage
+class ChannelsStage(Stage):
+    """Refine the found net's per-layer channels under T (or pass it on when ``channels.enabled`` is false)."""
+
+    name = "channels"
+    needs = ("search",)
+    sections = ("channels", "device", "profile", "data", "seed")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        found = ctx.upstream["search"]
+        if not ctx.config.channels.enabled:
+            shutil.copyfile(found.path("arch"), ctx.dir / ARCH_FILE)
+            return {"files": {"arch": ARCH_FILE}, "applied": False, "arch": found.outputs["arch"]}
+        base = load_specs(found.path("arch"))[0]
+        space = channel_space(base)
+        predictor = self._predictor(ctx, space)
+        try:
+            summary = channel_search(
+                base,
+                predictor,
+                run_images(ctx.config),
+                ctx.dir / SEARCH_DIR,
+                self._search_config(ctx, found.outputs["target_ms"]),
+                measure=lambda specs: self._measure(ctx, specs),
+                on_generation=lambda done, best: ctx.events.progress(
+                    "channels",
+                    done,
+                    ctx.config.channels.iterations,
+                    f"best {ctx.config.channels.proxy} {best.fitness:.4g}",
+                ),
+            )
+        except TargetBelowChannelsError as exc:  # the check stage reports the miss and what to change
+            ctx.events.warn(f"channel search skipped: {exc}")
+            shutil.copyfile(found.path("arch"), ctx.dir / ARCH_FILE)
+            return {"files": {"arch": ARCH_FILE}, "applied": False, "arch": found.outputs["arch"], "reason": str(exc)}
+        shutil.copyfile(ctx.dir / SEARCH_DIR / "arch.json", ctx.dir / ARCH_FILE)
+        return {
+            "files": {
+                "arch": ARCH_FILE,
+                "summary": f"{SEARCH_DIR}/summary.json",
+                "plot": f"{SEARCH_DIR}/channels.png",
+                "predictor": "predictor.pt",
+            },
+            "applied": True,
+            "arch": summary["found"]["channels"],
+            "base_arch": str(base),
+            "target_ms": found.outputs["target_ms"],
+            "found": summary["found"],
+            "unmodified": summary["unmodified"],
+            "candidates": summary["candidates"],
+            "predictor_scores": predictor.meta.scores["test"],
+        }
+
+    @staticmethod
+    def _search_config(ctx: StageContext, target: float) -> ChannelSearchConfig:
+        c = ctx.config.channels
+        return ChannelSearchConfig(
+            target_ms=target,
+            constraint=c.constraint,
+            tolerance=c.tolerance,
+            proxy=c.proxy,
+            epochs=c.epochs,
+            images=c.images,
+            batch_size=c.batch_size,
+            evolution=EvolutionConfig(
+                population=c.population, iterations=c.iterations, top_k=c.top_k, seed=ctx.config.seed
+            ),
+        )
+
+    @staticmethod
+    def _predictor(ctx: StageContext, space: ChannelSpace) -> Any:
+        """Measure the channel configurations on the run's device (here or through ``device.remote``; measured ones
+        are kept, so a killed stage resumes) and fit their predictor."""
+        config = ctx.config
+        specs = profile_specs(space, config.channels.profile_n, config.seed)
+        options = runtime_options(config, space)
+        with MeasurementStore(ctx.dir / STORE_FILE) as db:
+            if config.device.remote:
+                folder = ctx.dir / "export"
+                if not (folder / "manifest.json").is_file():
+                    export_archs(specs, folder, options, protocol(config))
+                run_remote(config.device.remote, folder)
+                device, _ = import_results(db, read_results(folder), config.device.name or None)
+            else:
+                report = profile(
+                    specs,
+                    get_runtime(config.device.runtime, options),
+                    db,
+                    protocol=protocol(config),
+                    device_name=config.device.name or None,
+                    on_progress=lambda done, total, *_: ctx.events.progress("channels", done, total, "profiling"),
+                )
+                device = report.device
+        predictor = fit_on_store(space, ctx.dir / STORE_FILE, device, seed=config.seed)
+        predictor.save(ctx.dir / "predictor.pt")
+        return predictor
+
+    @staticmethod
+    def _measure(ctx: StageContext, specs: list[ArchSpec]) -> list[float]:
+        models = [space_of(s).build(s) for s in specs]
+        return measure_models(models, ctx.config, space_of(specs[0]).resolution, ctx.dir / "measure")

@@ -1,0 +1,45 @@
+"""The optional channel stage of ``edgenas run``: enabling it re-runs only it and what follows, the trained network is
+its refined configuration within T, and the report shows its Fig 4.9 view."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fixtures)
+
+from edgenas.pipeline import read_run, run_pipeline
+from edgenas.spaces import load_specs, space_of
+
+pytestmark = pytest.mark.slow
+TINY_CHANNELS = {
+    "enabled": True,
+    "profile_n": 14,
+    "population": 3,
+    "iterations": 2,
+    "top_k": 1,
+    "images": 16,
+    "batch_size": 8,
+    "epochs": 2,
+}
+
+
+def test_channel_stage_refines_the_trained_network_within_the_target(tmp_path, finished_run):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    # a generous T, which the found arch meets: the channel search has room to widen layers
+    result = run_pipeline(tiny_config(channels=TINY_CHANNELS, budget={"latency_quantile": 0.9}), run, resume=True)
+    assert result.ran == ["search", "channels", "train", "baseline", "compress", "export", "check"]
+    stages = {s["name"]: s for s in read_run(run)["stages"]}
+    channels = stages["channels"]
+    assert channels["applied"] and channels["base_arch"] == stages["search"]["arch"]
+    assert channels["found"]["predicted_ms"] <= channels["target_ms"] == stages["search"]["target_ms"]
+    assert channels["found"]["measured_ms"] > 0 and channels["candidates"] >= 3
+    (trained,) = load_specs(run / "stages" / stages["channels"]["dir"] / "arch.json")
+    assert str(trained) == channels["arch"] and space_of(trained).name == "channels"
+    recipe = json.loads((run / "stages" / stages["train"]["dir"] / "run" / "config.json").read_text())
+    assert recipe["arch"]["space"] == "channels"
+    assert stages["check"]["predicted_ms"] == channels["found"]["predicted_ms"]
+    page = (run / "report.html").read_text()
+    assert "Channel search (LightNets++)" in page and 'data-figure="channels"' in page
