@@ -10,11 +10,18 @@ from pathlib import Path
 
 from torch import nn
 
-from edgenas.hardware import Protocol, RuntimeOptions, get_runtime, median_latency_ms
-from edgenas.hardware.measure import measure_modules
-from edgenas.hardware.remote import RemoteMeasurer, export_models, run_remote
+from edgenas.hardware import MeasurementKey, MeasurementStore, Protocol, RuntimeOptions, get_runtime, median_latency_ms
+from edgenas.hardware.measure import measure_modules, profile
+from edgenas.hardware.remote import (
+    RemoteMeasurer,
+    export_archs,
+    export_models,
+    import_results,
+    read_results,
+    run_remote,
+)
 from edgenas.pipeline.config import RunConfig
-from edgenas.spaces import ArchSpec, SearchSpace
+from edgenas.spaces import ArchSpec, SearchSpace, space_of
 
 #: Seconds over which the quiet-machine check samples the CPU time of other processes.
 LOAD_WINDOW_S = 1.0
@@ -90,3 +97,40 @@ def measure_models(
         return [row["median_ms"] for row in run_remote(config.device.remote, workdir)]
     stats = measure_modules(models, get_runtime(config.device.runtime, options), protocol(config))
     return [s.median_ms for s in stats]
+
+
+def profile_on_device(
+    config: RunConfig,
+    specs: Sequence[ArchSpec],
+    db: MeasurementStore,
+    folder: Path,
+    on_progress: Callable[[int, int, str], None],
+    *,
+    energy: bool = False,
+) -> tuple[str, MeasurementKey]:
+    """Measure ``specs`` (one space) into ``db`` on the run's device: here through its runtime (archs already stored
+    are skipped; ``energy``: also energy where a counter exists), or through ``device.remote`` on the models
+    exported to ``folder`` (exported once; the runner resumes). Returns the device's name in the store and the key
+    of its rows."""
+    space = space_of(specs[0])
+    options = runtime_options(config, space)
+    if config.device.remote:
+        if not (folder / "manifest.json").is_file():
+            export_archs(specs, folder, options, protocol(config))
+        on_progress(0, len(specs), f"running: {config.device.remote}")
+        run_remote(config.device.remote, folder)
+        results = read_results(folder)
+        device, _ = import_results(db, results, config.device.name or None)
+        on_progress(len(specs), len(specs), "imported")
+        return device, results.key
+    runtime = get_runtime(config.device.runtime, options)
+    report = profile(
+        specs,
+        runtime,
+        db,
+        protocol=protocol(config),
+        device_name=config.device.name or None,
+        on_progress=lambda done, total, spec, stats: on_progress(done, total, f"last {stats.median_ms:.3f} ms"),
+        energy=energy,
+    )
+    return report.device, MeasurementKey(runtime.name, "latency_ms", options.batch, options.resolution, options.threads)

@@ -12,11 +12,8 @@ import shutil
 from typing import Any
 
 from edgenas.hardware import MeasurementStore
-from edgenas.hardware.measure import profile
-from edgenas.hardware.remote import export_archs, import_results, read_results, run_remote
-from edgenas.hardware.runtimes import get_runtime
 from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import measure_models, protocol, runtime_options
+from edgenas.pipeline._device import measure_models, profile_on_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images
 from edgenas.search.channels import (
@@ -110,24 +107,8 @@ class ChannelsStage(Stage):
         are kept, so a killed stage resumes) and fit their predictor."""
         config = ctx.config
         specs = profile_specs(space, config.channels.profile_n, config.seed)
-        options = runtime_options(config, space)
         with MeasurementStore(ctx.dir / STORE_FILE) as db:
-            if config.device.remote:
-                folder = ctx.dir / "export"
-                if not (folder / "manifest.json").is_file():
-                    export_archs(specs, folder, options, protocol(config))
-                run_remote(config.device.remote, folder)
-                device, _ = import_results(db, read_results(folder), config.device.name or None)
-            else:
-                report = profile(
-                    specs,
-                    get_runtime(config.device.runtime, options),
-                    db,
-                    protocol=protocol(config),
-                    device_name=config.device.name or None,
-                    on_progress=lambda done, total, *_: ctx.events.progress("channels", done, total, "profiling"),
-                )
-                device = report.device
+            device, _ = profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("channels"))
         predictor = fit_on_store(space, ctx.dir / STORE_FILE, device, seed=config.seed)
         predictor.save(ctx.dir / "predictor.pt")
         return predictor

@@ -10,9 +10,7 @@ import numpy as np
 from edgenas._io import write_text_atomic
 from edgenas.errors import EdgeNASError
 from edgenas.hardware import MeasurementKey, MeasurementStore, get_runtime
-from edgenas.hardware.measure import profile
-from edgenas.hardware.remote import export_archs, import_results, read_results, run_remote
-from edgenas.pipeline._device import load_warning, protocol, runtime_options
+from edgenas.pipeline._device import load_warning, profile_on_device, protocol, runtime_options
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
 from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
@@ -72,20 +70,24 @@ class ProfileStage(Stage):
         from edgenas.search.coverage import profile_covering
 
         config = ctx.config
+        n, seed = config.profile.n, config.profile.seed
+        if config.profile.sampling != "cover":
+            specs = space.sample(seed=seed, n=n, ordered=config.profile.sampling == "ordered")
+            energy = config.budget.energy_mj > 0
+            return profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("profile"), energy=energy)
         runtime = get_runtime(config.device.runtime, runtime_options(config, space))
         progress = ctx.progress("profile")
-        options = {
-            "protocol": protocol(config),
-            "device_name": config.device.name or None,
-            "on_progress": lambda done, total, spec, stats: progress(done, total, f"last {stats.median_ms:.3f} ms"),
-            "energy": config.budget.energy_mj > 0,
-        }
-        n, seed = config.profile.n, config.profile.seed
-        if config.profile.sampling == "cover":
-            report = profile_covering(space, runtime, db, n, seed=seed, **options)
-        else:
-            specs = space.sample(seed=seed, n=n, ordered=config.profile.sampling == "ordered")
-            report = profile(specs, runtime, db, **options)
+        report = profile_covering(
+            space,
+            runtime,
+            db,
+            n,
+            seed=seed,
+            protocol=protocol(config),
+            device_name=config.device.name or None,
+            on_progress=lambda done, total, spec, stats: progress(done, total, f"last {stats.median_ms:.3f} ms"),
+            energy=config.budget.energy_mj > 0,
+        )
         o = runtime.options
         return report.device, MeasurementKey(runtime.name, "latency_ms", o.batch, o.resolution, o.threads)
 
@@ -97,16 +99,8 @@ class ProfileStage(Stage):
                 "config key 'profile.sampling' = 'cover' plans on measurements made here; with device.remote use "
                 "'uniform' or 'ordered'"
             )
-        folder = ctx.dir / "export"
         specs = space.sample(seed=config.profile.seed, n=config.profile.n, ordered=config.profile.sampling == "ordered")
-        if not (folder / "manifest.json").is_file():
-            export_archs(specs, folder, runtime_options(config, space), protocol(config))
-        ctx.events.progress("profile", 0, len(specs), f"running: {config.device.remote}")
-        run_remote(config.device.remote, folder)
-        results = read_results(folder)
-        device, _ = import_results(db, results, config.device.name or None)
-        ctx.events.progress("profile", len(specs), len(specs), "imported")
-        return device, results.key
+        return profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("profile"))
 
 
 PREDICTOR_FILE = "predictor.pt"
