@@ -101,6 +101,8 @@ def main() -> None:
     payload = {
         "machine": machine(),
         "wall_s": time.time() - start,
+        "probe_s_total": float(sum(t.seconds for t in traces.traces.values())),
+        "cells_probed": len(traces.traces),
         "ranks": ranks,
         "evolution": {"config": EVOLUTION.__dict__, "rows": evolution, "summary": summary, "reference": reference},
     }
@@ -114,8 +116,10 @@ def _markdown(payload: dict, args: argparse.Namespace) -> str:
     lines = [
         "# Accuracy proxies on NAS-Bench-201 (`python benchmarks/proxies.py`)",
         "",
-        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores), "
-        f"{payload['wall_s'] / 60:.0f} min. {len(ranks['cells'])} cells sampled uniformly (seed 0), each probed "
+        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores); "
+        f"{payload['cells_probed']} cells probed in all, {payload['probe_s_total'] / 60:.0f} min of probing (cached in "
+        f"runs/bench-proxies: this invocation took {payload['wall_s'] / 60:.0f} min). {len(ranks['cells'])} cells "
+        f"sampled uniformly (seed 0), each probed "
         f"{args.epochs} epochs on {args.images} class-balanced CIFAR-10 training images (batch {args.batch_size}, "
         f"fixed order, no augmentation, SGD lr 0.1 Nesterov, the same initialisation seed) as its NAS-Bench-201 "
         f"network with {args.cells_per_stage} cell(s) per stage (the tables train 5): a CPU-sized probe; the truth is "
