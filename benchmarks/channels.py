@@ -82,7 +82,8 @@ def sample_efficiency(space, runtime) -> tuple[list[dict], object]:
     curve = []
     for n in SAMPLE_SIZES:
         predictor = fit_predictor("mlp", table.subset(np.array(train_rows[:n])), FitConfig(seed=0))
-        curve.append({"n": n, **scores(np.asarray(predictor.predict(test.specs), float), test.values)})
+        predicted = np.asarray(predictor.predict(test.specs), float)
+        curve.append({**scores(predicted, test.values), "n_train": n, "n_test": len(test)})
         print(curve[-1], flush=True)
     final = fit_predictor("mlp", table.subset(np.array(train_rows)), FitConfig(seed=0))
     final.meta.scores["test"] = curve[-1]
@@ -170,7 +171,7 @@ def _markdown(p: dict) -> str:
         "| n measured | Spearman | MAPE % | within 5% | within 10% |",
         "|---|---|---|---|---|",
         *(
-            f"| {r['n']} | {r['spearman']:.3f} | {r['mape']:.2f} | {r['within_5']:.0f}% | {r['within_10']:.0f}% |"
+            f"| {r['n_train']} | {r['spearman']:.3f} | {r['mape']:.2f} | {r['within_5']:.0f}% | {r['within_10']:.0f}% |"
             for r in p["sample_efficiency"]
         ),
         "",

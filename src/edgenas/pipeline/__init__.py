@@ -1,7 +1,8 @@
-"""``edgenas run CONFIG.toml``: profile -> predictor -> search -> train -> compress -> export -> check, each stage
-keyed by a hash of its inputs so that a killed or changed run continues where it can (see :mod:`.runner`).
+"""``edgenas run CONFIG.toml``: profile -> predictor -> search -> channels -> train -> baseline -> compress -> export ->
+check, each stage keyed by a hash of its inputs so that a killed or changed run continues where it can (see
+:mod:`.runner`).
 
-Stages register in running order; a new stage (the channel search, the Domino search) adds a module here."""
+Stages register in running order; a new stage (the Domino search next) adds a module here."""
 
 from edgenas.pipeline import stages_model  # noqa: F401  (registers every stage, in running order)
 from edgenas.pipeline._stage import Events, Stage, StageContext, StageRecord, register_stage, stages

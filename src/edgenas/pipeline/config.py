@@ -110,7 +110,7 @@ class SearchStageConfig:
 @dataclass(frozen=True)
 class ChannelsStageConfig:
     enabled: bool = option(False, help="refine the found net's per-layer channels with BTE (thesis Algorithm 2)")
-    profile_n: int = option(200, help="channel configurations measured for its latency predictor", low=12)
+    profile_n: int = option(300, help="channel configurations measured for its latency predictor", low=12)
     proxy: str = option("bte", help="the fitness", choices=("bte", "tse", "tse-e", "jacobian"))
     epochs: int = option(3, help="epochs of each fitness probe (BTE: E)", low=1, high=100)
     images: int = option(2560, help="class-balanced training images each probe trains on", low=2)
