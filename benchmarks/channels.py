@@ -9,12 +9,16 @@ The base network is the LightNAS-derived ``mbv2-cifar`` (width 0.5) arch of the 
 3. The found configuration, the unmodified net and the uniform width multiplier whose measured latency is nearest the
    found one's, measured round-robin, then each trained with the same short recipe: BTE and test accuracy of each.
 
-Usage: ``EDGENAS_DATA=DIR python benchmarks/channels.py`` (runs alone: it measures latency). Resumable through
-``runs/bench-channels``. Writes ``benchmarks/results/channels.{json,md}`` and ``channels_search.png``.
+Usage: ``EDGENAS_DATA=DIR python benchmarks/channels.py [--sampling cover|uniform]`` (runs alone: it measures
+latency). ``uniform`` draws the profiled configurations as the thesis does and adds the sample-efficiency curve;
+``cover`` (the default of ``edgenas channels``) spreads half of them over the predicted latency range. Resumable
+through ``runs/bench-channels[-cover]``. Writes ``benchmarks/results/channels_SAMPLING.{json,md}`` and
+``channels_SAMPLING_search.png``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import time
@@ -28,13 +32,13 @@ from edgenas.hardware.measure import measure_modules, profile
 from edgenas.hardware.runtimes import get_runtime
 from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
-from edgenas.search.channels import ChannelSearchConfig, channel_search
+from edgenas.search.channels import SAMPLINGS, ChannelSearchConfig, channel_search, fit_channel_predictor
 from edgenas.search.evolution import EvolutionConfig
 from edgenas.spaces import get_space, space_of
 from edgenas.spaces.channels import SCALES, channel_space
 from edgenas.train import TrainConfig, load_dataset, train
 
-RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-channels"
+RUNS_ROOT = Path(__file__).resolve().parents[1] / "runs"
 ARCH = "k5e3-k3e3-k5e3-skip-k3e6-k5e6-k7e3-k7e3-k7e6-k3e6-k3e6-k3e3-k7e3-k3e6-k3e6-k3e6-k5e3-skip-k5e6-skip-k7e3"
 WIDTH = 0.5
 #: Channel configurations measured; the last HELD_OUT (random) ones score the predictors.
@@ -63,10 +67,10 @@ def _measure(nets: dict[str, object], runtime) -> dict[str, float]:
     return {n: float(np.median([r[i].median_ms for r in runs])) for i, n in enumerate(names)}
 
 
-def sample_efficiency(space, runtime) -> tuple[list[dict], object]:
+def sample_efficiency(space, runtime, runs: Path) -> tuple[list[dict], object]:
     anchors = list(dict.fromkeys([space.unscaled, *(space.uniform(s) for s in SCALES)]))
     specs = anchors + space.sample(seed=0, n=PROFILED - len(anchors))
-    with MeasurementStore(RUNS / "store.sqlite") as db:
+    with MeasurementStore(runs / "store.sqlite") as db:
         report = profile(
             specs,
             runtime,
@@ -74,7 +78,7 @@ def sample_efficiency(space, runtime) -> tuple[list[dict], object]:
             device_name="here",
             on_progress=lambda d, t, *_: print(f"profiled {d}/{t}", flush=True) if d % 25 == 0 else None,
         )
-    table = table_from_store(RUNS / "store.sqlite", report.device, space)
+    table = table_from_store(runs / "store.sqlite", report.device, space)
     order = {str(s): i for i, s in enumerate(specs)}
     rows = sorted(range(len(table)), key=lambda i: order[str(table.specs[i])])
     train_rows, test_rows = rows[:-HELD_OUT], rows[-HELD_OUT:]
@@ -91,12 +95,22 @@ def sample_efficiency(space, runtime) -> tuple[list[dict], object]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sampling", choices=SAMPLINGS, default="cover")
+    sampling = parser.parse_args().sampling
     start = time.time()
+    RUNS = RUNS_ROOT / ("bench-channels" if sampling == "uniform" else f"bench-channels-{sampling}")
     RUNS.mkdir(parents=True, exist_ok=True)
     base = get_space("mbv2-cifar", width=WIDTH).parse(ARCH)
     space = channel_space(base)
     runtime = get_runtime("ort-cpu", RuntimeOptions(batch=1, resolution=32, threads=1))
-    curve, predictor = sample_efficiency(space, runtime)
+    if sampling == "uniform":
+        curve, predictor = sample_efficiency(space, runtime, RUNS)
+    else:
+        curve = []
+        predictor = fit_channel_predictor(
+            space, runtime, RUNS / "store.sqlite", PROFILED, sampling=sampling, device_name="here"
+        )
 
     target = _measure({"unmodified": space.unscaled}, runtime)["unmodified"]
     config = ChannelSearchConfig(**{**SEARCH.__dict__, "target_ms": target})
@@ -109,7 +123,7 @@ def main() -> None:
         config,
         on_generation=lambda g, best: print(f"generation {g}: best BTE {best.fitness:.4g}", flush=True),
     )
-    shutil.copyfile(RUNS / "search" / "channels.png", RESULTS / "channels_search.png")
+    shutil.copyfile(RUNS / "search" / "channels.png", RESULTS / f"channels_{sampling}_search.png")
     found = space.parse(summary["found"]["channels"])
 
     widths = {w: get_space("mbv2-cifar", width=w).parse(ARCH) for w in WIDTHS}
@@ -143,6 +157,8 @@ def main() -> None:
         }
         print(name, results[name], flush=True)
     payload = {
+        "sampling": sampling,
+        "predictor_test": predictor.meta.scores["test"],
         "machine": machine(),
         "wall_s": time.time() - start,
         "base": {"space": "mbv2-cifar", "width": WIDTH, "arch": ARCH},
@@ -154,26 +170,32 @@ def main() -> None:
         "compared": results,
         "train": TRAIN.__dict__,
     }
-    write_results("channels", payload, _markdown(payload))
+    write_results(f"channels_{sampling}", payload, _markdown(payload))
 
 
 def _markdown(p: dict) -> str:
     s = p["search"]["config"]
     lines = [
-        "# LightNets++ channel search on this CPU (`python benchmarks/channels.py`)",
+        f"# LightNets++ channel search on this CPU (`python benchmarks/channels.py --sampling {p['sampling']}`)",
         "",
         f"Machine: {p['machine']['cpu']} ({p['machine']['cpu_count']} cores), {p['wall_s'] / 60:.0f} min; ort-cpu, "
         f"batch 1, one thread. Base: the demo's LightNAS arch, `mbv2-cifar` width {WIDTH}; T = its measured latency "
         f"here, {p['target_ms']:.3f} ms.",
         "",
-        f"## Channel predictor (MLP) vs measured configurations ({HELD_OUT} held out)",
+        f"## Channel predictor (MLP): {PROFILED} configurations measured, drawn `{p['sampling']}` after the 7 anchors "
+        "(the unmodified net and each uniform scale)",
         "",
-        "| n measured | Spearman | MAPE % | within 5% | within 10% |",
-        "|---|---|---|---|---|",
+        "| fitted on | held out | Spearman | MAPE % | within 5% | within 10% |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {r['n_train']} | {r['spearman']:.3f} | {r['mape']:.2f} | {r['within_5']:.0f}% | {r['within_10']:.0f}% |"
+            f"| {r['n_train']} | {r['n_test']} random | {r['spearman']:.3f} | {r['mape']:.2f} | {r['within_5']:.0f}% | "
+            f"{r['within_10']:.0f}% |"
             for r in p["sample_efficiency"]
         ),
+        f"| 80% | 20% of the profile | {p['predictor_test']['spearman']:.3f} | {p['predictor_test']['mape']:.2f} | "
+        f"{p['predictor_test']['within_5']:.0f}% | {p['predictor_test']['within_10']:.0f}% |"
+        if not p["sample_efficiency"]
+        else "",
         "",
         f"## Algorithm 2: predicted latency within ±{s['tolerance']:.0%} of T, fitness BTE ({s['epochs']} epochs on "
         f"{s['images']} images), population {s['evolution']['population']}, {s['evolution']['iterations']} "
@@ -195,7 +217,7 @@ def _markdown(p: dict) -> str:
         "",
         f"Found scales: `{p['search']['found']['channels']}`",
         "",
-        "![fitness vs predicted latency](channels_search.png)",
+        f"![fitness vs predicted latency](channels_{p['sampling']}_search.png)",
         "",
     ]
     return "\n".join(lines)

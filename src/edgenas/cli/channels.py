@@ -51,6 +51,14 @@ def channels_command(
     profile_n: Annotated[
         int, number("--profile-n", help="Configurations measured to fit the predictor.", low=12, high=100_000)
     ] = DEFAULT_PROFILE_N,
+    sampling: Annotated[
+        str,
+        choice(
+            "--sampling",
+            values=("cover", "uniform"),
+            help="How the profiled configurations are drawn: spread over the latency range, or uniform (thesis).",
+        ),
+    ] = "cover",
     constraint: Annotated[
         str, choice("--constraint", values=("le", "eq"), help="Predicted latency <= T, or within --tolerance of T.")
     ] = "le",
@@ -105,7 +113,7 @@ def channels_command(
     measure_protocol = _protocol(warmup, repeats)
     output.mkdir(parents=True, exist_ok=True)
     if predictor is None:
-        fitted = _fit(channel_space(base), rt, output, profile_n, seed, measure_protocol, quiet=as_json)
+        fitted = _fit(channel_space(base), rt, output, profile_n, seed, measure_protocol, sampling, quiet=as_json)
     else:
         fitted = Predictor.load(predictor)
     summary = _search(base, fitted, images_data, output, config, rt, measure_protocol, quiet=as_json)
@@ -115,7 +123,9 @@ def channels_command(
     _print(summary, output)
 
 
-def _fit(space: Any, rt: Any, output: Path, n: int, seed: int, measure_protocol: Any, *, quiet: bool) -> Any:
+def _fit(
+    space: Any, rt: Any, output: Path, n: int, seed: int, measure_protocol: Any, sampling: str, *, quiet: bool
+) -> Any:
     from edgenas.search.channels import fit_channel_predictor
 
     progress = progress_bar("[bold]profiling channel configurations", quiet=quiet)
@@ -126,6 +136,7 @@ def _fit(space: Any, rt: Any, output: Path, n: int, seed: int, measure_protocol:
             rt,
             output / "store.sqlite",
             n,
+            sampling=sampling,
             seed=seed,
             protocol=measure_protocol,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),

@@ -111,6 +111,9 @@ class SearchStageConfig:
 class ChannelsStageConfig:
     enabled: bool = option(False, help="refine the found net's per-layer channels with BTE (thesis Algorithm 2)")
     profile_n: int = option(300, help="channel configurations measured for its latency predictor", low=12)
+    sampling: str = option(
+        "cover", help="how they are drawn (cover: spread over the latency range)", choices=("cover", "uniform")
+    )
     proxy: str = option("bte", help="the fitness", choices=("bte", "tse", "tse-e", "jacobian"))
     epochs: int = option(3, help="epochs of each fitness probe (BTE: E)", low=1, high=100)
     images: int = option(2560, help="class-balanced training images each probe trains on", low=2)
@@ -277,6 +280,10 @@ def _check_consistency(config: RunConfig) -> None:
         raise ConfigError(
             f"config key 'channels.top_k' ({config.channels.top_k}) must be below channels.population "
             f"({config.channels.population})"
+        )
+    if config.channels.enabled and config.device.remote and config.channels.sampling == "cover":
+        raise ConfigError(
+            "config key 'channels.sampling' = 'cover' plans on measurements made here; with device.remote use 'uniform'"
         )
     if config.channels.images < config.channels.batch_size:
         raise ConfigError("config key 'channels.images' must hold at least one batch of channels.batch_size")

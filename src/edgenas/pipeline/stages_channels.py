@@ -12,8 +12,9 @@ import shutil
 from typing import Any
 
 from edgenas.hardware import MeasurementStore
+from edgenas.hardware.runtimes import get_runtime
 from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import measure_models, profile_on_device
+from edgenas.pipeline._device import measure_models, profile_on_device, protocol, runtime_options
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images
 from edgenas.search.channels import (
@@ -21,6 +22,7 @@ from edgenas.search.channels import (
     TargetBelowChannelsError,
     channel_search,
     fit_on_store,
+    measure_channel_profile,
     profile_specs,
 )
 from edgenas.search.evolution import EvolutionConfig
@@ -106,9 +108,23 @@ class ChannelsStage(Stage):
         """Measure the channel configurations on the run's device (here or through ``device.remote``; measured ones
         are kept, so a killed stage resumes) and fit their predictor."""
         config = ctx.config
-        specs = profile_specs(space, config.channels.profile_n, config.seed)
         with MeasurementStore(ctx.dir / STORE_FILE) as db:
-            device, _ = profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("channels"))
+            if config.device.remote:  # uniform draws only (refused otherwise when the config was read)
+                specs = profile_specs(space, config.channels.profile_n, config.seed)
+                device, _ = profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("channels"))
+            else:
+                progress = ctx.progress("channels")
+                device = measure_channel_profile(
+                    space,
+                    get_runtime(config.device.runtime, runtime_options(config, space)),
+                    db,
+                    config.channels.profile_n,
+                    sampling=config.channels.sampling,
+                    seed=config.seed,
+                    protocol=protocol(config),
+                    device_name=config.device.name or None,
+                    on_progress=lambda done, total, *_: progress(done, total, "profiling"),
+                )
         predictor = fit_on_store(space, ctx.dir / STORE_FILE, device, seed=config.seed)
         predictor.save(ctx.dir / "predictor.pt")
         return predictor

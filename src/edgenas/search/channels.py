@@ -241,6 +241,12 @@ def _summary(
 PREDICTOR_TEST_FRACTION = 0.2
 
 
+def _anchors(space: ChannelSpace) -> list[ArchSpec]:
+    from edgenas.spaces.channels import SCALES
+
+    return list(dict.fromkeys([space.unscaled, *(space.uniform(s) for s in SCALES)]))
+
+
 def profile_specs(space: ChannelSpace, n: int, seed: int = 0) -> list[ArchSpec]:
     """The ``n`` configurations a channel predictor is fitted on: the unmodified network and every uniform scale,
     then random ones.
@@ -248,9 +254,7 @@ def profile_specs(space: ChannelSpace, n: int, seed: int = 0) -> list[ArchSpec]:
     Raises:
         SearchError: ``n`` too small to hold those and a test share.
     """
-    from edgenas.spaces.channels import SCALES
-
-    anchors = list(dict.fromkeys([space.unscaled, *(space.uniform(s) for s in SCALES)]))
+    anchors = _anchors(space)
     if n < len(anchors) + 5:
         raise SearchError(f"a channel predictor needs at least {len(anchors) + 5} measured configurations, got {n}")
     return anchors + space.sample(seed=seed, n=n - len(anchors))
@@ -268,35 +272,76 @@ def fit_on_store(space: ChannelSpace, store_path: str | Path, device: str, *, ki
     return predictor
 
 
+#: How the configurations a channel predictor is fitted on are drawn (after the anchors): ``cover`` spreads half of
+#: them over the predicted latency range (:func:`edgenas.search.coverage.profile_covering`), ``uniform`` draws every
+#: layer's scale uniformly (thesis). Uniform draws centre on a mean scale of 1.25, so the unmodified net (x1) sits in
+#: their fast tail, exactly where a search under its own latency needs the predictor (benchmarks/results/channels.md).
+SAMPLINGS = ("cover", "uniform")
+
+
+def measure_channel_profile(
+    space: ChannelSpace,
+    runtime: Any,
+    db: Any,
+    n: int,
+    *,
+    sampling: str = "cover",
+    seed: int = 0,
+    **profile_options: Any,
+) -> str:
+    """Measure ``n`` configurations into the store ``db``: the anchors of :func:`profile_specs` (the unmodified net and
+    every uniform scale), then the rest drawn by ``sampling``; stored ones are skipped (a killed call resumes).
+    ``profile_options`` go to :func:`edgenas.hardware.measure.profile`. Returns the device's name in the store.
+
+    Raises:
+        SearchError: an unknown sampling, or ``n`` too small.
+    """
+    from edgenas.hardware.measure import profile
+    from edgenas.search.coverage import profile_covering
+
+    if sampling not in SAMPLINGS:
+        raise SearchError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+    specs = profile_specs(space, n, seed)  # the anchors, then uniform draws
+    anchors = _anchors(space)
+    report = profile(anchors, runtime, db, **profile_options)
+    if sampling == "uniform":
+        report = profile(specs[len(anchors) :], runtime, db, **profile_options)
+    else:
+        report = profile_covering(space, runtime, db, n - len(anchors), seed=seed, **profile_options)
+    return report.device
+
+
 def fit_channel_predictor(
     space: ChannelSpace,
     runtime: Any,
     store_path: str | Path,
     n: int,
     *,
+    sampling: str = "cover",
     kind: str = "mlp",
     seed: int = 0,
     protocol: Any = None,
     device_name: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Any:
-    """Measure :func:`profile_specs` on ``runtime`` into ``store_path`` under ``protocol`` (default: edgenas';
-    measured ones are skipped, so a killed call resumes) and fit a predictor on them (:func:`fit_on_store`).
+    """Measure ``n`` configurations on ``runtime`` into ``store_path`` (:func:`measure_channel_profile`, under
+    ``protocol``, default edgenas') and fit a predictor on them (:func:`fit_on_store`).
 
     Raises:
-        SearchError: ``n`` too small to hold out a test share.
+        SearchError: an unknown sampling, or ``n`` too small to hold out a test share.
     """
     from edgenas.hardware import DEFAULT_PROTOCOL, MeasurementStore
-    from edgenas.hardware.measure import profile
 
-    specs = profile_specs(space, n, seed)
     with MeasurementStore(store_path) as db:
-        report = profile(
-            specs,
+        device = measure_channel_profile(
+            space,
             runtime,
             db,
+            n,
+            sampling=sampling,
+            seed=seed,
             protocol=protocol or DEFAULT_PROTOCOL,
             device_name=device_name,
             on_progress=None if on_progress is None else lambda done, total, *_: on_progress(done, total),
         )
-    return fit_on_store(space, store_path, report.device, kind=kind, seed=seed)
+    return fit_on_store(space, store_path, device, kind=kind, seed=seed)
