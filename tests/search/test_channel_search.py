@@ -92,3 +92,20 @@ def test_channels_command_profiles_fits_searches_and_measures(tmp_path, capsys):
     assert summary["found"]["measured_ms"] > 0 and summary["unmodified"]["measured_ms"] > 0
     assert (tmp_path / "run" / "predictor.pt").is_file() and (tmp_path / "run" / "store.sqlite").is_file()
     assert summary["target_ms"] == 100 and summary["found"]["predicted_ms"] <= 100
+
+
+def test_an_equality_constraint_starts_from_configurations_walked_to_the_target(tmp_path, data):
+    """Under ``eq`` the first population holds configurations walked to within the tolerance of T, so a narrow band
+    at the edge of the range still gets a search (uniform draws would rarely land in it)."""
+    from edgenas.predictors import ArchTable, FitConfig, fit_predictor
+
+    space = channel_space(SPEC)
+    specs = space.sample(seed=0, n=60) + [space.uniform(s) for s in SCALES]
+    values = np.array([np.mean([SCALES[c] for c in s.choices]) for s in specs])  # mean scale, as the stub
+    predictor = fit_predictor("lut", ArchTable(space, specs, values, "latency_ms", "toy"), FitConfig(seed=0))
+    target = float(predictor.predict(space.uniform(0.75)))  # near the narrow end: few random draws come this close
+    config = replace(CONFIG, target_ms=target, constraint="eq", tolerance=0.02)
+    probes = []
+    summary = channel_search(SPEC, predictor, data, tmp_path, config, on_probe=lambda s, v: probes.append(s))
+    assert all(abs(h["cost"] / target - 1) <= 0.02 for h in summary["history"])
+    assert len(summary["evolution"]["generations"][0]["population"]) >= 4

@@ -56,9 +56,9 @@ def channels_command(
         choice(
             "--sampling",
             values=("cover", "uniform"),
-            help="How the profiled configurations are drawn: spread over the latency range, or uniform (thesis).",
+            help="How the profiled configurations are drawn: uniform (thesis), or half spread over the latency range.",
         ),
-    ] = "cover",
+    ] = "uniform",
     constraint: Annotated[
         str, choice("--constraint", values=("le", "eq"), help="Predicted latency <= T, or within --tolerance of T.")
     ] = "le",

@@ -112,7 +112,7 @@ class ChannelsStageConfig:
     enabled: bool = option(False, help="refine the found net's per-layer channels with BTE (thesis Algorithm 2)")
     profile_n: int = option(300, help="channel configurations measured for its latency predictor", low=12)
     sampling: str = option(
-        "cover", help="how they are drawn (cover: spread over the latency range)", choices=("cover", "uniform")
+        "uniform", help="how they are drawn (cover: half spread over the latency range)", choices=("uniform", "cover")
     )
     proxy: str = option("bte", help="the fitness", choices=("bte", "tse", "tse-e", "jacobian"))
     epochs: int = option(3, help="epochs of each fitness probe (BTE: E)", low=1, high=100)

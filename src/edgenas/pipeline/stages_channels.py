@@ -14,7 +14,7 @@ from typing import Any
 from edgenas.hardware import MeasurementStore
 from edgenas.hardware.runtimes import get_runtime
 from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import measure_models, profile_on_device, protocol, runtime_options
+from edgenas.pipeline._device import load_warning, measure_models, profile_on_device, protocol, runtime_options
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images
 from edgenas.search.channels import (
@@ -47,6 +47,9 @@ class ChannelsStage(Stage):
         if not ctx.config.channels.enabled:
             shutil.copyfile(found.path("arch"), ctx.dir / ARCH_FILE)
             return {"files": {"arch": ARCH_FILE}, "applied": False, "arch": found.outputs["arch"]}
+        warning = None if ctx.config.device.remote else load_warning(ctx.config.device.max_load)
+        if warning:
+            ctx.events.warn(warning)
         base = load_specs(found.path("arch"))[0]
         space = channel_space(base)
         predictor = self._predictor(ctx, space)
