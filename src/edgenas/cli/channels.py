@@ -111,11 +111,12 @@ def channels_command(
     images_data = load_dataset(data, image_size=channel_space(base).resolution)
     rt = _runtime(runtime, input_batch, channel_space(base).resolution, threads)
     measure_protocol = _protocol(warmup, repeats)
+    given = Predictor.load(predictor) if predictor is not None else None  # a bad file is refused before any write
     output.mkdir(parents=True, exist_ok=True)
-    if predictor is None:
+    if given is None:
         fitted = _fit(channel_space(base), rt, output, profile_n, seed, measure_protocol, sampling, quiet=as_json)
     else:
-        fitted = Predictor.load(predictor)
+        fitted = given
     summary = _search(base, fitted, images_data, output, config, rt, measure_protocol, quiet=as_json)
     if as_json:
         emit_json(summary)
