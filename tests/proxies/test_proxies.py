@@ -66,6 +66,9 @@ def test_probe_records_every_batch_of_every_epoch_and_learns():
     assert trace.losses.shape == (4, 3) and len(trace.jacobian) == 5
     assert trace.losses[-1].mean() < trace.losses[0].mean()
     assert Trace.from_dict(trace.as_dict()).losses.tolist() == trace.losses.tolist()
+    untrained = probe(model, batches, ProbeSettings(epochs=0, jacobian_images=8))  # the training-free proxies' probe
+    assert untrained.losses.shape == (0, 0) and len(untrained.jacobian) == 1
+    assert get_proxy("jacobian").score(untrained).value == untrained.jacobian[0]
 
 
 def test_jacobian_score_rewards_inputs_told_apart():

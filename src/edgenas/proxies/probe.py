@@ -149,7 +149,7 @@ def probe(
             on_epoch(epoch + 1)
     if rows and len({len(r) for r in rows}) != 1:
         raise ProxyError("the batches changed between epochs: pass a fixed-order batch source")
-    losses = np.asarray(rows, dtype=np.float64).reshape(settings.epochs, -1)
+    losses = np.asarray(rows, dtype=np.float64).reshape(settings.epochs, -1) if rows else np.zeros((0, 0))
     return Trace(losses, jacobian, time.perf_counter() - start)
 
 
