@@ -68,6 +68,11 @@ def test_an_infeasible_unmodified_net_is_still_scored_and_a_wrong_predictor_refu
     summary = channel_search(SPEC, MeanScalePredictor(space.config_hash), data, tmp_path, tight)
     assert summary["unmodified"]["predicted_ms"] > 0.9 and summary["unmodified"]["fitness"] is not None
     assert summary["found"]["predicted_ms"] <= 0.9
+    probes = []
+    again = channel_search(
+        SPEC, MeanScalePredictor(space.config_hash), data, tmp_path, tight, on_probe=lambda s, v: probes.append(s)
+    )
+    assert probes == [] and again["unmodified"] == summary["unmodified"]  # kept, not probed again
     with pytest.raises(TargetBelowChannelsError, match="below the narrowest channel configuration"):
         channel_search(
             SPEC, MeanScalePredictor(space.config_hash), data, tmp_path / "y", replace(CONFIG, target_ms=0.4)

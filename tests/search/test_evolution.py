@@ -93,5 +93,7 @@ def test_cost_gives_a_pareto_front():
     assert front == pareto_front(result.history) and len(front) >= 2
     costs = [c.cost for c in front]
     assert costs == sorted(costs) and [c.fitness for c in front] == sorted(c.fitness for c in front)
-    for c in result.history:
-        assert not any(f.cost <= c.cost and f.fitness > c.fitness for f in front) or c not in front
+    for c in result.history:  # every candidate off the front is matched or beaten on both objectives by one on it
+        assert c in front or any(f.cost <= c.cost and f.fitness >= c.fitness for f in front)
+    for f in front:  # and nothing dominates a front member
+        assert not any(c.cost <= f.cost and c.fitness > f.fitness for c in result.history)

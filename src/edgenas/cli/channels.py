@@ -32,8 +32,8 @@ from edgenas.cli._progress import progress_bar
 from edgenas.cli.hardware import _protocol, _runtime
 
 #: Channel configurations measured for the predictor when none is given: 240 fitted + 60 held out. On a 2-core CPU
-#: (benchmarks/results/channels.md) held-out Spearman rose 0.79 -> 0.83 -> 0.86 from 100 to 150 to 240 fitted
-#: configurations, MAPE 4.7 -> 3.8%; 300 took about 3 minutes to measure there.
+#: (benchmarks/results/channels_uniform.md) held-out Spearman rose 0.79 -> 0.83 -> 0.86 from 100 to 150 to 240 fitted
+#: configurations, MAPE 4.7 -> 3.8%.
 DEFAULT_PROFILE_N = 300
 
 

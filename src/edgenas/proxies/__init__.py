@@ -10,7 +10,7 @@ Registered: ``bte`` (thesis Definition 4.1), ``tse`` and ``tse-e`` (Ru et al. 20
 
 from edgenas.proxies import scores as _scores  # noqa: F401  (registers the proxies)
 from edgenas.proxies._registry import Proxy, ProxyScore, get_proxy, list_proxies, register_proxy
-from edgenas.proxies.evaluate import probe_spec, proxy_batches, score, settings_for
+from edgenas.proxies.evaluate import probe_spec, proxy_batches, settings_for
 from edgenas.proxies.probe import ProbeSettings, Trace, jacobian_score, probe
 from edgenas.proxies.scores import bte
 
@@ -27,6 +27,5 @@ __all__ = [
     "probe_spec",
     "proxy_batches",
     "register_proxy",
-    "score",
     "settings_for",
 ]

@@ -8,7 +8,7 @@ import torch
 
 from edgenas._random import seeded_torch
 from edgenas.errors import ProxyError
-from edgenas.proxies._registry import ProxyScore, get_proxy
+from edgenas.proxies._registry import get_proxy
 from edgenas.proxies.probe import ProbeSettings, Trace, probe
 from edgenas.spaces import ArchSpec, build
 from edgenas.train.data import FixedOrderBatches, ImageData, balanced_subset
@@ -66,8 +66,3 @@ def settings_for(proxy_names: Sequence[str], epochs: int, base: ProbeSettings | 
         jacobian=any(p.needs_jacobian for p in proxies),
         jacobian_images=base.jacobian_images,
     )
-
-
-def score(trace: Trace, proxy_name: str, epochs: int | None = None) -> ProxyScore:
-    """``proxy_name``'s score of a trace after ``epochs`` (default: the proxy's natural budget of the trace)."""
-    return get_proxy(proxy_name).score(trace, epochs)

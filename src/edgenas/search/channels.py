@@ -39,6 +39,7 @@ EVALUATED_FILE = "evaluated.jsonl"
 SUMMARY_FILE = "summary.json"
 ARCH_FILE = "arch.json"
 PLOT_FILE = "channels.png"
+UNMODIFIED_FILE = "unmodified.json"
 
 
 class TargetBelowChannelsError(SearchError):
@@ -151,7 +152,7 @@ def channel_search(
         record=out / EVALUATED_FILE,
         on_generation=on_generation,
     )
-    baseline = _baseline(result.history, unscaled, fitness, latency)
+    baseline = _baseline(result.history, unscaled, fitness, latency, out)
     summary = _summary(space, config, result, baseline, measure)
     save_specs(out / ARCH_FILE, [result.best.spec])
     write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
@@ -221,18 +222,18 @@ def _anchor(
 
 
 def _baseline(
-    history: list[Candidate], unscaled: ArchSpec, fitness: Callable[..., list[float]], latency: _Latency
+    history: list[Candidate], unscaled: ArchSpec, fitness: Callable[..., list[float]], latency: _Latency, out: Path
 ) -> dict[str, Any]:
-    """The unmodified network's fitness and predicted latency (from the search when it took part)."""
+    """The unmodified network's fitness and predicted latency: from the search when it took part, else probed once
+    and kept in ``out`` (a resumed search does not probe it again)."""
     known = {c.spec.choices: c for c in history}
     if unscaled.choices in known:
         return known[unscaled.choices].as_dict()
-    return {
-        "arch": str(unscaled),
-        "fitness": fitness([unscaled])[0],
-        "cost": latency([unscaled])[0],
-        "generation": None,
-    }
+    kept = out / UNMODIFIED_FILE
+    if not kept.is_file():
+        row = {"arch": str(unscaled), "fitness": fitness([unscaled])[0], "cost": latency([unscaled])[0]}
+        write_text_atomic(kept, json.dumps(row | {"generation": None}) + "\n")
+    return json.loads(kept.read_text())
 
 
 def _summary(
