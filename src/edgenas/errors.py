@@ -106,3 +106,11 @@ class ProxyError(EdgeNASError, ValueError):
 
 class EvolutionError(EdgeNASError, ValueError):
     """An evolutionary search that cannot run: bad settings, or no architecture satisfies its constraint."""
+
+
+class PredictorError(EdgeNASError, ValueError):
+    """Settings or data a predictor cannot be trained with (e.g. too few pairs for the meta-accuracy predictor)."""
+
+
+class DominoError(EdgeNASError, ValueError):
+    """A Domino search that cannot run: a target no mask meets, pairs of another network, bad settings."""

@@ -7,12 +7,18 @@ Domino-Pro). A *model file* (``edgenas graft -o graft.pt``) stores the recipe an
 
 References (``load_model``):
     ``torchvision:mobilenet_v2``, ``torchvision:resnet50``, ... (random weights: this machine has no network for
-    pretrained ones; graft a trained instance from Python with ``edgenas.nn.graft``), a spec file (``.json``/``.jsonl``
-    with one spec), an ``edgenas train`` run directory or its ``model.pt``, or a model file.
+    pretrained ones; graft a trained instance from Python with ``edgenas.nn.graft``), with constructor options after
+    a ``?`` (``torchvision:mobilenet_v2?width_mult=0.5``: the uniform width multiplier), a spec file
+    (``.json``/``.jsonl`` with one spec), an ``edgenas train`` run directory or its ``model.pt``, or a model file.
+
+A recipe may also carry ``"resolution"`` (the input side it is meant for, e.g. 32 for a torchvision model on
+CIFAR-10) and a grafting step ``"reparameterize_first": true`` (thesis Fig 5.15's ablation: the grafted blocks are
+collapsed *before* training, so the single conv is what trains).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +32,8 @@ from edgenas.nn.graft import DominoPro, graft, graftable_blocks, parse_mask, pro
 
 MODEL_FILE_VERSION = 1
 TORCHVISION_PREFIX = "torchvision:"
+#: Constructor options a ``torchvision:`` reference may set (name -> type), per model.
+TORCHVISION_OPTIONS: dict[str, dict[str, type]] = {"mobilenet_v2": {"width_mult": float}}
 #: torchvision constructors whose blocks can be grafted (MobileNetV2 inverted residuals, ResNet/ResNeXt blocks).
 TORCHVISION_MODELS = (
     "mobilenet_v2",
@@ -71,7 +79,9 @@ def build_from_recipe(recipe: dict[str, Any]) -> tuple[nn.Module, int]:
         ModelSourceError: an unknown torchvision name or a malformed recipe.
     """
     if "torchvision" in recipe:
-        model = _torchvision(str(recipe["torchvision"]), int(recipe.get("num_classes", 1000)))
+        name = str(recipe["torchvision"])
+        options = {k: recipe[k] for k in TORCHVISION_OPTIONS.get(name, {}) if k in recipe}
+        model = _torchvision(name, int(recipe.get("num_classes", 1000)), options)
         resolution = 224
     elif "arch" in recipe:
         from edgenas.spaces import space_of, spec_from_dict
@@ -84,25 +94,70 @@ def build_from_recipe(recipe: dict[str, Any]) -> tuple[nn.Module, int]:
     for step in recipe.get("graft", []):
         pro = DominoPro(**step["pro"]) if step.get("pro") else None
         graft(model, step["mask"], keep_activation=bool(step.get("keep_activation", True)), pro=pro)
-    return model, resolution
+        if step.get("reparameterize_first"):
+            collapse_in_place(model)
+    return model, int(recipe.get("resolution", resolution))
 
 
-def _torchvision(name: str, num_classes: int) -> nn.Module:
+def collapse_in_place(model: nn.Module) -> nn.Module:
+    """Switch every grafted block of ``model`` to its single collapsed conv (Reparameterize-First: the conv trains)."""
+    from edgenas.nn.graft import GraftedBlock
+
+    for module in model.modules():
+        if isinstance(module, GraftedBlock):
+            module.reparameterize()
+    return model
+
+
+def _torchvision(name: str, num_classes: int, options: dict[str, Any] | None = None) -> nn.Module:
     import torchvision
 
     if name not in TORCHVISION_MODELS:
         raise ModelSourceError(
             f"torchvision model {name!r} is not supported for grafting; supported: {', '.join(TORCHVISION_MODELS)}"
         )
-    return getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+    return getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **(options or {}))
 
 
-def load_model(ref: str | os.PathLike[str], *, num_classes: int | None = None) -> LoadedModel:
+def torchvision_recipe(ref: str, num_classes: int | None = None) -> dict[str, Any]:
+    """The recipe of a ``torchvision:NAME[?key=value&...]`` reference.
+
+    Raises:
+        ModelSourceError: an option the model does not take, or a value of the wrong type.
+    """
+    name, _, query = ref[len(TORCHVISION_PREFIX) :].partition("?")
+    recipe: dict[str, Any] = {"torchvision": name, "num_classes": num_classes or 1000}
+    allowed = TORCHVISION_OPTIONS.get(name, {})
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise ModelSourceError(f"{ref}: torchvision:{name} takes no option {key!r} (options: {known})")
+        try:
+            number = allowed[key](value)
+        except ValueError as exc:
+            raise ModelSourceError(f"{ref}: {key} must be a {allowed[key].__name__}, got {value!r}") from exc
+        if not (math.isfinite(number) and number > 0):
+            raise ModelSourceError(f"{ref}: {key} must be a positive number, got {value!r}")
+        recipe[key] = number
+    return recipe
+
+
+def is_model_reference(ref: str | os.PathLike[str]) -> bool:
+    """Whether ``ref`` names a model rather than a spec: ``torchvision:NAME``, a ``.pt`` file or a run directory."""
+    text = str(ref)
+    return text.startswith(TORCHVISION_PREFIX) or text.endswith(".pt") or Path(text).is_dir()
+
+
+def load_model(
+    ref: str | os.PathLike[str], *, num_classes: int | None = None, resolution: int | None = None
+) -> LoadedModel:
     """Resolve a model reference (see the module docstring).
 
     Args:
         ref: the reference.
         num_classes: classifier size for ``torchvision:`` references (default 1000); other references fix it.
+        resolution: the input side (px) a ``torchvision:`` model is meant for (default 224; e.g. 32 on CIFAR-10).
 
     Raises:
         ModelSourceError: unknown reference, or ``num_classes`` given for a reference that fixes it.
@@ -110,11 +165,15 @@ def load_model(ref: str | os.PathLike[str], *, num_classes: int | None = None) -
     """
     text = str(ref)
     if text.startswith(TORCHVISION_PREFIX):
-        recipe = {"torchvision": text[len(TORCHVISION_PREFIX) :], "num_classes": num_classes or 1000}
-        model, resolution = build_from_recipe(recipe)
-        return LoadedModel(model, recipe, resolution, text)
-    if num_classes is not None:
-        raise ModelSourceError("--num-classes applies to torchvision: models only; files fix their classifier")
+        recipe = torchvision_recipe(text, num_classes)
+        if resolution is not None:
+            recipe["resolution"] = int(resolution)
+        model, size = build_from_recipe(recipe)
+        return LoadedModel(model, recipe, size, text)
+    if num_classes is not None or resolution is not None:
+        raise ModelSourceError(
+            "--num-classes and --resolution apply to torchvision: models only; files fix their classifier and input"
+        )
     path = Path(text)
     if path.is_dir():
         path = path / "model.pt"
@@ -146,7 +205,7 @@ def _from_checkpoint(path: Path) -> LoadedModel:
     from edgenas.train.checkpoint import load_checkpoint
 
     payload = load_checkpoint(path)
-    if "recipe" in payload:
+    if payload.get("recipe"):
         if payload.get("version") != MODEL_FILE_VERSION:
             raise CheckpointError(f"{path}: model file version {payload.get('version')}, expected {MODEL_FILE_VERSION}")
         recipe = payload["recipe"]
@@ -155,6 +214,7 @@ def _from_checkpoint(path: Path) -> LoadedModel:
     else:
         raise CheckpointError(f"{path} is neither an edgenas model file nor a training run's model.pt")
     model, resolution = build_from_recipe(recipe)
+    resolution = int(payload.get("resolution") or resolution)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
@@ -169,15 +229,24 @@ def graft_loaded(
     *,
     keep_activation: bool = True,
     pro: DominoPro | None = None,
+    reparameterize_first: bool = False,
 ) -> LoadedModel:
     """Graft ``loaded.model`` in place and record the step in its recipe (already grafted blocks must be 0 in ``mask``).
+    With ``reparameterize_first`` the grafted blocks are collapsed at once (thesis Fig 5.15's ablation).
 
     Raises:
         GraftError: see :func:`edgenas.nn.graft.graft`.
     """
     values = parse_mask(mask, len(graftable_blocks(loaded.model)))
     graft(loaded.model, values, keep_activation=keep_activation, pro=pro)
-    step = {"mask": "".join(map(str, values)), "keep_activation": keep_activation, "pro": pro_to_dict(pro)}
+    step: dict[str, Any] = {
+        "mask": "".join(map(str, values)),
+        "keep_activation": keep_activation,
+        "pro": pro_to_dict(pro),
+    }
+    if reparameterize_first:
+        collapse_in_place(loaded.model)
+        step["reparameterize_first"] = True
     loaded.recipe = {**loaded.recipe, "graft": [*loaded.graft_steps, step]}
     return loaded
 

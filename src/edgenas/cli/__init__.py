@@ -8,6 +8,7 @@ from edgenas.cli import (  # noqa: F401  (register the commands)
     bench,
     channels,
     compress,
+    compress_domino,
     hardware,
     pipeline,
     predictors,

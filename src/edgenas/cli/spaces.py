@@ -164,11 +164,16 @@ def arch_export(
 ) -> None:
     """Export one architecture to ONNX and verify it against PyTorch with ONNX Runtime."""
     from edgenas.export import export_onnx
+    from edgenas.nn.reparam import collapsed_copy
 
     spec = resolve_one_arch(arch, space, set_, index)
     resolved = space_of(spec)
     result = export_onnx(
-        resolved.build(spec), output, resolved.input_shape(input_batch, resolution), opset=opset, tolerance=max_error
+        collapsed_copy(resolved.build(spec)),
+        output,
+        resolved.input_shape(input_batch, resolution),
+        opset=opset,
+        tolerance=max_error,
     )
     payload = {
         "output": str(result.path),

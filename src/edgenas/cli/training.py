@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,6 @@ from edgenas.cli._options import (
     MAX_COUNT,
     MAX_EPOCHS,
     MAX_SEED,
-    ArchArg,
     BatchSizeOpt,
     DataOpt,
     DatasetKindOpt,
@@ -83,7 +83,13 @@ class _ProgressCallback:
 
 @app.command("train")
 def train_command(
-    arch: ArchArg,
+    arch: Annotated[
+        str,
+        typer.Argument(
+            help="A spec file (.json/.jsonl), an arch string with --space, or a model: torchvision:NAME, a .pt "
+            "model/graft file or a train run."
+        ),
+    ],
     output: Annotated[Path, run_dir("--output", "-o", help="Run directory.")],
     data: DataOpt = None,
     space: SpaceOpt = None,
@@ -129,15 +135,28 @@ def train_command(
     workers: Annotated[int, number("--workers", help="Data-loader worker processes.", high=256)] = 0,
     device: TorchDeviceOpt = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the output directory.")] = False,
+    teacher: Annotated[
+        str | None,
+        typer.Option("--teacher", help="Distil from this model (a train run, model file or spec; thesis Fig 5.13)."),
+    ] = None,
+    distill_weight: Annotated[
+        float, number("--distill-weight", help="Weight of the distillation term (with --teacher).", high=1)
+    ] = 0.5,
+    distill_temperature: Annotated[
+        float, number("--distill-temperature", help="Temperature of the distillation term.", high=100, low_open=True)
+    ] = 4.0,
+    resolution: Annotated[
+        int | None,
+        number("--resolution", help="Input side of a torchvision: model (default: the images' own).", low=8, high=1024),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train an architecture and write a run directory (works under torchrun for several processes)."""
+    """Train an architecture or a model (torchvision:NAME, a graft file, a run) and write a run directory (works
+    under torchrun for several processes)."""
 
-    from edgenas.train import TrainConfig, load_dataset, train
+    from edgenas.train import TrainConfig, train
     from edgenas.train.distributed import init_distributed, shutdown_distributed
 
-    spec = resolve_one_arch(arch, space, set_, index)
-    resolved = space_of(spec)
     config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -159,36 +178,32 @@ def train_command(
         test_subset=test_subset,
         augment=augment,
         device=device,
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
     )
     config.validate()
-    images = load_dataset(
-        data,
-        kind=dataset,
-        image_size=resolved.resolution,
-        num_classes=classes,
-        class_seed=class_seed,
-        download=download,
-    )
-    if images.num_classes != int(dict(spec.options).get("num_classes", images.num_classes)):
-        raise SpaceConfigError(
-            f"the dataset has {images.num_classes} classes but the space is configured for "
-            f"{dict(spec.options)['num_classes']}; add --set num_classes={images.num_classes}"
-        )
+    options = {"kind": dataset, "num_classes": classes, "class_seed": class_seed, "download": download}
     env = init_distributed(device)
     with seeded_torch(seed):  # the same initial weights on every rank
-        model = resolved.build(spec)
+        target = _training_target(arch, space, set_, index, resolution, data, options)
+    if teacher is not None:
+        from edgenas.models import load_model
+
+        teacher_model = load_model(teacher).model
     progress = _ProgressCallback(quiet=as_json or not env.is_main)
     try:
         result = train(
-            model,
-            images,
+            target.model,
+            target.images,
             config,
             output,
-            spec=spec,
+            spec=target.spec,
+            recipe=target.recipe,
             resume=resume,
             callbacks=[progress],
             dist_env=env,
-            input_size=resolved.resolution,
+            input_size=target.resolution,
+            teacher=teacher_model if teacher is not None else None,
         )
     finally:
         progress.close()
@@ -196,58 +211,116 @@ def train_command(
     if not env.is_main:
         return
     if as_json:
-        emit_json({"run_dir": str(result.run_dir), "arch": str(spec), "final": result.final})
+        emit_json({"run_dir": str(result.run_dir), "arch": target.name, "final": result.final})
         return
     f = result.final
     out.print(
-        f"{spec.space} arch trained for {f['epoch']} epoch(s): test top-1 {f['test_top1']:.2f}%, top-5 "
+        f"{target.name} trained for {f['epoch']} epoch(s): test top-1 {f['test_top1']:.2f}%, top-5 "
         f"{f['test_top5']:.2f}% on {f['test_n']} images; run directory {result.run_dir}"
     )
 
 
+@dataclass
+class _Target:
+    """What `edgenas train` trains: the network, the data, and how the run records it (a spec or a recipe)."""
+
+    model: Any
+    images: Any
+    resolution: int
+    name: str
+    spec: Any = None
+    recipe: dict[str, Any] | None = None
+
+
+def _training_target(
+    arch: str,
+    space: str | None,
+    set_: list[str] | None,
+    index: int,
+    resolution: int | None,
+    data: Path | None,
+    options: dict[str, Any],
+) -> _Target:
+    """A spec of a space (built fresh) or a model reference (torchvision: fresh; a file or run: its weights)."""
+    from edgenas.models import is_model_reference, load_model
+    from edgenas.train import load_dataset
+
+    if is_model_reference(arch) and space is None:
+        images = load_dataset(data, image_size=resolution, **options)
+        fresh = arch.startswith("torchvision:")
+        loaded = load_model(
+            arch,
+            num_classes=images.num_classes if fresh else None,
+            resolution=(resolution or images.image_size) if fresh else None,
+        )
+        if resolution is not None and not fresh:
+            raise SpaceConfigError("--resolution applies to torchvision: models; a model file fixes its input")
+        return _Target(loaded.model, images, loaded.resolution, arch, recipe=loaded.recipe)
+    if resolution is not None:
+        raise SpaceConfigError("--resolution applies to torchvision: models; a spec's space fixes its input")
+    spec = resolve_one_arch(arch, space, set_, index)
+    resolved = space_of(spec)
+    images = load_dataset(data, image_size=resolved.resolution, **options)
+    if images.num_classes != int(dict(spec.options).get("num_classes", images.num_classes)):
+        raise SpaceConfigError(
+            f"the dataset has {images.num_classes} classes but the space is configured for "
+            f"{dict(spec.options)['num_classes']}; add --set num_classes={images.num_classes}"
+        )
+    return _Target(resolved.build(spec), images, resolved.resolution, f"{spec.space} arch", spec=spec)
+
+
 @app.command("eval")
 def eval_command(
-    run: Annotated[Path, typer.Argument(help="A run directory or a checkpoint file (.pt).", exists=True)],
+    run: Annotated[
+        Path,
+        typer.Argument(help="A run directory, a checkpoint or a model file (.pt, e.g. a graft file).", exists=True),
+    ],
     data: DataOpt = None,
     dataset: DatasetKindOpt = "auto",
     batch_size: BatchSizeOpt = 256,
     test_subset: TestSubsetOpt = None,
+    collapse: Annotated[
+        bool, typer.Option("--collapse", help="Evaluate the deployed form: grafted blocks collapsed, BN folded.")
+    ] = False,
     device: TorchDeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a trained network (top-1, top-5, loss) on the test split of a dataset."""
+    """Evaluate a trained network or model file (top-1, top-5, loss) on the test split of a dataset."""
     import torch
 
-    from edgenas.errors import CheckpointError
-    from edgenas.spaces import spec_from_dict
-    from edgenas.train import balanced_subset, evaluate, load_checkpoint, load_dataset
+    from edgenas.models import load_model
+    from edgenas.train import balanced_subset, evaluate, load_dataset
 
     path = run
     if run.is_dir():
         path = run / "model.pt" if (run / "model.pt").is_file() else run / "checkpoints" / "last.pt"
-    ckpt = load_checkpoint(path)
-    if not ckpt.get("arch") or "model" not in ckpt:
-        raise CheckpointError(f"{path} does not record an architecture and weights; it is not an edgenas run")
-    spec = spec_from_dict(ckpt["arch"], source=str(path))
-    resolved = space_of(spec)
-    model = resolved.build(spec)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{path}: weights do not fit the recorded architecture ({str(exc).splitlines()[0]})"
-        ) from exc
+    loaded = load_model(path)
+    model = loaded.model
+    if collapse:
+        from edgenas.nn import reparameterize
+
+        model = reparameterize(model)
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    images = load_dataset(data, kind=dataset, image_size=resolved.resolution)
+    images = load_dataset(data, kind=dataset, image_size=loaded.resolution)
     subset = balanced_subset(images.test_labels, test_subset) if test_subset else None
     result = evaluate(
-        model.to(dev), images, batch_size=batch_size, device=dev, subset=subset, input_size=resolved.resolution
+        model.to(dev), images, batch_size=batch_size, device=dev, subset=subset, input_size=loaded.resolution
     )
-    payload = {"checkpoint": str(path), "arch": str(spec), "data": images.describe(), **result}
+    name = _model_name(loaded.recipe)
+    payload = {"checkpoint": str(path), "arch": name, "collapsed": collapse, "data": images.describe(), **result}
     if as_json:
         emit_json(payload)
         return
     out.print(
-        f"{path}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, loss {result['loss']:.4f} on "
-        f"{result['n']} {images.name} test images"
+        f"{path}{' (collapsed)' if collapse else ''}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
+        f"loss {result['loss']:.4f} on {result['n']} {images.name} test images"
     )
+
+
+def _model_name(recipe: dict[str, Any]) -> str:
+    """A model recipe in words: the arch string of a spec, or the torchvision name, plus its grafting masks."""
+    from edgenas.spaces import spec_from_dict
+
+    name = str(spec_from_dict(recipe["arch"])) if "arch" in recipe else f"torchvision:{recipe.get('torchvision')}"
+    masks = [step["mask"] for step in recipe.get("graft", [])]
+    return name + "".join(f" grafted {mask}" for mask in masks)

@@ -68,13 +68,14 @@ def export_models(
     """Write ``(label, model)`` pairs as ONNX models and the manifest into ``folder`` (``space``: name and options
     when the labels are arch strings of that space, so the results can be filed in a store)."""
     from edgenas.export import export_onnx
+    from edgenas.nn.reparam import collapsed_copy
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for i, (label, model) in enumerate(models):
         name = f"model_{i:04d}.onnx"
-        export_onnx(model.eval(), folder / name, options.input_shape)
+        export_onnx(collapsed_copy(model).eval(), folder / name, options.input_shape)
         entries.append({"file": name, "arch": label})
     manifest = {
         "format": runner.FORMAT,

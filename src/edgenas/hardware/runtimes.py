@@ -28,6 +28,7 @@ from torch import nn
 
 from edgenas.errors import MeasurementError, RuntimeUnavailableError
 from edgenas.nn.fuse import fold_batchnorm
+from edgenas.nn.reparam import collapsed_copy
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class _OrtSession(Session):
 
         self._tmp = tempfile.TemporaryDirectory(prefix="edgenas-ort-")
         path = Path(self._tmp.name) / "model.onnx"
-        export_onnx(model, path, options.input_shape)
+        export_onnx(collapsed_copy(model), path, options.input_shape)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -172,7 +173,7 @@ class _TorchSession(Session):
         self.previous_threads = torch.get_num_threads()
         if device.type == "cpu" and options.threads > 0:
             torch.set_num_threads(options.threads)
-        self.model = fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
+        self.model = fold_batchnorm(collapsed_copy(model)).to(device).to(memory_format=torch.channels_last)
         generator = torch.Generator().manual_seed(0)
         self.x = torch.randn(options.input_shape, generator=generator).to(device).to(memory_format=torch.channels_last)
         if device.type == "cuda":

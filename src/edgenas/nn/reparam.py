@@ -254,6 +254,19 @@ def module_map(module: nn.Module, channels: int) -> LinearMap:
     raise ReparamError(f"{type(module).__name__} is not a linear layer; it cannot be collapsed into a conv")
 
 
+def collapsed_copy(model: nn.Module) -> nn.Module:
+    """``model`` as it deploys: an eval-mode copy with every collapsible block (``to_plain()``) as its one conv, or
+    ``model`` itself when it holds none. Runtimes measure this form, so a grafted network is timed after collapse
+    (thesis Sec 5.3.2: latency is measured after reparameterisation)."""
+    if not any(hasattr(m, "to_plain") for m in model.modules()):
+        return model
+    plain = copy.deepcopy(model).eval()
+    for name, module in list(plain.named_modules()):
+        if name and hasattr(module, "to_plain") and callable(module.to_plain):
+            plain.set_submodule(name, module.to_plain())
+    return plain.to_plain() if hasattr(plain, "to_plain") else plain
+
+
 def reparameterize(model: nn.Module, *, fold_batchnorm: bool = True) -> nn.Module:
     """An inference copy of ``model`` with every collapsible block as one conv, as a plain ``nn.Module``.
 
@@ -272,13 +285,8 @@ def reparameterize(model: nn.Module, *, fold_batchnorm: bool = True) -> nn.Modul
 
     from edgenas.nn.fuse import fold_batchnorm as fold_sequential
 
-    plain = copy.deepcopy(model).eval()
-    for name, module in list(plain.named_modules()):
-        if name and hasattr(module, "to_plain") and callable(module.to_plain):
-            plain.set_submodule(name, module.to_plain())
-    if hasattr(plain, "to_plain") and callable(plain.to_plain):
-        plain = plain.to_plain()
-    plain.eval()
+    plain = collapsed_copy(model)
+    plain = (copy.deepcopy(plain) if plain is model else plain).eval()
     try:
         traced = fuse(plain) if fold_batchnorm else fx.symbolic_trace(plain)
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError on Proxy iteration ...)

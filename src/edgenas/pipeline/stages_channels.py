@@ -17,11 +17,11 @@ from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before
 from edgenas.pipeline._device import load_warning, measure_models, profile_on_device, protocol, runtime_options
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images
+from edgenas.predictors import fit_on_store
 from edgenas.search.channels import (
     ChannelSearchConfig,
     TargetBelowChannelsError,
     channel_search,
-    fit_on_store,
     measure_channel_profile,
     profile_specs,
 )

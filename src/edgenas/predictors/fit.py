@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from edgenas.errors import MeasurementError
 from edgenas.predictors.base import GNN_ATTENTION, NETWORK_KINDS, Predictor, PredictorMeta, build_network
 from edgenas.predictors.data import ArchTable
 from edgenas.predictors.scores import scores
+from edgenas.spaces import SearchSpace
 from edgenas.spaces.spec import thaw
 
 SKLEARN_KINDS = ("svr", "rf", "gbr")
@@ -239,3 +241,27 @@ def _adapt_predictor(predictor: Predictor, shots: ArchTable, *, steps: int, lr: 
         optimizer.step()
     adapted.eval()
     return adapted
+
+
+#: Held-out share of the measured architectures a predictor fitted by :func:`fit_on_store` is scored on.
+PREDICTOR_TEST_FRACTION = 0.2
+
+
+def fit_on_store(
+    space: SearchSpace,
+    store_path: str | os.PathLike[str],
+    device: str,
+    *,
+    kind: str = "mlp",
+    seed: int = 0,
+    test_fraction: float = PREDICTOR_TEST_FRACTION,
+) -> Predictor:
+    """A ``kind`` predictor fitted on ``1 - test_fraction`` of the device's measured architectures of ``space`` in
+    the store, scored on the rest (``predictor.meta.scores["test"]``)."""
+    from edgenas.predictors.data import table_from_store
+
+    table = table_from_store(store_path, device, space)
+    train, test = table.split(1 - test_fraction, seed=seed)
+    predictor = fit_predictor(kind, train, FitConfig(seed=seed))
+    predictor.meta.scores["test"] = scores(np.asarray(predictor.predict(test.specs), float), test.values)
+    return predictor

@@ -28,6 +28,7 @@ import numpy as np
 
 from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
+from edgenas.predictors.fit import fit_on_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
 from edgenas.search.evolution import Candidate, EvolutionConfig, evolve
 from edgenas.spaces import ArchSpec, save_specs
@@ -272,10 +273,6 @@ def _summary(
     }
 
 
-#: Held-out share of the measured configurations the channel predictor is scored on.
-PREDICTOR_TEST_FRACTION = 0.2
-
-
 def _anchors(space: ChannelSpace) -> list[ArchSpec]:
     from edgenas.spaces.channels import SCALES
 
@@ -293,18 +290,6 @@ def profile_specs(space: ChannelSpace, n: int, seed: int = 0) -> list[ArchSpec]:
     if n < len(anchors) + 5:
         raise SearchError(f"a channel predictor needs at least {len(anchors) + 5} measured configurations, got {n}")
     return anchors + space.sample(seed=seed, n=n - len(anchors))
-
-
-def fit_on_store(space: ChannelSpace, store_path: str | Path, device: str, *, kind: str = "mlp", seed: int = 0) -> Any:
-    """A ``kind`` predictor fitted on 80% of the device's measured configurations in the store, scored on the rest
-    (``predictor.meta.scores["test"]``)."""
-    from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
-
-    table = table_from_store(store_path, device, space)
-    train, test = table.split(1 - PREDICTOR_TEST_FRACTION, seed=seed)
-    predictor = fit_predictor(kind, train, FitConfig(seed=seed))
-    predictor.meta.scores["test"] = scores(np.asarray(predictor.predict(test.specs), float), test.values)
-    return predictor
 
 
 #: How the configurations a channel predictor is fitted on are drawn (after the anchors): ``uniform`` draws every

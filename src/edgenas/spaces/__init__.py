@@ -9,6 +9,7 @@
 from torch import nn
 
 from edgenas.spaces import channels as _channels  # noqa: F401  (registers "channels")
+from edgenas.spaces import domino as _domino  # noqa: F401  (registers "domino")
 from edgenas.spaces import fbnet as _fbnet  # noqa: F401  (registers "fbnet")
 from edgenas.spaces import mbv2 as _mbv2  # noqa: F401  (registers "mbv2", "mbv2-cifar")
 from edgenas.spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")

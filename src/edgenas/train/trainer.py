@@ -81,6 +81,9 @@ class TrainConfig:
         test_subset: evaluate on a class-balanced subset of this many images (None: all).
         augment: random crop and flip on the training batches.
         device: ``auto``, ``cpu`` or ``cuda``.
+        distill_weight: weight of the knowledge-distillation term when a teacher is given (Hinton et al. 2015; thesis
+            Fig 5.13): loss = (1 - w) * CE + w * tau^2 * KL(teacher || student at temperature tau).
+        distill_temperature: the temperature tau of the distillation term.
     """
 
     epochs: int = 1
@@ -104,6 +107,8 @@ class TrainConfig:
     test_subset: int | None = None
     augment: bool = True
     device: str = "auto"
+    distill_weight: float = 0.5
+    distill_temperature: float = 4.0
 
     def validate(self) -> None:
         """Raise :class:`TrainConfigError` for options that cannot work."""
@@ -118,6 +123,8 @@ class TrainConfig:
             raise TrainConfigError("lr must be > 0; weight_decay, grad_clip >= 0; label_smoothing in [0, 1)")
         if self.amp not in AMP_MODES:
             raise TrainConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if not (0 <= self.distill_weight <= 1 and self.distill_temperature > 0):
+            raise TrainConfigError("distill_weight must be in [0, 1] and distill_temperature > 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -320,6 +327,8 @@ def train(
     callbacks: Sequence[TrainCallback] = (),
     dist_env: DistEnv | None = None,
     input_size: int | None = None,
+    recipe: dict[str, Any] | None = None,
+    teacher: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` and write the run directory.
 
@@ -337,6 +346,10 @@ def train(
         callbacks: progress hooks (rank 0 only).
         dist_env: the process group description (default: :func:`init_distributed`).
         input_size: resize batches to this side (px) when the images have another size (e.g. a space's resolution).
+        recipe: a model recipe (:mod:`edgenas.models`) for a model that is not a spec of a space (a torchvision
+            network, a grafted one); recorded like ``spec`` so that ``model.pt`` loads as a model reference.
+        teacher: a network distilled into ``model`` (weights frozen, eval mode), weighted by
+            ``config.distill_weight``.
 
     Raises:
         CheckpointError: resuming without a checkpoint, or starting over one without ``resume``.
@@ -347,7 +360,20 @@ def train(
     # torch's generators are seeded for the run and given back to the caller as they were; training draws nothing
     # from Python's or NumPy's global generators (data order and augmentation use seeded generators)
     with deterministic_kernels(config.deterministic), seeded_torch(config.seed):
-        return _train(model, data, config, Path(run_dir), spec, resume, callbacks, dist_env, input_size)
+        source = _Source(spec, recipe, teacher)
+        return _train(model, data, config, Path(run_dir), source, resume, callbacks, dist_env, input_size)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What the trained network is (a spec or a model recipe, recorded in the run) and its teacher, if any."""
+
+    spec: ArchSpec | None = None
+    recipe: dict[str, Any] | None = None
+    teacher: nn.Module | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {"arch": spec_to_dict(self.spec) if self.spec is not None else None, "recipe": self.recipe}
 
 
 def _train(
@@ -355,14 +381,14 @@ def _train(
     data: ImageData,
     config: TrainConfig,
     run: Path,
-    spec: ArchSpec | None,
+    source: _Source,
     resume: bool,
     callbacks: Sequence[TrainCallback],
     dist_env: DistEnv | None,
     input_size: int | None,
 ) -> TrainResult:
     loop = _TrainLoop(
-        model, data, config, run, spec, callbacks, dist_env or init_distributed(config.device), input_size
+        model, data, config, run, source, callbacks, dist_env or init_distributed(config.device), input_size
     )
     if resume:
         loop.load()
@@ -388,18 +414,20 @@ class _TrainLoop:
         data: ImageData,
         config: TrainConfig,
         run: Path,
-        spec: ArchSpec | None,
+        source: _Source,
         callbacks: Sequence[TrainCallback],
         env: DistEnv,
         input_size: int | None,
     ) -> None:
-        self.data, self.config, self.run, self.spec, self.callbacks, self.env = data, config, run, spec, callbacks, env
+        self.data, self.config, self.run, self.callbacks, self.env = data, config, run, callbacks, env
+        self.source, self.spec = source, source.spec
         self.input_size = input_size
         self.device = env.device
         self.ckpt_path, self.metrics_path = run / "checkpoints" / "last.pt", run / "metrics.jsonl"
         self._check_options()
         self.local_batch = config.batch_size // env.world_size
         self.model, self.net = self._place(model)
+        self.teacher = self._place_teacher(source.teacher)
         self._build_data()
         self.optimizer = torch.optim.SGD(
             parameter_groups(self.model, config.weight_decay),
@@ -432,6 +460,12 @@ class _TrainLoop:
             model = DistributedDataParallel(model, device_ids=ids)
         return model, _unwrap(model)
 
+    def _place_teacher(self, teacher: nn.Module | None) -> nn.Module | None:
+        if teacher is None:
+            return None
+        teacher = teacher.to(self.device).eval().requires_grad_(False)
+        return teacher.to(memory_format=torch.channels_last) if self.config.channels_last else teacher
+
     def _build_data(self) -> None:
         config, data, env = self.config, self.data, self.env
         train_indices = (
@@ -463,7 +497,7 @@ class _TrainLoop:
         if not self.ckpt_path.is_file():
             raise CheckpointError(f"cannot resume: no checkpoint at {self.ckpt_path}")
         ckpt = load_checkpoint(self.ckpt_path)
-        _check_resumable(ckpt, self.config, self.spec, self.env)
+        _check_resumable(ckpt, self.config, self.source, self.env)
         self.net.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -501,7 +535,8 @@ class _TrainLoop:
     def _write_records(self) -> None:
         record = {
             "train": asdict(self.config),
-            "arch": spec_to_dict(self.spec) if self.spec is not None else None,
+            **self.source.record(),
+            "distilled": self.teacher is not None,
             "data": self.data.describe(),
             "world_size": self.env.world_size,
             "steps_per_epoch": self.steps_per_epoch,
@@ -520,7 +555,7 @@ class _TrainLoop:
                 self.ckpt_path,
                 {
                     "version": CHECKPOINT_VERSION,
-                    "arch": spec_to_dict(self.spec) if self.spec is not None else None,
+                    **self.source.record(),
                     "config": asdict(self.config),
                     "world_size": self.env.world_size,
                     "model": self.net.state_dict(),
@@ -574,6 +609,8 @@ class _TrainLoop:
         with _autocast(device, config.amp):
             logits = self.model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            if self.teacher is not None:
+                loss = self._distilled(loss, logits, x)
         reduced = all_reduce_sum(
             torch.stack([loss.detach().float() * len(y), torch.tensor(float(len(y)), device=device)])
         )
@@ -592,6 +629,14 @@ class _TrainLoop:
         self.epoch_clock["images"] += len(y) * self.env.world_size
         if self.env.is_main:
             self._report_step(epoch, global_loss)
+
+    def _distilled(self, loss: torch.Tensor, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(1 - w) CE + w tau^2 KL(teacher || student), both at temperature tau (Hinton et al. 2015)."""
+        weight, tau = self.config.distill_weight, self.config.distill_temperature
+        with torch.no_grad():
+            target = F.log_softmax(self.teacher(x).float() / tau, dim=1)
+        kl = F.kl_div(F.log_softmax(logits.float() / tau, dim=1), target, reduction="batchmean", log_target=True)
+        return (1 - weight) * loss + weight * tau * tau * kl
 
     def _update(self, loss: torch.Tensor) -> None:
         """Backward, clip, optimiser and scheduler step (through the grad scaler for fp16)."""
@@ -668,7 +713,8 @@ class _TrainLoop:
                 self.run / "model.pt",
                 {
                     "version": CHECKPOINT_VERSION,
-                    "arch": spec_to_dict(self.spec) if self.spec is not None else None,
+                    **self.source.record(),
+                    "resolution": self.input_size,
                     "model": {k: v.detach().cpu() for k, v in standalone.state_dict().items()},
                     "metrics": final,
                 },
@@ -677,14 +723,18 @@ class _TrainLoop:
         return TrainResult(self.run, final, self.history)
 
 
-def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, spec: ArchSpec | None, env: DistEnv) -> None:
+def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, source: _Source, env: DistEnv) -> None:
     if ckpt.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"checkpoint version {ckpt.get('version')!r} is not {CHECKPOINT_VERSION}")
+    spec = source.spec
     if spec is not None and ckpt.get("arch") and ckpt["arch"]["arch"] != str(spec):
         raise CheckpointError("the checkpoint was made for another architecture than the one given")
+    if source.recipe is not None and ckpt.get("recipe") not in (None, source.recipe):
+        raise CheckpointError("the checkpoint was made for another model than the one given")
     saved = ckpt.get("config", {})
-    for key in ("batch_size", "seed", "epochs", "lr", "train_subset", "warmup_epochs"):
-        if saved.get(key) != getattr(config, key):
+    defaults = TrainConfig()  # a key an older run did not record had its default then
+    for key in ("batch_size", "seed", "epochs", "lr", "train_subset", "warmup_epochs", "distill_weight"):
+        if saved.get(key, getattr(defaults, key)) != getattr(config, key):
             raise CheckpointError(
                 f"cannot resume with {key}={getattr(config, key)!r}: the run was started with {saved.get(key)!r}"
             )

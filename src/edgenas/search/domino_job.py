@@ -1,0 +1,381 @@
+"""Domino end to end on one network (``edgenas compress domino``): the predictors, the search, then the grafted
+network trained, collapsed, exported and measured.
+
+Steps, each resumable from the run directory:
+
+1. ``latency``: :data:`DominoJob.latency_masks` masks measured after collapse on the runtime into ``store.db``;
+   an MLP 128-64-1 fitted on 80% of them (``latency.pt``; held-out scores in the summary).
+2. ``pairs``: proxy pairs (``proxy_masks`` masks on the cheap schedule) and target pairs (``target_masks`` masks on
+   the target schedule) in ``pairs.jsonl`` (a killed collection loses at most the mask in training).
+3. ``accuracy``: MAML meta-trained on the proxy tasks and adapted on the target pairs (seeded: recomputed, seconds).
+4. ``search``: the evolution under predicted latency <= T (``evaluated.jsonl``); Domino-Aggressive grafts every
+   block instead.
+5. ``train``: the chosen mask grafted into the given network (its weights kept when it is trained; Domino-Pro's wider
+   blocks start fresh), trained Train-First (or Reparameterize-First), optionally distilled from a teacher
+   (``train/``, resumable like every ``edgenas train`` run); ``model.pt`` is the grafted model file.
+6. ``deploy``: collapsed, exported to ``model.onnx`` (outputs verified against the trained grafted network in ONNX
+   Runtime), measured round-robin against the ungrafted network; ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgenas.errors import DominoError
+from edgenas.predictors.meta import MetaConfig
+from edgenas.search.domino import (
+    PROXY_SCHEDULE,
+    PairSchedule,
+    PairTable,
+    PredictedAccuracy,
+    PredictedLatency,
+    collect_pairs,
+    final_task,
+    measure_masks,
+    proxy_tasks,
+    save_summary,
+    search_masks,
+)
+from edgenas.search.evolution import EvolutionConfig
+from edgenas.spaces import ArchSpec
+from edgenas.spaces.domino import MaskSpace, mask_space
+from edgenas.train.data import ImageData
+
+ORDERS = ("train-first", "reparameterize-first")
+STORE_FILE = "store.db"
+LATENCY_FILE = "latency.pt"
+PAIRS_FILE = "pairs.jsonl"
+EVALUATED_FILE = "evaluated.jsonl"
+MODEL_FILE = "model.pt"
+ONNX_FILE = "model.onnx"
+SUMMARY_FILE = "summary.json"
+#: The exported collapsed network may differ from the trained grafted one by this much (relative, float32).
+ONNX_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class FinalTraining:
+    """How the chosen grafted network is trained (the same recipe serves every peer in a comparison).
+
+    Attributes: epochs, images (class-balanced training subset; 0 = all), test_images (0 = all), batch_size, lr
+    (peak, SGD momentum 0.9, cosine), seed.
+    """
+
+    epochs: int = 10
+    images: int = 0
+    test_images: int = 0
+    batch_size: int = 64
+    lr: float = 0.05
+    seed: int = 0
+
+    def train_config(self, *, distill_weight: float = 0.5) -> Any:
+        from edgenas.train import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            train_subset=self.images or None,
+            test_subset=self.test_images or None,
+            log_every=0,
+            distill_weight=distill_weight,
+        )
+
+
+@dataclass(frozen=True)
+class DominoJob:
+    """Settings of one Domino run (defaults: CPU-sized; thesis counts in the comments).
+
+    Attributes:
+        target_ms: the latency budget T (ms on the runtime, at its batch size).
+        latency_masks: masks measured for the latency predictor (thesis 1,000; see benchmarks/domino.py).
+        proxy_masks: masks trained on the proxy schedule (thesis 1,000).
+        target_masks: masks trained on the target schedule, the shots the meta-predictor adapts on (thesis 10).
+        proxy: the proxy task's schedule (the target pairs are trained like the final network: ``final`` at the
+            network's resolution, so the predictor predicts the accuracy the final training gives).
+        meta: MAML settings.
+        evolution: population, iterations, top-k, rates, seed.
+        final: the training of the chosen grafted network.
+        order: ``train-first`` (thesis) or ``reparameterize-first`` (the ablation of Fig 5.15).
+        aggressive: Domino-Aggressive: graft every block, no search.
+        pro_width: Domino-Pro: widen the grafted blocks' inner convs by this factor while training (None = off).
+        distill_weight: weight of the distillation term when a teacher is given.
+    """
+
+    target_ms: float
+    latency_masks: int = 300
+    proxy_masks: int = 100
+    target_masks: int = 10
+    proxy: PairSchedule = PROXY_SCHEDULE
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    evolution: EvolutionConfig = field(default_factory=lambda: EvolutionConfig(population=50, iterations=20, top_k=10))
+    final: FinalTraining = field(default_factory=FinalTraining)
+    order: str = "train-first"
+    aggressive: bool = False
+    pro_width: float | None = None
+    distill_weight: float = 0.5
+
+    def check(self) -> None:
+        if not self.target_ms > 0 or self.order not in ORDERS:
+            raise DominoError(f"target_ms must be > 0 and order one of {', '.join(ORDERS)}")
+        if self.latency_masks < 10 or self.proxy_masks < 1 or self.target_masks < 1:
+            raise DominoError("latency_masks must be >= 10, proxy_masks and target_masks >= 1")
+        if not self.aggressive and self.proxy_masks < self.meta.shots + self.meta.queries:
+            raise DominoError(
+                f"proxy_masks ({self.proxy_masks}) must hold a meta-task: shots + queries = "
+                f"{self.meta.shots + self.meta.queries}"
+            )
+        self.meta.check()
+        self.evolution.check()
+
+
+#: Called with (step name, done, total, message).
+Progress = Callable[[str, int, int, str], None]
+
+
+def _quiet(step: str, done: int, total: int, message: str) -> None:
+    pass
+
+
+@dataclass
+class DominoRun:
+    """One Domino run over ``loaded`` (a :class:`~edgenas.models.LoadedModel` without grafting steps)."""
+
+    loaded: Any
+    data: ImageData
+    out: Path
+    job: DominoJob
+    runtime: Any
+    teacher: Any = None
+    progress: Progress = _quiet
+    protocol: Any = None
+    space: MaskSpace = field(init=False)
+
+    def __post_init__(self) -> None:
+        from edgenas.hardware import DEFAULT_PROTOCOL
+
+        self.job.check()
+        self.out = Path(self.out)
+        self.space = mask_space(self.loaded.recipe)
+        self.protocol = self.protocol or DEFAULT_PROTOCOL
+
+    # -- 1. latency --
+    def latency(self) -> PredictedLatency:
+        from edgenas.hardware import MeasurementStore
+        from edgenas.predictors import Predictor, fit_on_store
+
+        path = self.out / LATENCY_FILE
+        if not path.is_file():
+            n = self.job.latency_masks
+            with MeasurementStore(self.out / STORE_FILE) as db:
+                device = measure_masks(
+                    self.space,
+                    self.runtime,
+                    db,
+                    n,
+                    seed=self.job.evolution.seed,
+                    protocol=self.protocol,
+                    on_progress=lambda done, total, *_: self.progress("latency", done, total, "measuring masks"),
+                )
+            fit_on_store(self.space, self.out / STORE_FILE, device, seed=self.job.evolution.seed).save(path)
+        return PredictedLatency(Predictor.load(path), self.space)
+
+    # -- 2.-3. accuracy --
+    def pairs(self) -> tuple[dict, dict]:
+        """(proxy pairs, target pairs): mask choices -> top-1 per epoch."""
+        job, table = self.job, PairTable(self.out / PAIRS_FILE, self.space)
+        seed = job.evolution.seed
+        proxy_specs = self.space.sample(seed=seed + 1, n=job.proxy_masks)
+        target_specs = self.space.sample(seed=seed + 2, n=job.target_masks)
+        proxy = collect_pairs(
+            table, proxy_specs, self.data, job.proxy, "proxy", on_pair=self._pair_progress("proxy pairs")
+        )
+        target = collect_pairs(
+            table,
+            target_specs,
+            self.data,
+            self.target_schedule(),
+            "target",
+            on_pair=self._pair_progress("target pairs"),
+        )
+        return proxy, target
+
+    def target_schedule(self) -> PairSchedule:
+        """The final training's recipe at the network's resolution (0 images = the whole split)."""
+        final = self.job.final
+        return PairSchedule(
+            epochs=final.epochs,
+            images=final.images or len(self.data.train_labels),
+            test_images=final.test_images or len(self.data.test_labels),
+            resolution=self.loaded.resolution,
+            batch_size=final.batch_size,
+            lr=final.lr,
+            seed=final.seed,
+        )
+
+    def _pair_progress(self, step: str) -> Callable[..., None]:
+        def report(done: int, total: int, spec: ArchSpec, top1: list[float]) -> None:
+            self.progress(step, done, total, f"{self.space.format(spec)}: {top1[-1]:.1f}%")
+
+        return report
+
+    def accuracy(self, proxy: dict, target: dict) -> PredictedAccuracy:
+        shots = final_task(target)
+        meta = self.job.meta
+        if len(shots.y) < meta.shots:  # adapt on what there is: MAML's inner steps take any number of pairs
+            meta = replace(meta, shots=len(shots.y))
+        return PredictedAccuracy.meta_learned(self.space, proxy_tasks(proxy), shots, meta)
+
+    # -- 4. search --
+    def choose(self, latency: PredictedLatency) -> tuple[ArchSpec, dict[str, Any]]:
+        if self.job.aggressive:
+            spec = self.space.graft_all()
+            return spec, {"method": "domino-aggressive", "predicted_ms": latency([spec])[0]}
+        proxy, target = self.pairs()
+        accuracy = self.accuracy(proxy, target)
+        result = search_masks(
+            self.space,
+            accuracy,
+            latency,
+            self.job.target_ms,
+            self.job.evolution,
+            record=self.out / EVALUATED_FILE,
+            on_generation=lambda g, best: self.progress(
+                "search", g, self.job.evolution.iterations, f"best predicted {best.fitness:.1f}%"
+            ),
+        )
+        best = result.best
+        return best.spec, {
+            "method": "domino",
+            "predicted_ms": best.cost,
+            "predicted_top1": best.fitness,
+            "predicted_top1_ungrafted": accuracy([self.space.keep_all()])[0],
+            "candidates": len(result.history),
+            "pairs": {"proxy": len(proxy), "target": len(target)},
+        }
+
+    # -- 5. train --
+    def train(self, spec: ArchSpec) -> tuple[Any, dict[str, Any]]:
+        from edgenas.models import graft_loaded, save_model_file
+        from edgenas.nn.graft import DominoPro
+        from edgenas.train import train
+
+        grafted = copy.deepcopy(self.loaded)
+        pro = DominoPro(width=self.job.pro_width) if self.job.pro_width else None
+        first = self.job.order == "reparameterize-first"
+        graft_loaded(grafted, self.space.format(spec), pro=pro, reparameterize_first=first)
+        run = self.out / "train"
+        config = self.job.final.train_config(distill_weight=self.job.distill_weight)
+        total = config.epochs
+        result = train(
+            grafted.model,
+            self.data,
+            config,
+            run,
+            recipe=grafted.recipe,
+            resume=(run / "checkpoints" / "last.pt").is_file(),
+            input_size=grafted.resolution,
+            teacher=self.teacher,
+            callbacks=[_EpochProgress(lambda done, msg: self.progress("train", done, total, msg))],
+        )
+        save_model_file(self.out / MODEL_FILE, grafted)
+        return grafted, result.final
+
+    # -- 6. deploy --
+    def deploy(self, grafted: Any) -> dict[str, Any]:
+        from edgenas.export import export_onnx
+        from edgenas.hardware.measure import measure_modules
+        from edgenas.nn import reparameterize
+
+        collapsed = reparameterize(grafted.model)
+        shape = self.runtime.options.input_shape
+        exported = export_onnx(collapsed, self.out / ONNX_FILE, shape, tolerance=ONNX_TOLERANCE)
+        agreement = _agreement(grafted.model, self.out / ONNX_FILE, shape)
+        self.progress("deploy", 0, 1, "measuring the ungrafted and the collapsed network round-robin")
+        before, after = measure_modules([reparameterize(self.loaded.model), collapsed], self.runtime, self.protocol)
+        self.progress("deploy", 1, 1, "measured")
+        return {
+            "onnx": str(exported.path),
+            "onnx_rel_error_vs_grafted": agreement,
+            "ungrafted_ms": before.median_ms,
+            "measured_ms": after.median_ms,
+            "speedup": before.median_ms / after.median_ms,
+        }
+
+    def run(self) -> dict[str, Any]:
+        from edgenas.train import evaluate
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        latency = self.latency()
+        spec, chosen = self.choose(latency)
+        test = self.job.final.test_images or None
+        before = _top1(evaluate, self.loaded.model, self.data, self.loaded.resolution, test, self.job.final.seed)
+        grafted, final = self.train(spec)
+        deployed = self.deploy(grafted)
+        summary = {
+            "model": self.loaded.source,
+            "mask_space": {k: self.space.describe()[k] for k in ("space", "space_hash", "options", "num_layers")},
+            "target_ms": self.job.target_ms,
+            "mask": self.space.format(spec),
+            "grafted_blocks": spec.choices.count(0),
+            **chosen,
+            "latency_predictor": _scores(latency.predictor),
+            "top1_before": before,
+            "top1_after": final.get("test_top1"),
+            **deployed,
+            "met": deployed["measured_ms"] <= self.job.target_ms,
+            "runtime": {"name": self.runtime.name, **asdict(self.runtime.options)},
+            "job": asdict(self.job),
+        }
+        save_summary(self.out / SUMMARY_FILE, summary)
+        return summary
+
+
+class _EpochProgress:
+    """A trainer callback that reports finished epochs."""
+
+    def __init__(self, report: Callable[[int, str], None]) -> None:
+        self.report = report
+
+    def on_train_start(self, info: dict[str, Any]) -> None:
+        self.report(info["start_epoch"], "training the grafted network")
+
+    def on_step_end(self, info: dict[str, Any]) -> None:
+        pass
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        self.report(record["epoch"], f"test top-1 {record['test_top1']:.1f}%")
+
+
+def _top1(evaluate: Any, model: Any, data: ImageData, resolution: int, test_images: int | None, seed: int) -> float:
+    from edgenas.train import balanced_subset
+
+    subset = balanced_subset(data.test_labels, test_images, seed=seed) if test_images else None
+    return float(evaluate(model, data, subset=subset, input_size=resolution, device="cpu")["top1"])
+
+
+def _agreement(model: Any, onnx_path: Path, shape: tuple[int, ...]) -> float:
+    """Largest relative difference between the ONNX file's outputs and the trained grafted network's (eval mode)."""
+    import numpy as np
+    import torch
+
+    from edgenas.export import run_onnx
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        reference = model.cpu()(x).numpy()
+    model.train(was_training)
+    produced = run_onnx(onnx_path, x.numpy())
+    return float(np.max(np.abs(produced - reference)) / max(float(np.max(np.abs(reference))), 1e-12))
+
+
+def _scores(predictor: Any) -> dict[str, float]:
+    test = predictor.meta.scores.get("test", {})
+    return {k: float(v) for k, v in test.items() if isinstance(v, (int, float))}
