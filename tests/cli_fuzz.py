@@ -39,7 +39,7 @@ NUMBERS = {"zero": "0", "minus one": "-1", "nan": "nan", "inf": "inf", "-inf": "
 #: The bad paths, by name.
 PATHS = ("missing", "empty", "folder", "garbage")
 #: Positional arguments and string options that name an input location (no Path annotation: they also take names).
-PATHLIKE_STRINGS = {"arch", "model", "--data"}
+PATHLIKE_STRINGS = {"arch", "model", "--data", "--model", "--teacher"}
 
 NB201_TINY = ("channels=4", "cells_per_stage=1")
 MBV2_TINY = ("width=0.25", "resolution=16")
@@ -312,6 +312,23 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
                 ("--images", "16"),
                 ("--batch-size", "8"),
                 ("--epochs", "2"),
+                ("--data", "sample"),
+            ],
+        ),
+        "compress domino": (
+            [],
+            [
+                ("--model", str(ws.mbv2_spec)),
+                ("--target-ms", "1000"),
+                ("-o", "{out}/d"),
+                ("--aggressive", None),
+                ("--latency-masks", "10"),
+                ("--epochs", "1"),
+                ("--images", "16"),
+                ("--test-images", "16"),
+                ("--batch-size", "8"),
+                ("--warmup", "1"),
+                ("--repeats", "3"),
                 ("--data", "sample"),
             ],
         ),

@@ -43,3 +43,28 @@ def test_channel_stage_refines_the_trained_network_within_the_target(tmp_path, f
     assert stages["check"]["predicted_ms"] == channels["found"]["predicted_ms"]
     page = (run / "report.html").read_text()
     assert "Channel search (LightNets++)" in page and 'data-figure="channels"' in page
+
+
+def test_domino_compression_stage_reports_its_mask_and_speed_up(tmp_path, finished_run):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    domino = {
+        "method": "domino",
+        "latency_masks": 10,
+        "proxy_masks": 20,
+        "target_masks": 2,
+        "proxy_epochs": 1,
+        "proxy_images": 20,
+        "proxy_resolution": 8,
+        "target_ms": 100.0,
+    }
+    result = run_pipeline(tiny_config(compress=domino), run, resume=True)
+    assert result.ran == ["compress", "export", "check"]
+    stages = {s["name"]: s for s in read_run(run)["stages"]}
+    c = stages["compress"]
+    assert c["method"] == "domino" and len(c["mask"]) == c["blocks"] and c["predicted_ms"] <= 100.0
+    assert c["speedup"] == pytest.approx(c["latency_before_ms"] / c["latency_after_ms"])
+    summary = json.loads((run / "stages" / c["dir"] / "domino" / "summary.json").read_text())
+    assert summary["mask"] == c["mask"] and summary["pairs"] == {"proxy": 20, "target": 2}
+    page = (run / "report.html").read_text()
+    assert f"<code>{c['mask']}</code>" in page and f"{c['speedup']:.2f}x" in page

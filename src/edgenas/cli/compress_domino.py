@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from edgenas._random import seeded_torch
 from edgenas.cli._app import emit_json, out, sub_app
 from edgenas.cli._options import (
     MAX_MS,
@@ -132,15 +133,15 @@ def domino_command(
     job.check()
     images_data = load_dataset(data, image_size=resolution)
     fresh = model.startswith("torchvision:")
-    loaded = load_model(
-        model,
-        num_classes=images_data.num_classes if fresh else None,
-        resolution=(resolution or images_data.image_size) if fresh else None,
-    )
-    if distill and fresh:
-        raise DominoError(
-            "--distill needs a trained model to distil from (a train run or model file), not torchvision:"
+    with seeded_torch(seed):  # a network built here starts from a seeded initialisation
+        loaded = load_model(
+            model,
+            num_classes=images_data.num_classes if fresh else None,
+            resolution=(resolution or images_data.image_size) if fresh else None,
         )
+    pretrained = not (fresh or model.endswith((".json", ".jsonl")))  # a run or model file holds trained weights
+    if distill and not pretrained:
+        raise DominoError("--distill needs a trained model to distil from (a train run or model file)")
     teacher = copy.deepcopy(loaded.model) if distill else None
     rt = _runtime(runtime, input_batch, loaded.resolution, threads)
     with _StepProgress(quiet=as_json) as progress:
@@ -151,6 +152,7 @@ def domino_command(
             job,
             rt,
             teacher=teacher,
+            pretrained=pretrained,
             progress=progress,
             protocol=_protocol(warmup, repeats),
         )

@@ -155,6 +155,20 @@ class CompressConfig:
     finetune_epochs: int = option(3, help="epochs of training of the grafted network", low=0, high=10_000)
     finetune_lr: float = option(0.01, help="peak learning rate of that training", low=1e-8, high=100)
     max_accuracy_drop: float = option(3.0, help="keep the uncompressed net if top-1 drops more (points)", low=0)
+    method: str = option(
+        "blocks",
+        help="'blocks': graft the blocks whose collapse alone pays; 'domino': Domino's mask search (predicted accuracy "
+        "under a predicted latency, thesis Ch 5)",
+        choices=("blocks", "domino"),
+    )
+    target_ms: float = option(0.0, help="domino: latency target of the compressed net (ms); 0 = the run's", low=0)
+    latency_masks: int = option(300, help="domino: masks measured for its latency predictor", low=10, high=100_000)
+    proxy_masks: int = option(100, help="domino: masks trained on the proxy task (meta-training)", low=20, high=100_000)
+    target_masks: int = option(10, help="domino: masks fine-tuned like the final net (the shots)", low=1, high=10_000)
+    proxy_epochs: int = option(3, help="domino: epochs of a proxy training", low=1, high=1000)
+    proxy_images: int = option(1000, help="domino: class-balanced images of a proxy training", low=2)
+    proxy_resolution: int = option(16, help="domino: input side of a proxy training (px)", low=8, high=1024)
+    distill: bool = option(False, help="domino: distil the grafted net from the trained one")
 
 
 @dataclass(frozen=True)

@@ -27,16 +27,20 @@ class CompressStage(Stage):
     ``compress.max_accuracy_drop`` points (the Domino search replaces the per-block rule when it lands)."""
 
     name = "compress"
-    needs = ("train",)
+    needs = ("search", "train")
     sections = ("space", "data", "train", "compress", "device", "profile", "seed")
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
+        c = ctx.config.compress
+        if not c.enabled:
+            return {"files": {}, "applied": False, "reason": "compress.enabled is false"}
+        return COMPRESS_METHODS[c.method](self, ctx)
+
+    def _per_block(self, ctx: StageContext) -> dict[str, Any]:
         from edgenas.models import graft_loaded, load_model, save_model_file
         from edgenas.nn import graftable_blocks
 
         c = ctx.config.compress
-        if not c.enabled:
-            return {"files": {}, "applied": False, "reason": "compress.enabled is false"}
         trained = ctx.upstream["train"]
         loaded = load_model(trained.path("model"))
         gains = self._block_gains(ctx, loaded)
@@ -128,11 +132,90 @@ class CompressStage(Stage):
         )
         return before, after
 
+    def _domino(self, ctx: StageContext) -> dict[str, Any]:
+        """Domino's search on the trained net (target: ``compress.target_ms`` or the run's), the chosen mask
+        fine-tuned from the trained weights, collapsed and measured against the trained net."""
+        import copy
+        import shutil
+
+        from edgenas.errors import DominoError
+        from edgenas.hardware import get_runtime
+        from edgenas.models import load_model
+        from edgenas.pipeline._device import protocol, runtime_options
+        from edgenas.search.domino import PairSchedule
+        from edgenas.search.domino_job import DominoJob, DominoRun, FinalTraining
+
+        config, c = ctx.config, ctx.config.compress
+        if config.device.remote:
+            raise DominoError("compress.method = 'domino' measures on this machine; it does not run with device.remote")
+        trained = ctx.upstream["train"]
+        loaded = load_model(trained.path("model"))
+        images = run_images(config)
+        job = DominoJob(
+            target_ms=c.target_ms or ctx.upstream["search"].outputs["target_ms"],
+            latency_masks=c.latency_masks,
+            proxy_masks=c.proxy_masks,
+            target_masks=c.target_masks,
+            proxy=PairSchedule(
+                epochs=c.proxy_epochs,
+                images=min(c.proxy_images, len(images.train_labels)),
+                test_images=config.data.test_subset or len(images.test_labels),
+                resolution=c.proxy_resolution,
+                batch_size=min(config.train.batch_size, c.proxy_images),
+                seed=config.seed,
+            ),
+            final=FinalTraining(
+                epochs=max(1, c.finetune_epochs),
+                images=config.data.subset,
+                test_images=config.data.test_subset,
+                batch_size=config.train.batch_size,
+                lr=c.finetune_lr,
+                seed=config.seed,
+            ),
+        )
+        report = ctx.progress("compress")
+        summary = DominoRun(
+            loaded,
+            images,
+            ctx.dir / "domino",
+            job,
+            get_runtime(config.device.runtime, runtime_options(config, run_space(config))),
+            teacher=copy.deepcopy(loaded.model) if c.distill else None,
+            pretrained=True,
+            progress=lambda step, done, total, text: report(done, total, f"{step}: {text}"),
+            protocol=protocol(config),
+        ).run()
+        shutil.copyfile(ctx.dir / "domino" / "model.pt", ctx.dir / COMPRESSED_FILE)
+        before, after = summary["ungrafted_ms"], summary["measured_ms"]
+        top1_before = trained.outputs["final"]["test_top1"]
+        applied, reason = _verdict(before, after, top1_before - summary["top1_after"], c.max_accuracy_drop)
+        return {
+            "files": {"model": COMPRESSED_FILE, "summary": "domino/summary.json"},
+            "applied": applied,
+            "reason": reason,
+            "method": "domino",
+            "mask": summary["mask"],
+            "blocks": summary["mask_space"]["num_layers"],
+            "paying_blocks": [i for i, m in enumerate(summary["mask"]) if m == "0"],
+            "domino_target_ms": job.target_ms,
+            "predicted_ms": summary.get("predicted_ms"),
+            "predicted_top1": summary.get("predicted_top1"),
+            "top1_before": top1_before,
+            "top1_after": summary["top1_after"],
+            "latency_before_ms": before,
+            "latency_after_ms": after,
+            "speedup": before / after,
+        }
+
     @staticmethod
     def _evaluate(ctx: StageContext, model: Any) -> dict[str, Any]:
         images = run_images(ctx.config)
         result = evaluate(model, images, input_size=run_space(ctx.config).resolution)
         return {"test_top1": result["top1"]}
+
+
+#: How the compress stage chooses the blocks to graft (``compress.method``).
+COMPRESS_METHODS = {"blocks": CompressStage._per_block, "domino": CompressStage._domino}
 
 
 def _verdict(before: float, after: float, drop: float, max_drop: float) -> tuple[bool, str]:

@@ -246,6 +246,13 @@ def _compression(s: dict[str, dict[str, Any]]) -> str:
     if not c:
         return _pending("compress")
     text = f"<p>{'Applied' if c['applied'] else 'Not applied'}: {_esc(c['reason'])}.</p>"
+    if c.get("method") == "domino":
+        grafted = len(c["paying_blocks"])
+        text += (
+            f"<p>Domino's search (meta-predicted accuracy under a predicted latency of "
+            f"{_ms(c['domino_target_ms'])}) chose mask <code>{_esc(c['mask'])}</code>: {grafted} of {c['blocks']} "
+            f"blocks grafted, predicted {_ms(c['predicted_ms'])}; measured speed-up {c['speedup']:.2f}x.</p>"
+        )
     if "gains" in c:
         title = f"mask {c.get('mask', 'none')}" + (f", {c['speedup']:.2f}x measured" if "speedup" in c else "")
         text += _figure(

@@ -16,6 +16,7 @@ distilled from the ungrafted network, collapsed, exported and measured: :mod:`ed
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from edgenas._io import write_text_atomic
 from edgenas.errors import DominoError
@@ -114,9 +116,13 @@ class PairSchedule:
 PROXY_SCHEDULE = PairSchedule(epochs=3, images=1000, test_images=500, resolution=16)
 
 
-def train_mask(space: MaskSpace, spec: ArchSpec, data: ImageData, schedule: PairSchedule) -> list[float]:
-    """Train the grafted network of ``spec`` from scratch on ``schedule``; its test top-1 (%) after every epoch."""
+def train_mask(
+    space: MaskSpace, spec: ArchSpec, data: ImageData, schedule: PairSchedule, start: nn.Module | None = None
+) -> list[float]:
+    """Train the grafted network of ``spec`` on ``schedule`` from scratch, or from ``start`` (the trained network,
+    grafted; its weights kept); its test top-1 (%) after every epoch."""
     from edgenas._random import seeded_torch
+    from edgenas.nn.graft import graft
     from edgenas.train import TrainConfig, train
 
     config = TrainConfig(
@@ -129,8 +135,11 @@ def train_mask(space: MaskSpace, spec: ArchSpec, data: ImageData, schedule: Pair
         log_every=0,
         device="cpu",
     )
-    with seeded_torch(schedule.seed):
-        model = space.build(spec)
+    if start is not None:
+        model = graft(copy.deepcopy(start), spec.choices, keep_activation=space.config.keep_activation)
+    else:
+        with seeded_torch(schedule.seed):
+            model = space.build(spec)
     with tempfile.TemporaryDirectory(prefix="edgenas-pair-") as run:
         result = train(model, data, config, run, spec=spec, input_size=schedule.resolution)
     return [float(record["test_top1"]) for record in result.history]
@@ -179,15 +188,17 @@ def collect_pairs(
     schedule: PairSchedule,
     task: str,
     *,
+    start: nn.Module | None = None,
     on_pair: Callable[[int, int, ArchSpec, list[float]], None] | None = None,
 ) -> dict[tuple[int, ...], list[float]]:
-    """Train every mask of ``specs`` not yet in ``table`` for ``task`` on ``schedule``; returns all of the task's pairs
-    among ``specs``. ``on_pair(done, total, spec, top1)`` reports progress."""
+    """Train every mask of ``specs`` not yet in ``table`` for ``task`` on ``schedule`` (from ``start``'s weights when
+    given, see :func:`train_mask`); returns all of the task's pairs among ``specs``. ``on_pair(done, total, spec,
+    top1)`` reports progress."""
     schedule.check()
     known = table.get(task, schedule)
     for i, spec in enumerate(specs):
         if spec.choices not in known:
-            known[spec.choices] = train_mask(table.space, spec, data, schedule)
+            known[spec.choices] = train_mask(table.space, spec, data, schedule, start)
             table.add(task, schedule, spec, known[spec.choices])
         if on_pair is not None:
             on_pair(i + 1, len(specs), spec, known[spec.choices])

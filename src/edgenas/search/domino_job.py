@@ -144,7 +144,9 @@ def _quiet(step: str, done: int, total: int, message: str) -> None:
 
 @dataclass
 class DominoRun:
-    """One Domino run over ``loaded`` (a :class:`~edgenas.models.LoadedModel` without grafting steps)."""
+    """One Domino run over ``loaded`` (a :class:`~edgenas.models.LoadedModel` without grafting steps). With
+    ``pretrained`` its weights are trained: the target pairs and the final training then start from them (grafted),
+    as the chosen network will."""
 
     loaded: Any
     data: ImageData
@@ -152,6 +154,7 @@ class DominoRun:
     job: DominoJob
     runtime: Any
     teacher: Any = None
+    pretrained: bool = False
     progress: Progress = _quiet
     protocol: Any = None
     space: MaskSpace = field(init=False)
@@ -200,7 +203,8 @@ class DominoRun:
             target_specs,
             self.data,
             self.target_schedule(),
-            "target",
+            "target-finetuned" if self.pretrained else "target",
+            start=self.loaded.model if self.pretrained else None,
             on_pair=self._pair_progress("target pairs"),
         )
         return proxy, target

@@ -1,0 +1,118 @@
+"""`edgenas train` of model references (graft files, distillation) and `edgenas compress domino` end to end on a tiny
+network and the shipped sample."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli as run
+from edgenas.export import run_onnx
+from edgenas.models import graft_loaded, load_model, save_model_file
+from edgenas.nn import graftable_blocks
+from edgenas.spaces import get_space, save_specs
+from edgenas.train import TrainCallback, TrainConfig, load_checkpoint, load_cifar10, train
+
+TRAIN_ARGS = ["--epochs", "2", "--subset", "40", "--test-subset", "20", "--batch-size", "10", "--data", "sample"]
+
+
+@pytest.fixture(scope="module")
+def graft_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("graft")
+    space = get_space("mbv2-cifar", width=0.25, resolution=16)
+    save_specs(folder / "net.json", space.sample(seed=0))
+    loaded = load_model(folder / "net.json")
+    n = len(graftable_blocks(loaded.model))
+    graft_loaded(loaded, "0" * (n // 2) + "1" * (n - n // 2))
+    return save_model_file(folder / "g.pt", loaded), folder / "net.json"
+
+
+class Crash(TrainCallback):
+    def on_step_end(self, info):
+        if info["global_step"] == 5:
+            raise KeyboardInterrupt
+
+
+def test_train_of_a_graft_file_resumes_exactly(tmp_path, capsys, graft_file) -> None:
+    path, _ = graft_file
+    code, _, stderr = run(["train", str(path), "-o", str(tmp_path / "straight"), *TRAIN_ARGS], capsys)
+    assert code == 0, stderr
+    loaded = load_model(path)  # the same start the CLI takes: the file's weights and recipe
+    config = TrainConfig(epochs=2, batch_size=10, train_subset=40, test_subset=20, seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            loaded.model,
+            load_cifar10("sample"),
+            config,
+            tmp_path / "resumed",
+            recipe=loaded.recipe,
+            input_size=loaded.resolution,
+            callbacks=[Crash()],
+        )
+    code, _, stderr = run(["train", str(path), "-o", str(tmp_path / "resumed"), *TRAIN_ARGS, "--resume"], capsys)
+    assert code == 0, stderr
+    a = load_checkpoint(tmp_path / "straight" / "model.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "model.pt")
+    assert a["recipe"] == b["recipe"] == loaded.recipe
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # the run is a model reference: eval reads it, and its collapsed form scores the same
+    code, stdout, _ = run(
+        ["eval", str(tmp_path / "resumed"), "--data", "sample", "--test-subset", "20", "--json"], capsys
+    )
+    plain = json.loads(stdout)
+    code, stdout, _ = run(
+        ["eval", str(tmp_path / "resumed"), "--data", "sample", "--test-subset", "20", "--collapse", "--json"], capsys
+    )
+    collapsed = json.loads(stdout)
+    assert code == 0 and "grafted" in plain["arch"] and collapsed["collapsed"]
+    assert collapsed["top1"] == plain["top1"] and collapsed["loss"] == pytest.approx(plain["loss"], rel=1e-4)
+
+
+def test_distillation_changes_training_and_is_recorded(tmp_path, capsys, graft_file) -> None:
+    path, spec_file = graft_file
+    code, _, stderr = run(["train", str(spec_file), "-o", str(tmp_path / "teacher"), *TRAIN_ARGS], capsys)
+    assert code == 0, stderr
+    for name, extra in (("plain", []), ("kd", ["--teacher", str(tmp_path / "teacher"), "--distill-weight", "0.9"])):
+        code, _, stderr = run(["train", str(path), "-o", str(tmp_path / name), *TRAIN_ARGS, *extra], capsys)
+        assert code == 0, stderr
+    assert json.loads((tmp_path / "kd" / "config.json").read_text())["distilled"] is True
+    a = load_checkpoint(tmp_path / "plain" / "model.pt")["model"]
+    b = load_checkpoint(tmp_path / "kd" / "model.pt")["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    code, _, stderr = run(["train", str(path), "-o", str(tmp_path / "x"), *TRAIN_ARGS, "--teacher", "nothing"], capsys)
+    assert code == 2 and "no model" in stderr and not (tmp_path / "x").exists()
+
+
+def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
+    _, spec_file = graft_file
+    args = [
+        "compress", "domino", "--model", str(spec_file), "--target-ms", "1000", "-o", str(tmp_path / "d"),
+        "--data", "sample", "--latency-masks", "10", "--proxy-masks", "20", "--target-masks", "3",
+        "--proxy-epochs", "2", "--proxy-images", "20", "--proxy-resolution", "8", "--epochs", "1", "--images", "20",
+        "--test-images", "20", "--batch-size", "10", "--population", "4", "--iterations", "2", "--top-k", "2",
+        "--warmup", "1", "--repeats", "3", "--json",
+    ]  # fmt: skip
+    code, stdout, stderr = run(args, capsys)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["method"] == "domino" and summary["met"] and summary["predicted_ms"] <= 1000
+    assert len(summary["mask"]) == summary["mask_space"]["num_layers"] and summary["pairs"] == {
+        "proxy": 20,
+        "target": 3,
+    }
+    assert summary["measured_ms"] > 0 and summary["speedup"] > 0 and 0 <= summary["top1_after"] <= 100
+    # the exported collapsed network computes what the trained grafted model computes
+    grafted = load_model(tmp_path / "d" / "model.pt")
+    assert grafted.recipe["graft"][0]["mask"] == summary["mask"]
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = grafted.model.eval()(torch.from_numpy(x)).numpy()
+    assert np.allclose(run_onnx(tmp_path / "d" / "model.onnx", x), expected, rtol=1e-3, atol=1e-4)
+    # resumed with the same -o: no pair is trained again, the same mask comes out
+    pairs = (tmp_path / "d" / "pairs.jsonl").read_text()
+    code, stdout, stderr = run(args, capsys)
+    assert code == 0, stderr
+    assert json.loads(stdout)["mask"] == summary["mask"] and (tmp_path / "d" / "pairs.jsonl").read_text() == pairs
