@@ -52,3 +52,24 @@ def write_results(name: str, payload: dict[str, Any], markdown: str) -> tuple[Pa
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def sample_efficiency(table: Any, specs: list[Any], held_out: int, sizes: tuple[int, ...], log: Any = print):
+    """Latency predictors (MLP) fitted on the first n rows of a fixed training part of ``table`` (in the order of
+    ``specs``, the profile's order) and scored on its last ``held_out`` specs, for each n of ``sizes``; and one
+    fitted on the whole training part (its test scores: the curve's last point). Returns ``(curve, predictor)``."""
+    import numpy as np
+
+    from edgenas.predictors import FitConfig, fit_predictor, scores
+
+    order = {str(s): i for i, s in enumerate(specs)}
+    rows = sorted(range(len(table)), key=lambda i: order[str(table.specs[i])])
+    train_rows, test = rows[:-held_out], table.subset(np.array(rows[-held_out:]))
+    curve = []
+    for n in sizes:
+        predictor = fit_predictor("mlp", table.subset(np.array(train_rows[:n])), FitConfig(seed=0))
+        curve.append({**scores(np.asarray(predictor.predict(test.specs), float), test.values), "n_train": n})
+        log("latency predictor", curve[-1])
+    final = fit_predictor("mlp", table.subset(np.array(train_rows)), FitConfig(seed=0))
+    final.meta.scores["test"] = curve[-1]
+    return curve, final

@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 from _common import RESULTS, machine, write_results
+from _common import sample_efficiency as fitted_curve
 
 from edgenas._random import seeded_torch
 from edgenas.hardware import MeasurementStore, RuntimeOptions
 from edgenas.hardware.measure import measure_modules, profile
 from edgenas.hardware.runtimes import get_runtime
-from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
+from edgenas.predictors import table_from_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
 from edgenas.search.channels import SAMPLINGS, ChannelSearchConfig, channel_search, fit_channel_predictor
 from edgenas.search.evolution import EvolutionConfig
@@ -81,19 +82,7 @@ def sample_efficiency(space, runtime, runs: Path) -> tuple[list[dict], object]:
             on_progress=lambda d, t, *_: print(f"profiled {d}/{t}", flush=True) if d % 25 == 0 else None,
         )
     table = table_from_store(runs / "store.sqlite", report.device, space)
-    order = {str(s): i for i, s in enumerate(specs)}
-    rows = sorted(range(len(table)), key=lambda i: order[str(table.specs[i])])
-    train_rows, test_rows = rows[:-HELD_OUT], rows[-HELD_OUT:]
-    test = table.subset(np.array(test_rows))
-    curve = []
-    for n in SAMPLE_SIZES:
-        predictor = fit_predictor("mlp", table.subset(np.array(train_rows[:n])), FitConfig(seed=0))
-        predicted = np.asarray(predictor.predict(test.specs), float)
-        curve.append({**scores(predicted, test.values), "n_train": n, "n_test": len(test)})
-        print(curve[-1], flush=True)
-    final = fit_predictor("mlp", table.subset(np.array(train_rows)), FitConfig(seed=0))
-    final.meta.scores["test"] = curve[-1]
-    return curve, final
+    return fitted_curve(table, specs, HELD_OUT, SAMPLE_SIZES)
 
 
 def main() -> None:

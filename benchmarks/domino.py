@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine, write_results
+from _common import machine, sample_efficiency, write_results
 
 from edgenas._random import seeded_torch
 from edgenas.hardware import MeasurementStore, RuntimeOptions
@@ -31,17 +31,17 @@ from edgenas.hardware.measure import measure_modules
 from edgenas.hardware.runtimes import get_runtime
 from edgenas.models import graft_loaded, load_model
 from edgenas.nn import reparameterize
-from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
+from edgenas.predictors import table_from_store
 from edgenas.predictors.meta import MetaConfig, compare_predictors
 from edgenas.search.domino import (
     PairSchedule,
     PairTable,
     PredictedAccuracy,
-    PredictedLatency,
     collect_pairs,
     final_task,
     latency_masks,
     measure_masks,
+    predicted_latency,
     proxy_tasks,
     random_masks,
     search_masks,
@@ -56,10 +56,10 @@ RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-domino"
 RESOLUTION, BATCH, CLASSES = 32, 8, 10
 N_LATENCY, HELD_OUT = 400, 80
 SAMPLE_SIZES = (25, 50, 100, 200, 320)
-N_PROXY, N_SHOTS, N_HELD = 100, 10, 10
-PROXY = PairSchedule(epochs=3, images=1000, test_images=500, resolution=16)
-FINAL = FinalTraining(epochs=6, images=3000, test_images=1000, batch_size=64, lr=0.05, seed=0)
-TARGET = PairSchedule(epochs=6, images=3000, test_images=1000, resolution=32, batch_size=64, lr=0.05, seed=0)
+N_PROXY, N_SHOTS, N_HELD = 80, 10, 10
+PROXY = PairSchedule(epochs=3, images=5000, test_images=1000, resolution=16, batch_size=64, lr=0.1)
+FINAL = FinalTraining(epochs=5, images=10000, test_images=1000, batch_size=64, lr=0.1, seed=0)
+TARGET = PairSchedule(epochs=5, images=10000, test_images=1000, resolution=32, batch_size=64, lr=0.1, seed=0)
 SEARCH = EvolutionConfig(population=50, iterations=20, top_k=10, seed=0)
 #: Where the targets sit between the all-grafted (0) and the ungrafted (1) network's measured latency.
 TARGET_SHARES = (0.25, 0.5, 0.75)
@@ -99,17 +99,7 @@ def latency_study(space, runtime):
             on_progress=lambda d, t, *_: log(f"masks measured {d}/{t}") if d % 50 == 0 else None,
         )
     table = table_from_store(RUNS / "store.db", device, space)
-    order = {str(s): i for i, s in enumerate(specs)}
-    rows = sorted(range(len(table)), key=lambda i: order[str(table.specs[i])])
-    train_rows, test_rows = rows[:-HELD_OUT], rows[-HELD_OUT:]
-    test = table.subset(np.array(test_rows))
-    curve = []
-    for n in SAMPLE_SIZES:
-        predictor = fit_predictor("mlp", table.subset(np.array(train_rows[:n])), FitConfig(seed=0))
-        curve.append({**scores(np.asarray(predictor.predict(test.specs), float), test.values), "n_train": n})
-        log("latency predictor", curve[-1])
-    final = fit_predictor("mlp", table.subset(np.array(train_rows)), FitConfig(seed=0))
-    final.meta.scores["test"] = curve[-1]
+    curve, final = sample_efficiency(table, specs, HELD_OUT, SAMPLE_SIZES, log)
     return curve, final, {"min_ms": float(np.min(table.values)), "max_ms": float(np.max(table.values))}
 
 
@@ -164,7 +154,7 @@ def main() -> None:
     data = load_dataset(None, image_size=RESOLUTION)
 
     curve, latency_predictor, latency_range = latency_study(space, runtime)
-    latency = PredictedLatency(latency_predictor, space)
+    latency = predicted_latency(latency_predictor, space)
     # references measured together, before any training (the targets come from them)
     with seeded_torch(FINAL.seed):
         widths = {f"width {w:g}": width_scaled(w, CLASSES, RESOLUTION).model for w in WIDTHS}

@@ -26,6 +26,7 @@ from edgenas.cli._options import (
 )
 from edgenas.cli._progress import progress_bar
 from edgenas.cli.hardware import _protocol, _runtime
+from edgenas.search.domino_job import DEFAULT_LATENCY_MASKS
 
 #: Test images a proxy pair is measured on when --test-images is 0 (all).
 PROXY_TEST_IMAGES = 500
@@ -59,7 +60,9 @@ def domino_command(
         int | None,
         number("--resolution", help="Input side of a torchvision: model (default: the images' own).", low=8, high=1024),
     ] = None,
-    latency_masks: Annotated[int, _count("--latency-masks", "Masks measured for the latency predictor.", 10)] = 300,
+    latency_masks: Annotated[
+        int, _count("--latency-masks", "Masks measured for the latency predictor.", 10)
+    ] = DEFAULT_LATENCY_MASKS,
     proxy_masks: Annotated[int, _count("--proxy-masks", "Masks trained on the proxy task (meta-training).")] = 100,
     target_masks: Annotated[int, _count("--target-masks", "Masks trained like the final network (the shots).")] = 10,
     proxy_epochs: Annotated[int, _count("--proxy-epochs", "Epochs of a proxy training (one task per epoch).")] = 3,

@@ -162,7 +162,7 @@ class CompressConfig:
         choices=("blocks", "domino"),
     )
     target_ms: float = option(0.0, help="domino: latency target of the compressed net (ms); 0 = the run's", low=0)
-    latency_masks: int = option(300, help="domino: masks measured for its latency predictor", low=10, high=100_000)
+    latency_masks: int = option(250, help="domino: masks measured for its latency predictor", low=10, high=100_000)
     proxy_masks: int = option(100, help="domino: masks trained on the proxy task (meta-training)", low=20, high=100_000)
     target_masks: int = option(10, help="domino: masks fine-tuned like the final net (the shots)", low=1, high=10_000)
     proxy_epochs: int = option(3, help="domino: epochs of a proxy training", low=1, high=1000)

@@ -192,3 +192,33 @@ class Predictor(nn.Module):
             raise CheckpointError(f"{path} is a damaged edgenas predictor: {first_sentence(exc)}") from exc
         predictor.eval()
         return predictor
+
+
+class CachedPredictor:
+    """A predictor's values for specs of one space, cached by choices (an evolution asks for the same spec often).
+
+    Args:
+        predictor: a fitted :class:`Predictor`.
+        space: the space the specs belong to.
+        what: the space in words, for the error (``"channel space of this network"``).
+        error: the exception raised when the predictor was fitted on another space.
+        advice: appended to that error's message (what to do instead).
+    """
+
+    def __init__(
+        self, predictor: Predictor, space: SearchSpace, what: str, error: type[Exception], advice: str = ""
+    ) -> None:
+        if predictor.meta.space_hash != space.config_hash:
+            raise error(
+                f"the predictor was fitted on {predictor.meta.space} (hash {predictor.meta.space_hash}), not on the "
+                f"{what} (hash {space.config_hash}){advice}"
+            )
+        self.predictor = predictor
+        self.cache: dict[tuple[int, ...], float] = {}
+
+    def __call__(self, specs: list[ArchSpec]) -> list[float]:
+        todo = [s for s in specs if s.choices not in self.cache]
+        if todo:
+            values = np.asarray(self.predictor.predict(todo), float).reshape(-1)
+            self.cache.update({s.choices: float(v) for s, v in zip(todo, values, strict=True)})
+        return [self.cache[s.choices] for s in specs]

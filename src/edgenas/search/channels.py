@@ -24,10 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
+from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.fit import fit_on_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
 from edgenas.search.evolution import Candidate, EvolutionConfig, evolve
@@ -80,26 +79,6 @@ class ChannelSearchConfig:
         self.evolution.check()
 
 
-class _Latency:
-    """Predicted latency (ms) of channel configurations, cached by choices."""
-
-    def __init__(self, predictor: Any, space: ChannelSpace) -> None:
-        if predictor.meta.space_hash != space.config_hash:
-            raise SearchError(
-                f"the predictor was fitted on {predictor.meta.space} (hash {predictor.meta.space_hash}), not on the "
-                f"channel space of this network (hash {space.config_hash}): fit one with fit_channel_predictor or "
-                "`edgenas channels` without --predictor"
-            )
-        self.predictor, self.cache = predictor, {}
-
-    def __call__(self, specs: list[ArchSpec]) -> list[float]:
-        todo = [s for s in specs if s.choices not in self.cache]
-        if todo:
-            values = np.asarray(self.predictor.predict(todo), float).reshape(-1)
-            self.cache.update({s.choices: float(v) for s, v in zip(todo, values, strict=True)})
-        return [self.cache[s.choices] for s in specs]
-
-
 def channel_search(
     base: ArchSpec,
     predictor: Any,
@@ -122,7 +101,13 @@ def channel_search(
     config.check()
     space, out = channel_space(base), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    latency = _Latency(predictor, space)
+    latency = CachedPredictor(
+        predictor,
+        space,
+        "channel space of this network",
+        SearchError,
+        ": fit one with fit_channel_predictor or `edgenas channels` without --predictor",
+    )
     proxy = get_proxy(config.proxy)
     batches = proxy_batches(data, config.images, config.batch_size, seed=config.evolution.seed)
     settings = ProbeSettings(epochs=config.epochs, jacobian=proxy.needs_jacobian)
@@ -167,7 +152,7 @@ def channel_search(
 def _initial(
     space: ChannelSpace,
     feasible: Callable[[ArchSpec], bool],
-    latency: _Latency,
+    latency: CachedPredictor,
     predictor: Any,
     config: ChannelSearchConfig,
 ) -> list[ArchSpec]:
@@ -199,7 +184,7 @@ def _initial(
 
 
 def _anchor(
-    space: ChannelSpace, feasible: Callable[[ArchSpec], bool], latency: _Latency, config: ChannelSearchConfig
+    space: ChannelSpace, feasible: Callable[[ArchSpec], bool], latency: CachedPredictor, config: ChannelSearchConfig
 ) -> list[ArchSpec]:
     """The candidate that joins the first population: the unmodified network, or when it misses T the widest uniform
     scaling that meets it (none under ``eq`` when no uniform scaling lands in the band).
@@ -223,7 +208,11 @@ def _anchor(
 
 
 def _baseline(
-    history: list[Candidate], unscaled: ArchSpec, fitness: Callable[..., list[float]], latency: _Latency, out: Path
+    history: list[Candidate],
+    unscaled: ArchSpec,
+    fitness: Callable[..., list[float]],
+    latency: CachedPredictor,
+    out: Path,
 ) -> dict[str, Any]:
     """The unmodified network's fitness and predicted latency: from the search when it took part, else probed once
     and kept in ``out`` (a resumed search does not probe it again)."""

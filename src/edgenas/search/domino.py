@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from edgenas._io import write_text_atomic
 from edgenas.errors import DominoError
+from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.meta import MetaConfig, MetaLearner, Task, predict_accuracy
 from edgenas.search.evolution import EvolutionConfig, EvolutionResult, evolve
 from edgenas.spaces import ArchSpec
@@ -60,23 +60,9 @@ def measure_masks(space: MaskSpace, runtime: Any, db: Any, n: int, *, seed: int 
     return profile(latency_masks(space, n, seed), runtime, db, **profile_options).device
 
 
-class PredictedLatency:
-    """Predicted latency (ms) of masks, cached by mask."""
-
-    def __init__(self, predictor: Any, space: MaskSpace) -> None:
-        if predictor.meta.space_hash != space.config_hash:
-            raise DominoError(
-                f"the latency predictor was fitted on {predictor.meta.space} (hash {predictor.meta.space_hash}), not "
-                f"on the mask space of this network (hash {space.config_hash})"
-            )
-        self.predictor, self.cache = predictor, {}
-
-    def __call__(self, specs: list[ArchSpec]) -> list[float]:
-        todo = [s for s in specs if s.choices not in self.cache]
-        if todo:
-            values = np.asarray(self.predictor.predict(todo), float).reshape(-1)
-            self.cache.update({s.choices: float(v) for s, v in zip(todo, values, strict=True)})
-        return [self.cache[s.choices] for s in specs]
+def predicted_latency(predictor: Any, space: MaskSpace) -> CachedPredictor:
+    """The latency predictor's ms for masks of ``space``, cached (raises DominoError for another network's)."""
+    return CachedPredictor(predictor, space, "mask space of this network", DominoError)
 
 
 # ----- accuracy pairs ------------------------------------------------------------------------------------------------
