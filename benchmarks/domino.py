@@ -17,9 +17,9 @@ Usage: ``EDGENAS_DATA=DIR python benchmarks/domino.py`` (runs alone: it measures
 
 from __future__ import annotations
 
-import copy
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +57,18 @@ RESOLUTION, BATCH, CLASSES = 32, 8, 10
 N_LATENCY, HELD_OUT = 400, 80
 SAMPLE_SIZES = (25, 50, 100, 200, 320)
 N_PROXY, N_SHOTS, N_HELD = 80, 10, 10
+#: Target masks trained again with another seed (the training noise of one pair).
+NOISE_MASKS = 3
 PROXY = PairSchedule(epochs=3, images=5000, test_images=1000, resolution=16, batch_size=64, lr=0.1)
 FINAL = FinalTraining(epochs=5, images=10000, test_images=1000, batch_size=64, lr=0.1, seed=0)
 TARGET = PairSchedule(epochs=5, images=10000, test_images=1000, resolution=32, batch_size=64, lr=0.1, seed=0)
 SEARCH = EvolutionConfig(population=50, iterations=20, top_k=10, seed=0)
 #: Where the targets sit between the all-grafted (0) and the ungrafted (1) network's measured latency.
 TARGET_SHARES = (0.25, 0.5, 0.75)
+#: Every compared network is trained with these seeds (initialisation, order, augmentation); the ablation with the
+#: first two.
+SEEDS = (0, 1, 2)
+ABLATION_SEEDS = (0, 1)
 LOADS = 3
 
 
@@ -116,32 +122,84 @@ def accuracy_study(space, data):
     comparison = compare_predictors(proxy_tasks(proxy), shots, held, config)
     log("accuracy predictors", comparison)
     accuracy = PredictedAccuracy.meta_learned(space, proxy_tasks(proxy), shots, config)
-    spread = {"target_top1": [float(np.min(held.y) * 100), float(np.max(held.y) * 100)]}
+    spread = {"target_top1": [float(held.y.min()) * 100, float(held.y.max()) * 100]}
     return comparison, accuracy, spread
 
 
-def train_named(name: str, model, data, teacher=None) -> dict:
+def seed_noise(space, data) -> dict:
+    """Two target masks trained again with another seed (initialisation, order, augmentation): how far one training
+    of the same mask moves, against the spread of the target pairs."""
+    table = PairTable(RUNS / "pairs.jsonl", space)
+    first = table.get("target", TARGET)
+    masks = list(first)[:NOISE_MASKS]
+    again = collect_pairs(table, [space.make_spec(m) for m in masks], data, replace(TARGET, seed=1), "target")
+    gaps = [abs(first[m][-1] - again[m][-1]) for m in masks]
+    return {"masks": [space.format(space.make_spec(m)) for m in masks], "abs_difference": gaps}
+
+
+def train_named(name: str, build, data, seed: int, teacher=None) -> dict:
+    """Train a fresh ``build(seed)`` with the shared recipe at ``seed`` (cached); a diverged training is recorded."""
+
     def compute():
-        log("training", name)
-        result = train(
-            model,
-            data,
-            FINAL.train_config(),
-            RUNS / "train" / name,
-            input_size=RESOLUTION,
-            teacher=teacher,
-            resume=(RUNS / "train" / name / "checkpoints" / "last.pt").is_file(),
-        )
-        log(name, result.final["test_top1"])
-        return {"test_top1": result.final["test_top1"]}
+        from edgenas.errors import NonFiniteLossError
 
-    return cached(f"train-{name}", compute)
+        log("training", name, "seed", seed)
+        run = RUNS / "train" / f"{name}-s{seed}"
+        config = replace(FINAL, seed=seed).train_config()
+        try:
+            final = train(build(seed), data, config, run, input_size=RESOLUTION, teacher=teacher).final
+        except NonFiniteLossError as exc:
+            log(name, "diverged:", exc)
+            return {"test_top1": None, "diverged": str(exc)}
+        log(name, seed, final["test_top1"])
+        return {"test_top1": final["test_top1"]}
+
+    return cached(f"train-{name}-s{seed}".replace(" ", "_"), compute)
 
 
-def grafted(mask: str, *, first: bool = False):
-    with seeded_torch(FINAL.seed):
-        loaded = load_model("torchvision:mobilenet_v2", num_classes=CLASSES, resolution=RESOLUTION)
-    return graft_loaded(loaded, mask, reparameterize_first=first).model
+def fresh(ref: str):
+    """A builder of a seeded fresh network from a model reference."""
+
+    def build(seed: int):
+        with seeded_torch(seed):
+            return load_model(ref, num_classes=CLASSES, resolution=RESOLUTION)
+
+    return build
+
+
+def grafted(mask: str, *, first: bool = False, ref: str = "torchvision:mobilenet_v2"):
+    return lambda seed: graft_loaded(fresh(ref)(seed), mask, reparameterize_first=first).model
+
+
+def width_multiplier(w: float):
+    return lambda seed: fresh(f"torchvision:mobilenet_v2?width_mult={w:g}")(seed).model
+
+
+def pruned_at(ratio: float):
+    """The network pruned from a seeded MobileNetV2 initialisation (structure from its magnitudes), then trained."""
+    return lambda seed: pruned(fresh("torchvision:mobilenet_v2")(seed).model, ratio, RESOLUTION)
+
+
+def _teacher(seed: int):
+    """MobileNetV2 x1.0 trained with ``seed`` (its cached run's weights)."""
+    from edgenas.train import load_checkpoint
+
+    model = fresh("torchvision:mobilenet_v2")(seed).model
+    model.load_state_dict(load_checkpoint(RUNS / "train" / f"mobilenetv2 x1.0-s{seed}" / "model.pt")["model"])
+    return model
+
+
+def _row(ms: float, runs: list[dict]) -> dict:
+    """Measured latency and the test top-1 of each seed, their mean and range (diverged trainings counted apart)."""
+    top1 = [r["test_top1"] for r in runs if r["test_top1"] is not None]
+    return {
+        "measured_ms": ms,
+        "test_top1": top1,
+        "mean_top1": float(np.mean(top1)) if top1 else None,
+        "min_top1": min(top1, default=None),
+        "max_top1": max(top1, default=None),
+        "diverged": sum(r["test_top1"] is None for r in runs),
+    }
 
 
 def main() -> None:
@@ -159,7 +217,7 @@ def main() -> None:
     with seeded_torch(FINAL.seed):
         widths = {f"width {w:g}": width_scaled(w, CLASSES, RESOLUTION).model for w in WIDTHS}
     prunes = {f"pruned {r:g}": pruned(base.model, r, RESOLUTION) for r in PRUNE_RATIOS}
-    refs = {"ungrafted": base.model, "graft all": grafted(space.format(space.graft_all())), **widths, **prunes}
+    refs = {"ungrafted": base.model, "graft all": grafted("all")(FINAL.seed), **widths, **prunes}
     ref_ms = cached("reference-latency", lambda: measure(refs, runtime))
     log("references", ref_ms)
     comparison, accuracy, spread = accuracy_study(space, data)
@@ -186,41 +244,45 @@ def main() -> None:
         }
         log(key, plan[key])
 
-    trained: dict[str, dict] = {}
-    models: dict[str, object] = {}
-
-    def add(name: str, model, teacher=None) -> None:
-        models[name] = model
-        trained[name] = train_named(name.replace(" ", "_"), model, data, teacher)
-
-    add("mobilenetv2 x1.0", copy.deepcopy(base.model))
-    add("mobilenetv2 x0.2", widths["width 0.2"])
-    add("domino-aggressive", grafted(space.format(space.graft_all())))
-    # the x0.2 network's latency lies below what grafting x1.0 reaches: Domino-Aggressive on x0.5 as well
-    with seeded_torch(FINAL.seed):
-        half = width_scaled(0.5, CLASSES, RESOLUTION)
-    add("domino-aggressive on x0.5", graft_loaded(half, "all").model)
-    for key, p in plan.items():
-        add(f"{key} domino {p['domino']}", grafted(p["domino"]))
-        if p["random"]:
-            add(f"{key} random {p['random']}", grafted(p["random"]))
-        add(f"{key} {p['width']}", widths[p["width"]])
-        add(f"{key} {p['pruned']}", pruned(base.model, float(p["pruned"].split()[1]), RESOLUTION))
-    # ablation at the middle target
-    middle = plan["T0.5"]["domino"]
-    teacher = models["mobilenetv2 x1.0"]
-    ablation = {
-        "train-first": f"T0.5 domino {middle}",
-        "reparameterize-first": "ablation reparameterize-first",
-        "train-first + KD": "ablation train-first KD",
-        "reparameterize-first + KD": "ablation reparameterize-first KD",
+    configs = {
+        "mobilenetv2 x1.0": lambda seed: fresh("torchvision:mobilenet_v2")(seed).model,
+        "mobilenetv2 x0.2": width_multiplier(0.2),
+        "domino-aggressive": grafted("all"),
+        # the x0.2 network's latency lies below what grafting x1.0 reaches: Domino-Aggressive on x0.5 as well
+        "domino-aggressive on x0.5": grafted("all", ref="torchvision:mobilenet_v2?width_mult=0.5"),
     }
-    add(ablation["reparameterize-first"], grafted(middle, first=True))
-    add(ablation["train-first + KD"], grafted(middle), teacher=teacher)
-    add(ablation["reparameterize-first + KD"], grafted(middle, first=True), teacher=teacher)
+    for p in plan.values():
+        configs[f"domino {p['domino']}"] = grafted(p["domino"])
+        if p["random"]:
+            configs[f"random {p['random']}"] = grafted(p["random"])
+        configs[p["width"]] = width_multiplier(float(p["width"].split()[1]))
+        configs[p["pruned"]] = pruned_at(float(p["pruned"].split()[1]))
+    trained = {name: [train_named(name, build, data, seed) for seed in SEEDS] for name, build in configs.items()}
+    # ablation at the middle target: Train-First / Reparameterize-First, each with and without distillation from
+    # MobileNetV2 x1.0 trained with the same seed
+    middle = plan["T0.5"]["domino"]
+    ablation_builds = {
+        "train-first": (grafted(middle), False),
+        "reparameterize-first": (grafted(middle, first=True), False),
+        "train-first + KD": (grafted(middle), True),
+        "reparameterize-first + KD": (grafted(middle, first=True), True),
+    }
+    ablation = {}
+    for name, (build, distil) in ablation_builds.items():
+        if name == "train-first":
+            ablation[name] = trained[f"domino {middle}"][: len(ABLATION_SEEDS)]
+            continue
+        ablation[name] = [
+            train_named(f"ablation {name} {middle}", build, data, seed, _teacher(seed) if distil else None)
+            for seed in ABLATION_SEEDS
+        ]
 
-    final_ms = cached("final-latency", lambda: measure(models, runtime))
-    rows = {name: {"measured_ms": final_ms[name], **trained[name]} for name in models}
+    models = {name: build(0) for name, build in configs.items()}
+    models.update({f"ablation {name}": build(0) for name, (build, _) in ablation_builds.items()})
+    final_ms = cached("final-latency-v2", lambda: measure(models, runtime))
+    noise = seed_noise(space, data)
+    rows = {name: _row(final_ms[name], trained[name]) for name in configs}
+    ablation_rows = {name: _row(final_ms[f"ablation {name}"], runs) for name, runs in ablation.items()}
     payload = {
         "machine": machine(),
         "wall_s": time.time() - start,
@@ -228,10 +290,11 @@ def main() -> None:
         "latency_predictor": {"curve": curve, "held_out": HELD_OUT, "range": latency_range},
         "accuracy_predictors": comparison,
         "target_spread": spread,
+        "seed_noise": noise,
         "references_ms": ref_ms,
         "plan": plan,
         "results": rows,
-        "ablation": {k: rows[v] for k, v in ablation.items()},
+        "ablation": ablation_rows,
         "settings": {
             "proxy": PROXY.__dict__,
             "final": FINAL.__dict__,
@@ -242,16 +305,26 @@ def main() -> None:
     write_results("domino", payload, markdown(payload))
 
 
+def _top1(r: dict) -> str:
+    if r["mean_top1"] is None:
+        return "diverged"
+    spread = f" [{r['min_top1']:.1f}-{r['max_top1']:.1f}]" if len(r["test_top1"]) > 1 else ""
+    failed = f", {r['diverged']} diverged" if r["diverged"] else ""
+    return f"{r['mean_top1']:.1f}{spread}{failed}"
+
+
 def markdown(p: dict) -> str:
     m, f = p["machine"], p["settings"]["final"]
+    seeds = len(SEEDS)
     lines = [
         "# Domino on this CPU (`python benchmarks/domino.py`)",
         "",
-        f"Machine: {m['cpu']} ({m['cpu_count']} cores), {p['wall_s'] / 60:.0f} min. torchvision MobileNetV2 (10 "
-        f"classes) at 32x32, ort-cpu batch {BATCH}, one thread; every latency is the collapsed network's, the table's "
-        f"measured round-robin in one session ({LOADS} loads, median). Training recipe of every network: {f['epochs']} "
-        f"epochs on {f['images']} class-balanced CIFAR-10 images, SGD lr {f['lr']} cosine, batch {f['batch_size']}, "
-        f"top-1 on {f['test_images']} test images (one seed).",
+        f"Machine: {m['cpu']} ({m['cpu_count']} cores), {p['wall_s'] / 60:.0f} min for this pass (pairs and trainings "
+        f"cached from earlier passes). torchvision MobileNetV2 (10 classes) at 32x32, ort-cpu batch {BATCH}, one "
+        f"thread; every latency is the collapsed network's, the tables' measured round-robin in one session ({LOADS} "
+        f"loads, median). Training recipe of every network: {f['epochs']} epochs on {f['images']} class-balanced "
+        f"CIFAR-10 images from scratch, SGD lr {f['lr']} cosine, batch {f['batch_size']}, top-1 on {f['test_images']} "
+        f"test images; mean [min-max] over {seeds} seeds (initialisation, order, augmentation).",
         "",
         f"## 1a. Mask latency predictor (MLP 128-64-1), {p['latency_predictor']['held_out']} held-out masks",
         "",
@@ -259,12 +332,12 @@ def markdown(p: dict) -> str:
         "|---|---|---|---|",
     ]
     for c in p["latency_predictor"]["curve"]:
-        lines.append(f"| {c['n_train']} | {c['spearman']:.3f} | {c['within_10']:.0f}% | {c['mape']:.1f} |")
+        lines.append(f"| {c['n_train']} | {c['spearman']:.3f} | {c['within_10']:.1f}% | {c['mape']:.1f} |")
+    pairs = p["settings"]["pairs"]
     lines += [
         "",
-        f"## 1b. Accuracy predictors on {p['settings']['pairs']['held_out']} held-out target pairs "
-        f"(adapted / trained on {p['settings']['pairs']['shots']} target pairs; {p['settings']['pairs']['proxy']} "
-        "proxy masks)",
+        f"## 1b. Accuracy predictors on {pairs['held_out']} held-out target pairs (adapted on / trained on "
+        f"{pairs['shots']} target pairs; {pairs['proxy']} proxy masks x 3 epoch budgets)",
         "",
         "| predictor | RMSE (points) | Spearman |",
         "|---|---|---|",
@@ -272,20 +345,49 @@ def markdown(p: dict) -> str:
     for name, r in p["accuracy_predictors"].items():
         lines.append(f"| {name} | {r['rmse']:.2f} | {r['spearman']:.2f} |")
     lo, hi = p["target_spread"]["target_top1"]
-    lines += ["", f"Held-out target accuracies span {lo:.1f}-{hi:.1f}%.", "", "## 2. At three measured targets", ""]
-    lines += ["| network | measured ms | test top-1 % |", "|---|---|---|"]
-    for name, r in p["results"].items():
-        if not name.startswith("ablation"):
-            lines.append(f"| {name} | {r['measured_ms']:.3f} | {r['test_top1']:.2f} |")
-    lines += ["", "Targets (ms): " + ", ".join(f"{k} = {v['target_ms']:.3f}" for k, v in p["plan"].items()), ""]
+    gaps = p["seed_noise"]["abs_difference"]
     lines += [
-        "## 3. Train-First vs Reparameterize-First at T0.5",
+        "",
+        f"Held-out target accuracies span {lo:.1f}-{hi:.1f}%; the same mask trained with another seed moved by "
+        + ", ".join(f"{g:.1f}" for g in gaps)
+        + f" points ({len(gaps)} masks).",
+        "",
+        "## 2. At three measured targets",
+        "",
+        "| target | method | network | measured ms | meets T | top-1 % |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = p["results"]
+    for key, plan in p["plan"].items():
+        entries = [
+            ("Domino", f"domino {plan['domino']}"),
+            ("random mask", f"random {plan['random']}" if plan["random"] else None),
+            ("Domino-Aggressive", "domino-aggressive"),
+            ("width multiplier", plan["width"]),
+            ("torch-pruning", plan["pruned"]),
+        ]
+        for method, name in entries:
+            if name is None:
+                continue
+            r = rows[name]
+            meets = "yes" if r["measured_ms"] <= plan["target_ms"] else "no"
+            lines.append(
+                f"| {key} = {plan['target_ms']:.3f} ms | {method} | {name} | {r['measured_ms']:.3f} | {meets} | "
+                f"{_top1(r)} |"
+            )
+    lines += ["", "| reference | measured ms | top-1 % |", "|---|---|---|"]
+    for name in ("mobilenetv2 x1.0", "mobilenetv2 x0.2", "domino-aggressive on x0.5"):
+        lines.append(f"| {name} | {rows[name]['measured_ms']:.3f} | {_top1(rows[name])} |")
+    lines += [
+        "",
+        f"## 3. Train-First vs Reparameterize-First at T0.5 (mask {p['plan']['T0.5']['domino']}; KD from MobileNetV2 "
+        f"x1.0 trained with the same seed; {len(ABLATION_SEEDS)} seeds)",
         "",
         "| order | measured ms | top-1 % |",
         "|---|---|---|",
     ]
     for name, r in p["ablation"].items():
-        lines.append(f"| {name} | {r['measured_ms']:.3f} | {r['test_top1']:.2f} |")
+        lines.append(f"| {name} | {r['measured_ms']:.3f} | {_top1(r)} |")
     return "\n".join(lines) + "\n"
 
 

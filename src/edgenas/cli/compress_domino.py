@@ -21,6 +21,7 @@ from edgenas.cli._options import (
     ThreadsOpt,
     WarmupRunsOpt,
     choice,
+    input_file,
     number,
     run_dir,
 )
@@ -59,6 +60,10 @@ def domino_command(
     resolution: Annotated[
         int | None,
         number("--resolution", help="Input side of a torchvision: model (default: the images' own).", low=8, high=1024),
+    ] = None,
+    predictor: Annotated[
+        Path | None,
+        input_file("--predictor", help="A latency predictor of this network's masks (default: measure and fit one)."),
     ] = None,
     latency_masks: Annotated[
         int, _count("--latency-masks", "Masks measured for the latency predictor.", 10)
@@ -107,6 +112,7 @@ def domino_command(
     model.pt (the grafted model file), model.onnx; a killed run resumes with the same -o."""
     from edgenas.errors import DominoError
     from edgenas.models import load_model
+    from edgenas.predictors import Predictor
     from edgenas.search.domino import PairSchedule
     from edgenas.search.domino_job import DominoJob, DominoRun, FinalTraining
     from edgenas.search.evolution import EvolutionConfig
@@ -147,6 +153,7 @@ def domino_command(
         raise DominoError("--distill needs a trained model to distil from (a train run or model file)")
     teacher = copy.deepcopy(loaded.model) if distill else None
     rt = _runtime(runtime, input_batch, loaded.resolution, threads)
+    given = Predictor.load(predictor) if predictor is not None else None
     with _StepProgress(quiet=as_json) as progress:
         run = DominoRun(
             loaded,
@@ -156,6 +163,7 @@ def domino_command(
             rt,
             teacher=teacher,
             pretrained=pretrained,
+            latency_predictor=given,
             progress=progress,
             protocol=_protocol(warmup, repeats),
         )

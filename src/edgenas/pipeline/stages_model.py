@@ -22,9 +22,9 @@ COMPRESSED_FILE = "compressed.pt"
 
 @register_stage
 class CompressStage(Stage):
-    """Graft (then collapse) only the blocks whose collapse alone saves ``compress.min_gain`` of the measured
-    latency, fine-tune the grafted net, and keep it only when it is faster and loses at most
-    ``compress.max_accuracy_drop`` points (the Domino search replaces the per-block rule when it lands)."""
+    """Graft (then collapse) the blocks ``compress.method`` chooses — ``blocks``: those whose collapse alone saves
+    ``compress.min_gain`` of the measured latency; ``domino``: Domino's mask search under the target —, fine-tune the
+    grafted net, and keep it only when it is faster and loses at most ``compress.max_accuracy_drop`` points."""
 
     name = "compress"
     needs = ("search", "train")

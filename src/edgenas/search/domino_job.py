@@ -5,8 +5,9 @@ Steps, each resumable from the run directory:
 
 1. ``latency``: :data:`DominoJob.latency_masks` masks measured after collapse on the runtime into ``store.db``;
    an MLP 128-64-1 fitted on 80% of them (``latency.pt``; held-out scores in the summary).
-2. ``pairs``: proxy pairs (``proxy_masks`` masks on the cheap schedule) and target pairs (``target_masks`` masks on
-   the target schedule) in ``pairs.jsonl`` (a killed collection loses at most the mask in training).
+2. ``pairs``: proxy pairs (``proxy_masks`` masks on the cheap schedule) and target pairs (``target_masks`` masks
+   trained like the final network: from scratch, or fine-tuned from the given weights when they are trained) in
+   ``pairs.jsonl`` (a killed collection loses at most the mask in training).
 3. ``accuracy``: MAML meta-trained on the proxy tasks and adapted on the target pairs (seeded: recomputed, seconds).
 4. ``search``: the evolution under predicted latency <= T (``evaluated.jsonl``); Domino-Aggressive grafts every
    block instead.
@@ -159,7 +160,8 @@ def _quiet(step: str, done: int, total: int, message: str) -> None:
 class DominoRun:
     """One Domino run over ``loaded`` (a :class:`~edgenas.models.LoadedModel` without grafting steps). With
     ``pretrained`` its weights are trained: the target pairs and the final training then start from them (grafted),
-    as the chosen network will."""
+    as the chosen network will. A given ``latency_predictor`` (of this network's mask space, e.g. fitted with
+    ``edgenas predictor fit`` on ``edgenas profile domino``) replaces step 1."""
 
     loaded: Any
     data: ImageData
@@ -168,6 +170,7 @@ class DominoRun:
     runtime: Any
     teacher: Any = None
     pretrained: bool = False
+    latency_predictor: Any = None
     progress: Progress = _quiet
     protocol: Any = None
     space: MaskSpace = field(init=False)
@@ -179,12 +182,16 @@ class DominoRun:
         self.out = Path(self.out)
         self.space = mask_space(self.loaded.recipe)
         self.protocol = self.protocol or DEFAULT_PROTOCOL
+        if self.latency_predictor is not None:  # a given one must be of this network: refused before any write
+            predicted_latency(self.latency_predictor, self.space)
 
     # -- 1. latency --
     def latency(self) -> CachedPredictor:
         from edgenas.hardware import MeasurementStore
         from edgenas.predictors import Predictor, fit_on_store
 
+        if self.latency_predictor is not None:
+            return predicted_latency(self.latency_predictor, self.space)
         path = self.out / LATENCY_FILE
         if not path.is_file():
             n = self.job.latency_masks

@@ -40,8 +40,8 @@ def width_scaled(width: float, num_classes: int, resolution: int) -> Any:
     return load_model(f"torchvision:mobilenet_v2?width_mult={width:g}", num_classes=num_classes, resolution=resolution)
 
 
-#: Pruned channel counts are rounded to multiples of this: ONNX Runtime's CPU kernels run odd counts several times
-#: slower (measured here: MobileNetV2 pruned by 10% took 3x the unpruned latency without rounding).
+#: Pruned channel counts are rounded to multiples of this: in a first run of benchmarks/domino.py without rounding,
+#: MobileNetV2 pruned by 10% took 3x the unpruned latency on ONNX Runtime's CPU kernels (odd counts are slow there).
 PRUNE_ROUND_TO = 8
 
 
