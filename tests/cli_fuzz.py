@@ -63,6 +63,7 @@ class Workspace:
     run_config: Path  # a tiny `edgenas run` configuration
     run_dir: Path  # a run directory of `edgenas run` with no stage finished yet
     mask_predictor: Path | None = None  # a latency predictor of the tiny mbv2 arch's grafting masks
+    channel_predictor: Path | None = None  # a latency predictor of its channel configurations
 
 
 def _tiny_nb201():
@@ -134,17 +135,30 @@ def build_workspace(root: Path) -> Workspace:
         bench_dir,
         run_config,
         run_dir,
-        mask_predictor=_mask_predictor(mbv2_spec, fixtures / "masks.pt"),
+        mask_predictor=_made_up_predictor(_mask_space(mbv2_spec), fixtures / "masks.pt"),
+        channel_predictor=_made_up_predictor(_channel_space(mbv2_spec), fixtures / "channels.pt"),
     )
 
 
-def _mask_predictor(spec_file: Path, path: Path) -> Path:
-    """An MLP over the grafting masks of the tiny mbv2 arch, fitted on a made-up latency (1 ms + 0.1 per kept block)."""
+def _mask_space(spec_file: Path):
     from edgenas.models import load_model
-    from edgenas.predictors import ArchTable, FitConfig, fit_predictor
     from edgenas.spaces.domino import mask_space
 
-    space = mask_space(load_model(spec_file).recipe)
+    return mask_space(load_model(spec_file).recipe)
+
+
+def _channel_space(spec_file: Path):
+    from edgenas.spaces import load_specs
+    from edgenas.spaces.channels import channel_space
+
+    return channel_space(load_specs(spec_file)[0])
+
+
+def _made_up_predictor(space, path: Path) -> Path:
+    """An MLP over ``space`` fitted on a made-up latency (1 ms + 0.1 per choice index), so that commands that would
+    profile first (channels, compress domino) can skip it in the fuzz matrix."""
+    from edgenas.predictors import ArchTable, FitConfig, fit_predictor
+
     specs = space.sample(seed=0, n=12)
     values = np.array([1.0 + 0.1 * sum(s.choices) for s in specs])
     table = ArchTable(space, specs, values, "latency_ms", "fuzz fixture")
@@ -330,7 +344,7 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
             [
                 ("--target-ms", "100"),
                 ("-o", "{out}/ch"),
-                ("--profile-n", "12"),
+                ("--predictor", str(ws.channel_predictor)),
                 ("--warmup", "1"),
                 ("--repeats", "3"),
                 ("--population", "2"),

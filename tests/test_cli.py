@@ -38,7 +38,14 @@ def test_space_show_and_list_json(capsys):
     # at width 0.5 the fixed layer's 24 channels round up to 16, so stage1.block1 keeps its shape and may be a skip
     assert code == 0 and info["options"]["width"] == 0.5 and info["size"] == str(7**16 * 6**5)
     code, out, _ = run(["space", "list", "--json"], capsys)
-    assert {s["space"] for s in json.loads(out)["spaces"]} == {"mbv2", "mbv2-cifar", "fbnet", "nb201", "channels"}
+    assert {s["space"] for s in json.loads(out)["spaces"]} == {
+        "mbv2",
+        "mbv2-cifar",
+        "fbnet",
+        "nb201",
+        "channels",
+        "domino",
+    }
 
 
 def test_arch_string_and_nb201_index(capsys):

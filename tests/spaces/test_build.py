@@ -17,6 +17,7 @@ TINY = {
     "fbnet": {"resolution": 16, "num_classes": 5, "width": 0.25},
     "nb201": {"resolution": 16, "num_classes": 5, "channels": 4, "cells_per_stage": 1},
     "channels": {"base_options": '{"resolution": 16, "num_classes": 5, "width": 0.25}', "arch": ""},
+    "domino": {"model": "torchvision:mobilenet_v2?width_mult=0.25", "num_classes": 5, "resolution": 32},
 }
 
 

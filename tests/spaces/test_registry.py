@@ -15,7 +15,7 @@ def test_duplicate_name_is_refused():
 
 
 def test_unknown_space_lists_known_ones():
-    with pytest.raises(UnknownSpaceError, match="known spaces: channels, fbnet, mbv2"):
+    with pytest.raises(UnknownSpaceError, match="known spaces: channels, domino, fbnet, mbv2"):
         get_space("mbv3")
 
 

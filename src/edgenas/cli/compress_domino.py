@@ -77,9 +77,12 @@ def domino_command(
     ] = 16,
     epochs: Annotated[int, _count("--epochs", "Epochs of the final training of the grafted network.", 1, 10_000)] = 10,
     images: Annotated[
-        int, _count("--images", "Class-balanced training images of the final training (0 = all).", 0, 10_000_000)
-    ] = 0,
-    test_images: Annotated[int, _count("--test-images", "Class-balanced test images (0 = all).", 0, 10_000_000)] = 0,
+        int | None,
+        _count("--images", "Class-balanced training images of the final training (default: all).", 1, 10_000_000),
+    ] = None,
+    test_images: Annotated[
+        int | None, _count("--test-images", "Class-balanced test images (default: all).", 1, 10_000_000)
+    ] = None,
     batch_size: Annotated[int, _count("--batch-size", "Batch size of every training.", 1, 65_536)] = 64,
     lr: Annotated[
         float, number("--lr", help="Peak learning rate of the final training.", high=100, low_open=True)
@@ -133,7 +136,7 @@ def domino_command(
         ),
         evolution=EvolutionConfig(population=population, iterations=iterations, top_k=top_k, seed=seed),
         final=FinalTraining(
-            epochs=epochs, images=images, test_images=test_images, batch_size=batch_size, lr=lr, seed=seed
+            epochs=epochs, images=images or 0, test_images=test_images or 0, batch_size=batch_size, lr=lr, seed=seed
         ),
         order=order,
         aggressive=aggressive,
