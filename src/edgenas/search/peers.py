@@ -40,8 +40,9 @@ def width_scaled(width: float, num_classes: int, resolution: int) -> Any:
     return load_model(f"torchvision:mobilenet_v2?width_mult={width:g}", num_classes=num_classes, resolution=resolution)
 
 
-#: Pruned channel counts are rounded to multiples of this: in a first run of benchmarks/domino.py without rounding,
-#: MobileNetV2 pruned by 10% took 3x the unpruned latency on ONNX Runtime's CPU kernels (odd counts are slow there).
+#: Pruned channel counts are rounded to multiples of this, so that a pruned network does not fall off ONNX Runtime's
+#: vectorised CPU kernels with odd channel counts (an unrounded first benchmark pass was slower than unpruned; its
+#: figures were not kept).
 PRUNE_ROUND_TO = 8
 
 
