@@ -160,7 +160,7 @@ def test_a_shallower_search_network_keeps_the_deployed_space():
     shallow = build_supernet(space, SearchConfig(supernet_options={"cells_per_stage": 1}))
     count = lambda net: sum(p.numel() for p in net.weight_parameters())  # noqa: E731
     assert count(shallow) < count(deep) / 2  # 3 searched cells instead of 15
-    assert shallow.argmax_spec().space_hash == space.config_hash  # derived in the deployed network's space
+    assert shallow.derived_spec().space_hash == space.config_hash  # derived in the deployed network's space
     shallow.sample_single_path(0, 1.0)
     assert shallow(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 

@@ -42,7 +42,7 @@ from edgenas.errors import SearchError
 from edgenas.predictors.base import Predictor
 from edgenas.search.budget import FeasibleRange, LambdaController, check_feasible, check_space, feasible_range
 from edgenas.search.strategy import architecture_step, derived_predictions, get_strategy
-from edgenas.search.supernet import Supernet
+from edgenas.search.supernet import Supernet, SupernetOptions
 from edgenas.spaces import ArchSpec, SearchSpace, get_space, save_specs, spec_to_dict
 from edgenas.spaces.spec import thaw
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
@@ -122,6 +122,10 @@ class SearchConfig:
             0 = none.
         path_sampling: SurgeNAS' paths per weight step: ``ordered`` (Alg. 1, without replacement: every op once)
             or ``independent`` (as many samples with replacement: the fairness ablation).
+        w_nesterov: Nesterov momentum for the weights (False: plain momentum, as NNI and NAS-Bench-201's scripts).
+        supernet_init, search_bn_affine, alpha_init_std, unsampled_gradient, identity_scope: how the search
+            network is built (:class:`~edgenas.search.supernet.SupernetOptions`: ``init``, ``bn_affine``,
+            ``alpha_init_std``, ``unsampled_gradient``, ``identity_scope``).
     """
 
     method: str = "lightnas"
@@ -156,9 +160,26 @@ class SearchConfig:
     beta: float = 0.0
     identity_phi: float = 0.0
     path_sampling: str = "ordered"
+    w_nesterov: bool = True
+    supernet_init: str = "space"
+    search_bn_affine: bool = True
+    alpha_init_std: float = 0.0
+    unsampled_gradient: bool = False
+    identity_scope: str = "layer"
+
+    def network_options(self) -> SupernetOptions:
+        """The search network's build settings."""
+        return SupernetOptions(
+            init=self.supernet_init,
+            bn_affine=self.search_bn_affine,
+            alpha_init_std=self.alpha_init_std,
+            unsampled_gradient=self.unsampled_gradient,
+            identity_scope=self.identity_scope,
+        )
 
     def check(self) -> None:
         get_strategy(self.method)  # raises for an unknown name, listing the registered ones
+        self.network_options().check()
         if not 0 <= self.warmup_epochs < self.epochs:
             raise SearchError(f"warm-up epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs})")
         if not 0 < self.val_fraction < 1:
@@ -357,7 +378,7 @@ def search(
         state.update(version=CHECKPOINT_VERSION, config=asdict(config), epoch=epoch + 1, step=steps.step)
         save_checkpoint(ckpt_path, state)
 
-    arch = supernet.argmax_spec()
+    arch = supernet.derived_spec()
     final = derived_predictions(supernet, predictors)
     barrier()
     if not env.is_main:
@@ -411,7 +432,7 @@ def build_supernet(space: SearchSpace, config: SearchConfig) -> Supernet:
         SpaceConfigError: an unknown or invalid option; SearchError: options that change the searchable layers.
     """
     proxy = search_network_space(space, config)
-    return Supernet(space, seed=config.seed, proxy=None if proxy is space else proxy)
+    return Supernet(space, seed=config.seed, proxy=None if proxy is space else proxy, options=config.network_options())
 
 
 def _supernet(space: SearchSpace, config: SearchConfig, env: DistEnv) -> Supernet:
@@ -544,6 +565,7 @@ class _Steps:
         lr = w_sched.get_last_lr()[0]  # the rate this step used
         w_sched.step()
         entry = {"step": self.step, "epoch": epoch, "phase": "w", "tau": tau, "ce": ce, "lr": lr}
+        entry["first_image"] = int(indices[0])  # which split's batch stepped the weights
         if joint:
             entry["alpha_lr"] = a_sched.get_last_lr()[0]
             a_opt.step()
@@ -594,6 +616,7 @@ class _Steps:
             self.ranks.average_gradients if distributed else None,
         )
         entry["lr"] = a_sched.get_last_lr()[0]
+        entry["first_image"] = int(indices[0])  # which split's batch stepped alpha
         a_sched.step()
         if distributed and entry["ce"] is not None:
             entry["ce"] = self.ranks.mean(torch.tensor(entry["ce"], dtype=torch.float64))
@@ -623,7 +646,7 @@ def _optimizers(
         lr=config.w_lr,
         momentum=config.w_momentum,
         weight_decay=config.w_weight_decay,
-        nesterov=True,
+        nesterov=config.w_nesterov,
     )
     w_sched = torch.optim.lr_scheduler.LambdaLR(w_opt, _lr_factor(config.w_lr_schedule, total_w_steps))
     a_opt = torch.optim.Adam(
@@ -681,7 +704,7 @@ def _finish(
 ) -> SearchResult:
     """Write ``arch.json`` (the supernet's derived architecture), ``summary.json`` (per target: predicted value,
     error, lambda, range; the per-op update counts of a strategy that records its paths) and the plots."""
-    arch, entropy = supernet.argmax_spec(), supernet.entropy()
+    arch, entropy = supernet.derived_spec(), supernet.entropy()
     save_specs(run / "arch.json", [arch])
     summary = {
         "method": config.method,
@@ -704,6 +727,10 @@ def _finish(
         "steps": steps,
         "wall_s_this_session": seconds,
         "entropy": entropy,
+        # "argmax", or the space's most likely valid arch when the argmax is not a network (a cut-off cell)
+        "derivation": "argmax"
+        if arch == supernet.space.make_spec(supernet.masked_logits().argmax(-1).tolist())
+        else "most likely valid (argmax not a network)",
     }
     trajectory = read_trajectory(run / "trajectory.jsonl")
     if get_strategy(config.method).records_probabilities:
@@ -845,7 +872,7 @@ def refine(
             step += 1
     ckpt.update(supernet=supernet.state_dict(), lambdas=[c.state_dict() for c in controllers], step=step)
     save_checkpoint(run / "checkpoints" / "last.pt", ckpt)
-    arch = supernet.argmax_spec()
+    arch = supernet.derived_spec()
     save_specs(run / "arch.json", [arch])
     summary = _refined_summary(run, arch, targets, controllers, step)
     trajectory = read_trajectory(trajectory_path)

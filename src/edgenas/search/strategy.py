@@ -184,7 +184,7 @@ def list_strategies() -> list[str]:
 
 def derived_predictions(supernet: Supernet, predictors: Sequence[Predictor]) -> list[float]:
     """Each predictor's value (ms, mJ) for the derived (argmax) architecture."""
-    hot = supernet.argmax_one_hot().to(supernet.alpha.device)
+    hot = supernet.derived_one_hot().to(supernet.alpha.device)
     with torch.no_grad():
         return [float(p(hot[None])[0]) for p in predictors]
 

@@ -52,13 +52,59 @@ class PathState:
     Attributes:
         weights: ``L x K`` mixing weights (hard straight-through one-hot or soft), or ``None`` before sampling.
         chosen: the op index per layer for single-path passes, ``None`` in multi-path mode.
-        phi: weight of SurgeNAS' identity mapping (thesis Eq 3.6): every layer whose output has its input's shape
-            adds ``phi * x`` to it (0: none, the network the derived architecture deploys).
+        phi: weight of SurgeNAS' identity mapping (thesis Eq 3.6): every module of the identity scope (each choice
+            layer, or each searchable block of the space, :class:`SupernetOptions`) whose output has its input's
+            shape adds ``phi * x`` to it (0: none, the network the derived architecture deploys).
     """
 
     weights: torch.Tensor | None = None
     chosen: list[int] | None = None
     phi: float = 0.0
+    unsampled_scalars: bool = False
+
+
+#: Search-network initialisations: the space's own (He-normal convs, as the deployed network is built) or PyTorch's
+#: default ``reset_parameters`` (what NNI's NAS-Bench-201 space, NAS-Bench-201's search model and DrNAS keep).
+SUPERNET_INITS = ("space", "torch")
+#: Where SurgeNAS' identity mapping ``phi * x`` is added: to every choice layer (Eq 3.6 as written for a layer-wise
+#: chain; on NAS-Bench-201 every edge) or once per searchable block of the space (a NAS-Bench-201 cell; the LightNAS
+#: authors' code adds it once per searchable block; in a layer-wise space a block is its layer).
+IDENTITY_SCOPES = ("layer", "block")
+#: Offset of alpha's initial noise stream from the other seeded streams.
+ALPHA_INIT_STREAM = 5_555_555
+
+
+@dataclass(frozen=True)
+class SupernetOptions:
+    """How the search network is built, beyond its space (the settings the peers' search loops differ in).
+
+    Attributes:
+        init: ``space`` (the space's initialisation) or ``torch`` (PyTorch's default for convs, BN and linear).
+        bn_affine: BatchNorm inside the choice layers learns a scale and shift (False: affine-free, as the search
+            cells of NAS-Bench-201, DrNAS and the LightNAS authors' code; ops outside choice layers keep theirs).
+        alpha_init_std: alpha starts at ``alpha_init_std * N(0, 1)`` (seeded; 0 = exact zeros, whose argmax ties
+            pick each layer's first op, ``none`` in NAS-Bench-201). Every peer uses 1e-3.
+        unsampled_gradient: in a single-path pass, add each unsampled op's straight-through weight (value 0) to the
+            layer's output as a scalar, so every logit of the layer gets a gradient in every step (GDAS' search
+            cells, NAS-Bench-201's ``search_cells.py``); False: only the sampled op's weight carries one.
+        identity_scope: where SurgeNAS' identity mapping is added (:data:`IDENTITY_SCOPES`).
+    """
+
+    init: str = "space"
+    bn_affine: bool = True
+    alpha_init_std: float = 0.0
+    unsampled_gradient: bool = False
+    identity_scope: str = "layer"
+
+    def check(self) -> None:
+        if self.identity_scope not in IDENTITY_SCOPES:
+            raise SearchError(
+                f"identity scope must be one of {', '.join(IDENTITY_SCOPES)}, got {self.identity_scope!r}"
+            )
+        if self.init not in SUPERNET_INITS:
+            raise SearchError(f"supernet init must be one of {', '.join(SUPERNET_INITS)}, got {self.init!r}")
+        if not 0 <= self.alpha_init_std < 1:
+            raise SearchError(f"alpha_init_std must be in [0, 1), got {self.alpha_init_std}")
 
 
 class _ScaledByOne(torch.autograd.Function):
@@ -100,15 +146,29 @@ class ChoiceLayer(nn.Module):
             k = state.chosen[self.layer]
             # the weight is 1 in the forward pass; it carries the straight-through gradient to alpha
             out = _ScaledByOne.apply(self.candidates[str(k)](x), weights[k].to(x.dtype))
+            if state.unsampled_scalars:  # GDAS: + w_j (value 0) for every other op j, a gradient to every logit
+                others = [weights[j] for j in self.allowed if j != k]
+                out = out + torch.stack(others).sum().to(x.dtype) if others else out
         else:
             out = None
             for key, op in self.candidates.items():
                 term = op(x) * weights[int(key)].to(x.dtype)
                 out = term if out is None else out + term
-        if state.phi and out.shape == x.shape:
-            # Eq 3.6: sum_k P_k (O_k(x) + phi x) = sum_k P_k O_k(x) + phi x, as the weights of a layer sum to 1
-            out = out + state.phi * x
         return out
+
+
+def _add_identity(state: PathState) -> Any:
+    """A forward hook adding SurgeNAS' identity mapping ``phi * x`` to a module's output of its input's shape.
+    On a choice layer it is Eq 3.6 as written: ``sum_k P_k (O_k(x) + phi x) = sum_k P_k O_k(x) + phi x``, as the
+    weights of a layer sum to 1."""
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor | None:
+        x = inputs[0]
+        if state.phi and out.shape == x.shape:
+            return out + state.phi * x
+        return None
+
+    return hook
 
 
 def _check_proxy(space: SearchSpace, proxy: SearchSpace) -> SearchSpace:
@@ -126,6 +186,23 @@ def _check_proxy(space: SearchSpace, proxy: SearchSpace) -> SearchSpace:
     return proxy
 
 
+def _reset_to_torch_defaults(net: nn.Module) -> None:
+    """PyTorch's own initialisation of every conv, linear and BatchNorm layer (draws from the global RNG: call it
+    inside :func:`~edgenas._random.seeded_torch`)."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear | nn.modules.batchnorm._BatchNorm):
+            m.reset_parameters()
+
+
+def _drop_choice_bn_affine(net: nn.Module) -> None:
+    """Make every BatchNorm inside a choice layer affine-free (no learned scale or shift)."""
+    for layer in net.modules():
+        if isinstance(layer, ChoiceLayer):
+            for bn in layer.modules():
+                if isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.affine:
+                    bn.affine, bn.weight, bn.bias = False, None, None
+
+
 class Supernet(nn.Module):
     """A space's network with every searchable layer a :class:`ChoiceLayer`, and the architecture logits.
 
@@ -135,22 +212,41 @@ class Supernet(nn.Module):
         proxy: the same space with other options (e.g. ``nb201`` with fewer cells per stage) whose backbone the
             search trains instead of ``space``'s: a shallower search network than the deployed one, as DARTS searches
             8 cells for a 20-cell network. It must have the same searchable layers and ops.
+        options: initialisation, BatchNorm and alpha settings (:class:`SupernetOptions`; default: the space's
+            initialisation, affine BatchNorm, alpha at exact zeros).
 
     Raises:
         SearchError: ``proxy`` is another space or has other searchable layers or ops.
     """
 
-    def __init__(self, space: SearchSpace, seed: int = 0, proxy: SearchSpace | None = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        proxy: SearchSpace | None = None,
+        options: SupernetOptions | None = None,
+    ) -> None:
         super().__init__()
+        options = options or SupernetOptions()
+        options.check()
         self.space = space
         self.seed = seed
-        self.state = PathState()
+        self.state = PathState(unsampled_scalars=options.unsampled_gradient)
         backbone = space if proxy is None else _check_proxy(space, proxy)
         with seeded_torch(seed):  # a seeded initialisation that leaves the caller's RNG as it was
             self.net = backbone.supernet_backbone(lambda layer, candidates: ChoiceLayer(layer, candidates, self.state))
+            if options.init == "torch":
+                _reset_to_torch_defaults(self.net)
+        if not options.bn_affine:
+            _drop_choice_bn_affine(self.net)
+        scope = self.space.identity_blocks(self.net) if options.identity_scope == "block" else None
+        for module in scope or [m for m in self.net.modules() if isinstance(m, ChoiceLayer)]:
+            module.register_forward_hook(_add_identity(self.state))
         mask = space.mask()  # L x K, True where allowed
         self.register_buffer("mask", mask, persistent=False)
-        self.alpha = nn.Parameter(torch.zeros(space.num_layers, space.num_ops))
+        generator = torch.Generator().manual_seed(ALPHA_INIT_STREAM + seed)
+        noise = torch.randn(space.num_layers, space.num_ops, generator=generator, dtype=torch.float64)
+        self.alpha = nn.Parameter((options.alpha_init_std * noise).float())
 
     # -- parameters -----------------------------------------------------------------------------------------------
     def weight_parameters(self) -> list[nn.Parameter]:
@@ -243,12 +339,14 @@ class Supernet(nn.Module):
             self.state.weights, self.state.chosen = weights, index.tolist()
             yield weights
 
-    def argmax_spec(self) -> ArchSpec:
-        """The architecture of the most likely op per layer (the derived architecture)."""
-        return self.space.make_spec(self.masked_logits().argmax(dim=-1).tolist())
+    def derived_spec(self) -> ArchSpec:
+        """The derived architecture: the most likely op per layer, unless the space refuses that as a network
+        (e.g. a NAS-Bench-201 cell whose output is cut off from its input); then the space's most likely valid
+        one (:meth:`~edgenas.spaces.SearchSpace.derive`)."""
+        return self.space.derive(self.masked_logits().detach())
 
-    def argmax_one_hot(self) -> torch.Tensor:
-        return self.space.one_hot(self.argmax_spec())
+    def derived_one_hot(self) -> torch.Tensor:
+        return self.space.one_hot(self.derived_spec())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

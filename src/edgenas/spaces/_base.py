@@ -309,6 +309,23 @@ class SearchSpace(ABC):
             out[i, torch.arange(self.num_layers), torch.tensor(spec.choices)] = 1.0
         return out[0] if single else out
 
+    def identity_blocks(self, backbone: nn.Module) -> list[nn.Module]:
+        """The searchable blocks of a supernet backbone (:meth:`supernet_backbone`), each of which may get one
+        identity mapping around it (SurgeNAS' ``identity_scope="block"``); empty: every searchable layer is its
+        own block (a layer-wise chain)."""
+        return []
+
+    def is_valid_network(self, spec: ArchSpec) -> bool:
+        """Whether ``spec`` is a network whose output depends on its input (every space's arch is, unless the space
+        says otherwise: a NAS-Bench-201 cell of ``none`` edges is not)."""
+        return True
+
+    def derive(self, logits: torch.Tensor) -> ArchSpec:
+        """The architecture a search derives from its ``L x K`` logits (disallowed ops at -inf): the most likely
+        op of every layer. A space with archs that are not valid networks overrides it to pick the most likely
+        valid one when the argmax is not."""
+        return self.make_spec(logits.argmax(dim=-1).tolist())
+
     def from_one_hot(self, encoding: torch.Tensor) -> ArchSpec | list[ArchSpec]:
         """Specs from (possibly soft) encodings: per layer the arg-max over the allowed ops.
 

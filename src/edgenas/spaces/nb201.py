@@ -68,6 +68,22 @@ def _index_table() -> tuple[tuple[int, ...], ...]:
 
 
 @cache
+def _connected_table() -> torch.Tensor:
+    """``N x 6`` op indices of the N cells whose output node is reached from its input (see
+    :func:`cell_is_connected`), in benchmark order."""
+    return torch.tensor([row for row in _index_table() if cell_is_connected(row)], dtype=torch.long)
+
+
+def cell_is_connected(choices: tuple[int, ...]) -> bool:
+    """Whether node 3 (the cell's output) is reached from node 0 over edges that are not ``none``: a cell that is
+    not computes zero whatever its input (NAS-Bench-201 gives such cells 10%, chance)."""
+    live = [True, False, False, False]
+    for (i, j), op in zip(EDGES, choices, strict=True):
+        live[i] = live[i] or (live[j] and OPS[op] != "none")
+    return live[3]
+
+
+@cache
 def _index_of() -> dict[tuple[int, ...], int]:
     return {choices: i for i, choices in enumerate(_index_table())}
 
@@ -208,6 +224,25 @@ class NB201Space(SearchSpace):
             parts.append("|" + "|".join(f"{names[k + j]}~{j}" for j in range(node)) + "|")
             k += node
         return "+".join(parts)
+
+    def identity_blocks(self, backbone: nn.Module) -> list[nn.Module]:
+        """Every cell of the backbone (a cell maps its input to an output of the same shape)."""
+        return [m for m in backbone.modules() if isinstance(m, NB201Cell)]
+
+    def is_valid_network(self, spec: ArchSpec) -> bool:
+        """A cell is a network when its output is reached from its input (:func:`cell_is_connected`)."""
+        return cell_is_connected(self.check_spec(spec).choices)
+
+    def derive(self, logits: torch.Tensor) -> ArchSpec:
+        """The argmax cell, or when it is cut off from its input the connected cell of the largest summed
+        log-probability (every connected cell scored at once)."""
+        spec = super().derive(logits)
+        if self.is_valid_network(spec):
+            return spec
+        log_p = torch.log_softmax(logits.detach().double(), dim=-1)
+        table = _connected_table()
+        scores = log_p[torch.arange(len(EDGES)), table].sum(-1)
+        return self.make_spec(table[int(scores.argmax())].tolist())
 
     def index(self, spec: ArchSpec) -> int:
         """The benchmark index (0..15624) of ``spec``."""
