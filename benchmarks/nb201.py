@@ -6,8 +6,8 @@ Usage:
     python benchmarks/nb201.py unconstrained --data DIR --strategies random --time-budget S --epochs 1
     python benchmarks/nb201.py budget --data DIR --column edgegpu --targets 4,5,6 [--strategies lightnas]
         [--seeds 1] [--no-accuracy]
-    common: [--cells-per-stage 1] (of the searched network; 5 = the protocol's) [--warmup-epochs 1]
-        [--alternate batch|epoch] (default: the strategy's) [--fair-warmup] [--alpha-lr-schedule cosine|constant]
+    common: [--cells-per-stage 1] (of the searched network; 5 = the protocol's) [--warmup-epochs 0]
+        [--alternate batch|epoch] (default: batch) [--fair-warmup] [--alpha-lr-schedule cosine|constant]
         [--alpha-budget darts|gdas];
         benchmarks/nb201_figures.sh runs every committed figure
 
@@ -52,8 +52,7 @@ def budget_args(args: argparse.Namespace) -> list[str]:
 def budget_tag(args: argparse.Namespace) -> str:
     """The run folder's suffix: every budget option that differs between comparisons."""
     tag = f"s{args.subset}-e{args.epochs}"
-    if args.warmup_epochs != 1:
-        tag += f"-w{args.warmup_epochs}"
+    tag += f"-w{args.warmup_epochs}"  # (runs before the NNI-parity loop: warm-up 1 and no -w suffix)
     tag += f"-{args.alternate}" if args.alternate else ""
     return tag + (f"-n{args.cells_per_stage}" if args.cells_per_stage != 5 else "")  # (older runs: 5, no suffix)
 
@@ -66,7 +65,7 @@ def method_options(args: argparse.Namespace) -> tuple[list[str], str, str]:
     if args.alpha_budget != "darts":
         flags += ["--alpha-budget", args.alpha_budget]
         tag, label = f"{tag}-a{args.alpha_budget}", f"{label}, {args.alpha_budget.upper()}' alpha budget"
-    if args.alpha_lr_schedule != "cosine":
+    if args.alpha_lr_schedule is not None:
         flags += ["--alpha-lr-schedule", args.alpha_lr_schedule]
         tag, label = f"{tag}-a{args.alpha_lr_schedule}", f"{label}, alpha lr {args.alpha_lr_schedule}"
     return flags, tag, label
@@ -175,15 +174,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--warmup-epochs", type=int, default=1)
-    parser.add_argument("--alternate", choices=["batch", "epoch"], default=None, help="default: the strategy's")
+    parser.add_argument("--warmup-epochs", type=int, default=0)
+    parser.add_argument("--alternate", choices=["batch", "epoch"], default=None, help="default: batch (the referee loop)")
     parser.add_argument("--cells-per-stage", type=int, default=1, help="of the searched network (protocol: 5)")
     parser.add_argument("--column", default="edgegpu")
     parser.add_argument("--targets", default="4,5,6")
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--lambda-p", type=float, default=None)
     parser.add_argument("--fair-warmup", action="store_true", help="warm-up steps train every op once")
-    parser.add_argument("--alpha-lr-schedule", choices=["cosine", "constant"], default="cosine")
+    parser.add_argument("--alpha-lr-schedule", choices=["cosine", "constant"], default=None, help="default: constant")
     parser.add_argument("--alpha-budget", choices=["darts", "gdas"], default="darts", help="steps x lr alpha keeps")
     parser.add_argument("--time-budget", type=float, default=0.0, help="random: seconds per seed (equal wall-clock)")
     args = parser.parse_args()

@@ -8,6 +8,9 @@ Usage (NNI is a benchmark-only dependency, installed beside edgenas in its own v
     .venv-nni/bin/python benchmarks/nni_nb201.py --data DIR --strategies darts,gumbel,proxyless [--seeds 1]
         [--subset 20000] [--epochs 8] [--cells-per-stage 1]
 
+Seeds 0..N-1; the seeds a strategy already has at the same budget in the results file are kept (a rerun with a
+larger --seeds adds the missing ones).
+
 Each strategy searches NNI's own ``NasBench201`` model space (``num_modules_per_stack`` = the cells per stage of
 our searched network) through ``NasExperiment`` with the ``Classification`` evaluator on the CPU: weights on the
 weight half of the class-balanced subset (random crop + flip, SGD 0.025 with momentum 0.9, weight decay 5e-4, as
@@ -168,15 +171,20 @@ def main() -> None:
     table, data = load_nb201(args.data), load_dataset(args.data, image_size=32)
     previous = RESULTS / "nni_nb201.json"
     payload = json.loads(previous.read_text()) if previous.is_file() else {"strategies": {}}
-    payload.update(nni=nni.__version__, subset=args.subset, epochs=args.epochs, cells_per_stage=args.cells_per_stage)
+    budget = {"subset": args.subset, "epochs": args.epochs, "cells_per_stage": args.cells_per_stage}
+    same_budget = all(payload.get(k) == v for k, v in budget.items())
+    if not same_budget:
+        payload["strategies"] = {}
+    payload.update(nni=nni.__version__, **budget)
     for name in args.strategies.split(","):
-        records = []
-        for seed in range(args.seeds):
+        # seeds already recorded at this budget are kept, not searched again (a run adds the seeds it lacks)
+        records = {r["seed"]: r for r in payload["strategies"].get(name, [])} if same_budget else {}
+        for seed in (s for s in range(args.seeds) if s not in records):
             record = search(name, seed, args, data)
             record.update(table.lookup(record["arch"]))
-            records.append(record)
+            records[seed] = record
             print(name, seed, record["arch"], record.get("test_acc"), f"{record['search_s']:.0f} s", flush=True)
-        payload["strategies"][name] = records
+        payload["strategies"][name] = [records[s] for s in sorted(records)]
     payload["machine"] = machine()
     paths = write_results("nni_nb201", payload, markdown(payload))
     print(markdown(payload))

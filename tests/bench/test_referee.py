@@ -117,6 +117,10 @@ def test_bench_nb201_with_a_latency_budget(table, tmp_path, capsys):
     assert payload["budget"]["cells_per_stage"] == 2
     config = json.loads((tmp_path / "b" / "seed0" / "config.json").read_text())
     assert config["config"]["supernet_options"] == {"cells_per_stage": 2}
+    # the referee's default loop (NNI's, affine-free cells), not the engine's layer-wise defaults
+    from edgenas.bench.referee import SEARCH_LOOP
+
+    assert {k: config["config"][k] for k in SEARCH_LOOP} == SEARCH_LOOP and config["config"]["warmup_epochs"] == 0
     assert record["oracle"]["target_ms"] == 20.5 and record["oracle"]["cells"] > 100
     assert record["regret"] == pytest.approx(record["oracle"]["test_acc"] - record["test_acc"])
     assert record["true_latency_ms"] == pytest.approx(table.latency["cifar10_edgegpu_latency_ms"][record["index"]])

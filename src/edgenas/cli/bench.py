@@ -14,7 +14,6 @@ from edgenas.cli._options import (
     MAX_CELLS_PER_STAGE,
     MAX_EPOCHS,
     MAX_MS,
-    AlphaScheduleOpt,
     BatchSizeOpt,
     DataOpt,
     FairWarmupOpt,
@@ -146,7 +145,7 @@ def bench_nb201(
     epochs: Annotated[
         int, number("--epochs", help="Search epochs (protocol: 50; random: per network).", low=1, high=MAX_EPOCHS)
     ] = 6,
-    warmup_epochs: Annotated[int, number("--warmup-epochs", help="Weights-only epochs first.", high=MAX_EPOCHS)] = 1,
+    warmup_epochs: Annotated[int, number("--warmup-epochs", help="Weights-only epochs first.", high=MAX_EPOCHS)] = 0,
     batch_size: BatchSizeOpt = 64,
     cells_per_stage: Annotated[
         int,
@@ -167,11 +166,26 @@ def bench_nb201(
         choice(
             "--alternate",
             values=("batch", "epoch"),
-            help="Alternate alpha and w steps per batch (DARTS) or per epoch (default: the strategy's).",
+            help="Alternate alpha and w steps per batch (DARTS, the default) or per epoch.",
         ),
     ] = None,
     alpha_budget: AlphaBudgetOpt = "darts",
-    alpha_lr_schedule: AlphaScheduleOpt = "cosine",
+    alpha_lr_schedule: Annotated[
+        str | None,
+        choice(
+            "--alpha-lr-schedule",
+            values=("cosine", "constant"),
+            help="alpha's lr: constant (the default here, NAS-Bench-201's and NNI's) or a cosine decay to 0.",
+        ),
+    ] = None,
+    w_lr_schedule: Annotated[
+        str | None,
+        choice(
+            "--w-lr-schedule",
+            values=("cosine", "constant"),
+            help="The weights' lr: constant (the default here, NNI's) or a cosine decay to 0.",
+        ),
+    ] = None,
     fair_warmup: FairWarmupOpt = False,
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
     lambda_p: Annotated[
@@ -233,8 +247,10 @@ def bench_nb201(
             accuracy=not no_accuracy,
             lambda_p=lambda_p,
             time_budget_s=time_budget,
-            alternate=alternate or "",
-            options={"alpha_lr_schedule": alpha_lr_schedule, "fair_warmup": fair_warmup},
+            alternate=alternate,
+            options={"fair_warmup": fair_warmup}
+            | ({"alpha_lr_schedule": alpha_lr_schedule} if alpha_lr_schedule else {})
+            | ({"w_lr_schedule": w_lr_schedule} if w_lr_schedule else {}),
         )
         records.append(record)
         if not as_json:

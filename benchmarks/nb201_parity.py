@@ -1,0 +1,348 @@
+"""Why our search loop lost to NNI's on NAS-Bench-201, one factor at a time, and what each strategy finds once fixed.
+
+Usage:
+    python benchmarks/nb201_parity.py --data DIR parity [--seeds 5] [--workers 2] [--rows nni,he-init,...]
+    python benchmarks/nb201_parity.py --data DIR strategies [--seeds 5] [--workers 2] [--rows darts,gdas,...]
+    python benchmarks/nb201_parity.py --data DIR render        # the markdown again from the JSON, no search
+
+``parity``: DARTS (first order) configured to match NNI 3.0's loop as closely as our engine allows (per-batch
+alternation, constant learning rates, no weights-only warm-up, plain momentum, alpha at 1e-3·N(0,1), PyTorch's
+default initialisation, affine-free BatchNorm in the search cells, no gradient clip), then each of our former
+choices restored alone. ``strategies``: every strategy with the settings that won, accuracy only, and random
+search at equal wall-clock. Every row runs the same seeds 0..N-1; a seed fixes the split and the data order, so
+rows are paired by seed, and each row's difference to its reference row comes with a 95% bootstrap interval of
+the mean paired difference (resolved = the interval excludes 0).
+
+Budget (the referee's CPU budget, ``benchmarks/results/nb201.md``): 5,000 class-balanced CIFAR-10 training images
+split half/half, 8 epochs, batch 64, one cell per stage in the searched network, alpha Adam at the lr that keeps
+DARTS' protocol steps x lr (0.0188 at this budget, the lr NNI's rows ran with). Each search runs in its own worker
+process with one torch thread (``--workers`` processes at once); seconds are per search at one thread.
+Results: ``benchmarks/results/nb201_parity.{json,md}`` (phases merge); runs under ``runs/bench-parity``
+(resumable: a finished search is judged again, not run again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import RESULTS, machine, write_results
+
+RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-parity"
+#: The referee's CPU budget (one search is 1-3 minutes at one thread here).
+SUBSET, EPOCHS, BATCH, CELLS = 5_000, 8, 64, 1
+#: Bootstrap resamples of the mean paired difference.
+BOOTSTRAP = 10_000
+
+#: NNI 3.0's DARTS loop in our engine's terms, but for one setting: NNI's NasBench201 cells keep affine BatchNorm
+#: (as ours did); NAS-Bench-201's own search cells, DrNAS and the LightNAS authors' code make it affine-free, which
+#: this reference row does (the ``bn-affine`` row restores it: that row is NNI's loop exactly as far as the engine
+#: allows).
+NNI_LOOP: dict[str, Any] = {
+    "warmup_epochs": 0,
+    "alternate": "batch",
+    "w_lr_schedule": "constant",
+    "alpha_lr_schedule": "constant",
+    "w_nesterov": False,
+    "w_grad_clip": 0.0,
+    "alpha_init_std": 1e-3,
+    "supernet_init": "torch",
+    "search_bn_affine": False,
+}
+#: The loop the strategies phase runs: NNI's, until the parity phase shows a restored choice of ours helps.
+WINNING_LOOP: dict[str, Any] = dict(NNI_LOOP)
+#: Our engine's former choices, each restored alone on top of NNI's loop (row name -> (label, overrides)).
+RESTORED: dict[str, tuple[str, dict[str, Any]]] = {
+    "he-init": ("+ He-normal init (ours)", {"supernet_init": "space"}),
+    "alpha-zeros": ("+ alpha at exact zeros (ours)", {"alpha_init_std": 0.0}),
+    "warmup": ("+ one weights-only warm-up epoch (ours)", {"warmup_epochs": 1}),
+    "alpha-cosine": ("+ cosine alpha lr (ours)", {"alpha_lr_schedule": "cosine"}),
+    "w-cosine": ("+ cosine weight lr (ours)", {"w_lr_schedule": "cosine"}),
+    "bn-affine": (
+        "+ affine BatchNorm in the cells (ours, and NNI's: this row is NNI's loop)",
+        {"search_bn_affine": True},
+    ),
+    "nesterov": ("+ Nesterov momentum (ours)", {"w_nesterov": True}),
+    "epoch-alternation": ("+ epoch-wise alternation (ours)", {"alternate": "epoch"}),
+    "clip5": ("+ gradient clip 5 (NAS-Bench-201, DrNAS)", {"w_grad_clip": 5.0}),
+    "warmup+alpha-cosine": (
+        "+ warm-up and cosine alpha lr together",
+        {"warmup_epochs": 1, "alpha_lr_schedule": "cosine"},
+    ),
+    "ours": (
+        "all of ours restored (the former default loop)",
+        {
+            "supernet_init": "space",
+            "alpha_init_std": 0.0,
+            "warmup_epochs": 1,
+            "alpha_lr_schedule": "cosine",
+            "w_lr_schedule": "cosine",
+            "search_bn_affine": True,
+            "w_nesterov": True,
+            "alternate": "epoch",
+        },
+    ),
+}
+
+
+def parity_rows() -> dict[str, dict[str, Any]]:
+    """The parity phase: name -> {label, strategy, options, reference}."""
+    label = "DARTS, NNI's loop with affine-free BatchNorm in the cells (NAS-Bench-201's and DrNAS' cells)"
+    rows = {"nni": {"label": label, "strategy": "darts", "options": dict(NNI_LOOP), "reference": None}}
+    for name, (label, over) in RESTORED.items():
+        rows[name] = {"label": label, "strategy": "darts", "options": NNI_LOOP | over, "reference": "nni"}
+    return rows
+
+
+def strategy_rows() -> dict[str, dict[str, Any]]:
+    """The strategies phase: every strategy on the loop that won the parity phase (:data:`WINNING_LOOP`), accuracy
+    only, and random search given their mean wall-clock."""
+
+    def row(label: str, strategy: str, **options: Any) -> dict[str, Any]:
+        return {"label": label, "strategy": strategy, "options": WINNING_LOOP | options, "reference": "random"}
+
+    return {
+        # the parity phase's `nni` row is DARTS on this loop: its finished runs are judged again, not searched
+        "darts": row("DARTS", "darts") | {"run": "nni"},
+        # GDAS as NAS-Bench-201's search cells run it: the unsampled ops' weights added as scalars
+        "gdas": row("GDAS (unsampled ops' weights as scalars, NAS-Bench-201's form)", "gdas", unsampled_gradient=True),
+        "gdas-sampled-only": row("GDAS, gradient through the sampled op only (our former form)", "gdas"),
+        "lightnas": row("LightNAS (accuracy only)", "lightnas"),
+        "fbnet": row("FBNet at lambda = 0 (soft Gumbel mix)", "fbnet"),
+        "random": {
+            "label": "random search, equal wall-clock",
+            "strategy": "random",
+            "options": {"warmup_epochs": 0},
+            "reference": None,
+            "epochs": 1,
+        },
+    }
+
+
+def _budget(warmup: int, epochs: int = EPOCHS):
+    from edgenas.bench.referee import Budget
+
+    return Budget(subset=SUBSET, epochs=epochs, warmup_epochs=warmup, batch_size=BATCH, cells_per_stage=CELLS)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(data: str) -> None:
+    """One torch thread per worker (two searches on two cores), the tables and images loaded once."""
+    import torch
+
+    torch.set_num_threads(1)
+    from edgenas.bench import load_nb201
+    from edgenas.train import load_dataset
+
+    _WORKER["table"], _WORKER["images"] = load_nb201(data), load_dataset(data, image_size=32)
+
+
+def _search(task: tuple[str, str, str, dict[str, Any], int, int, float]) -> dict[str, Any]:
+    name, run_name, strategy, options, seed, epochs, alpha_lr = task
+    from edgenas.bench.referee import search_and_judge
+
+    options = dict(options)
+    budget = replace(_budget(int(options.pop("warmup_epochs", 0)), epochs))
+    time_budget = float(options.pop("time_budget_s", 0.0))
+    alternate = options.pop("alternate", "")
+    record = search_and_judge(
+        _WORKER["table"],
+        strategy,
+        seed,
+        _WORKER["images"],
+        budget,
+        RUNS / run_name / f"seed{seed}",
+        alpha_lr=alpha_lr,
+        time_budget_s=time_budget,
+        alternate=alternate,
+        options=options,
+    )
+    summary = json.loads((RUNS / run_name / f"seed{seed}" / "summary.json").read_text())
+    record.update(row=name, entropy=summary.get("entropy"), derivation=summary.get("derivation", "argmax"))
+    return record
+
+
+def paired_difference(a: list[float], b: list[float], seed: int = 0) -> dict[str, float]:
+    """Mean of the paired differences a - b and its 95% bootstrap interval (resampling the pairs)."""
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (BOOTSTRAP, len(diff)))].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "resolved": bool(low > 0 or high < 0)}
+
+
+def run_phase(args: argparse.Namespace, rows: dict[str, dict[str, Any]], done: dict[str, Any]) -> dict[str, Any]:
+    """Search every wanted row's seeds (random search last, given the mean wall-clock of the one-shot rows of this
+    phase, those run before included: ``done``)."""
+    from edgenas.bench.referee import protocol_alpha_lr
+
+    alpha_lr = protocol_alpha_lr(_budget(0))  # one alpha lr for every row: warm-up rows keep NNI's
+    wanted = [r for r in (args.rows.split(",") if args.rows else rows) if r in rows]
+    records: dict[str, list[dict[str, Any]]] = {}
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(str(args.data),)) as pool:
+        searched = [r for r in wanted if rows[r]["strategy"] != "random"]
+        tasks = [
+            (
+                r,
+                rows[r].get("run", r),
+                rows[r]["strategy"],
+                rows[r]["options"],
+                seed,
+                rows[r].get("epochs", EPOCHS),
+                alpha_lr,
+            )
+            for r in searched
+            for seed in range(args.seeds)
+        ]
+        for record in pool.map(_search, tasks):
+            records.setdefault(record["row"], []).append(record)
+            print(record["row"], record["seed"], record["index"], f"{record['test_acc']:.2f}", flush=True)
+        for r in (r for r in wanted if rows[r]["strategy"] == "random"):
+            earlier = {
+                name: row["records"] for name, row in done.items() if rows.get(name, {}).get("strategy") != "random"
+            }
+            seconds = _equal_wall_clock(earlier | records, args)
+            options = rows[r]["options"] | {"time_budget_s": seconds}
+            folder = f"{r}-{seconds:.0f}s"
+            tasks = [(r, folder, "random", options, s, rows[r]["epochs"], alpha_lr) for s in range(args.seeds)]
+            records[r] = list(pool.map(_search, tasks))
+            rows[r]["label"] += f" ({seconds:.0f} s)"
+    return {name: {**rows[name], "records": records[name]} for name in wanted if name in records}
+
+
+def _equal_wall_clock(records: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> float:
+    """The mean search seconds of the one-shot strategies run in this phase (random search gets as much)."""
+    seconds = [r["search_s"] for name, recs in records.items() for r in recs]
+    return statistics.fmean(seconds) if seconds else args.random_seconds
+
+
+def summarise(phase: dict[str, Any]) -> dict[str, Any]:
+    """Mean ± std per row and the paired difference to its reference row (same seeds)."""
+    for row in phase.values():
+        accs = [r["test_acc"] for r in row["records"]]
+        row["summary"] = {
+            "n": len(accs),
+            "mean": statistics.fmean(accs),
+            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "search_s": statistics.fmean(r["search_s"] for r in row["records"]),
+            "cells": [r["index"] for r in row["records"]],
+            "disconnected": sum(r["test_acc"] <= 10.0 for r in row["records"]),
+            "entropy": statistics.fmean(r["entropy"] or 0.0 for r in row["records"]),
+        }
+        ref = phase.get(row.get("reference") or "")
+        if ref is not None:
+            mine = {r["seed"]: r["test_acc"] for r in row["records"]}
+            theirs = {r["seed"]: r["test_acc"] for r in ref["records"]}
+            seeds = sorted(set(mine) & set(theirs))
+            if seeds:
+                row["summary"]["vs_reference"] = paired_difference([mine[s] for s in seeds], [theirs[s] for s in seeds])
+    return phase
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    m = payload["machine"]
+    lines = [
+        "# NAS-Bench-201: parity with NNI's loop, then every strategy on the loop that won",
+        "",
+        f"Machine: {m['cpu']} ({m['cpu_count']} cores; each search one torch thread, two at once), torch "
+        f"{m['torch']}, commit {m['git_commit']}, {m['date']}.",
+        f"Budget: {SUBSET} class-balanced CIFAR-10 training images (half w, half alpha), {EPOCHS} epochs, batch "
+        f"{BATCH}, {CELLS} cell per stage in the searched network; alpha Adam lr {payload.get('alpha_lr', 0):.3g}. "
+        "Accuracy: the tables' true 200-epoch CIFAR-10 test accuracy of the derived cell. Rows are paired by seed "
+        "(a seed fixes the split and the data order); Δ is the mean paired difference to the row named, with its "
+        "95% bootstrap interval; resolved = the interval excludes 0.",
+    ]
+    for phase, rows in payload["phases"].items():
+        lines += [
+            "",
+            f"## {phase}",
+            "",
+            "| row | n | test acc. (%) | Δ vs reference (points) [95% CI] | resolved | all-`none`/cut-off cells | "
+            "final α entropy (nats) | search (s) | cells |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, row in rows.items():
+            s = row["summary"]
+            vs = s.get("vs_reference")
+            delta = (
+                "—" if vs is None else f"{vs['mean']:+.2f} [{vs['low']:+.2f}, {vs['high']:+.2f}] vs {row['reference']}"
+            )
+            resolved = "—" if vs is None else ("yes" if vs["resolved"] else "no")
+            cells = ", ".join(str(c) for c in s["cells"])
+            lines.append(
+                f"| {row['label']} (`{name}`) | {s['n']} | {s['mean']:.2f} ± {s['std']:.2f} | {delta} | {resolved} | "
+                f"{s['disconnected']} | {s['entropy']:.2f} | {s['search_s']:.0f} | {cells} |"
+            )
+    if "nni" in payload:
+        lines += ["", "NNI 3.0 on the same images, split and budget (`benchmarks/results/nni_nb201.md`):", ""]
+        for name, s in payload["nni"].items():
+            lines.append(f"- NNI {name}: {s['mean']:.2f} ± {s['std']:.2f} (n = {s['n']}, seeds {s['seeds']})")
+    lines += ["", f"All 15,625 cells average {payload['all_cells_mean_test_acc']:.2f}%."]
+    return "\n".join(lines) + "\n"
+
+
+def _nni_summary() -> dict[str, Any]:
+    path = RESULTS / "nni_nb201.json"
+    if not path.is_file():
+        return {}
+    out = {}
+    for name, records in json.loads(path.read_text())["strategies"].items():
+        accs = [r["test_acc"] for r in records]
+        out[name] = {
+            "n": len(accs),
+            "mean": statistics.fmean(accs),
+            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "seeds": [r["seed"] for r in records],
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=["parity", "strategies", "render"])
+    parser.add_argument("--data", type=Path, default=os.environ.get("EDGENAS_DATA"))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rows", default="", help="comma-separated row names (default: every row of the phase)")
+    parser.add_argument("--random-seconds", type=float, default=120.0, help="random's budget if no one-shot row ran")
+    args = parser.parse_args()
+    previous = RESULTS / "nb201_parity.json"
+    payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
+    if args.phase != "render":
+        if args.data is None:
+            raise SystemExit("--data DIR (or EDGENAS_DATA) is required")
+        from edgenas.bench import load_nb201
+        from edgenas.bench.referee import protocol_alpha_lr
+
+        rows = parity_rows() if args.phase == "parity" else strategy_rows()
+        done = payload["phases"].get(args.phase, {})
+        done.update(run_phase(args, rows, done))
+        order = [r for r in rows if r in done]
+        payload["phases"][args.phase] = summarise({r: done[r] for r in order})
+        payload.update(
+            machine=machine(),
+            alpha_lr=protocol_alpha_lr(_budget(0)),
+            all_cells_mean_test_acc=float(load_nb201(args.data).test_acc.mean()),
+        )
+    current = {"parity": parity_rows(), "strategies": strategy_rows()}
+    for phase, rows in payload["phases"].items():  # labels as this script words them now (random's keeps its s)
+        for name, row in rows.items():
+            if name in current.get(phase, {}) and row["strategy"] != "random":
+                row["label"] = current[phase][name]["label"]
+    payload["nni"] = _nni_summary()
+    paths = write_results("nb201_parity", payload, markdown(payload))
+    print(markdown(payload))
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
