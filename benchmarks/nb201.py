@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--warmup-epochs", type=int, default=0)
-    parser.add_argument("--alternate", choices=["batch", "epoch"], default=None, help="default: batch (the referee loop)")
+    parser.add_argument("--alternate", choices=["batch", "epoch"], default=None, help="default: batch")
     parser.add_argument("--cells-per-stage", type=int, default=1, help="of the searched network (protocol: 5)")
     parser.add_argument("--column", default="edgegpu")
     parser.add_argument("--targets", default="4,5,6")
