@@ -2,6 +2,10 @@
 # Every figure of benchmarks/results/nb201.md at the budgets it reports (about two hours on 2 CPU cores; a
 # finished seed under runs/bench-nb201 is judged again, not searched, so a rerun rebuilds the table in minutes).
 # Usage: benchmarks/nb201_figures.sh DATA_DIR   (the folder with cifar10.npz, nb201/ and hwnasbench/)
+# The rows of nb201.md dated before the parity study (2026-12-05) ran on the former loop (one weights-only warm-up
+# epoch, cosine lrs, epoch-wise alternation, He init, alpha at zeros); the referee's defaults are now NNI's loop
+# (edgenas.bench.referee.SEARCH_LOOP), so the commands below give new-loop rows in folders tagged -w0. The parity
+# study and the strategies on the new loop: benchmarks/results/nb201_parity.md (last lines of this script).
 set -e
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -40,3 +44,7 @@ if [ -n "${NNI_PYTHON:-}" ]; then
     "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies proxyless,gumbel --subset 5000 --epochs 8 --cells-per-stage 1
     "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies darts --seeds 3 --subset 5000 --epochs 8 --cells-per-stage 1
 fi
+# The loop parity study (DARTS on NNI's loop, then each former choice restored alone; 5 seeds, two one-thread
+# workers) and every strategy on the loop that won, with random search at equal wall-clock:
+"$PY" benchmarks/nb201_parity.py parity $D --seeds 5
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5

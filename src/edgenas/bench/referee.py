@@ -2,30 +2,25 @@
 
 Protocol (Dong & Yang, ICLR 2020, "cifar10-valid"), shrunk to a CPU budget and said so: the search sees a
 class-balanced subset of the 50k CIFAR-10 training images, split half/half into the weight half and the
-architecture half (the benchmark splits all 50k 25k/25k); weights by SGD 0.025 (cosine), momentum 0.9, weight decay
-5e-4; alpha by Adam (betas 0.5/0.999, weight decay 1e-3); GDAS' temperature 10 -> 0.1. The benchmark's 50 DARTS
-epochs give alpha about 19,500 Adam steps at 3e-4 (GDAS: 250 epochs, five times as many); a CPU search of a few
-minutes gives it a few hundred, so the default alpha learning rate keeps the product (steps x lr) of DARTS' protocol
-(``alpha_budget="gdas"``: GDAS'), up to 0.05 (:func:`protocol_alpha_lr`; ``alpha_lr`` overrides it). GDAS' budget
-did not help single-path searches here (``benchmarks/results/nb201.md``), so DARTS' stays the default for all.
+architecture half (the benchmark splits all 50k 25k/25k); weights by SGD 0.025, momentum 0.9, weight decay 5e-4;
+alpha by Adam (betas 0.5/0.999, weight decay 1e-3); GDAS' temperature 10 -> 0.1. The benchmark's 50 DARTS epochs
+give alpha about 19,500 Adam steps at 3e-4 (GDAS: 250 epochs, five times as many); a CPU search of a few minutes
+gives it a few hundred, so the default alpha learning rate keeps the product (steps x lr) of DARTS' protocol
+(``alpha_budget="gdas"``: GDAS'), up to 0.05 (:func:`protocol_alpha_lr`; ``alpha_lr`` overrides it).
+
+The loop (:data:`SEARCH_LOOP`) is NNI 3.0's DARTS loop, which found 92.4 on this budget while our former loop
+found cells no better than random: an architecture step and a weight step on every batch (DARTS' Algorithm 1),
+constant learning rates, no weights-only warm-up, plain momentum, alpha at 1e-3·N(0,1), PyTorch's default
+initialisation; the search cells' BatchNorm is affine-free as in NAS-Bench-201's own search cells and DrNAS.
+``benchmarks/nb201_parity.py`` measured it factor by factor (``benchmarks/results/nb201_parity.md``). These are
+the referee's defaults only: the engine's (``SearchConfig``) stay the thesis' layer-wise settings until the same
+comparison is made on the layer-wise space.
 
 The searched network is shallower than the tables' by default: one cell per stage instead of five (DARTS likewise
 searches 8 cells for a 20-cell network), since a CPU budget trains the 5-cell supernet too little for its
-cross-entropy to rank the ops. Measured (``benchmarks/results/nb201.md``, AMD EPYC, 2 cores; true test accuracy and
-regret in points, |true latency miss| in %):
-
-=====================  ==========================================  =============================================
-searched network       accuracy only, seed 0 (20k images, 8 ep.)   LightNAS @ 4/5/6 ms edgegpu, 3 seeds: regret;
-                       LightNAS / GDAS                             |miss| (about one minute per search)
-=====================  ==========================================  =============================================
-5 cells per stage      86.31 / 70.92                               13.45 / 7.13 / 2.57; 25.6 / 3.8 / 5.5
-                                                                   (5k images, 6 epochs)
-1 cell per stage       92.15 / 75.46                               3.25 / 5.60 / 5.98; 2.2 / 7.2 / 1.5
-                                                                   (10k images, 8 epochs)
-=====================  ==========================================  =============================================
-
-The derived cell's true 200-epoch accuracy and, with a target, its true latency on the HW-NAS-Bench column come from
-the tables (:mod:`edgenas.bench.nb201`), with the oracle, the regret and the rank among cells of its latency.
+cross-entropy to rank the ops. The derived cell's true 200-epoch accuracy and, with a target, its true latency on
+the HW-NAS-Bench column come from the tables (:mod:`edgenas.bench.nb201`), with the oracle, the regret and the rank
+among cells of its latency.
 """
 
 from __future__ import annotations
