@@ -85,8 +85,9 @@ class SupernetOptions:
         alpha_init_std: alpha starts at ``alpha_init_std * N(0, 1)`` (seeded; 0 = exact zeros, whose argmax ties
             pick each layer's first op, ``none`` in NAS-Bench-201). Every peer uses 1e-3.
         unsampled_gradient: in a single-path pass, add each unsampled op's straight-through weight (value 0) to the
-            layer's output as a scalar, so every logit of the layer gets a gradient in every step (GDAS' search
-            cells, NAS-Bench-201's ``search_cells.py``); False: only the sampled op's weight carries one.
+            layer's output as a scalar, so each unsampled weight gets the summed gradient of the layer's output as
+            well (GDAS' search cells, NAS-Bench-201's ``search_cells.py``); False: alpha's gradient comes through the
+            sampled op's weight alone (and the softmax couples it to the other logits).
         identity_scope: where SurgeNAS' identity mapping is added (:data:`IDENTITY_SCOPES`).
     """
 
@@ -146,7 +147,7 @@ class ChoiceLayer(nn.Module):
             k = state.chosen[self.layer]
             # the weight is 1 in the forward pass; it carries the straight-through gradient to alpha
             out = _ScaledByOne.apply(self.candidates[str(k)](x), weights[k].to(x.dtype))
-            if state.unsampled_scalars:  # GDAS: + w_j (value 0) for every other op j, a gradient to every logit
+            if state.unsampled_scalars:  # GDAS: + w_j (value 0) for every other op j, so each w_j gets a gradient
                 others = [weights[j] for j in self.allowed if j != k]
                 out = out + torch.stack(others).sum().to(x.dtype) if others else out
         else:
