@@ -340,7 +340,9 @@ def main() -> None:
     for phase in payload["phases"]:
         payload["phases"][phase] = summarise(payload["phases"][phase])
     current = {"parity": parity_rows(), "strategies": strategy_rows()}
-    for phase, rows in payload["phases"].items():  # labels as this script words them now (random's keeps its s)
+    for phase, rows in list(payload["phases"].items()):  # the script's row order and wording (random keeps its s)
+        order = [*current.get(phase, {}), *sorted(rows)]  # (the JSON file stores rows sorted by name)
+        rows = payload["phases"][phase] = {name: rows[name] for name in dict.fromkeys(order) if name in rows}
         for name, row in rows.items():
             if name in current.get(phase, {}) and row["strategy"] != "random":
                 row["label"] = current[phase][name]["label"]
