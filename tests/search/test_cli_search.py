@@ -181,6 +181,9 @@ def test_every_registered_strategy_is_a_search_command(strategy, tmp_path, capsy
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["config"]["supernet_options"] == {"cells_per_stage": 1}
     assert config["space_options"]["cells_per_stage"] == 5  # the derived cell is the deployed network's
+    # the cells' measured loop (NNI's DARTS loop) without flags; the flag given (--warmup-epochs 1) wins
+    loop = {k: config["config"][k] for k in ("alternate", "alpha_lr_schedule", "supernet_init", "warmup_epochs")}
+    assert loop == {"alternate": "batch", "alpha_lr_schedule": "constant", "supernet_init": "torch", "warmup_epochs": 1}
     assert str(load_specs(tmp_path / "r" / "arch.json")[0]) == summary["arch"]
 
 

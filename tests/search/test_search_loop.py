@@ -170,3 +170,17 @@ def test_the_identity_reading_adds_the_formula_to_a_cell_of_none_edges(scope, ga
         assert torch.equal(cell(x), torch.zeros_like(x))
     with pytest.raises(SearchError, match="identity scope"):
         SearchConfig(identity_scope="node").check()
+
+
+def test_a_space_sets_its_measured_loop_and_the_user_overrides_it():
+    """NAS-Bench-201 cells default to NNI's DARTS loop; a layer-wise space keeps the engine's (thesis') defaults;
+    a given value wins, ``None`` means not given, an unknown option is refused."""
+    cells = SearchConfig.for_space(get_space("nb201"), method="darts", warmup_epochs=None)
+    assert (cells.alternate, cells.w_lr_schedule, cells.alpha_lr_schedule) == ("batch", "constant", "constant")
+    assert (cells.warmup_epochs, cells.w_nesterov, cells.alpha_init_std) == (0, False, 1e-3)
+    assert cells.network_options() == SupernetOptions(init="torch", bn_affine=False, alpha_init_std=1e-3)
+    assert SearchConfig.for_space(get_space("mbv2-cifar"), method="darts") == SearchConfig(method="darts")
+    mine = SearchConfig.for_space(get_space("nb201"), warmup_epochs=2, alpha_lr_schedule="cosine")
+    assert (mine.warmup_epochs, mine.alpha_lr_schedule, mine.alternate) == (2, "cosine", "batch")
+    with pytest.raises(SearchError, match="unknown search options: nesterov"):
+        SearchConfig.for_space(get_space("nb201"), nesterov=True)

@@ -51,21 +51,10 @@ MAX_SCALED_ALPHA_LR = 0.05
 PROTOCOL_CELLS_PER_STAGE = 5
 #: Cells per stage of the network a CPU search trains (the module docstring's table).
 SEARCH_CELLS_PER_STAGE = 1
-#: The search loop every strategy runs on this benchmark by default: NNI 3.0's DARTS loop (an architecture step
-#: and a weight step on every batch, constant learning rates, no weights-only warm-up, plain momentum, alpha at
-#: 1e-3·N(0,1), PyTorch's default initialisation) with NAS-Bench-201's affine-free BatchNorm in the search cells.
-#: DARTS found 90.8 ± 2.2 on it and 87.9 ± 3.6 on our former loop (He init, zero alpha, a warm-up epoch, cosine lrs,
-#: epoch-wise alternation), 2.9 points lower, resolved at 5 paired seeds, with 2 of 5 argmax cells cut off from their
-#: input (``benchmarks/results/nb201_parity.md``).
-SEARCH_LOOP: dict[str, Any] = {
-    "alternate": "batch",
-    "w_lr_schedule": "constant",
-    "alpha_lr_schedule": "constant",
-    "w_nesterov": False,
-    "alpha_init_std": 1e-3,
-    "supernet_init": "torch",
-    "search_bn_affine": False,
-}
+#: The search loop every strategy runs on this benchmark by default: the ``nb201`` space's measured loop
+#: (:attr:`~edgenas.spaces.nb201.NB201Space.search_loop`: NNI 3.0's DARTS loop with affine-free BatchNorm in the
+#: search cells), less its warm-up, which the :class:`Budget` states.
+SEARCH_LOOP: dict[str, Any] = {k: v for k, v in get_space("nb201").search_loop.items() if k != "warmup_epochs"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +110,8 @@ def search_config(
     from edgenas.search import get_strategy
     from edgenas.search.engine import SearchConfig
 
-    config = SearchConfig(
+    config = SearchConfig.for_space(
+        get_space("nb201"),
         method=strategy,
         epochs=budget.epochs,
         warmup_epochs=budget.warmup_epochs,
@@ -140,7 +130,6 @@ def search_config(
         supernet_options=(
             {} if budget.cells_per_stage == PROTOCOL_CELLS_PER_STAGE else {"cells_per_stage": budget.cells_per_stage}
         ),
-        **SEARCH_LOOP,
     )
     return replace(config, **(dict(get_strategy(strategy).method_settings) | overrides))
 

@@ -143,11 +143,12 @@ FairWarmupOpt = Annotated[
     ),
 ]
 AlphaScheduleOpt = Annotated[
-    str,
+    str | None,
     choice(
         "--alpha-lr-schedule",
         values=("cosine", "constant"),
-        help="alpha's lr: cosine decay to 0, or constant (NAS-Bench-201's DARTS/GDAS).",
+        help="alpha's lr: cosine decay to 0, or constant (NAS-Bench-201's DARTS/GDAS). Default: the space's search "
+        "loop (nb201: constant; layer-wise spaces: cosine, the thesis').",
     ),
 ]
 #: How archs are drawn for profiling or a sample file (thesis Sec 3.3.5: ordered, every op equally often per layer).

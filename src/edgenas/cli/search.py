@@ -166,7 +166,7 @@ def _run(
         raise SearchError("--close-loop needs --runtime (it measures the search's result and its neighbours)")
     if sum(bool(x) for x in (refit, on_device.get("correct_rounds"), on_device.get("close_loop"))) > 1:
         raise SearchError("use one of --refit, --correct-rounds and --close-loop, not several")
-    config = SearchConfig(method=method, **options)
+    config = SearchConfig.for_space(resolved, method=method, **options)
     images = load_dataset(data, image_size=resolved.resolution)
     env = init_distributed(config.device)
     warnings = _data_range_warnings(targets, resolved.name, quiet=as_json or not env.is_main)
@@ -563,7 +563,7 @@ def _measure(arch: Any, runtime: str, targets: list, tolerance: float, run: Path
 
 def _common_options(
     epochs: int,
-    warmup_epochs: int,
+    warmup_epochs: int | None,
     batch_size: int,
     subset: int | None,
     val_fraction: float,
@@ -582,8 +582,13 @@ def _common_options(
 
 
 WarmupOpt = Annotated[
-    int,
-    number("--warmup-epochs", help="Weights-only epochs before the architecture phase (thesis: 10).", high=MAX_EPOCHS),
+    int | None,
+    number(
+        "--warmup-epochs",
+        help="Weights-only epochs before the architecture phase. Default: the space's search loop (nb201: 0, "
+        "NNI's DARTS loop; layer-wise spaces: 10, the thesis').",
+        high=MAX_EPOCHS,
+    ),
 ]
 ValOpt = Annotated[
     float,
@@ -609,7 +614,7 @@ def lightnas_command(
     set_: SetOpt = None,
     search_set: SearchSetOpt = None,
     epochs: SearchEpochsOpt = 90,
-    warmup_epochs: WarmupOpt = 10,
+    warmup_epochs: WarmupOpt = None,
     batch_size: BatchSizeOpt = 128,
     subset: SubsetOpt = None,
     val_fraction: ValOpt = 0.2,
@@ -630,7 +635,7 @@ def lightnas_command(
             "--alpha-lr", help="Adam lr of alpha (thesis 1e-3; raise it for short searches).", high=10, low_open=True
         ),
     ] = 1e-3,
-    alpha_lr_schedule: AlphaScheduleOpt = "cosine",
+    alpha_lr_schedule: AlphaScheduleOpt = None,
     fair_warmup: FairWarmupOpt = False,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
@@ -744,7 +749,7 @@ def fbnet_command(
     data: DataOpt = None,
     set_: SetOpt = None,
     epochs: SearchEpochsOpt = 90,
-    warmup_epochs: WarmupOpt = 10,
+    warmup_epochs: WarmupOpt = None,
     batch_size: BatchSizeOpt = 128,
     subset: SubsetOpt = None,
     val_fraction: ValOpt = 0.2,

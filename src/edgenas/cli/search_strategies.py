@@ -72,7 +72,9 @@ def _search(
         raise SearchError("a latency budget needs both --predictor P.pt and --target-ms T")
     resolved = get_space(space, **parse_options(set_))
     targets = [Target(Predictor.load(predictor), target_ms)] if predictor is not None else []
-    config = SearchConfig(method=name, supernet_options=parse_options(search_set, "--search-set"), **options)
+    config = SearchConfig.for_space(
+        resolved, method=name, supernet_options=parse_options(search_set, "--search-set"), **options
+    )
     config.check()
     images = load_dataset(data, image_size=resolved.resolution)
     strategy = get_strategy(name)
@@ -106,12 +108,12 @@ def _strategy_command(name: str) -> Any:
         ] = None,
         target_ms: TargetMsOpt = None,
         epochs: SearchEpochsOpt = 90,
-        warmup_epochs: WarmupOpt = 10,
+        warmup_epochs: WarmupOpt = None,
         batch_size: BatchSizeOpt = 128,
         subset: SubsetOpt = None,
         val_fraction: ValOpt = 0.2,
         alpha_lr: Annotated[float, number("--alpha-lr", help="Adam lr of alpha.", high=10, low_open=True)] = 1e-3,
-        alpha_lr_schedule: AlphaScheduleOpt = "cosine",
+        alpha_lr_schedule: AlphaScheduleOpt = None,
         fair_warmup: FairWarmupOpt = False,
         lambda_p: Annotated[
             float, number("--lambda-p", help="Proportional gain of the latency multiplier.", high=MAX_LAMBDA)

@@ -57,8 +57,10 @@ def feasible_target(config: RunConfig, space: Any, predictor: Predictor, value: 
 
 
 def search_config(config: RunConfig) -> SearchConfig:
+    """The search's config: the run's keys over the space's measured loop (``SearchConfig.for_space``)."""
     s = config.search
-    return SearchConfig(
+    return SearchConfig.for_space(
+        run_space(config),
         method=s.strategy,
         epochs=s.epochs,
         warmup_epochs=s.warmup_epochs,

@@ -27,7 +27,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,21 @@ class SearchConfig:
         for key in ("w_lr_schedule", "alpha_lr_schedule"):
             if getattr(self, key) not in LR_SCHEDULES:
                 raise SearchError(f"{key} must be one of {', '.join(LR_SCHEDULES)}, got {getattr(self, key)!r}")
+
+    @classmethod
+    def for_space(cls, space: SearchSpace, **options: Any) -> SearchConfig:
+        """The config of a search of ``space``: the space's measured loop (:attr:`SearchSpace.search_loop`, e.g.
+        NNI's DARTS loop on NAS-Bench-201 cells) over the engine's defaults, then ``options`` (``None`` values are
+        "not given" and keep the loop's or the engine's value).
+
+        Raises:
+            SearchError: an option that is not a SearchConfig field.
+        """
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - {f.name for f in fields(cls)})
+        if unknown:
+            raise SearchError(f"unknown search options: {', '.join(unknown)}")
+        return cls(**(dict(space.search_loop) | given))
 
     def tau(self, epoch: int) -> float:
         """Temperature of ``epoch`` (0-based): tau_start during warm-up, exponential decay to tau_end after."""

@@ -13,8 +13,9 @@ import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,9 @@ class SearchSpace(ABC):
     family: str = ""
     #: The K candidate ops, in encoding order.
     op_names: tuple[str, ...] = ()
+    #: :class:`~edgenas.search.engine.SearchConfig` fields a search of this space defaults to (the loop measured
+    #: to find accurate archs here); a value the user gives wins. Empty: the engine's (thesis') defaults.
+    search_loop: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
