@@ -38,6 +38,11 @@ from _common import RESULTS, machine, write_results
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-parity"
 #: The referee's CPU budget (one search is 1-3 minutes at one thread here).
 SUBSET, EPOCHS, BATCH, CELLS = 5_000, 8, 64, 1
+#: Epochs of the single-path rows given DARTS' wall-clock (a GDAS epoch costs about a third of a DARTS one here).
+LONG_EPOCHS = 24
+#: Weights-only epochs of the fair warm-up rows (every op of every edge trained once per step: about five single-path
+#: epochs' time each, so these rows run 20 epochs to stay near DARTS' wall-clock).
+FAIR_WARMUP = 4
 #: CIFAR-10 chance (%): the tables' accuracy of a cell whose output is zero.
 CHANCE_ACC = 10.0
 #: Bootstrap resamples of the mean paired difference.
@@ -118,12 +123,47 @@ def strategy_rows() -> dict[str, dict[str, Any]]:
         "gdas-sampled-only": row("GDAS, gradient through the sampled op only (our former form)", "gdas"),
         "lightnas": row("LightNAS (accuracy only)", "lightnas"),
         "fbnet": row("FBNet at lambda = 0 (soft Gumbel mix)", "fbnet"),
+        # single path trains each op a fifth as often: the same strategies given DARTS' wall-clock (3x the epochs)
+        "gdas-24ep": row(f"GDAS (NAS-Bench-201's form), {LONG_EPOCHS} epochs", "gdas", unsampled_gradient=True)
+        | {"epochs": LONG_EPOCHS, "reference": "random-long"},
+        "lightnas-24ep": row(f"LightNAS (accuracy only), {LONG_EPOCHS} epochs", "lightnas")
+        | {"epochs": LONG_EPOCHS, "reference": "random-long"},
+        # the long rows drift to parameter-free cells (none, pooling, skip): the convs, trained on a fifth of the
+        # steps, lose to ops with nothing to train. The thesis' remedy: weights first, every op once per step
+        "gdas-fair-warmup": row(
+            f"GDAS (NAS-Bench-201's form), {FAIR_WARMUP} fair warm-up + {LONG_EPOCHS - FAIR_WARMUP - 4} epochs",
+            "gdas",
+            unsampled_gradient=True,
+            warmup_epochs=FAIR_WARMUP,
+            fair_warmup=True,
+        )
+        | {"epochs": LONG_EPOCHS - 4, "reference": "random-long"},
+        "lightnas-fair-warmup": row(
+            f"LightNAS (accuracy only), {FAIR_WARMUP} fair warm-up + {LONG_EPOCHS - FAIR_WARMUP - 4} epochs",
+            "lightnas",
+            warmup_epochs=FAIR_WARMUP,
+            fair_warmup=True,
+        )
+        | {"epochs": LONG_EPOCHS - 4, "reference": "random-long"},
+        # SurgeNAS keeps its own gradient clip (5); the identity reading is the row's question
+        "surgenas-cell": row("SurgeNAS, identity phi*x once per cell (the LightNAS authors' reading)", "surgenas")
+        | {"options": WINNING_LOOP | {"identity_scope": "block", "w_grad_clip": 5.0}},
+        "surgenas-edge": row("SurgeNAS, identity phi*x on every edge (Eq 3.6 per layer)", "surgenas")
+        | {"options": WINNING_LOOP | {"identity_scope": "layer", "w_grad_clip": 5.0}},
         "random": {
             "label": "random search, equal wall-clock",
             "strategy": "random",
             "options": {"warmup_epochs": 0},
             "reference": None,
             "epochs": 1,
+        },
+        "random-long": {
+            "label": f"random search, the {LONG_EPOCHS}-epoch rows' wall-clock",
+            "strategy": "random",
+            "options": {"warmup_epochs": 0},
+            "reference": None,
+            "epochs": 1,
+            "match": ["gdas-24ep", "lightnas-24ep"],
         },
     }
 
@@ -212,7 +252,8 @@ def run_phase(args: argparse.Namespace, rows: dict[str, dict[str, Any]], done: d
             earlier = {
                 name: row["records"] for name, row in done.items() if rows.get(name, {}).get("strategy") != "random"
             }
-            seconds = _equal_wall_clock(earlier | records, args)
+            matched = {n: recs for n, recs in (earlier | records).items() if n in rows[r].get("match", [n])}
+            seconds = _equal_wall_clock(matched, args)
             options = rows[r]["options"] | {"time_budget_s": seconds}
             folder = f"{r}-{seconds:.0f}s"
             tasks = [(r, folder, "random", options, s, rows[r]["epochs"], alpha_lr) for s in range(args.seeds)]
