@@ -29,27 +29,39 @@ LOAD_WINDOW_S = 1.0
 LOADS = 3
 
 
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (``/proc/stat``: all but idle and iowait).
+
+    Raises:
+        OSError, ValueError, IndexError: ``/proc/stat`` is missing or unreadable.
+    """
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def others_share(busy_s: float, own_s: float, elapsed_s: float) -> float:
+    """Cores kept busy by other processes: the machine's busy CPU seconds over a window less this process's own,
+    per second of the window (at least 0: the two counters tick at different granularities)."""
+    return max(0.0, busy_s - own_s) / elapsed_s
+
+
 def others_load(window_s: float = LOAD_WINDOW_S) -> float | None:
-    """Cores kept busy by *other* processes over ``window_s`` seconds: the machine's busy time from ``/proc/stat``
-    minus this process's own (the load average would count the run's own training a moment ago). None where
-    ``/proc/stat`` cannot be read."""
-
-    def busy() -> float:
-        fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-    def own() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
+    """Cores kept busy by *other* processes over ``window_s`` seconds (:func:`others_share`; the load average would
+    count the run's own training a moment ago). None where ``/proc/stat`` cannot be read."""
     try:
-        busy0, own0, start = busy(), own(), time.monotonic()
+        busy0, own0, start = machine_busy_s(), own_cpu_s(), time.monotonic()
         time.sleep(window_s)
-        busy1, own1, elapsed = busy(), own(), time.monotonic() - start
+        busy1, own1, elapsed = machine_busy_s(), own_cpu_s(), time.monotonic() - start
     except (OSError, ValueError, IndexError):
         return None
-    return max(0.0, (busy1 - busy0) - (own1 - own0)) / elapsed
+    return others_share(busy1 - busy0, own1 - own0, elapsed)
 
 
 def load_warning(max_load: float) -> str | None:
