@@ -47,4 +47,16 @@ fi
 # The loop parity study (DARTS on NNI's loop, then each former choice restored alone; 5 seeds, two one-thread
 # workers) and every strategy on the loop that won, with random search at equal wall-clock:
 "$PY" benchmarks/nb201_parity.py parity $D --seeds 5
-"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows darts,gdas,lightnas,random
+# single path at DARTS' wall-clock (24 epochs; 4 fair warm-up + 16) against random search at theirs, SurgeNAS'
+# identity once per cell, FBNet at lambda = 0:
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows gdas-24ep,lightnas-24ep,random-long
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows gdas-fair-warmup,lightnas-fair-warmup
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows surgenas-cell
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows fbnet
+# LightNAS under a latency target on the new loop (with and without the accuracy term), and each predictor kind's
+# error near those targets:
+B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6 --strategies lightnas --seeds 3"
+"$PY" benchmarks/nb201.py budget $B
+"$PY" benchmarks/nb201.py budget $B --no-accuracy
+"$PY" benchmarks/nb201_predictor_near_t.py $D
