@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/nb201_parity.py --data DIR parity [--seeds 5] [--workers 2] [--rows nni,he-init,...]
     python benchmarks/nb201_parity.py --data DIR strategies [--seeds 5] [--workers 2] [--rows darts,gdas,...]
+    python benchmarks/nb201_parity.py --data DIR derivations   # every finished search's alpha read by both rules
     python benchmarks/nb201_parity.py --data DIR render        # the markdown again from the JSON, no search
 
 ``parity``: DARTS (first order) configured to match NNI 3.0's loop as closely as our engine allows (per-batch
@@ -279,7 +280,7 @@ def summarise(phase: dict[str, Any]) -> dict[str, Any]:
             "search_s": statistics.fmean(r["search_s"] for r in row["records"]),
             "cells": [r["index"] for r in row["records"]],
             # seeds whose argmax cell was cut off from its input (derived as the most likely connected cell instead)
-            "cut_off_argmax": sum(r.get("derivation", "argmax") != "argmax" for r in row["records"]),
+            "cut_off_argmax": sum("not a network" in r.get("derivation", "") for r in row["records"]),
             "chance_cells": sum(r["test_acc"] <= CHANCE_ACC for r in row["records"]),
             "entropy": statistics.fmean(r["entropy"] or 0.0 for r in row["records"]),
         }
@@ -291,6 +292,54 @@ def summarise(phase: dict[str, Any]) -> dict[str, Any]:
             if seeds:
                 row["summary"]["vs_reference"] = paired_difference([mine[s] for s in seeds], [theirs[s] for s in seeds])
     return phase
+
+
+def derivations(payload: dict[str, Any], data: Path) -> dict[str, Any]:
+    """Every finished row's final alpha read by both derivation rules (argmax; DARTS' ``nonzero``: the strongest
+    op that is not ``none``) and judged by the tables: the rule's effect paired on the same searches (no search)."""
+    import torch
+
+    from edgenas.bench import load_nb201
+    from edgenas.spaces import get_space
+
+    table, space = load_nb201(data), get_space("nb201")
+    out = {}
+    for rows in payload["phases"].values():
+        for name, row in rows.items():
+            run = row.get("run", name)
+            if row["strategy"] == "random" or name in out:
+                continue
+            accs: dict[str, list[float]] = {"argmax": [], "nonzero": []}
+            for record in row["records"]:
+                checkpoint = RUNS / run / f"seed{record['seed']}" / "checkpoints" / "last.pt"
+                alpha = torch.load(checkpoint, map_location="cpu", weights_only=False)["alpha"].float()
+                for rule in accs:
+                    accs[rule].append(table.lookup(space.derive(alpha, rule))["test_acc"])
+            out[name] = {
+                "label": row["label"],
+                "n": len(accs["argmax"]),
+                **{rule: {"mean": statistics.fmean(a), "std": statistics.stdev(a)} for rule, a in accs.items()},
+                "nonzero_minus_argmax": paired_difference(accs["nonzero"], accs["argmax"]),
+            }
+    return out
+
+
+def derivation_markdown(rows: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## derivation rule (the same searches' final alpha, read two ways)",
+        "",
+        "| row | n | argmax (%) | nonzero: DARTS' rule (%) | Δ nonzero − argmax [95% CI] | resolved |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        d = r["nonzero_minus_argmax"]
+        lines.append(
+            f"| {r['label']} (`{name}`) | {r['n']} | {r['argmax']['mean']:.2f} ± {r['argmax']['std']:.2f} | "
+            f"{r['nonzero']['mean']:.2f} ± {r['nonzero']['std']:.2f} | {d['mean']:+.2f} [{d['low']:+.2f}, "
+            f"{d['high']:+.2f}] | {'yes' if d['resolved'] else 'no'} |"
+        )
+    return lines
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -327,6 +376,8 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"| {row['label']} (`{name}`) | {s['n']} | {s['mean']:.2f} ± {s['std']:.2f} | {delta} | {resolved} | "
                 f"{s['cut_off_argmax']} / {s['chance_cells']} | {s['entropy']:.2f} | {s['search_s']:.0f} | {cells} |"
             )
+    if payload.get("derivations"):
+        lines += derivation_markdown(payload["derivations"])
     if "nni" in payload:
         lines += ["", "NNI 3.0 on the same images, split and budget (`benchmarks/results/nni_nb201.md`):", ""]
         for name, s in payload["nni"].items():
@@ -353,7 +404,7 @@ def _nni_summary() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["parity", "strategies", "render"])
+    parser.add_argument("phase", choices=["parity", "strategies", "derivations", "render"])
     parser.add_argument("--data", type=Path, default=os.environ.get("EDGENAS_DATA"))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
@@ -362,15 +413,21 @@ def main() -> None:
     args = parser.parse_args()
     previous = RESULTS / "nb201_parity.json"
     payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
-    if args.phase != "render":
+    if args.phase == "derivations":
+        if args.data is None:
+            raise SystemExit("--data DIR (or EDGENAS_DATA) is required")
+        payload["derivations"] = derivations(payload, args.data)
+    elif args.phase != "render":
         if args.data is None:
             raise SystemExit("--data DIR (or EDGENAS_DATA) is required")
         from edgenas.bench import load_nb201
         from edgenas.bench.referee import protocol_alpha_lr
 
         rows = parity_rows() if args.phase == "parity" else strategy_rows()
-        done = payload["phases"].get(args.phase, {})
-        done.update(run_phase(args, rows, done))
+        searched = run_phase(args, rows, payload["phases"].get(args.phase, {}))
+        # read again after the searches: another invocation may have written its rows meanwhile
+        payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
+        done = payload["phases"].get(args.phase, {}) | searched
         order = [r for r in rows if r in done]
         payload["phases"][args.phase] = summarise({r: done[r] for r in order})
         payload.update(

@@ -184,3 +184,34 @@ def test_a_space_sets_its_measured_loop_and_the_user_overrides_it():
     assert (mine.warmup_epochs, mine.alpha_lr_schedule, mine.alternate) == (2, "cosine", "batch")
     with pytest.raises(SearchError, match="unknown search options: nesterov"):
         SearchConfig.for_space(get_space("nb201"), nesterov=True)
+
+
+def test_nonzero_derivation_skips_the_zero_op_where_argmax_keeps_it():
+    """DARTS' rule (the strongest non-zero op per edge) against the argmax, on logits whose argmax is `none`."""
+    space = get_space("nb201", **NB201_TINY)
+    logits = torch.zeros(space.num_layers, space.num_ops)
+    logits[:, OPS.index("none")] = 2.0
+    logits[:, OPS.index("nor_conv_1x1")] = 1.0
+    logits[0, OPS.index("skip_connect")] = 1.5
+    nonzero = space.derive(logits, "nonzero")
+    assert [OPS[c] for c in nonzero.choices] == ["skip_connect"] + ["nor_conv_1x1"] * 5
+    assert cell_is_connected(space.derive(logits).choices)  # the argmax (all none) is cut off: repaired
+    assert "none" in [OPS[c] for c in space.derive(logits).choices]
+    layerwise = get_space("mbv2-cifar")  # no zero op: both rules agree
+    lw = torch.randn(layerwise.num_layers, layerwise.num_ops, generator=torch.Generator().manual_seed(0))
+    assert layerwise.derive(lw, "nonzero") == layerwise.derive(lw)
+    with pytest.raises(SearchError, match="derivation rule"):
+        space.derive(logits, "top2")
+
+
+def test_the_derivation_rule_follows_the_config_or_the_strategy():
+    space = get_space("nb201", **NB201_TINY)
+    assert SearchConfig(method="gdas").network_options().derivation == "argmax"
+    assert SearchConfig(method="gdas", derivation="nonzero").network_options().derivation == "nonzero"
+    supernet = Supernet(space, seed=0, options=SupernetOptions(derivation="nonzero"))
+    with torch.no_grad():
+        supernet.alpha[:, OPS.index("none")] = 3.0
+    assert "none" not in [OPS[c] for c in supernet.derived_spec().choices]
+    assert supernet.rule_spec() == supernet.derived_spec()
+    with pytest.raises(SearchError, match="derivation must be one of"):
+        SearchConfig(derivation="top2").check()

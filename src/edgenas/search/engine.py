@@ -126,6 +126,8 @@ class SearchConfig:
         supernet_init, search_bn_affine, alpha_init_std, unsampled_gradient, identity_scope: how the search
             network is built (:class:`~edgenas.search.supernet.SupernetOptions`: ``init``, ``bn_affine``,
             ``alpha_init_std``, ``unsampled_gradient``, ``identity_scope``).
+        derivation: how the architecture is read from alpha: ``argmax`` | ``nonzero`` (DARTS' rule: the strongest
+            op that is not a zero op) | empty: the strategy's own (``Strategy.derivation``).
     """
 
     method: str = "lightnas"
@@ -166,6 +168,7 @@ class SearchConfig:
     alpha_init_std: float = 0.0
     unsampled_gradient: bool = False
     identity_scope: str = "layer"
+    derivation: str = ""
 
     def network_options(self) -> SupernetOptions:
         """The search network's build settings."""
@@ -175,6 +178,7 @@ class SearchConfig:
             alpha_init_std=self.alpha_init_std,
             unsampled_gradient=self.unsampled_gradient,
             identity_scope=self.identity_scope,
+            derivation=self.derivation or get_strategy(self.method).derivation,
         )
 
     def check(self) -> None:
@@ -742,10 +746,10 @@ def _finish(
         "steps": steps,
         "wall_s_this_session": seconds,
         "entropy": entropy,
-        # "argmax", or the space's most likely valid arch when the argmax is not a network (a cut-off cell)
-        "derivation": "argmax"
-        if arch == supernet.space.make_spec(supernet.masked_logits().argmax(-1).tolist())
-        else "most likely valid (argmax not a network)",
+        # the rule ("argmax" | "nonzero"), or the space's most likely valid arch when the rule's is not a network
+        "derivation": supernet.derivation
+        if arch == supernet.rule_spec()
+        else f"most likely valid ({supernet.derivation} not a network)",
     }
     trajectory = read_trajectory(run / "trajectory.jsonl")
     if get_strategy(config.method).records_probabilities:

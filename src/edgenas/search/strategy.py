@@ -57,6 +57,9 @@ class Strategy:
     one_level: bool = False
     #: Whether each weight step records the per-layer softmax of alpha (the thesis' Fig 3.13 view) and every path.
     records_probabilities: bool = False
+    #: How the method reads its architecture from alpha when ``SearchConfig.derivation`` is empty (``argmax`` |
+    #: ``nonzero``: :meth:`~edgenas.spaces.SearchSpace.derive`).
+    derivation: str = "argmax"
     #: :class:`~edgenas.search.engine.SearchConfig` values that belong to the method itself (not to a protocol's
     #: optimiser budget), applied by a harness that configures every strategy alike (the NAS-Bench-201 referee).
     method_settings: Mapping[str, Any] = MappingProxyType({})

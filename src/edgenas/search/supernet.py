@@ -35,7 +35,7 @@ from torch import nn
 
 from edgenas._random import seeded_torch
 from edgenas.errors import SearchError
-from edgenas.spaces import ArchSpec, SearchSpace
+from edgenas.spaces import DERIVATION_RULES, ArchSpec, SearchSpace
 from edgenas.spaces.nb201 import Zero  # noqa: F401  (re-exported: the supernet's ``none`` op)
 
 #: Offset of the fair paths' random stream from the Gumbel noise's (both are functions of seed and step).
@@ -89,6 +89,8 @@ class SupernetOptions:
             well (GDAS' search cells, NAS-Bench-201's ``search_cells.py``); False: alpha's gradient comes through the
             sampled op's weight alone (and the softmax couples it to the other logits).
         identity_scope: where SurgeNAS' identity mapping is added (:data:`IDENTITY_SCOPES`).
+        derivation: how :meth:`Supernet.derived_spec` reads alpha (``argmax`` | ``nonzero``, see
+            :meth:`~edgenas.spaces.SearchSpace.derive`).
     """
 
     init: str = "space"
@@ -96,6 +98,7 @@ class SupernetOptions:
     alpha_init_std: float = 0.0
     unsampled_gradient: bool = False
     identity_scope: str = "layer"
+    derivation: str = "argmax"
 
     def check(self) -> None:
         if self.identity_scope not in IDENTITY_SCOPES:
@@ -106,6 +109,8 @@ class SupernetOptions:
             raise SearchError(f"supernet init must be one of {', '.join(SUPERNET_INITS)}, got {self.init!r}")
         if not 0 <= self.alpha_init_std < 1:
             raise SearchError(f"alpha_init_std must be in [0, 1), got {self.alpha_init_std}")
+        if self.derivation not in DERIVATION_RULES:
+            raise SearchError(f"derivation must be one of {', '.join(DERIVATION_RULES)}, got {self.derivation!r}")
 
 
 class _ScaledByOne(torch.autograd.Function):
@@ -232,6 +237,7 @@ class Supernet(nn.Module):
         options.check()
         self.space = space
         self.seed = seed
+        self.derivation = options.derivation
         self.state = PathState(unsampled_scalars=options.unsampled_gradient)
         backbone = space if proxy is None else _check_proxy(space, proxy)
         with seeded_torch(seed):  # a seeded initialisation that leaves the caller's RNG as it was
@@ -341,10 +347,15 @@ class Supernet(nn.Module):
             yield weights
 
     def derived_spec(self) -> ArchSpec:
-        """The derived architecture: the most likely op per layer, unless the space refuses that as a network
-        (e.g. a NAS-Bench-201 cell whose output is cut off from its input); then the space's most likely valid
-        one (:meth:`~edgenas.spaces.SearchSpace.derive`)."""
-        return self.space.derive(self.masked_logits().detach())
+        """The derived architecture: the most likely op per layer (of the non-zero ops with the ``nonzero``
+        rule), unless the space refuses that as a network (e.g. a NAS-Bench-201 cell whose output is cut off from
+        its input); then the space's most likely valid one (:meth:`~edgenas.spaces.SearchSpace.derive`)."""
+        return self.space.derive(self.masked_logits().detach(), self.derivation)
+
+    def rule_spec(self) -> ArchSpec:
+        """The derivation rule's architecture before any validity repair (what :meth:`derived_spec` returns when
+        the space accepts it)."""
+        return self.space.make_spec(self.space.rule_logits(self.masked_logits(), self.derivation).argmax(-1).tolist())
 
     def derived_one_hot(self) -> torch.Tensor:
         return self.space.one_hot(self.derived_spec())

@@ -13,7 +13,7 @@ from edgenas.spaces import domino as _domino  # noqa: F401  (registers "domino")
 from edgenas.spaces import fbnet as _fbnet  # noqa: F401  (registers "fbnet")
 from edgenas.spaces import mbv2 as _mbv2  # noqa: F401  (registers "mbv2", "mbv2-cifar")
 from edgenas.spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")
-from edgenas.spaces._base import LayerwiseSpace, SearchSpace
+from edgenas.spaces._base import DERIVATION_RULES, LayerwiseSpace, SearchSpace
 from edgenas.spaces._registry import get_space, list_spaces, register_space, space_of
 from edgenas.spaces.encoding import GraphEncoding, graph_features
 from edgenas.spaces.spec import (
@@ -28,6 +28,7 @@ from edgenas.spaces.spec import (
 )
 
 __all__ = [
+    "DERIVATION_RULES",
     "SPEC_FORMAT_VERSION",
     "ArchSpec",
     "GraphEncoding",

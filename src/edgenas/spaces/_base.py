@@ -91,6 +91,11 @@ def _same_kind(value: Any, example: Any) -> bool:
 ChoiceFactory = Callable[[int, dict[int, nn.Module]], nn.Module]
 
 
+#: How a search turns its logits into an architecture (:meth:`SearchSpace.derive`): the most likely op per layer,
+#: or the most likely non-zero op (DARTS' rule).
+DERIVATION_RULES = ("argmax", "nonzero")
+
+
 class SearchSpace(ABC):
     """A search space: candidate ops per layer, a human form, an encoding and a network builder.
 
@@ -102,6 +107,8 @@ class SearchSpace(ABC):
     family: str = ""
     #: The K candidate ops, in encoding order.
     op_names: tuple[str, ...] = ()
+    #: Ops whose output is zero (a removed edge): the ``nonzero`` derivation rule leaves them out.
+    zero_ops: tuple[str, ...] = ()
     #: :class:`~edgenas.search.engine.SearchConfig` fields a search of this space defaults to (the loop measured
     #: to find accurate archs here); a value the user gives wins. Empty: the engine's (thesis') defaults.
     search_loop: Mapping[str, Any] = MappingProxyType({})
@@ -324,11 +331,34 @@ class SearchSpace(ABC):
         says otherwise: a NAS-Bench-201 cell of ``none`` edges is not)."""
         return True
 
-    def derive(self, logits: torch.Tensor) -> ArchSpec:
+    def derive(self, logits: torch.Tensor, rule: str = "argmax") -> ArchSpec:
         """The architecture a search derives from its ``L x K`` logits (disallowed ops at -inf): the most likely
-        op of every layer. A space with archs that are not valid networks overrides it to pick the most likely
-        valid one when the argmax is not."""
-        return self.make_spec(logits.argmax(dim=-1).tolist())
+        op of every layer (``rule="argmax"``), or of every layer's ops but the zero ops (``"nonzero"``: DARTS'
+        rule, Liu et al. 2019 Sec 2.4; :attr:`zero_ops`; a layer whose only allowed op is a zero op keeps it). A
+        space with archs that are not valid networks overrides it to pick the most likely valid one when this one
+        is not.
+
+        Raises:
+            SearchError: an unknown rule.
+        """
+        return self.make_spec(self.rule_logits(logits, rule).argmax(dim=-1).tolist())
+
+    def rule_logits(self, logits: torch.Tensor, rule: str) -> torch.Tensor:
+        """``logits`` with what ``rule`` leaves out of the derivation at -inf (:data:`DERIVATION_RULES`).
+
+        Raises:
+            SearchError: an unknown rule.
+        """
+        if rule not in DERIVATION_RULES:
+            raise SearchError(f"derivation rule must be one of {', '.join(DERIVATION_RULES)}, got {rule!r}")
+        logits = logits.detach().masked_fill(~self._mask.to(logits.device), float("-inf"))
+        zero = [self.op_names.index(op) for op in self.zero_ops]
+        if rule == "argmax" or not zero:
+            return logits
+        dropped = logits.clone()
+        dropped[:, zero] = float("-inf")
+        keeps_one = torch.isfinite(dropped).any(dim=-1, keepdim=True)  # a layer of zero ops only keeps them
+        return torch.where(keeps_one, dropped, logits)
 
     def from_one_hot(self, encoding: torch.Tensor) -> ArchSpec | list[ArchSpec]:
         """Specs from (possibly soft) encodings: per layer the arg-max over the allowed ops.

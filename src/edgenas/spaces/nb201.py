@@ -183,6 +183,7 @@ class NB201Space(SearchSpace):
 
     family = "nb201"
     op_names = OPS
+    zero_ops = ("none",)
     #: NNI 3.0's DARTS loop (an architecture step and a weight step on every batch, constant learning rates, no
     #: weights-only warm-up, plain momentum, alpha at 1e-3·N(0,1), PyTorch's default initialisation) with
     #: NAS-Bench-201's affine-free BatchNorm in the search cells. DARTS found 90.8 ± 2.2 on it and 87.9 ± 3.6 on the
@@ -253,13 +254,13 @@ class NB201Space(SearchSpace):
         """A cell is a network when its output is reached from its input (:func:`cell_is_connected`)."""
         return cell_is_connected(self.check_spec(spec).choices)
 
-    def derive(self, logits: torch.Tensor) -> ArchSpec:
-        """The argmax cell, or when it is cut off from its input the connected cell of the largest summed
-        log-probability (every connected cell scored at once)."""
-        spec = super().derive(logits)
+    def derive(self, logits: torch.Tensor, rule: str = "argmax") -> ArchSpec:
+        """The rule's cell (argmax, or argmax of the non-``none`` ops), or when it is cut off from its input the
+        connected cell of the largest summed log-probability (every connected cell scored at once)."""
+        spec = super().derive(logits, rule)
         if self.is_valid_network(spec):
             return spec
-        log_p = torch.log_softmax(logits.detach().double(), dim=-1)
+        log_p = torch.log_softmax(self.rule_logits(logits, rule).double(), dim=-1)
         table = _connected_table()
         scores = log_p[torch.arange(len(EDGES)), table].sum(-1)
         return self.make_spec(table[int(scores.argmax())].tolist())
