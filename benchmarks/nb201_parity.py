@@ -312,7 +312,7 @@ def derivations(payload: dict[str, Any], data: Path) -> dict[str, Any]:
             accs: dict[str, list[float]] = {"argmax": [], "nonzero": []}
             for record in row["records"]:
                 checkpoint = RUNS / run / f"seed{record['seed']}" / "checkpoints" / "last.pt"
-                alpha = torch.load(checkpoint, map_location="cpu", weights_only=False)["alpha"].float()
+                alpha = torch.load(checkpoint, map_location="cpu", weights_only=False)["supernet"]["alpha"].float()
                 for rule in accs:
                     accs[rule].append(table.lookup(space.derive(alpha, rule))["test_acc"])
             out[name] = {

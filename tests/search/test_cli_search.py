@@ -170,10 +170,12 @@ NB201_TINY = ["--space", "nb201", "--set", "channels=4", "--data", "sample", "--
 NB201_TINY += ["--batch-size", "16", "--subset", "64", "--val-fraction", "0.5", "--device", "cpu"]
 
 
-@pytest.mark.parametrize("strategy", ["gdas", "darts"])
-def test_every_registered_strategy_is_a_search_command(strategy, tmp_path, capsys) -> None:
-    """Accuracy only (no target), on a shallower search network than the deployed one."""
+@pytest.mark.parametrize(("strategy", "derivation"), [("gdas", "nonzero"), ("darts", None)])
+def test_every_registered_strategy_is_a_search_command(strategy, derivation, tmp_path, capsys) -> None:
+    """Accuracy only (no target), on a shallower search network than the deployed one; the derivation rule is the
+    strategy's (DARTS: nonzero) unless given."""
     argv = ["search", strategy, *NB201_TINY, "--search-set", "cells_per_stage=1", "-o", str(tmp_path / "r"), "--json"]
+    argv += ["--derivation", derivation] if derivation else []
     code, stdout, stderr = run(argv, capsys)
     assert code == 0, stderr
     summary = json.loads(stdout)
@@ -185,6 +187,7 @@ def test_every_registered_strategy_is_a_search_command(strategy, tmp_path, capsy
     loop = {k: config["config"][k] for k in ("alternate", "alpha_lr_schedule", "supernet_init", "warmup_epochs")}
     assert loop == {"alternate": "batch", "alpha_lr_schedule": "constant", "supernet_init": "torch", "warmup_epochs": 1}
     assert str(load_specs(tmp_path / "r" / "arch.json")[0]) == summary["arch"]
+    assert summary["derivation"] == "nonzero" and "none" not in summary["arch"]
 
 
 def test_random_search_command_spends_its_time_budget(tmp_path, capsys) -> None:

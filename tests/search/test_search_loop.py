@@ -144,8 +144,8 @@ def test_the_summary_says_how_the_cell_was_derived(sample, tmp_path):
     space = get_space("nb201", **NB201_TINY)
     config = SearchConfig(**{**TINY.__dict__, "method": "darts", "epochs": 1, "warmup_epochs": 0})
     result = search(space, [], sample, config, tmp_path / "run")
-    assert result.summary["derivation"] in ("argmax", "most likely valid (argmax not a network)")
-    assert space.is_valid_network(result.arch)
+    assert result.summary["derivation"] == "nonzero"  # DARTS' rule: no `none` edge, so never cut off
+    assert space.is_valid_network(result.arch) and "none" not in space.format(result.arch)
 
 
 @pytest.mark.parametrize(
@@ -207,6 +207,8 @@ def test_nonzero_derivation_skips_the_zero_op_where_argmax_keeps_it():
 def test_the_derivation_rule_follows_the_config_or_the_strategy():
     space = get_space("nb201", **NB201_TINY)
     assert SearchConfig(method="gdas").network_options().derivation == "argmax"
+    assert SearchConfig(method="darts").network_options().derivation == "nonzero"  # DARTS' own rule
+    assert SearchConfig(method="darts", derivation="argmax").network_options().derivation == "argmax"
     assert SearchConfig(method="gdas", derivation="nonzero").network_options().derivation == "nonzero"
     supernet = Supernet(space, seed=0, options=SupernetOptions(derivation="nonzero"))
     with torch.no_grad():

@@ -142,6 +142,15 @@ FairWarmupOpt = Annotated[
         help="Warm-up steps train every op of every layer once (the authors' LightNAS code), not one sampled path.",
     ),
 ]
+DerivationOpt = Annotated[
+    str | None,
+    choice(
+        "--derivation",
+        values=("argmax", "nonzero"),
+        help="How the architecture is read from alpha: the most likely op per layer, or the most likely op that is "
+        "not a zero op (DARTS' rule; nb201's none). Default: the strategy's (darts: nonzero; the others: argmax).",
+    ),
+]
 AlphaScheduleOpt = Annotated[
     str | None,
     choice(

@@ -16,6 +16,7 @@ from edgenas.cli._options import (
     MAX_MS,
     BatchSizeOpt,
     DataOpt,
+    DerivationOpt,
     FairWarmupOpt,
     JsonOpt,
     SeedOpt,
@@ -187,6 +188,7 @@ def bench_nb201(
         ),
     ] = None,
     fair_warmup: FairWarmupOpt = False,
+    derivation: DerivationOpt = None,
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
     lambda_p: Annotated[
         float | None, number("--lambda-p", help="Proportional gain of lambda (default: the engine's).", high=1e9)
@@ -250,7 +252,8 @@ def bench_nb201(
             alternate=alternate,
             options={"fair_warmup": fair_warmup}
             | ({"alpha_lr_schedule": alpha_lr_schedule} if alpha_lr_schedule else {})
-            | ({"w_lr_schedule": w_lr_schedule} if w_lr_schedule else {}),
+            | ({"w_lr_schedule": w_lr_schedule} if w_lr_schedule else {})
+            | ({"derivation": derivation} if derivation else {}),
         )
         records.append(record)
         if not as_json:

@@ -18,6 +18,7 @@ from edgenas.cli._options import (
     AlphaScheduleOpt,
     BatchSizeOpt,
     DataOpt,
+    DerivationOpt,
     FairWarmupOpt,
     JsonOpt,
     SearchSetOpt,
@@ -637,6 +638,7 @@ def lightnas_command(
     ] = 1e-3,
     alpha_lr_schedule: AlphaScheduleOpt = None,
     fair_warmup: FairWarmupOpt = False,
+    derivation: DerivationOpt = None,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
     refit: Annotated[
@@ -708,6 +710,7 @@ def lightnas_command(
         alpha_batch_size=alpha_batch_size,
         alpha_lr_schedule=alpha_lr_schedule,
         fair_warmup=fair_warmup,
+        derivation=derivation,
         supernet_options=parse_options(search_set, "--search-set"),
     )
     _run(

@@ -19,6 +19,7 @@ from edgenas.cli._options import (
     AlphaScheduleOpt,
     BatchSizeOpt,
     DataOpt,
+    DerivationOpt,
     FairWarmupOpt,
     JsonOpt,
     SearchSetOpt,
@@ -115,6 +116,7 @@ def _strategy_command(name: str) -> Any:
         alpha_lr: Annotated[float, number("--alpha-lr", help="Adam lr of alpha.", high=10, low_open=True)] = 1e-3,
         alpha_lr_schedule: AlphaScheduleOpt = None,
         fair_warmup: FairWarmupOpt = False,
+        derivation: DerivationOpt = None,
         lambda_p: Annotated[
             float, number("--lambda-p", help="Proportional gain of the latency multiplier.", high=MAX_LAMBDA)
         ] = 1000.0,
@@ -129,7 +131,7 @@ def _strategy_command(name: str) -> Any:
     ) -> None:
         options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
         options.update(alpha_lr=alpha_lr, lambda_p=lambda_p, accuracy=not no_accuracy, time_budget_s=time_budget)
-        options.update(alpha_lr_schedule=alpha_lr_schedule, fair_warmup=fair_warmup)
+        options.update(alpha_lr_schedule=alpha_lr_schedule, fair_warmup=fair_warmup, derivation=derivation)
         _search(name, space, set_, search_set, predictor, target_ms, data, output, options, resume, as_json)
 
     strategy = get_strategy(name)
