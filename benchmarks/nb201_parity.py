@@ -304,20 +304,25 @@ def derivations(payload: dict[str, Any], data: Path) -> dict[str, Any]:
 
     table, space = load_nb201(data), get_space("nb201")
     out = {}
+    order = [*parity_rows(), *strategy_rows()]  # the script's row order (the JSON stores rows by name)
     for rows in payload["phases"].values():
-        for name, row in rows.items():
+        for name, row in sorted(rows.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
             run = row.get("run", name)
             if row["strategy"] == "random" or name in out:
                 continue
             accs: dict[str, list[float]] = {"argmax": [], "nonzero": []}
+            mass = torch.zeros(len(space.op_names))
             for record in row["records"]:
                 checkpoint = RUNS / run / f"seed{record['seed']}" / "checkpoints" / "last.pt"
                 alpha = torch.load(checkpoint, map_location="cpu", weights_only=False)["supernet"]["alpha"].float()
+                mass += torch.softmax(alpha, -1).mean(0) / len(row["records"])
                 for rule in accs:
                     accs[rule].append(table.lookup(space.derive(alpha, rule))["test_acc"])
             out[name] = {
                 "label": row["label"],
                 "n": len(accs["argmax"]),
+                # mean final softmax per op over edges and seeds: where the search put alpha's mass
+                "op_mass": dict(zip(space.op_names, mass.tolist(), strict=True)),
                 **{rule: {"mean": statistics.fmean(a), "std": statistics.stdev(a)} for rule, a in accs.items()},
                 "nonzero_minus_argmax": paired_difference(accs["nonzero"], accs["argmax"]),
             }
@@ -329,15 +334,17 @@ def derivation_markdown(rows: dict[str, Any]) -> list[str]:
         "",
         "## derivation rule (the same searches' final alpha, read two ways)",
         "",
-        "| row | n | argmax (%) | nonzero: DARTS' rule (%) | Δ nonzero − argmax [95% CI] | resolved |",
-        "|---|---|---|---|---|---|",
+        "| row | n | argmax (%) | nonzero: DARTS' rule (%) | Δ nonzero − argmax [95% CI] | resolved | "
+        "final softmax: none / skip / conv 1x1 / conv 3x3 / pool |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         d = r["nonzero_minus_argmax"]
+        mass = " / ".join(f"{v:.2f}" for v in r.get("op_mass", {}).values())
         lines.append(
             f"| {r['label']} (`{name}`) | {r['n']} | {r['argmax']['mean']:.2f} ± {r['argmax']['std']:.2f} | "
             f"{r['nonzero']['mean']:.2f} ± {r['nonzero']['std']:.2f} | {d['mean']:+.2f} [{d['low']:+.2f}, "
-            f"{d['high']:+.2f}] | {'yes' if d['resolved'] else 'no'} |"
+            f"{d['high']:+.2f}] | {'yes' if d['resolved'] else 'no'} | {mass} |"
         )
     return lines
 
