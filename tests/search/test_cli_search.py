@@ -254,3 +254,17 @@ def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data
     assert code == 2 and "--close-loop needs --runtime" in stderr
     code, _, stderr = run([*argv, "-o", str(tmp_path / "y"), *loop, "--correct-rounds", "2", *TINY], capsys)
     assert code == 2 and "not several" in stderr
+
+
+def test_surgenas_on_cells_gets_the_cells_loop_and_derives_by_dartss_rule(tmp_path, capsys) -> None:
+    """The thesis' settings over the nb201 space's loop: the identity once per cell, PyTorch's init, affine-free
+    cells; the derived cell has no `none` edge (SurgeNAS derives by DARTS' rule on cells)."""
+    argv = ["search", "surgenas", "--space", "nb201", "--set", "channels=4", "--data", "sample", "--epochs", "2"]
+    argv += ["--batch-size", "16", "--subset", "64", "--device", "cpu", "--search-set", "cells_per_stage=1"]
+    code, stdout, stderr = run([*argv, "-o", str(tmp_path / "r"), "--json"], capsys)
+    assert code == 0, stderr
+    config = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert (config["identity_scope"], config["supernet_init"], config["search_bn_affine"]) == ("block", "torch", False)
+    assert (config["w_lr"], config["w_lr_schedule"], config["identity_phi"]) == (0.1, "cosine", 2.0)  # the thesis'
+    summary = json.loads(stdout)
+    assert summary["derivation"] == "nonzero" and "none" not in summary["arch"]

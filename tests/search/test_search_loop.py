@@ -178,7 +178,9 @@ def test_a_space_sets_its_measured_loop_and_the_user_overrides_it():
     cells = SearchConfig.for_space(get_space("nb201"), method="darts", warmup_epochs=None)
     assert (cells.alternate, cells.w_lr_schedule, cells.alpha_lr_schedule) == ("batch", "constant", "constant")
     assert (cells.warmup_epochs, cells.w_nesterov, cells.alpha_init_std) == (0, False, 1e-3)
-    assert cells.network_options() == SupernetOptions(init="torch", bn_affine=False, alpha_init_std=1e-3)
+    assert cells.network_options() == SupernetOptions(
+        init="torch", bn_affine=False, alpha_init_std=1e-3, identity_scope="block", derivation="nonzero"
+    )
     assert SearchConfig.for_space(get_space("mbv2-cifar"), method="darts") == SearchConfig(method="darts")
     mine = SearchConfig.for_space(get_space("nb201"), warmup_epochs=2, alpha_lr_schedule="cosine")
     assert (mine.warmup_epochs, mine.alpha_lr_schedule, mine.alternate) == (2, "cosine", "batch")
@@ -208,6 +210,7 @@ def test_the_derivation_rule_follows_the_config_or_the_strategy():
     space = get_space("nb201", **NB201_TINY)
     assert SearchConfig(method="gdas").network_options().derivation == "argmax"
     assert SearchConfig(method="darts").network_options().derivation == "nonzero"  # DARTS' own rule
+    assert SearchConfig(method="surgenas").network_options().derivation == "nonzero"  # measured on cells
     assert SearchConfig(method="darts", derivation="argmax").network_options().derivation == "argmax"
     assert SearchConfig(method="gdas", derivation="nonzero").network_options().derivation == "nonzero"
     supernet = Supernet(space, seed=0, options=SupernetOptions(derivation="nonzero"))

@@ -38,15 +38,17 @@ PATH_SAMPLINGS = ("ordered", "independent")
 MAX_BETA = 1e6
 
 
-def _config(options: dict[str, Any], warmup_epochs: int | None) -> Any:
-    """The SurgeNAS :class:`~edgenas.search.engine.SearchConfig`: the thesis' settings, the command's options on
-    top, and the thesis' share of warm-up epochs unless ``--warmup-epochs`` is given."""
+def _config(space: Any, options: dict[str, Any], warmup_epochs: int | None) -> Any:
+    """The SurgeNAS :class:`~edgenas.search.engine.SearchConfig`: the space's search loop (on ``nb201``: the
+    identity once per cell, PyTorch's init, affine-free cells), the thesis' settings over it, the command's options
+    on top, and the thesis' share of warm-up epochs unless ``--warmup-epochs`` is given."""
     from dataclasses import replace
 
     from edgenas.search.engine import SearchConfig
     from edgenas.search.surgenas import surgenas_config
 
-    config = surgenas_config(SearchConfig(epochs=options["epochs"]), warmup=warmup_epochs is None)
+    base = SearchConfig.for_space(space, epochs=options["epochs"])
+    config = surgenas_config(base, warmup=warmup_epochs is None)
     config = replace(config, **options)
     return config if warmup_epochs is None else replace(config, warmup_epochs=warmup_epochs)
 
@@ -123,7 +125,7 @@ def surgenas_command(
         "tau_start": tau_start,
         "supernet_options": parse_options(search_set, "--search-set"),
     }
-    config = _config(options, warmup_epochs)
+    config = _config(resolved, options, warmup_epochs)
     config.check()
     targets = [Target(Predictor.load(predictor), None)] if predictor is not None else []
     images = load_dataset(data, image_size=resolved.resolution)

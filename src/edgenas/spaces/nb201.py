@@ -201,6 +201,8 @@ class NB201Space(SearchSpace):
             "alpha_init_std": 1e-3,
             "supernet_init": "torch",
             "search_bn_affine": False,
+            # SurgeNAS' identity mapping once per cell, not per edge (edgenas.search.surgenas' docstring)
+            "identity_scope": "block",
         }
     )
 
