@@ -53,10 +53,13 @@ fi
 "$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows gdas-24ep,lightnas-24ep,random-long
 "$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows gdas-fair-warmup,lightnas-fair-warmup
 "$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows surgenas-cell
-"$PY" benchmarks/nb201_parity.py strategies $D --seeds 5 --rows fbnet
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 3 --rows fbnet
+# every finished search's final alpha read by both derivation rules (argmax; DARTS' nonzero), no search:
+"$PY" benchmarks/nb201_parity.py derivations $D
 # LightNAS under a latency target on the new loop (with and without the accuracy term), and each predictor kind's
 # error near those targets:
 B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6 --strategies lightnas --seeds 3"
 "$PY" benchmarks/nb201.py budget $B
 "$PY" benchmarks/nb201.py budget $B --no-accuracy
+"$PY" benchmarks/nb201.py budget $D --subset 10000 --epochs 8 --column raspi4 --targets 26 --strategies lightnas --seeds 3
 "$PY" benchmarks/nb201_predictor_near_t.py $D
