@@ -56,10 +56,9 @@ fi
 "$PY" benchmarks/nb201_parity.py strategies $D --seeds 3 --rows fbnet
 # every finished search's final alpha read by both derivation rules (argmax; DARTS' nonzero), no search:
 "$PY" benchmarks/nb201_parity.py derivations $D
-# LightNAS under a latency target on the new loop (with and without the accuracy term), and each predictor kind's
-# error near those targets:
+# LightNAS under a latency target on the new loop (constant and cosine alpha lr), and each predictor kind's error
+# near those targets:
 B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6 --strategies lightnas --seeds 3"
 "$PY" benchmarks/nb201.py budget $B
-"$PY" benchmarks/nb201.py budget $B --no-accuracy
-"$PY" benchmarks/nb201.py budget $D --subset 10000 --epochs 8 --column raspi4 --targets 26 --strategies lightnas --seeds 3
+"$PY" benchmarks/nb201.py budget $B --alpha-lr-schedule cosine
 "$PY" benchmarks/nb201_predictor_near_t.py $D
