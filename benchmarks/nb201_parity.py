@@ -325,7 +325,19 @@ def derivations(payload: dict[str, Any], data: Path) -> dict[str, Any]:
                 "op_mass": dict(zip(space.op_names, mass.tolist(), strict=True)),
                 **{rule: {"mean": statistics.fmean(a), "std": statistics.stdev(a)} for rule, a in accs.items()},
                 "nonzero_minus_argmax": paired_difference(accs["nonzero"], accs["argmax"]),
+                "per_seed": accs,
             }
+    # every DARTS loop of the parity phase pooled (each search once): the rule's effect across loops
+    darts = [r for name, r in out.items() if name in parity_rows()]
+    pooled = {rule: [a for r in darts for a in r["per_seed"][rule]] for rule in ("argmax", "nonzero")}
+    if pooled["argmax"]:
+        out["pooled-darts"] = {
+            "label": f"all {len(darts)} DARTS loops of the parity phase, pooled",
+            "n": len(pooled["argmax"]),
+            **{rule: {"mean": statistics.fmean(a), "std": statistics.stdev(a)} for rule, a in pooled.items()},
+            "nonzero_minus_argmax": paired_difference(pooled["nonzero"], pooled["argmax"]),
+            "per_seed": pooled,
+        }
     return out
 
 
@@ -335,8 +347,8 @@ def derivation_markdown(rows: dict[str, Any]) -> list[str]:
         "## derivation rule (the same searches' final alpha, read two ways)",
         "",
         "| row | n | argmax (%) | nonzero: DARTS' rule (%) | Δ nonzero − argmax [95% CI] | resolved | "
-        "final softmax: none / skip / conv 1x1 / conv 3x3 / pool |",
-        "|---|---|---|---|---|---|---|",
+        "final softmax: none / skip / conv 1x1 / conv 3x3 / pool | nonzero per seed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         d = r["nonzero_minus_argmax"]
@@ -344,7 +356,8 @@ def derivation_markdown(rows: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {r['label']} (`{name}`) | {r['n']} | {r['argmax']['mean']:.2f} ± {r['argmax']['std']:.2f} | "
             f"{r['nonzero']['mean']:.2f} ± {r['nonzero']['std']:.2f} | {d['mean']:+.2f} [{d['low']:+.2f}, "
-            f"{d['high']:+.2f}] | {'yes' if d['resolved'] else 'no'} | {mass} |"
+            f"{d['high']:+.2f}] | {'yes' if d['resolved'] else 'no'} | {mass} | "
+            f"{', '.join(f'{a:.1f}' for a in r['per_seed']['nonzero']) if r['n'] <= 5 else '—'} |"
         )
     return lines
 

@@ -7,8 +7,8 @@ CVPR 2019), as NAS-Bench-201 evaluates them (Dong & Yang, ICLR 2020).
   The architecture is DARTS' own reading of alpha (Liu et al. 2019, Sec 2.4): the strongest op of each edge
   *among the non-zero ops* (``derivation = "nonzero"``; NAS-Bench-201's scripts take the plain argmax). Measured on
   the referee (``benchmarks/results/nb201_parity.md``, derivation table: the same 35 searches' final alpha read both
-  ways, 7 loops x 5 seeds): +2.37 points [+1.71, +3.08] over the argmax; on NNI's loop 92.35 ± 1.30 against NNI's
-  DARTS' 92.36 ± 0.73.
+  ways, 7 loops x 5 seeds): +2.37 points [+1.71, +3.08] over the argmax, resolved; on NNI's loop alone 92.35 ±
+  1.30 (n = 5; +1.54 [-0.11, +3.25], not resolved) against NNI's DARTS' 92.36 ± 0.73 (n = 3).
 - **GDAS**: one hard Gumbel-softmax path per pass (the straight-through sample LightNAS uses too), with the
   temperature decaying *linearly* from ``tau_start`` to ``tau_end`` over the search epochs (GDAS: 10 -> 0.1; set
   them in :class:`~edgenas.search.engine.SearchConfig`).
