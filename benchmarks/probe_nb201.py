@@ -1,5 +1,5 @@
 """One NAS-Bench-201 search with any SearchConfig fields overridden, judged by the tables: the one-off probes the
-README quotes beside the committed tables (they are not rows of ``benchmarks/results/nb201.md``).
+docs/referee.md quotes beside the committed tables (they are not rows of ``benchmarks/results/nb201.md``).
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/probe_nb201.py --data DIR TAG STRATEGY SEED SUBSET EPOCHS [KEY=VALUE ...]

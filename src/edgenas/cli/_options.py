@@ -1,7 +1,7 @@
 """The CLI's vocabulary: one option per concept, shared by every command, validated while the command line is parsed.
 
 A command declares its options with the aliases below (or the :func:`number`, :func:`choice` and path helpers),
-so a new command cannot drift from the names in the README's table, and bad values are refused before any work
+so a new command cannot drift from the names in ``docs/cli.md``'s table, and bad values are refused before any work
 starts or any file is created:
 
 - every number is finite and inside a declared, closed or open, range (NaN, inf and absurd sizes are refused with
@@ -9,7 +9,7 @@ starts or any file is created:
 - every choice names its allowed values;
 - every input path must exist with the right kind (file or folder), every output file must not be a folder.
 
-Names (see the README's "CLI vocabulary"): ``--device`` is where PyTorch computes (auto/cpu/cuda); ``--store`` the
+Names (see "CLI vocabulary" in ``docs/cli.md``): ``--device`` is where PyTorch computes (auto/cpu/cuda); ``--store`` the
 measurement store; ``--store-device`` a device *in the store*; ``--batch-size`` the images of one training or
 evaluation step; ``--input-batch`` the batch dimension of a measured or exported graph; ``--tolerance`` the accepted
 relative miss of a latency against its target; ``--max-error`` the accepted relative numeric error of an exported
