@@ -44,6 +44,9 @@ LONG_EPOCHS = 24
 #: Weights-only epochs of the fair warm-up rows (every op of every edge trained once per step: about five single-path
 #: epochs' time each, so these rows run 20 epochs to stay near DARTS' wall-clock).
 FAIR_WARMUP = 4
+#: The longer CPU budget (issue 27: the best strategy's mean at a budget where one seed takes about half an hour
+#: at one thread here): three times the images, 10 epochs, 3.75x the referee's steps.
+LONG_SUBSET, LONG_BUDGET_EPOCHS = 15_000, 10
 #: CIFAR-10 chance (%): the tables' accuracy of a cell whose output is zero.
 CHANCE_ACC = 10.0
 #: Bootstrap resamples of the mean paired difference.
@@ -169,10 +172,24 @@ def strategy_rows() -> dict[str, dict[str, Any]]:
     }
 
 
-def _budget(warmup: int, epochs: int = EPOCHS):
+def long_rows() -> dict[str, dict[str, Any]]:
+    """The longer budget: the strategies that led at the referee's budget, given 3.75x its steps (each in its own
+    run folder: the short rows' ``run`` is not inherited)."""
+    short = strategy_rows()
+    budget = {"subset": LONG_SUBSET, "epochs": LONG_BUDGET_EPOCHS, "reference": None}
+    suffix = f", {LONG_SUBSET} images, {LONG_BUDGET_EPOCHS} epochs"
+    return {
+        f"{name}-long": {k: v for k, v in short[name].items() if k != "run"}
+        | budget
+        | {"label": short[name]["label"] + suffix}
+        for name in ("surgenas-cell", "darts")
+    }
+
+
+def _budget(warmup: int, epochs: int = EPOCHS, subset: int = SUBSET):
     from edgenas.bench.referee import Budget
 
-    return Budget(subset=SUBSET, epochs=epochs, warmup_epochs=warmup, batch_size=BATCH, cells_per_stage=CELLS)
+    return Budget(subset=subset, epochs=epochs, warmup_epochs=warmup, batch_size=BATCH, cells_per_stage=CELLS)
 
 
 _WORKER: dict[str, Any] = {}
@@ -189,12 +206,12 @@ def _init_worker(data: str) -> None:
     _WORKER["table"], _WORKER["images"] = load_nb201(data), load_dataset(data, image_size=32)
 
 
-def _search(task: tuple[str, str, str, dict[str, Any], int, int, float]) -> dict[str, Any]:
-    name, run_name, strategy, options, seed, epochs, alpha_lr = task
+def _search(task: tuple[str, str, str, dict[str, Any], int, int, float, int]) -> dict[str, Any]:
+    name, run_name, strategy, options, seed, epochs, alpha_lr, subset = task
     from edgenas.bench.referee import search_and_judge
 
     options = dict(options)
-    budget = replace(_budget(int(options.pop("warmup_epochs", 0)), epochs))
+    budget = replace(_budget(int(options.pop("warmup_epochs", 0)), epochs, subset))
     time_budget = float(options.pop("time_budget_s", 0.0))
     alternate = options.pop("alternate", "")
     record = search_and_judge(
@@ -228,7 +245,7 @@ def run_phase(args: argparse.Namespace, rows: dict[str, dict[str, Any]], done: d
     phase, those run before included: ``done``)."""
     from edgenas.bench.referee import protocol_alpha_lr
 
-    alpha_lr = protocol_alpha_lr(_budget(0))  # one alpha lr for every row: warm-up rows keep NNI's
+    alpha_lr = protocol_alpha_lr(_budget(0))  # one alpha lr per budget: warm-up rows keep NNI's
     wanted = [r for r in (args.rows.split(",") if args.rows else rows) if r in rows]
     records: dict[str, list[dict[str, Any]]] = {}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(str(args.data),)) as pool:
@@ -241,7 +258,8 @@ def run_phase(args: argparse.Namespace, rows: dict[str, dict[str, Any]], done: d
                 rows[r]["options"],
                 seed,
                 rows[r].get("epochs", EPOCHS),
-                alpha_lr,
+                _row_alpha_lr(rows[r], alpha_lr),
+                rows[r].get("subset", SUBSET),
             )
             for r in searched
             for seed in range(args.seeds)
@@ -257,10 +275,19 @@ def run_phase(args: argparse.Namespace, rows: dict[str, dict[str, Any]], done: d
             seconds = _equal_wall_clock(matched, args)
             options = rows[r]["options"] | {"time_budget_s": seconds}
             folder = f"{r}-{seconds:.0f}s"
-            tasks = [(r, folder, "random", options, s, rows[r]["epochs"], alpha_lr) for s in range(args.seeds)]
+            tasks = [(r, folder, "random", options, s, rows[r]["epochs"], alpha_lr, SUBSET) for s in range(args.seeds)]
             records[r] = list(pool.map(_search, tasks))
             rows[r]["label"] += f" ({seconds:.0f} s)"
     return {name: {**rows[name], "records": records[name]} for name in wanted if name in records}
+
+
+def _row_alpha_lr(row: dict[str, Any], referee_lr: float) -> float:
+    """The referee's alpha lr, or for a row at another number of images the lr keeping DARTS' steps x lr there."""
+    from edgenas.bench.referee import protocol_alpha_lr
+
+    if row.get("subset", SUBSET) == SUBSET:
+        return referee_lr
+    return protocol_alpha_lr(_budget(0, row.get("epochs", EPOCHS), row["subset"]))
 
 
 def _equal_wall_clock(records: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> float:
@@ -304,7 +331,7 @@ def derivations(payload: dict[str, Any], data: Path) -> dict[str, Any]:
 
     table, space = load_nb201(data), get_space("nb201")
     out = {}
-    order = [*parity_rows(), *strategy_rows()]  # the script's row order (the JSON stores rows by name)
+    order = [*parity_rows(), *strategy_rows(), *long_rows()]  # the script's row order (the JSON stores rows by name)
     for rows in payload["phases"].values():
         for name, row in sorted(rows.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
             run = row.get("run", name)
@@ -424,7 +451,7 @@ def _nni_summary() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["parity", "strategies", "derivations", "render"])
+    parser.add_argument("phase", choices=["parity", "strategies", "long", "derivations", "render"])
     parser.add_argument("--data", type=Path, default=os.environ.get("EDGENAS_DATA"))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
@@ -443,7 +470,7 @@ def main() -> None:
         from edgenas.bench import load_nb201
         from edgenas.bench.referee import protocol_alpha_lr
 
-        rows = parity_rows() if args.phase == "parity" else strategy_rows()
+        rows = {"parity": parity_rows, "strategies": strategy_rows, "long": long_rows}[args.phase]()
         searched = run_phase(args, rows, payload["phases"].get(args.phase, {}))
         # read again after the searches: another invocation may have written its rows meanwhile
         payload = json.loads(previous.read_text()) if previous.is_file() else {"phases": {}}
@@ -457,7 +484,7 @@ def main() -> None:
         )
     for phase in payload["phases"]:
         payload["phases"][phase] = summarise(payload["phases"][phase])
-    current = {"parity": parity_rows(), "strategies": strategy_rows()}
+    current = {"parity": parity_rows(), "strategies": strategy_rows(), "long": long_rows()}
     for phase, rows in list(payload["phases"].items()):  # the script's row order and wording (random keeps its s)
         order = [*current.get(phase, {}), *sorted(rows)]  # (the JSON file stores rows sorted by name)
         rows = payload["phases"][phase] = {name: rows[name] for name in dict.fromkeys(order) if name in rows}
