@@ -7,7 +7,11 @@ STAMP  := $(VENV)/.edgenas-installed
 SHARED_DATA := $(abspath ../shared/data)
 TEST_DATA   := $(or $(EDGENAS_DATA),$(wildcard $(SHARED_DATA)))
 
-.PHONY: install demo browser test lint bench clean
+# Test processes (pytest-xdist; each computes with one torch thread): the 2 cores of the CI machine by default.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+.PHONY: install demo browser test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -27,7 +31,11 @@ browser:
 	  >/dev/null 2>&1)) || echo "chromium could not be installed: the report's browser test will be skipped"
 
 test: install browser
-	EDGENAS_DATA="$(TEST_DATA)" $(BIN)/python -m pytest -q
+	EDGENAS_DATA="$(TEST_DATA)" $(PYTEST) --durations=10
+
+# The suite without the tests marked slow (real processes, whole pipelines, the fuzz matrix): for development.
+test-fast: install
+	EDGENAS_DATA="$(TEST_DATA)" $(PYTEST) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks tools

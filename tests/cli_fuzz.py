@@ -410,9 +410,7 @@ def _pairs(flat: list[str]) -> list[tuple[str, str | None]]:
 
 # ----- the parameters of every command ----------------------------------------------------------------------------
 def _commands() -> Iterator[tuple[str, typing.Any]]:
-    import typer.main
-
-    from edgenas.cli import app
+    from edgenas.cli._app import click_command
 
     def walk(command: typing.Any, path: list[str]) -> Iterator[tuple[str, typing.Any]]:
         subs = getattr(command, "commands", None)
@@ -422,7 +420,7 @@ def _commands() -> Iterator[tuple[str, typing.Any]]:
         for name, sub in subs.items():
             yield from walk(sub, [*path, name])
 
-    yield from walk(typer.main.get_command(app), [])
+    yield from walk(click_command(), [])
 
 
 def _annotation(param: typing.Any) -> typing.Any:

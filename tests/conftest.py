@@ -1,4 +1,4 @@
-"""Shared fixtures: the data folder (from EDGENAS_DATA)."""
+"""Shared fixtures: the data folder (from EDGENAS_DATA); one torch thread per worker under pytest-xdist."""
 
 from __future__ import annotations
 
@@ -6,6 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n N`` each worker computes with one thread: N workers on N cores, not N x the cores (the
+    tests use tiny shapes, where a second intra-op thread buys little and oversubscription costs much)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

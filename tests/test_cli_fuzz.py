@@ -41,6 +41,7 @@ def test_base_invocation_succeeds(ws, command, tmp_path):
     assert code == 0, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c not in ("space list", "space show")])
 def test_fuzz_contract(ws, command):
     outcomes = []

@@ -86,6 +86,7 @@ def test_distillation_changes_training_and_is_recorded(tmp_path, capsys, graft_f
     assert code == 2 and "no model" in stderr and not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
     _, spec_file = graft_file
     args = [

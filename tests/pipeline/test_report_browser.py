@@ -23,6 +23,7 @@ def _chromium() -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("finished-run")  # with the other users of `finished_run` (see test_run_resume.py)
 def test_report_renders_offline_in_chromium(finished_run):  # noqa: F811
     executable = _chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")

@@ -12,7 +12,8 @@ from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fi
 from edgenas.pipeline import read_run, run_pipeline
 from edgenas.spaces import load_specs, space_of
 
-pytestmark = pytest.mark.slow
+# slow; on one pytest-xdist worker with the other users of the session-scoped `finished_run` (built once there)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finished-run")]
 TINY_CHANNELS = {
     "enabled": True,
     "profile_n": 14,

@@ -10,7 +10,8 @@ from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fi
 
 from edgenas.pipeline import Events, read_run, run_pipeline
 
-pytestmark = pytest.mark.slow
+# slow; on one pytest-xdist worker with the other users of the session-scoped `finished_run` (built once there)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finished-run")]
 ORDER = ["profile", "predictor", "search", "channels", "train", "baseline", "compress", "export", "check"]
 
 

@@ -125,6 +125,7 @@ def test_refit_needs_a_store(tmp_path, capsys) -> None:
     assert code == 2 and "--refit needs --store" in stderr
 
 
+@pytest.mark.slow
 def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, monkeypatch) -> None:
     """--calibrate scales the predictor to measurements near T before the search; --correct-rounds closes the loop
     after it. The device is simulated (the toy predictor x 1.1) so that the outcome is known."""

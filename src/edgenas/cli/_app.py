@@ -8,6 +8,7 @@ name per concept, live in :mod:`edgenas.cli._options`.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -172,6 +173,14 @@ def _report(exc: BaseException, as_json: bool) -> None:
         err.print(f"[red]error:[/red] {escape(message)}")
 
 
+@functools.cache
+def click_command() -> typer.core.TyperGroup:
+    """The app as a Click command, built once per process: building it inspects every command's signature (about
+    0.1 s here), which a process that runs many commands in turn (the test suite, the fuzz matrix) would otherwise
+    pay on every call. Click commands are stateless between invocations, so one object serves them all."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; every user error becomes one line on stderr (or, with ``--json``, one JSON object
     ``{"error": ..., "kind": ...}`` on stdout) and exit code 2.
@@ -181,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
-    command = typer.main.get_command(app)
+    command = click_command()
     try:
         code = command.main(args=args, prog_name="edgenas", standalone_mode=False)
     except _NO_ARGS_IS_HELP as exc:  # a group named without a sub-command: show its help

@@ -3,9 +3,13 @@ matplotlib state)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
+import pickle
 import re
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +20,31 @@ from matplotlib.figure import Figure
 DPI = 110
 FOUND = "#d62728"
 PROFILED = "#7f7f7f"
+
+
+#: How many drawn figures a process keeps (about 50 kB each): a run's report is redrawn after every stage, and a
+#: finished stage's figures do not change, so each is drawn once rather than once per stage after it.
+REMEMBERED_FIGURES = 64
+_drawn: OrderedDict[str, bytes] = OrderedDict()
+
+
+def remembered(draw: Callable[..., bytes]) -> Callable[..., bytes]:
+    """``draw`` with its PNG kept per (function, data): the same data gives the same bytes without drawing again."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> bytes:
+        try:
+            key = hashlib.sha256(pickle.dumps((draw.__qualname__, args, sorted(kwargs.items())))).hexdigest()
+        except (pickle.PicklingError, TypeError, AttributeError):  # data that cannot be keyed is drawn every time
+            return draw(*args, **kwargs)
+        if key not in _drawn:
+            _drawn[key] = draw(*args, **kwargs)
+            while len(_drawn) > REMEMBERED_FIGURES:
+                _drawn.popitem(last=False)
+        _drawn.move_to_end(key)
+        return _drawn[key]
+
+    return wrapper
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -31,6 +60,7 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+@remembered
 def predictor_scatter(predicted: Sequence[float], measured: Sequence[float], scores: dict[str, float]) -> bytes:
     """Predicted vs measured latency of the held-out archs, with the identity line and the ±10% band."""
     fig = _figure(4.6, 4.2)
@@ -47,6 +77,7 @@ def predictor_scatter(predicted: Sequence[float], measured: Sequence[float], sco
     return _png(fig)
 
 
+@remembered
 def search_trajectory(trajectory: list[dict[str, Any]], target: float, feasible: Sequence[float]) -> bytes:
     """Predicted latency of the derived arch and lambda vs step, with the target (thesis Fig 4.12)."""
     fig = _figure(7.0, 3.6)
@@ -66,6 +97,7 @@ def search_trajectory(trajectory: list[dict[str, Any]], target: float, feasible:
     return _png(fig)
 
 
+@remembered
 def training_curve(epochs: list[dict[str, Any]], chance: float) -> bytes:
     """Test top-1 per epoch of the trained network, with chance level."""
     fig = _figure(4.6, 3.4)
@@ -84,6 +116,7 @@ BOX_PER_EXPANSION = 0.13
 BOX_PER_KERNEL = 0.13
 
 
+@remembered
 def architecture(ops: Sequence[str], layers: Sequence[str], widths: Sequence[int | None]) -> bytes:
     """The found architecture layer by layer: one box per layer, its height the kernel, its width the expansion,
     labelled with the op and the output channels; skipped layers drawn as a thin line."""
@@ -113,6 +146,7 @@ def _box(x: float, width: float, height: float, color: str) -> Any:
     return Rectangle((x - width / 2, -height / 2), width, height, color=color)
 
 
+@remembered
 def compression(gains: Sequence[float], paying: Sequence[int], min_gain: float, title: str) -> bytes:
     """Measured latency saved by collapsing each block alone; the grafted blocks in colour."""
     fig = _figure(max(5.0, 0.35 * len(gains)), 3.2)
@@ -128,6 +162,7 @@ def compression(gains: Sequence[float], paying: Sequence[int], min_gain: float, 
     return _png(fig)
 
 
+@remembered
 def pareto(candidates: list[dict[str, Any]], target: float, trained: tuple[float, float] | None) -> bytes:
     """One-shot top-1 vs measured latency of every candidate of the run (the profiled archs and the found one),
     with the target and the trained network's own top-1."""
@@ -163,6 +198,7 @@ def pareto(candidates: list[dict[str, Any]], target: float, trained: tuple[float
     return _png(fig)
 
 
+@remembered
 def baseline(rows: list[dict[str, Any]], epochs: int) -> bytes:
     """Test top-1 of the found arch and of random archs of about its measured latency, trained alike."""
     fig = _figure(max(4.0, 0.9 * len(rows) + 1.5), 3.4)
