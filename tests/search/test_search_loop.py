@@ -90,7 +90,7 @@ def test_gdas_gives_every_unsampled_op_of_an_edge_a_gradient(unsampled):
 
 
 def test_plain_or_nesterov_momentum_follows_the_config(sample, tmp_path):
-    from edgenas.search.engine import _optimizers
+    from edgenas.search.steps import optimizers as _optimizers
 
     space = toy_space()
     for nesterov in (True, False):

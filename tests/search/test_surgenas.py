@@ -189,7 +189,7 @@ def test_interrupted_surgenas_resumes_to_the_same_trajectory(sample, tmp_path) -
 
 def test_refine_refuses_a_one_level_search(sample, tmp_path) -> None:
     from edgenas.errors import SearchError
-    from edgenas.search.engine import refine
+    from edgenas.search.refine import refine
 
     config = _config()
     search(toy_space(), [], sample, config, tmp_path / "run")

@@ -185,7 +185,7 @@ def _run(
     if not env.is_main:
         return
     if settle_steps:
-        from edgenas.search.engine import refine
+        from edgenas.search.refine import refine
 
         result = refine(
             output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2), data=images
@@ -348,7 +348,8 @@ def _refit_loop(
     from edgenas.hardware import MeasurementStore
     from edgenas.hardware.store import MeasurementKey
     from edgenas.predictors import FitConfig, fit_predictor, table_from_store
-    from edgenas.search.engine import Target, refine
+    from edgenas.search.config import Target
+    from edgenas.search.refine import refine
     from edgenas.spaces import load_specs
 
     history = []

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import edgenas.report.figures as figures
 from edgenas._io import write_text_atomic
-from edgenas.report import figures
 
 REPORT_FILE = "report.html"
 STYLE = """

@@ -133,7 +133,9 @@ def correct(
     ``accuracy`` is False (see :func:`~edgenas.search.engine.refine`). Returns after at most ``rounds``
     refinements (``rounds + 1`` measurements). ``summary.json`` of the run records the rounds under ``correction``.
     """
-    from edgenas.search.engine import Target, refine, update_summary
+    from edgenas.search.config import Target
+    from edgenas.search.engine import update_summary
+    from edgenas.search.refine import refine
 
     if not targets or targets[0].name != "latency_ms":
         raise SearchError("the on-device correction needs a latency target first")

@@ -15,10 +15,10 @@ from edgenas.search.engine import (
     Target,
     prepare_targets,
     read_trajectory,
-    refine,
     search,
     update_summary,
 )
+from edgenas.search.refine import refine
 from edgenas.search.strategy import Strategy, architecture_step, register_strategy
 
 __all__ = [

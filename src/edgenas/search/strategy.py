@@ -32,7 +32,7 @@ from edgenas.search.supernet import Supernet
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from edgenas.search.engine import SearchConfig, Target
+    from edgenas.search.config import SearchConfig, Target
     from edgenas.spaces import ArchSpec, SearchSpace
     from edgenas.train.data import ImageData
 
