@@ -16,6 +16,10 @@ from edgenas.hardware.runtimes import Runtime
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
 from edgenas.spaces import ArchSpec, space_of
 
+#: Measures one architecture on a device and returns its latency (ms): what the loops that land on a target call
+#: (calibration, correction, the closed loop), whatever measures underneath (a runtime here, a remote runner).
+MeasureFn = Callable[[ArchSpec], float]
+
 
 @dataclass(frozen=True)
 class ArchMeasurement:

@@ -11,7 +11,7 @@ from pathlib import Path
 from torch import nn
 
 from edgenas.hardware import MeasurementKey, MeasurementStore, Protocol, RuntimeOptions, get_runtime, median_latency_ms
-from edgenas.hardware.measure import measure_modules, profile
+from edgenas.hardware.measure import MeasureFn, measure_modules, profile
 from edgenas.hardware.remote import (
     RemoteMeasurer,
     export_archs,
@@ -87,7 +87,7 @@ def protocol(config: RunConfig) -> Protocol:
     return Protocol(warmup=config.profile.warmup, repeats=config.profile.repeats)
 
 
-def arch_measurer(config: RunConfig, space: SearchSpace, workdir: Path) -> Callable[[ArchSpec], float]:
+def arch_measurer(config: RunConfig, space: SearchSpace, workdir: Path) -> MeasureFn:
     """Latency (ms) of one arch on the run's device: the median of :data:`LOADS` loads here, or one remote run."""
     options = runtime_options(config, space)
     if config.device.remote:

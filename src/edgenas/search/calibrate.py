@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,10 @@ from typing import Any
 import numpy as np
 
 from edgenas.errors import SearchError
+from edgenas.hardware.measure import MeasureFn
 from edgenas.predictors.base import Predictor
 from edgenas.search.coverage import archs_near
-from edgenas.spaces import ArchSpec, SearchSpace
-
-#: Measures one architecture on the device; returns its latency (ms).
-MeasureFn = Callable[[ArchSpec], float]
+from edgenas.spaces import SearchSpace
 
 
 def scale_predictor(predictor: Predictor, factor: float) -> Predictor:

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from edgenas.errors import SearchError
+from edgenas.hardware.measure import MeasureFn
 from edgenas.predictors.base import Predictor
 from edgenas.search.budget import single_layer_neighbours
 from edgenas.spaces import ArchSpec, SearchSpace, space_of
@@ -74,8 +75,6 @@ PRIOR_BAND = 0.1
 PREDICTION_FLOOR = 0.1
 #: Log-probability given to disallowed ops in the score (they are never proposed).
 _MASKED_LOG_P = -1e4
-
-MeasureFn = Callable[[ArchSpec], float]
 
 
 class LocalCorrection:
