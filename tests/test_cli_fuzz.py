@@ -218,3 +218,27 @@ def test_an_unknown_option_gets_no_rename_hint(capsys):
     code, out, err = run(["measure", "6111", "--space", "nb201", "-o", "x"], capsys)
     one_line_error(code, out, err, "No such option: -o")
     assert "renamed" not in err
+
+
+def test_messages_say_what_is_wrong_with_what_was_given(tmp_path, capsys):
+    """Issue 28 §5: each of these met the one-line contract but named the wrong problem."""
+    one_line_error(*run(["arch", "show", ""], capsys), "ARCH is empty")
+    (tmp_path / "folder").mkdir()
+    one_line_error(*run(["eval", str(tmp_path / "folder"), "--data", "sample"], capsys), "not an edgenas training run")
+    empty = tmp_path / "results.json"
+    empty.write_text("")
+    store = tmp_path / "s.sqlite"
+    one_line_error(*run(["store", "import", str(empty), "--store", str(store)], capsys), "is empty")
+    import torch
+
+    whole = tmp_path / "whole.pt"
+    torch.save({"weights": torch.zeros(1000)}, whole)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[:2000])
+    one_line_error(*run(["eval", str(cut), "--data", "sample"], capsys), "truncated")
+    import sqlite3
+
+    old_store = tmp_path / "old.sqlite"
+    sqlite3.connect(old_store).execute("create table t (x)").connection.commit()
+    one_line_error(*run(["store", "import", str(old_store), "--store", str(store)], capsys), "not a table", "--store")
+    assert not store.exists()  # nothing was created by any refusal

@@ -97,6 +97,10 @@ def parse_options(pairs: list[str] | None, flag: str = "--set") -> dict[str, Any
 
 def resolve_archs(arch: str, space: str | None, options: dict[str, Any]) -> list[ArchSpec]:
     """Specs named by ARCH: a spec file, an arch string of ``space``, or an NB201 index with ``--space nb201``."""
+    if not arch.strip():
+        raise SpecFileError(
+            "ARCH is empty: give a spec file (.json/.jsonl), an arch string with --space, or a benchmark index"
+        )
     path = Path(arch)
     if path.is_file():
         if space is not None or options:

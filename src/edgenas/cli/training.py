@@ -31,7 +31,7 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
-from edgenas.errors import SpaceConfigError
+from edgenas.errors import ModelSourceError, SpaceConfigError
 from edgenas.spaces import space_of
 
 MAX_LR = 100.0
@@ -293,7 +293,12 @@ def eval_command(
 
     path = run
     if run.is_dir():
-        path = run / "model.pt" if (run / "model.pt").is_file() else run / "checkpoints" / "last.pt"
+        found = [p for p in (run / "model.pt", run / "checkpoints" / "last.pt") if p.is_file()]
+        if not found:
+            raise ModelSourceError(
+                f"{run} is a folder but not an edgenas training run: it holds neither model.pt nor checkpoints/last.pt"
+            )
+        path = found[0]
     loaded = load_model(path)
     model = loaded.model
     if collapse:

@@ -110,6 +110,17 @@ class RunnerResults:
         return default_device_name(self.fingerprint)
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or a :class:`StoreError` saying the file is not one."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{path} is not a JSON file written by runner.py ({type(exc).__name__})") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"{path} is not a JSON object written by runner.py")
+    return value
+
+
 def read_results(folder_or_file: str | Path) -> RunnerResults:
     """Read ``results.json`` (and the manifest beside it) back into specs and statistics.
 
@@ -120,10 +131,16 @@ def read_results(folder_or_file: str | Path) -> RunnerResults:
     folder = path if path.is_dir() else path.parent
     results_file = folder / runner.RESULTS if path.is_dir() else path
     manifest_file = folder / runner.MANIFEST
-    if not results_file.is_file() or not manifest_file.is_file():
-        raise StoreError(f"{folder} holds no runner results (results.json next to manifest.json)")
-    results = json.loads(results_file.read_text())
-    manifest = json.loads(manifest_file.read_text())
+    if not results_file.is_file():
+        raise StoreError(f"{folder} holds no runner results ({runner.RESULTS}): run runner.py on that folder first")
+    if results_file.stat().st_size == 0:
+        raise StoreError(f"{results_file} is empty: expected the {runner.RESULTS} that runner.py writes")
+    if not manifest_file.is_file():
+        raise StoreError(
+            f"no {runner.MANIFEST} beside {results_file}: runner results are read with the manifest of the folder "
+            "`edgenas profile --export` wrote"
+        )
+    results, manifest = _read_json(results_file), _read_json(manifest_file)
     if results.get("format") != runner.FORMAT or results.get("manifest") != manifest.get("id"):
         raise StoreError(f"{results_file} was not written by the runner for the manifest beside it")
     if not manifest.get("space"):

@@ -31,6 +31,8 @@ from edgenas.spaces import ArchSpec, SearchSpace
 
 SCHEMA_VERSION = 1
 METRICS = ("latency_ms", "energy_mJ")
+#: The first bytes of every SQLite 3 database file (how a store given where a table is expected is recognised).
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -402,6 +404,11 @@ class ParsedTable:
 
 def read_csv(file: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Header and rows of a CSV file, with a :class:`StoreError` for anything that is not one."""
+    if _is_sqlite(file):  # older edgenas took the store as a positional argument
+        raise StoreError(
+            f"{file} is a measurement store (SQLite), not a table: name a store with --store, and give a CSV table "
+            "(or runner results.json) as the argument"
+        )
     try:
         with file.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -418,6 +425,14 @@ def read_csv(file: Path) -> tuple[list[str], list[dict[str, str]]]:
     if "\x00" in "".join(header):
         raise StoreError(f"{file} is not a text CSV file (it holds NUL bytes)")
     return header, rows
+
+
+def _is_sqlite(file: Path) -> bool:
+    try:
+        with file.open("rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def pick_device_rows(

@@ -21,6 +21,10 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return Path(path)
 
 
+#: The first bytes of a zip archive (a file written by torch.save since torch 1.6).
+ZIP_MAGIC = b"PK\x03\x04"
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint on the CPU with ``weights_only=True``.
 
@@ -31,6 +35,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not file.is_file():
         raise CheckpointError(f"no checkpoint at {file}" + (" (a folder)" if file.is_dir() else ""))
     if not zipfile.is_zipfile(file):  # torch.save has written zip archives since torch 1.6
+        with file.open("rb") as f:
+            starts_as_zip = f.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+        if starts_as_zip:  # a zip's directory is written last: an archive cut short has none
+            raise CheckpointError(
+                f"cannot load checkpoint {file}: it is truncated (a torch.save archive cut short, e.g. by a full "
+                "disk or an interrupted copy); write or copy it again"
+            )
         raise CheckpointError(f"cannot load checkpoint {file}: it is not a file written by torch.save")
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
