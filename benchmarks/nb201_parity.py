@@ -429,6 +429,22 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += ["", "NNI 3.0 on the same images, split and budget (`benchmarks/results/nni_nb201.md`):", ""]
         for name, s in payload["nni"].items():
             lines.append(f"- NNI {name}: {s['mean']:.2f} ± {s['std']:.2f} (n = {s['n']}, seeds {s['seeds']})")
+        peers = peer_differences(payload)
+        if peers:
+            lines += [
+                "",
+                "Ours against NNI on the same seeds (Δ = ours − NNI, 95% bootstrap interval of the paired mean):",
+                "",
+                "| ours (rule) | NNI | seeds | ours (%) | NNI (%) | Δ [95% CI] | resolved |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for p in peers:
+                d = p["difference"]
+                lines.append(
+                    f"| `{p['ours']}` ({p['rule']}) | {p['theirs']} | {len(p['seeds'])} | {p['ours_mean']:.2f} ± "
+                    f"{p['ours_std']:.2f} | {p['theirs_mean']:.2f} ± {p['theirs_std']:.2f} | {d['mean']:+.2f} "
+                    f"[{d['low']:+.2f}, {d['high']:+.2f}] | {'yes' if d['resolved'] else 'no'} |"
+                )
     lines += ["", f"All 15,625 cells average {payload['all_cells_mean_test_acc']:.2f}%."]
     return "\n".join(lines) + "\n"
 
@@ -445,7 +461,44 @@ def _nni_summary() -> dict[str, Any]:
             "mean": statistics.fmean(accs),
             "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "seeds": [r["seed"] for r in records],
+            "by_seed": {str(r["seed"]): r["test_acc"] for r in records},
         }
+    return out
+
+
+#: Our row, the derivation rule it is read by, and NNI's peer strategy (issue 27: DARTS within 0.5 point of NNI's
+#: DARTS; FBNet at lambda = 0 within 1.0 of NNI's GumbelDARTS, which exports the argmax).
+PEERS = (("darts", "nonzero", "darts"), ("darts", "argmax", "darts"), ("fbnet", "argmax", "gumbel"))
+
+
+def peer_differences(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our rows against NNI's on the same seeds (same images, split and data order): the mean paired difference and
+    its 95% bootstrap interval."""
+    out = []
+    for ours, rule, theirs in PEERS:
+        derived = payload.get("derivations", {}).get(ours)
+        nni = payload.get("nni", {}).get(theirs)
+        row = payload["phases"].get("strategies", {}).get(ours)
+        if derived is None or nni is None or row is None:
+            continue
+        mine = {str(r["seed"]): a for r, a in zip(row["records"], derived["per_seed"][rule], strict=True)}
+        seeds = sorted(set(mine) & set(nni["by_seed"]), key=int)
+        if len(seeds) < 2:
+            continue
+        a, b = [mine[s] for s in seeds], [nni["by_seed"][s] for s in seeds]
+        out.append(
+            {
+                "ours": ours,
+                "rule": rule,
+                "theirs": theirs,
+                "seeds": [int(s) for s in seeds],
+                "ours_mean": statistics.fmean(a),
+                "ours_std": statistics.stdev(a),
+                "theirs_mean": statistics.fmean(b),
+                "theirs_std": statistics.stdev(b),
+                "difference": paired_difference(a, b),
+            }
+        )
     return out
 
 
