@@ -269,3 +269,21 @@ def test_surgenas_on_cells_gets_the_cells_loop_and_derives_by_dartss_rule(tmp_pa
     assert (config["w_lr"], config["w_lr_schedule"], config["identity_phi"]) == (0.1, "cosine", 2.0)  # the thesis'
     summary = json.loads(stdout)
     assert summary["derivation"] == "nonzero" and "none" not in summary["arch"]
+
+
+def test_a_refused_search_prints_its_error_and_no_warning_first(tmp_path, capsys) -> None:
+    """Check first, warn after: a target outside the predictor's data that is also out of reach, or a run directory
+    that holds a search, gets the one error line, not the data-range warning before it."""
+    predictor = toy_predictor().save(tmp_path / "p.pt")  # fitted on 1..10 ms; the toy space reaches 1.21 ms at best
+    argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(predictor), *TINY]
+    code, _, err = run([*argv, "--target-ms", "0.5", "-o", str(tmp_path / "a")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "warning" not in err, err
+    from dataclasses import replace
+
+    narrow = toy_predictor()
+    narrow.meta = replace(narrow.meta, value_range=(2.0, 3.0))  # fitted on 2..3 ms: 4 ms is reachable but outside
+    argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(narrow.save(tmp_path / "n.pt")), *TINY]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "trajectory.jsonl").write_text("")
+    code, _, err = run([*argv, "--target-ms", "4", "-o", str(tmp_path / "b")], capsys)
+    assert code == 2 and "already holds a search" in err and "warning" not in err, err

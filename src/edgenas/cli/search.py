@@ -168,10 +168,11 @@ def _run(
     if sum(bool(x) for x in (refit, on_device.get("correct_rounds"), on_device.get("close_loop"))) > 1:
         raise SearchError("use one of --refit, --correct-rounds and --close-loop, not several")
     config = SearchConfig.for_space(resolved, method=method, **options)
+    _check_before_warning(resolved, targets, config, output, resume)
+    measure = _measurer(runtime, resolved, on_device.get("loads", 3)) if runtime is not None else None
     images = load_dataset(data, image_size=resolved.resolution)
     env = init_distributed(config.device)
     warnings = _data_range_warnings(targets, resolved.name, quiet=as_json or not env.is_main)
-    measure = _measurer(runtime, resolved, on_device.get("loads", 3)) if runtime is not None else None
     try:
         if on_device.get("calibrate") or (resume and (output / "predictor_calibrated.pt").is_file()):
             targets[0] = _calibrated_target(
@@ -391,6 +392,17 @@ def _refit_loop(
 
     write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _check_before_warning(space: Any, targets: list, config: Any, output: Path, resume: bool) -> None:
+    """What refuses a search (options, the predictors' space, a target out of reach, the run directory) is checked
+    before any warning is printed: a user sees the error, not a warning about a search that will not run."""
+    from edgenas.search.engine import check_run_dir, prepare_targets
+    from edgenas.search.strategy import get_strategy
+
+    config.check()
+    prepare_targets(space, targets, get_strategy(config.method).constraint(config))
+    check_run_dir(output, resume)
 
 
 def _data_range_warnings(targets: list, space: str, quiet: bool) -> list[str]:

@@ -163,7 +163,7 @@ def search(
     ranges = prepare_targets(space, targets, constraint)
     env = dist_env or DistEnv(0, 1, 0, _device(config.device))
     run = Path(run)
-    ckpt_path = _check_run_dir(run, resume)
+    ckpt_path = check_run_dir(run, resume)
     barrier()  # every rank checked the directory before rank 0 creates files in it
     if env.is_main:
         (run / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -255,7 +255,7 @@ def total_steps(config: SearchConfig, images: ImageData) -> int:
     return w * config.epochs + a * (config.epochs - config.warmup_epochs)
 
 
-def _check_run_dir(run: Path, resume: bool) -> Path:
+def check_run_dir(run: Path, resume: bool) -> Path:
     """The checkpoint path of ``run``, after checking the directory suits ``resume``.
 
     Raises:
