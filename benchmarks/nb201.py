@@ -76,7 +76,8 @@ def unconstrained(args: argparse.Namespace) -> list[dict]:
     for strategy in args.strategies.split(","):
         flags, tag, suffix = method_options(args)
         out = RUNS / f"free-{strategy}{tag}-{budget_tag(args)}"
-        argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args), *flags]
+        argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), "--bench-dir", str(args.data)]
+        argv += [*budget_args(args), *flags]
         payload = run_cli([*argv, "-o", str(out)])
         label = f"{strategy} (accuracy only)" + (f", {args.time_budget:g} s" if args.time_budget else "") + suffix
         rows.append({"label": label, **payload})
@@ -105,7 +106,8 @@ def budget(args: argparse.Namespace) -> list[dict]:
             if args.lambda_p is not None:
                 extra += ["--lambda-p", str(args.lambda_p)]
                 tag += f"-kp{args.lambda_p:g}"
-            argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), *budget_args(args)]
+            argv = ["bench", "nb201", "--strategy", strategy, "--data", str(args.data), "--bench-dir", str(args.data)]
+            argv += budget_args(args)
             argv += ["--predictor", str(predictor), "--target-ms", str(target), "--latency-column", args.column]
             payload = run_cli([*argv, *extra, "-o", str(RUNS / f"{tag}-{budget_tag(args)}")])
             label = f"{strategy} @ {target:g} ms {args.column}" + (" (no CE)" if args.no_accuracy else "")

@@ -41,8 +41,9 @@ G="--alpha-budget gdas"
 # NNI's strategies at the 5k-image budget, with NNI_PYTHON=.venv-nni/bin/python (NNI in its own venv, see
 # benchmarks/nni_nb201.py; these search again, about 7 minutes):
 if [ -n "${NNI_PYTHON:-}" ]; then
-    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies proxyless,gumbel --subset 5000 --epochs 8 --cells-per-stage 1
-    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies darts --seeds 3 --subset 5000 --epochs 8 --cells-per-stage 1
+    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies proxyless --subset 5000 --epochs 8 --cells-per-stage 1
+    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies gumbel --seeds 3 --subset 5000 --epochs 8 --cells-per-stage 1
+    "$NNI_PYTHON" benchmarks/nni_nb201.py $D --strategies darts --seeds 5 --subset 5000 --epochs 8 --cells-per-stage 1
 fi
 # The loop parity study (DARTS on NNI's loop, then each former choice restored alone; 5 seeds, two one-thread
 # workers) and every strategy on the loop that won, with random search at equal wall-clock:
@@ -62,3 +63,12 @@ B="$D --subset 10000 --epochs 8 --column edgegpu --targets 4,5,6 --strategies li
 "$PY" benchmarks/nb201.py budget $B
 "$PY" benchmarks/nb201.py budget $B --alpha-lr-schedule cosine
 "$PY" benchmarks/nb201_predictor_near_t.py $D
+# The longer CPU budget (15k images, 10 epochs; about half an hour per seed at one thread): SurgeNAS per cell
+"$PY" benchmarks/nb201_parity.py long $D --seeds 3 --workers 1 --rows surgenas-cell-long
+# LightNAS under a latency target with the recipe that reached 91 without one (two fair warm-up epochs) and a cosine
+# alpha lr, with and without its accuracy term, on edgegpu and one raspi4 target
+B="$D --subset 10000 --epochs 8 --strategies lightnas --seeds 3 --warmup-epochs 2 --fair-warmup --alpha-lr-schedule cosine"
+for NOCE in "" --no-accuracy; do
+    "$PY" benchmarks/nb201.py budget $B --column edgegpu --targets 4,5,6 $NOCE
+    "$PY" benchmarks/nb201.py budget $B --column raspi4 --targets 26 $NOCE
+done
