@@ -17,6 +17,7 @@ from edgenas.cli import (  # noqa: F401  (register the commands)
     search_strategies,
     search_surgenas,
     spaces,
+    store,
     training,
 )
 from edgenas.cli._app import app, main, resolve_archs

@@ -1,10 +1,12 @@
-"""``edgenas scale``: Comfort Zone scaling of a found network (thesis Sec 3.3.6) on a real runtime."""
+"""``edgenas comfort`` and ``edgenas scale``: the Comfort Zone of a network (thesis Sec 3.3.6) on a real runtime:
+latency and intensity per width, and the widest width still as fast as the original."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
+import typer
 from rich.table import Table
 
 from edgenas.cli._app import app, emit_json, out, resolve_one_arch
@@ -14,6 +16,7 @@ from edgenas.cli._options import (
     InputBatchOpt,
     JsonOpt,
     NoiseBandOpt,
+    PlotOpt,
     RepeatsOpt,
     RuntimeOpt,
     SetOpt,
@@ -24,6 +27,7 @@ from edgenas.cli._options import (
     output_file,
 )
 from edgenas.cli.hardware import _protocol, _runtime
+from edgenas.spaces import space_of
 
 #: Largest width scale the command accepts.
 MAX_SCALE_LIMIT = 16.0
@@ -89,3 +93,64 @@ def scale_command(
             f"no Comfort Zone on {runtime}: the first wider step left the +{report.band:.0%} band; "
             f"kept the original, wrote {output}"
         )
+
+
+@app.command("comfort")
+def comfort_command(
+    arch: ArchArg,
+    runtime: RuntimeOpt = "ort-cpu",
+    space: SpaceOpt = None,
+    set_: SetOpt = None,
+    scales: Annotated[str, typer.Option("--scales", help="start:stop:step or a list; must include 1.")] = "1:3:0.25",
+    input_batch: InputBatchOpt = 1,
+    threads: ThreadsOpt = 1,
+    warmup: WarmupRunsOpt = 10,
+    repeats: RepeatsOpt = 30,
+    noise_band: NoiseBandOpt = 0.03,
+    plot: PlotOpt = None,
+    index: IndexOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Comfort Zone: latency and arithmetic intensity per width scale; the largest scale as fast as the base."""
+    from edgenas.hardware import comfort_zone, parse_scales, plot_comfort
+
+    spec = resolve_one_arch(arch, space, set_, index)
+    grid = parse_scales(scales)
+    rt = _runtime(runtime, input_batch, space_of(spec).resolution, threads)
+    report = comfort_zone(spec, rt, grid, protocol=_protocol(warmup, repeats), tolerance=noise_band)
+    if plot is not None:
+        plot_comfort(report, plot)
+    payload = {
+        "arch": report.arch,
+        "runtime": runtime,
+        "input_batch": input_batch,
+        "band": report.band,
+        "zone_scale": report.zone_scale,
+        "has_zone": report.has_zone,
+        "rows": report.rows,
+        "plot": str(plot) if plot else None,
+    }
+    if as_json:
+        emit_json(payload)
+        return
+    table = Table("scale", "latency (ms)", "IQR (ms)", "vs base", "mult-adds (M)", "intensity", "in band")
+    for r in report.rows:
+        table.add_row(
+            f"{r['scale']:.2f}",
+            f"{r['median_ms']:.3f}",
+            f"{r['iqr_ms']:.3f}",
+            f"{r['latency_ratio']:.2f}x",
+            f"{r['mult_adds_M']:.1f}",
+            f"{r['intensity']:.1f}",
+            "yes" if r["within_band"] else "no",
+        )
+    out.print(table)
+    verdict = (
+        f"Comfort Zone up to x{report.zone_scale:.2f}"
+        if report.has_zone
+        else "no Comfort Zone: latency grows with width right away"
+    )
+    out.print(
+        f"{runtime}, batch {input_batch}: {verdict} (noise band +{report.band:.1%})"
+        + (f"; plot {plot}" if plot else "")
+    )
