@@ -33,7 +33,6 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
-from edgenas.errors import EdgeNASError
 
 search_app = sub_app(
     "search", "Architecture search on the shared supernet: LightNAS, and the FBNet, GDAS, DARTS and random baselines."
@@ -175,7 +174,9 @@ def _run(
     warnings = _data_range_warnings(targets, resolved.name, quiet=as_json or not env.is_main)
     try:
         if on_device.get("calibrate") or (resume and (output / "predictor_calibrated.pt").is_file()):
-            targets[0] = _calibrated_target(
+            from edgenas.search.landing import calibrated_target
+
+            targets[0] = calibrated_target(
                 resolved, targets[0], measure, on_device["calibrate"], output, resume, config, env.is_main
             )
         result = search_with_progress(
@@ -228,9 +229,11 @@ def _run(
     elif on_device.get("close_loop"):
         summary = _close_loop(output, resolved, targets[0], runtime, tolerance, on_device, as_json)
     elif runtime is not None:
-        summary["measured"] = _measure(result.arch, runtime, targets, tolerance, output)
+        from edgenas.search.landing import measure_result, refit_loop
+
+        summary["measured"] = measure_result(result.arch, runtime, targets, tolerance, output)
         if refit is not None and not summary["measured"].get("within_tolerance", True):
-            summary = _refit_loop(resolved, targets, config, output, runtime, tolerance, summary, images, **refit)
+            summary = refit_loop(resolved, targets, config, output, runtime, tolerance, summary, images, **refit)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
@@ -329,71 +332,6 @@ def _miss_hint(summary: dict[str, Any], tolerance: float, corrected: bool) -> st
     )
 
 
-def _refit_loop(
-    space: Any,
-    targets: list,
-    config: Any,
-    run: Path,
-    runtime: str,
-    tolerance: float,
-    summary: dict[str, Any],
-    images: Any,
-    *,
-    store: Path,
-    device: str,
-    rounds: int,
-    steps: int,
-) -> dict[str, Any]:
-    """Add the measurement to the store, refit the latency predictor on the store, refine the search, measure again;
-    up to ``rounds`` times or until the measured latency is within the tolerance."""
-    from edgenas.hardware import MeasurementStore
-    from edgenas.hardware.store import MeasurementKey
-    from edgenas.predictors import FitConfig, fit_predictor, table_from_store
-    from edgenas.search.config import Target
-    from edgenas.search.refine import refine
-    from edgenas.spaces import load_specs
-
-    history = []
-    for round_ in range(1, rounds + 1):
-        arch = load_specs(run / "arch.json")[0]
-        measured = summary["measured"]
-        with MeasurementStore(store) as db:
-            db.add(
-                db.device_id(device, source="edgenas search --refit"),
-                arch,
-                MeasurementKey(runtime, "latency_ms", 1, space.resolution, 1),
-                measured["median_ms"],
-                iqr=measured["iqr_ms"],
-            )
-        table = table_from_store(store, device, space, runtime=runtime, batch=1, resolution=space.resolution, threads=1)
-        latency = targets[0]
-        fitted = fit_predictor(latency.predictor.meta.kind, table, FitConfig(seed=config.seed))
-        fitted.save(run / f"predictor_refit{round_}.pt")
-        targets = [Target(fitted, latency.value), *targets[1:]]
-        result = refine(run, space, targets, config, steps, data=images)
-        summary = result.summary
-        summary["measured"] = _measure(result.arch, runtime, targets, tolerance, run)
-        history.append(
-            {
-                "round": round_,
-                "rows": len(table),
-                "arch": str(result.arch),
-                "predicted": summary["targets"][0]["predicted"],
-                "measured_ms": summary["measured"]["median_ms"],
-                "error": summary["measured"].get("error"),
-            }
-        )
-        if summary["measured"].get("within_tolerance"):
-            break
-    summary["refits"] = history
-    import json
-
-    from edgenas._io import write_text_atomic
-
-    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
-
-
 def _check_before_warning(space: Any, targets: list, config: Any, output: Path, resume: bool) -> None:
     """What refuses a search (options, the predictors' space, a target out of reach, the run directory) is checked
     before any warning is printed: a user sees the error, not a warning about a search that will not run."""
@@ -415,129 +353,41 @@ def _data_range_warnings(targets: list, space: str, quiet: bool) -> list[str]:
     return warnings
 
 
-def _close_loop(
-    run: Path, space: Any, target: Any, runtime: str, tolerance: float, on_device: dict[str, Any], as_json: bool
-) -> dict[str, Any]:
-    """Close the loop on measurements (``edgenas.search.closed_loop``) on the first target; every measurement goes
-    into ``--store`` when given (whose rows near T seed the correction); ``arch.json`` becomes the chosen arch."""
-    from edgenas.search.closed_loop import close_loop, searched_alpha
-    from edgenas.spaces import load_specs, save_specs
+def _measurer(runtime: str, space: Any, loads: int) -> Any:
+    """The device's latency measurer (a seam: the tests replace it with a simulated device)."""
+    from edgenas.search.landing import latency_measurer
 
-    searched = load_specs(run / "arch.json")[0]
-    measure = _metric_measurer(target.name, runtime, space, on_device.get("loads", 3))
-    record, prior = _loop_store(on_device, target.name, runtime, space)
-    status = err.status("closing the loop on the device", spinner="dots") if not as_json else nullcontext()
-    with status:
-        loop = close_loop(
-            searched,
-            searched_alpha(run),
-            target.predictor,
-            target.value,
-            measure,
-            tolerance=tolerance,
-            budget=on_device["close_loop"],
-            prior=prior,
-            on_measure=record,
-        )
-    save_specs(run / "arch.json", [loop.chosen])
-    summary = _update_summary(run, searched_arch=str(searched), closed_loop=loop.as_dict())
-    if target.name != "latency_ms":
-        return summary
-    measured = {
-        "runtime": runtime,
-        "median_ms": loop.value,
-        "loads": on_device.get("loads", 3),
-        "error": loop.value / target.value - 1,
-        "within_tolerance": loop.within_tolerance,
-        "tolerance": tolerance,
-    }
-    return _update_summary(run, measured=measured)
+    return latency_measurer(runtime, space, loads)
 
 
 def _metric_measurer(metric: str, runtime: str, space: Any, loads: int) -> Any:
     """Latency (ms, median over ``loads`` loads) or energy (mJ, where the runtime's device has a counter) of an arch."""
-    if metric == "latency_ms":
-        return _measurer(runtime, space, loads)
-    from edgenas.errors import SearchError
-    from edgenas.hardware import RuntimeOptions, energy_meter, get_runtime, measure_arch
+    from edgenas.search.landing import energy_measurer
 
-    session = get_runtime(runtime, RuntimeOptions(batch=1, resolution=space.resolution, threads=1))
-    meter, note = energy_meter(session.device_type)
-    if meter is None:
-        raise SearchError(f"--close-loop on an energy target needs an energy counter on {runtime}: {note}")
-    return lambda arch: measure_arch(arch, session, energy=True).energy_mj
+    return _measurer(runtime, space, loads) if metric == "latency_ms" else energy_measurer(runtime, space)
 
 
-def _loop_store(on_device: dict[str, Any], metric: str, runtime: str, space: Any) -> tuple[Any, list]:
-    """The closed loop's store hook (add every measurement) and its prior (the store's rows of this device)."""
-    store = on_device.get("store")
-    if store is None:
-        return None, []
-    from edgenas.hardware import MeasurementStore, default_device_name, fingerprint
-    from edgenas.hardware.store import MeasurementKey
-    from edgenas.predictors import table_from_store
+def _close_loop(
+    run: Path, space: Any, target: Any, runtime: str, tolerance: float, on_device: dict[str, Any], as_json: bool
+) -> dict[str, Any]:
+    """``--close-loop M``: :func:`edgenas.search.landing.close_loop_on_device` on the first target, every
+    measurement into ``--store`` when given, a spinner on stderr."""
+    from edgenas.search.landing import close_loop_on_device, store_hook
 
-    key = MeasurementKey(runtime, metric, 1, space.resolution, 1)
-    device = on_device.get("store_device") or default_device_name(fingerprint("cuda" if "cuda" in runtime else "cpu"))
-    try:
-        table = table_from_store(store, device, space, metric=metric, runtime=runtime, batch=1, threads=1)
-        prior = list(zip(table.specs, table.values.tolist(), strict=True))
-    except EdgeNASError:  # no rows of this device yet: the loop starts from its own measurements
-        prior = []
-
-    def record(arch: Any, value: float) -> None:
-        with MeasurementStore(store) as db:
-            db.add(db.device_id(device, source="edgenas search --close-loop"), arch, key, value)
-
-    return record, prior
-
-
-def _measurer(runtime: str, space: Any, loads: int) -> Any:
-    """Latency (ms) of an arch: median over ``loads`` loads, batch 1, 1 thread (the protocol of the predictor data)."""
-    from edgenas.hardware import RuntimeOptions, get_runtime, median_latency_ms
-
-    session = get_runtime(runtime, RuntimeOptions(batch=1, resolution=space.resolution, threads=1))
-    return lambda arch: median_latency_ms(arch, session, loads)
-
-
-def _calibrated_target(
-    space: Any, target: Any, measure: Any, n: int, run: Path, resume: bool, config: Any, is_main: bool
-) -> Any:
-    """The latency target with its predictor scaled to today's device (``edgenas.search.calibrate``).
-
-    The scaled predictor is kept in the run directory so that ``--resume`` (with or without ``--calibrate``)
-    continues with the same one; under
-    torchrun rank 0 measures and the factor is summed over ranks (the others contribute 0), so every rank scales alike.
-    """
-    import json
-
-    import torch
-
-    from edgenas._io import write_text_atomic
-    from edgenas.errors import SearchError
-    from edgenas.predictors import Predictor
-    from edgenas.search.calibrate import calibrate, scale_predictor
-    from edgenas.search.engine import Target, prepare_targets
-    from edgenas.train.distributed import all_reduce_sum
-
-    saved = run / "predictor_calibrated.pt"
-    if resume and saved.is_file():
-        return Target(Predictor.load(saved), target.value)
-    if not resume and (run / "trajectory.jsonl").exists():
-        raise SearchError(f"{run} already holds a search; use another directory or resume it")
-    prepare_targets(space, [target], config.constraint)  # refuse an infeasible target before measuring anything
-    calibration = calibrate(target.predictor, space, target.value, measure, n, seed=config.seed) if is_main else None
-    factor = float(all_reduce_sum(torch.tensor([calibration.factor if is_main else 0.0], dtype=torch.float64))[0])
-    scaled = Target(scale_predictor(target.predictor, factor), target.value)
-    prepare_targets(space, [scaled], config.constraint)
-    if is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(
-            run / "calibration.json",
-            json.dumps({"factor": factor, "points": calibration.points}, indent=2, sort_keys=True) + "\n",
-        )
-        scaled.predictor.save(saved)
-    return scaled
+    loads = on_device.get("loads", 3)
+    record, prior = store_hook(on_device.get("store"), on_device.get("store_device"), target.name, runtime, space)
+    return close_loop_on_device(
+        run,
+        target,
+        _metric_measurer(target.name, runtime, space, loads),
+        runtime=runtime,
+        tolerance=tolerance,
+        budget=on_device["close_loop"],
+        loads=loads,
+        record=record,
+        prior=prior,
+        status=err.status("closing the loop on the device", spinner="dots") if not as_json else None,
+    )
 
 
 def _update_summary(run: Path, **fields: Any) -> dict[str, Any]:
@@ -550,29 +400,6 @@ def _total_steps(config: Any, images: Any) -> int:
     from edgenas.search.engine import total_steps
 
     return total_steps(config, images)
-
-
-def _measure(arch: Any, runtime: str, targets: list, tolerance: float, run: Path) -> dict[str, Any]:
-    """Measure the derived arch (batch 1, 1 thread, the protocol of the predictor's data) and compare."""
-    import json
-
-    from edgenas._io import write_text_atomic
-    from edgenas.hardware import RuntimeOptions, get_runtime
-    from edgenas.hardware.measure import measure_arch
-    from edgenas.spaces import space_of
-
-    latency = next((t for t in targets if t.name == "latency_ms"), None)
-    options = RuntimeOptions(batch=1, resolution=space_of(arch).resolution, threads=1)
-    stats = measure_arch(arch, get_runtime(runtime, options), energy=False).latency
-    result: dict[str, Any] = {"runtime": runtime, "median_ms": stats.median_ms, "iqr_ms": stats.iqr_ms}
-    if latency is not None:
-        error = stats.median_ms / latency.value - 1.0
-        result.update(error=error, within_tolerance=abs(error) <= tolerance, tolerance=tolerance)
-    summary_path = run / "summary.json"
-    summary = json.loads(summary_path.read_text())
-    summary["measured"] = result
-    write_text_atomic(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return result
 
 
 def _common_options(

@@ -26,7 +26,6 @@ from edgenas.cli.search import (
     ResumeOpt,
     RuntimeOpt,
     SearchSpaceOpt,
-    _measure,
     search_app,
     search_with_progress,
 )
@@ -141,7 +140,9 @@ def surgenas_command(
         return
     arch, summary = result.arch, result.summary
     if runtime is not None:
-        summary["measured"] = _measure(arch, runtime, [], 0.0, output)
+        from edgenas.search.landing import measure_result
+
+        summary["measured"] = measure_result(arch, runtime, [], 0.0, output)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
