@@ -368,6 +368,108 @@ def derivations(payload: dict[str, Any], data: Path) -> dict[str, Any]:
     return out
 
 
+#: The accuracy-only searches read under a latency target (beyond the thesis: search once for accuracy, then pick
+#: the cell alpha likes best among those the predictor puts at T), the targets, and the band of T (relative).
+WITHIN_T_ROWS = ("darts", "bn-affine", "surgenas-cell", "fbnet", "lightnas-fair-warmup")
+WITHIN_T_TARGETS = (("edgegpu", 4.0), ("edgegpu", 5.0), ("edgegpu", 6.0), ("raspi4", 26.0))
+WITHIN_T_BAND = 0.02
+#: The latency predictors of the budget rows (``benchmarks/nb201.py``: an MLP fitted on 1,000 cells per column).
+BUDGET_PREDICTORS = Path(__file__).resolve().parents[1] / "runs" / "bench-nb201"
+
+
+def within_t(payload: dict[str, Any], data: Path) -> dict[str, Any]:
+    """Every accuracy-only row's final alpha read under each latency target: among the connected cells whose
+    *predicted* latency is within ``WITHIN_T_BAND`` of T, the one of the largest summed log-probability (``argmax``:
+    all ops; ``nonzero``: DARTS' rule, ``none`` scored as its edge's weakest other op, so it is picked only where the
+    budget needs it). Judged by the tables: regret to the oracle, the mean cell of that latency, the true latency."""
+    import torch
+
+    from edgenas.bench import load_nb201
+    from edgenas.bench.nb201 import oracle
+    from edgenas.predictors import Predictor
+    from edgenas.spaces import get_space
+    from edgenas.spaces.nb201 import cell_is_connected
+
+    table, space = load_nb201(data), get_space("nb201")
+    cells = [space.from_index(i) for i in range(len(table.arch))]
+    choices = torch.tensor([c.choices for c in cells])
+    connected = np.array([cell_is_connected(tuple(c)) for c in choices.tolist()])
+    none = space.op_names.index("none")
+    rows = {**payload["phases"].get("parity", {}), **payload["phases"].get("strategies", {})}
+    out: dict[str, Any] = {}
+    for column, target in WITHIN_T_TARGETS:
+        path = BUDGET_PREDICTORS / f"predictor-{column}-1000.pt"
+        if not path.is_file():
+            continue
+        predicted = np.asarray(Predictor.load(path).predict(cells))
+        true = table.latency[table.column(column)]
+        best = oracle(table, column, target)
+        feasible = connected & (np.abs(predicted / target - 1) <= WITHIN_T_BAND)
+        for name in (r for r in WITHIN_T_ROWS if r in rows):
+            run = rows[name].get("run", name)
+            for rule in ("argmax", "nonzero"):
+                picks = []
+                for record in rows[name]["records"]:
+                    ckpt = RUNS / run / f"seed{record['seed']}" / "checkpoints" / "last.pt"
+                    alpha = torch.load(ckpt, map_location="cpu", weights_only=False)["supernet"]["alpha"].double()
+                    scores = _cell_scores(alpha, choices, none, rule)
+                    picks.append(int(np.argmax(np.where(feasible, scores, -np.inf))))
+                accs = [float(table.test_acc[i]) for i in picks]
+                misses = [float(true[i] / target - 1) for i in picks]
+                out[f"{name} {rule} {column} {target:g}"] = {
+                    "row": name,
+                    "rule": rule,
+                    "column": column,
+                    "target_ms": target,
+                    "n": len(picks),
+                    "mean": statistics.fmean(accs),
+                    "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "regret": best.test_acc - statistics.fmean(accs),
+                    "above_mean_cell": statistics.fmean(accs) - best.mean_test_acc,
+                    "misses": misses,
+                    "within_5pct": sum(abs(m) <= 0.05 for m in misses),
+                    "cells": picks,
+                }
+    return out
+
+
+def _cell_scores(alpha: Any, choices: Any, none: int, rule: str) -> np.ndarray:
+    """Summed log-probability of every cell under ``alpha`` (``nonzero``: softmax without ``none``, which scores as
+    the edge's weakest other op)."""
+    import torch
+
+    if rule == "nonzero":
+        others = [k for k in range(alpha.shape[1]) if k != none]
+        log_p = torch.full_like(alpha, 0.0)
+        log_p[:, others] = torch.log_softmax(alpha[:, others], -1)
+        log_p[:, none] = log_p[:, others].min(1).values
+    else:
+        log_p = torch.log_softmax(alpha, -1)
+    return log_p[torch.arange(alpha.shape[0]), choices].sum(-1).numpy()
+
+
+def within_t_markdown(rows: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## accuracy-only searches read under a latency target (no search; beyond the thesis)",
+        "",
+        f"Among the connected cells whose latency the budget rows' MLP predictor (1,000 cells) puts within "
+        f"±{100 * WITHIN_T_BAND:g}% of T, the one alpha likes best. Regret to the oracle (points), the mean cell of "
+        "that latency, the true latency's miss.",
+        "",
+        "| row | rule | target | n | test acc. (%) | regret | vs mean cell | true miss (%) | within ±5% |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows.values():
+        misses = ", ".join(f"{100 * m:+.1f}" for m in r["misses"])
+        lines.append(
+            f"| `{r['row']}` | {r['rule']} | {r['target_ms']:g} ms {r['column']} | {r['n']} | {r['mean']:.2f} ± "
+            f"{r['std']:.2f} | {r['regret']:.2f} | {r['above_mean_cell']:+.2f} | {misses} | "
+            f"{r['within_5pct']}/{r['n']} |"
+        )
+    return lines
+
+
 def derivation_markdown(rows: dict[str, Any]) -> list[str]:
     lines = [
         "",
@@ -425,6 +527,8 @@ def markdown(payload: dict[str, Any]) -> str:
             )
     if payload.get("derivations"):
         lines += derivation_markdown(payload["derivations"])
+    if payload.get("within_t"):
+        lines += within_t_markdown(payload["within_t"])
     if "nni" in payload:
         lines += ["", "NNI 3.0 on the same images, split and budget (`benchmarks/results/nni_nb201.md`):", ""]
         for name, s in payload["nni"].items():
@@ -517,6 +621,7 @@ def main() -> None:
         if args.data is None:
             raise SystemExit("--data DIR (or EDGENAS_DATA) is required")
         payload["derivations"] = derivations(payload, args.data)
+        payload["within_t"] = within_t(payload, args.data)
     elif args.phase != "render":
         if args.data is None:
             raise SystemExit("--data DIR (or EDGENAS_DATA) is required")
