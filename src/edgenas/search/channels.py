@@ -24,11 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgenas import rundir
 from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.fit import fit_on_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
+from edgenas.rundir import write_summary
 from edgenas.search.evolution import Candidate, EvolutionConfig, evolve
 from edgenas.spaces import ArchSpec, save_specs
 from edgenas.spaces.channels import ChannelSpace, channel_space
@@ -36,7 +38,7 @@ from edgenas.train.data import ImageData
 
 CONSTRAINTS = ("le", "eq")
 EVALUATED_FILE = "evaluated.jsonl"
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = rundir.SUMMARY_FILE
 ARCH_FILE = "arch.json"
 PLOT_FILE = "channels.png"
 UNMODIFIED_FILE = "unmodified.json"
@@ -141,7 +143,7 @@ def channel_search(
     baseline = _baseline(result.history, unscaled, fitness, latency, out)
     summary = _summary(space, config, result, baseline, measure)
     save_specs(out / ARCH_FILE, [result.best.spec])
-    write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    write_summary(out, summary)
     from edgenas.report.figures import evolution_scores
 
     history = [c.as_dict() for c in result.history]

@@ -27,7 +27,6 @@ from typing import Any
 
 from torch import nn
 
-from edgenas._io import write_text_atomic
 from edgenas.errors import DominoError
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.meta import MetaConfig, MetaLearner, Task, predict_accuracy
@@ -276,4 +275,9 @@ def random_masks(
 
 
 def save_summary(path: str | Path, summary: dict[str, Any]) -> None:
-    write_text_atomic(Path(path), json.dumps(summary, indent=2) + "\n")
+    """``summary`` as the summary of the run directory ``path`` is in (:func:`edgenas.rundir.write_summary`)."""
+    from edgenas.rundir import SUMMARY_FILE, write_summary
+
+    if Path(path).name != SUMMARY_FILE:
+        raise ValueError(f"a run's summary is its {SUMMARY_FILE}, not {Path(path).name}")
+    write_summary(Path(path).parent, summary)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edgenas import rundir
 from edgenas.errors import DominoError
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.meta import MetaConfig
@@ -54,7 +55,7 @@ PAIRS_FILE = "pairs.jsonl"
 EVALUATED_FILE = "evaluated.jsonl"
 MODEL_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = rundir.SUMMARY_FILE
 #: Masks measured for the latency predictor by default: 200 fitted + 50 held out. On this CPU
 #: (benchmarks/results/domino.md, MobileNetV2 at 32 px, batch 8) the held-out share within +-10% rose 87.5 -> 95 ->
 #: 98.8% and Spearman 0.92 -> 0.95 -> 0.95 from 50 to 100 to 200 fitted masks, and no further at 320.

@@ -38,6 +38,7 @@ from edgenas._env import environment
 from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
 from edgenas.report.search_plots import plot_probabilities, plot_trajectory
+from edgenas.rundir import update_summary, write_summary
 from edgenas.search.budget import FeasibleRange, LambdaController, check_feasible, check_space, feasible_range
 from edgenas.search.config import (
     ALTERNATIONS,
@@ -71,6 +72,7 @@ __all__ = [
     "prepare_targets",
     "same_config",
     "search",
+    "update_summary",
 ]
 
 
@@ -413,7 +415,7 @@ def _finish(
     if get_strategy(config.method).records_probabilities:
         summary["update_counts"] = update_counts(trajectory, supernet.space.num_layers, supernet.space.num_ops)
         plot_probabilities(trajectory, supernet.space, run / "alpha.png")
-    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_summary(run, summary)
     plot_trajectory(trajectory, targets, run / "trajectory.png")
     return SearchResult(run, arch, summary, trajectory)
 
@@ -426,15 +428,6 @@ def update_counts(trajectory: list[dict[str, Any]], layers: int, ops: int) -> li
         for path in record.get("paths") or []:
             counts[np.arange(layers), path] += 1
     return counts.tolist()
-
-
-def update_summary(run: str | Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into ``run/summary.json`` (atomically) and return the whole summary."""
-    path = Path(run) / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
-    summary.update(fields)
-    write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
 
 
 def _device(name: str) -> torch.device:

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import Subset
 
-from edgenas._io import write_text_atomic
 from edgenas._random import seeded_torch
 from edgenas.errors import SearchError
+from edgenas.rundir import write_summary
 from edgenas.search.strategy import Strategy, register_strategy
 from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_from_dict, spec_to_dict
 from edgenas.train.data import ImageData
@@ -136,7 +136,7 @@ class RandomSearch(Strategy):
             "wall_s_this_session": spent,
         }
         save_specs(run / "arch.json", [arch])
-        write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        write_summary(run, summary)
         return arch, summary
 
 

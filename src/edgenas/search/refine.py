@@ -12,9 +12,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
 from edgenas.report.search_plots import plot_trajectory
+from edgenas.rundir import read_summary, write_summary
 from edgenas.search.budget import LambdaController
 from edgenas.search.config import SearchConfig, SearchResult, Target, same_config
 from edgenas.search.engine import (
@@ -137,7 +137,7 @@ def _refined_summary(
 ) -> dict[str, Any]:
     """``summary.json`` rewritten for the refined architecture (its predictions, the multipliers, the count)."""
     final = [float(t.predictor.predict(arch)) for t in targets]
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    summary = read_summary(run)
     summary.update(
         arch=str(arch),
         arch_spec=spec_to_dict(arch),
@@ -150,5 +150,4 @@ def _refined_summary(
             )
         ],
     )
-    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
+    return write_summary(run, summary)
