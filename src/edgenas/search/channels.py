@@ -30,7 +30,6 @@ from edgenas.errors import SearchError
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.fit import fit_on_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
-from edgenas.rundir import write_summary
 from edgenas.search.evolution import Candidate, EvolutionConfig, evolve
 from edgenas.spaces import ArchSpec, save_specs
 from edgenas.spaces.channels import ChannelSpace, channel_space
@@ -143,7 +142,7 @@ def channel_search(
     baseline = _baseline(result.history, unscaled, fitness, latency, out)
     summary = _summary(space, config, result, baseline, measure)
     save_specs(out / ARCH_FILE, [result.best.spec])
-    write_summary(out, summary)
+    rundir.write_summary(out, summary)
     from edgenas.report.figures import evolution_scores
 
     history = [c.as_dict() for c in result.history]

@@ -272,12 +272,3 @@ def random_masks(
     drawn = space.sample(seed=seed, n=100 * n)
     meeting = [s for s, ms in zip(drawn, latency(drawn), strict=True) if ms <= target_ms]
     return list(dict.fromkeys(meeting))[:n]
-
-
-def save_summary(path: str | Path, summary: dict[str, Any]) -> None:
-    """``summary`` as the summary of the run directory ``path`` is in (:func:`edgenas.rundir.write_summary`)."""
-    from edgenas.rundir import SUMMARY_FILE, write_summary
-
-    if Path(path).name != SUMMARY_FILE:
-        raise ValueError(f"a run's summary is its {SUMMARY_FILE}, not {Path(path).name}")
-    write_summary(Path(path).parent, summary)

@@ -40,7 +40,6 @@ from edgenas.search.domino import (
     measure_masks,
     predicted_latency,
     proxy_tasks,
-    save_summary,
     search_masks,
 )
 from edgenas.search.evolution import EvolutionConfig
@@ -357,7 +356,7 @@ class DominoRun:
             "runtime": {"name": self.runtime.name, **asdict(self.runtime.options)},
             "job": asdict(self.job),
         }
-        save_summary(self.out / SUMMARY_FILE, summary)
+        rundir.write_summary(self.out, summary)
         return summary
 
 
