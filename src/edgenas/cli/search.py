@@ -339,7 +339,8 @@ def _check_before_warning(space: Any, targets: list, config: Any, output: Path, 
     from edgenas.search.strategy import get_strategy
 
     config.check()
-    prepare_targets(space, targets, get_strategy(config.method).constraint(config))
+    if not (resume and (output / "predictor_calibrated.pt").is_file()):  # a resumed search keeps its scaled predictor
+        prepare_targets(space, targets, get_strategy(config.method).constraint(config))
     check_run_dir(output, resume)
 
 
