@@ -198,34 +198,7 @@ def _run(
 
         summary = _update_summary(output, calibration=json.loads((output / "calibration.json").read_text()))
     if on_device.get("correct_rounds"):
-        from edgenas.search.calibrate import correct
-
-        status = err.status("correcting on the device", spinner="dots") if not as_json else nullcontext()
-        with status:
-            correction = correct(
-                output,
-                resolved,
-                targets,
-                config,
-                measure,
-                tolerance=tolerance,
-                rounds=on_device["correct_rounds"],
-                steps=on_device.get("correct_steps", 200),
-                data=images,
-            )
-        correction.predictor.save(output / "predictor_corrected.pt")
-        last = correction.rounds[-1]
-        summary = _update_summary(
-            output,
-            measured={
-                "runtime": runtime,
-                "median_ms": last["measured"],
-                "loads": on_device.get("loads", 3),
-                "error": last["error"],
-                "within_tolerance": correction.within_tolerance,
-                "tolerance": tolerance,
-            },
-        )
+        summary = _correct(output, resolved, targets, config, measure, images, runtime, tolerance, on_device, as_json)
     elif on_device.get("close_loop"):
         summary = _close_loop(output, resolved, targets[0], runtime, tolerance, on_device, as_json)
     elif runtime is not None:
@@ -238,6 +211,48 @@ def _run(
         emit_json({"run_dir": str(output), **summary})
         return
     _print_summary(method, summary, runtime, tolerance, output)
+
+
+def _correct(
+    run: Path,
+    space: Any,
+    targets: list,
+    config: Any,
+    measure: Any,
+    images: Any,
+    runtime: str,
+    tolerance: float,
+    on_device: dict[str, Any],
+    as_json: bool,
+) -> dict[str, Any]:
+    """``--correct-rounds K``: rescale the predictor to the measured arch and refine, up to K times
+    (``edgenas.search.calibrate.correct``); the last measurement is the verdict."""
+    from edgenas.search.calibrate import correct
+
+    status = err.status("correcting on the device", spinner="dots") if not as_json else nullcontext()
+    with status:
+        correction = correct(
+            run,
+            space,
+            targets,
+            config,
+            measure,
+            tolerance=tolerance,
+            rounds=on_device["correct_rounds"],
+            steps=on_device.get("correct_steps", 200),
+            data=images,
+        )
+    correction.predictor.save(run / "predictor_corrected.pt")
+    last = correction.rounds[-1]
+    measured = {
+        "runtime": runtime,
+        "median_ms": last["measured"],
+        "loads": on_device.get("loads", 3),
+        "error": last["error"],
+        "within_tolerance": correction.within_tolerance,
+        "tolerance": tolerance,
+    }
+    return _update_summary(run, measured=measured)
 
 
 def search_with_progress(
