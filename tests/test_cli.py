@@ -122,6 +122,43 @@ def test_version(capsys):
     assert code == 0 and out.strip() == f"edgenas {__version__}"
 
 
+def test_root_help_lists_every_command_as_it_describes_itself():
+    """``edgenas --help`` prints from a table so as not to import the commands: the table must say what they say,
+    in their order, at any terminal width (Click cuts the first sentence to the width)."""
+    import typer
+
+    from edgenas.cli._app import COMMAND_SUMMARIES, click_command, command_summaries, entry_command
+    from edgenas.cli._app import make_default_short_help as short
+
+    registered = command_summaries()
+    assert list(COMMAND_SUMMARIES) == list(registered)
+    for limit in range(20, 300, 9):
+        assert {n: short(t, limit) for n, t in COMMAND_SUMMARIES.items()} == {
+            n: short(t, limit) for n, t in registered.items()
+        }
+    lazy, full = entry_command(), click_command()
+    assert lazy.get_help(typer.Context(lazy, info_name="edgenas")) == full.get_help(
+        typer.Context(full, info_name="edgenas")
+    )
+
+
+def test_root_help_and_version_do_not_import_torch():
+    """The start-up cost of ``edgenas --help`` is importing torch (about 1.5 s here): it must not happen."""
+    probe = (
+        "import sys\n"
+        "from edgenas.cli import main\n"
+        "for argv in (['--help'], ['--version'], []):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, exit.code\n"
+        "print('torch' in sys.modules, 'edgenas.spaces' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "False False"
+    assert proc.stdout.count("Commands:") == 2
+
+
 def test_export_static_batch_and_resolution(tmp_path, capsys):
     import onnx
 

@@ -9,10 +9,11 @@ name per concept, live in :mod:`edgenas.cli._options`.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.main
@@ -21,24 +22,28 @@ from rich.markup import escape
 
 from edgenas.cli._options import ArchArg, JsonOpt, SetOpt, SpaceOpt  # noqa: F401  (re-exported to the commands)
 from edgenas.errors import EdgeNASError, SpaceConfigError, SpecFileError
-from edgenas.spaces import ArchSpec, get_space, load_specs
-from edgenas.spaces.spec import freeze
+
+if TYPE_CHECKING:
+    from edgenas.spaces import ArchSpec
 
 try:  # typer >= 0.22 ships its own copy of click
     from typer._click import exceptions as _click_errors
+    from typer._click.utils import make_default_short_help
 except ImportError:  # pragma: no cover - older typer depends on click
     from click import exceptions as _click_errors  # type: ignore[no-redef]
+    from click.utils import make_default_short_help  # type: ignore[no-redef]
 # click >= 8.2 raises this for a group named without a sub-command; older versions print the help themselves
 _NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())
 
-app = typer.Typer(
-    name="edgenas",
-    help="Hardware-aware neural architecture search and compression for a given device under a given budget.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain Click help: no "<bool>" metavars on flags, no boxes around one-line errors
-)
+_ROOT_SETTINGS: dict[str, Any] = {
+    "name": "edgenas",
+    "help": "Hardware-aware neural architecture search and compression for a given device under a given budget.",
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,  # plain Click help: no "<bool>" metavars on flags, no boxes around one-line errors
+}
+app = typer.Typer(**_ROOT_SETTINGS)
 
 
 def sub_app(name: str, help: str) -> typer.Typer:
@@ -82,6 +87,8 @@ def emit_json(payload: dict[str, Any]) -> None:
 def parse_options(pairs: list[str] | None, flag: str = "--set") -> dict[str, Any]:
     """``--set KEY=VALUE`` pairs as space options; values are parsed as JSON when they can be (``0.5``, ``[1,2]``).
     ``flag`` names the option in the error."""
+    from edgenas.spaces.spec import freeze
+
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -97,6 +104,8 @@ def parse_options(pairs: list[str] | None, flag: str = "--set") -> dict[str, Any
 
 def resolve_archs(arch: str, space: str | None, options: dict[str, Any]) -> list[ArchSpec]:
     """Specs named by ARCH: a spec file, an arch string of ``space``, or an NB201 index with ``--space nb201``."""
+    from edgenas.spaces import get_space, load_specs
+
     if not arch.strip():
         raise SpecFileError(
             "ARCH is empty: give a spec file (.json/.jsonl), an arch string with --space, or a benchmark index"
@@ -177,12 +186,135 @@ def _report(exc: BaseException, as_json: bool) -> None:
         err.print(f"[red]error:[/red] {escape(message)}")
 
 
+#: The modules that register the commands on :data:`app`, imported when a command is first needed.
+COMMAND_MODULES = (
+    "bench",
+    "channels",
+    "compress",
+    "compress_domino",
+    "hardware",
+    "pipeline",
+    "predictors",
+    "scaling",
+    "search",
+    "search_strategies",
+    "search_surgenas",
+    "spaces",
+    "store",
+    "training",
+)
+
+
+def register_commands() -> typer.Typer:
+    """Import every command module (each registers its commands on :data:`app`) and return the app."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"edgenas.cli.{module}")
+    return app
+
+
 @functools.cache
 def click_command() -> typer.core.TyperGroup:
     """The app as a Click command, built once per process: building it inspects every command's signature (about
     0.1 s here), which a process that runs many commands in turn (the test suite, the fuzz matrix) would otherwise
     pay on every call. Click commands are stateless between invocations, so one object serves them all."""
-    return typer.main.get_command(app)
+    return typer.main.get_command(register_commands())
+
+
+#: First sentence of each top-level command's help, in the order ``edgenas --help`` lists them: the root's help
+#: prints from this table so that it does not import the commands (and torch: 2.6 s here before, 0.1 s now). A
+#: test keeps it equal to what the registered commands say.
+COMMAND_SUMMARIES: dict[str, str] = {
+    "profile": (
+        "Measure N architectures of SPACE into the store (uniform samples, or --sampling ordered; --cover: "
+        "spread over the latency range; --near T: predicted near T); archs already stored are skipped "
+        "(resumable)."
+    ),
+    "measure": (
+        "Measure the latency (median, IQR) and, with --energy where a counter exists, the energy of architectures."
+    ),
+    "channels": (
+        "Search per-layer channel scales (0.5..2.0 of each layer's hidden channels) of ARCH that maximise BTE"
+        " under a predicted latency of T (thesis Algorithm 2: population 20, 20 generations, top 10, rates "
+        "0.5, BTE after 3 epochs), then measure the chosen and the unmodified network on RUNTIME."
+    ),
+    "graft": (
+        "Graft the inner activations of the blocks a mask selects into identities (thesis Ch 5) and save the model."
+    ),
+    "reparam": (
+        "Collapse every grafted block into one conv, fold the remaining BatchNorms, export to ONNX and verify it."
+    ),
+    "run": (
+        "Profile, fit, search, train, compress, export and check, as CONFIG says; writes RUN_DIR/report.html "
+        "after every stage."
+    ),
+    "report": "Rebuild the self-contained HTML report of a run directory.",
+    "scale": (
+        "Widen ARCH step by step on RUNTIME; keep the widest network whose latency stays in the original's noise band."
+    ),
+    "comfort": "Comfort Zone: latency and arithmetic intensity per width scale; the largest scale as fast as the base.",
+    "monotonic": (
+        "Performance monotonicity (thesis Def 3.1): gamma, R^2, Kendall tau, Spearman per device pair, and groups."
+    ),
+    "train": (
+        "Train an architecture or a model (torchvision:NAME, a graft file, a run) and write a run directory "
+        "(works under torchrun for several processes)."
+    ),
+    "eval": "Evaluate a trained network or model file (top-1, top-5, loss) on the test split of a dataset.",
+    "space": "Inspect search spaces.",
+    "arch": "Sample, inspect and export architectures.",
+    "bench": "NAS-Bench-201 as the referee: true accuracy and device latency of cells, the oracle.",
+    "compress": "Compress a network for a device under a latency budget (Domino, thesis Ch 5).",
+    "predictor": "Fit, evaluate and compare latency/energy predictors.",
+    "search": "Architecture search on the shared supernet: LightNAS, and the FBNet, GDAS, DARTS and random baselines.",
+    "store": "Inspect, import into and export the measurement store.",
+}
+
+
+def command_summaries() -> dict[str, str]:
+    """First paragraph of every registered top-level command's help (what :data:`COMMAND_SUMMARIES` must hold)."""
+    group = click_command()
+    context = typer.Context(group)
+    summaries = {}
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if command is not None and not command.hidden:
+            summaries[name] = (command.short_help or command.help or "").split("\n\n")[0].strip()
+    return summaries
+
+
+class _LazyRoot(typer.core.TyperGroup):
+    """``edgenas`` itself: its help lists :data:`COMMAND_SUMMARIES`; naming a command loads them all (the lazy
+    sub-command pattern of Click's documentation, with the listing kept in a table)."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(COMMAND_SUMMARIES)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        return click_command().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        return click_command().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMAND_SUMMARIES)
+        rows = [(name, make_default_short_help(text, limit)) for name, text in COMMAND_SUMMARIES.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@functools.cache
+def entry_command() -> _LazyRoot:
+    """The root group ``main`` runs: the root's own options and help, the commands loaded when one is named."""
+    root = typer.main.get_command(typer.Typer(**_ROOT_SETTINGS, callback=_root))
+    return _LazyRoot(
+        name=root.name,
+        params=root.params,
+        callback=root.callback,
+        help=root.help,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        context_settings=root.context_settings,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
-    command = click_command()
+    command = entry_command()
     try:
         code = command.main(args=args, prog_name="edgenas", standalone_mode=False)
     except _NO_ARGS_IS_HELP as exc:  # a group named without a sub-command: show its help
