@@ -1,0 +1,79 @@
+"""A whole ``edgenas run`` killed by SIGKILL inside every stage in turn, each time resumed with ``--resume``: the
+finished stages are reused, the interrupted one is continued, and the final record equals an uninterrupted run's.
+
+The kills are real (the child process sends itself SIGKILL at a chosen progress event, so the moment is the same on
+every machine); the device is the deterministic cost model, so equal figures are a fair demand.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _pipeline import cost_runtime, finished_run, tiny_raw  # noqa: F401  (fixtures)
+from test_run_resume import ORDER, _figures
+
+from edgenas.pipeline import read_run
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finished-run")]
+CHILD = Path(__file__).with_name("_killed_run.py")
+#: Where each stage is killed: at its start (0) when it reports no progress, else at a progress event inside it
+#: (the tiny run reports profile 12, predictor 1, search 23, train 8, baseline 8, compress 25, check 1 events).
+KILLS = (
+    ("profile", 6),
+    ("predictor", 1),
+    ("search", 12),
+    ("channels", 0),
+    ("train", 4),
+    ("baseline", 4),
+    ("compress", 12),
+    ("export", 0),
+    ("check", 1),
+)
+SIGKILLED = -9
+
+
+def _toml(raw: dict) -> str:
+    """The tiny run as a TOML file (top-level scalars, one table per section, inline tables for nested options)."""
+    lines = [f"{key} = {json.dumps(value)}" for key, value in raw.items() if not isinstance(value, dict)]
+    for section, values in ((k, v) for k, v in raw.items() if isinstance(v, dict)):
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                value = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+            else:
+                value = json.dumps(value)
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _edgenas_run(config: Path, run: Path, stage: str, nth: int, resume: bool) -> subprocess.CompletedProcess:
+    import torch
+
+    argv = ["run", str(config), "-o", str(run), *(["--resume"] if resume else [])]
+    threads = str(torch.get_num_threads())  # as the reference run's process: the figures agree to the last digit
+    return subprocess.run(
+        [sys.executable, str(CHILD), threads, stage, str(nth), "--", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def test_sigkill_inside_every_stage_then_resume(tmp_path, finished_run):  # noqa: F811
+    config, run = tmp_path / "tiny.toml", tmp_path / "run"
+    config.write_text(_toml(tiny_raw()), encoding="utf-8")
+    for number, (stage, nth) in enumerate(KILLS):
+        proc = _edgenas_run(config, run, stage, nth, resume=number > 0)
+        assert proc.returncode == SIGKILLED, f"not killed in {stage}: {proc.returncode}\n{proc.stderr[-2000:]}"
+        finished = [h["name"] for h in read_run(run).get("history", []) if not h["reused"]]
+        assert finished == ORDER[: ORDER.index(stage)], f"killed in {stage}, finished so far: {finished}"
+    proc = _edgenas_run(config, run, "none", 0, resume=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ran = [h["name"] for h in read_run(run)["history"] if not h["reused"]]
+    assert ran == ORDER, f"each stage runs to its end exactly once: {ran}"
+    assert _figures(run) == _figures(finished_run)
