@@ -59,7 +59,7 @@ def tiny_raw(**sections: dict[str, Any]) -> dict[str, Any]:
             "batch_size": 50,
             "alpha_batch_size": 20,
             "calibrate": 2,
-            "correct_rounds": 1,
+            "close_loop": 4,
         },
         "train": {"epochs": 2, "batch_size": 50},
         "baseline": {"n": 1, "epochs": 1},

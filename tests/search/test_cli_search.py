@@ -44,6 +44,8 @@ def test_lightnas_cli_measures_the_derived_arch(tmp_path, capsys) -> None:
             str(tmp_path / "run"),
             "--runtime",
             "ort-cpu",
+            "--close-loop",
+            "0",
             "--json",
             *TINY,
         ],
@@ -51,8 +53,9 @@ def test_lightnas_cli_measures_the_derived_arch(tmp_path, capsys) -> None:
     )
     assert code == 0, stderr
     summary = json.loads(stdout)
-    assert summary["targets"][0]["target"] == 2.5
+    assert summary["targets"][0]["target"] == 2.5 and summary["measured"]["mode"] == "measure"
     assert summary["measured"]["median_ms"] > 0 and "within_tolerance" in summary["measured"]
+    assert len(summary["measured"]["rounds"]) == 1
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert on_disk["measured"] == summary["measured"]
 
@@ -101,35 +104,24 @@ def test_fbnet_cli_and_infeasible_target(tmp_path, capsys) -> None:
     assert not (tmp_path / "bad" / "trajectory.jsonl").exists()
 
 
-def test_refit_needs_a_store(tmp_path, capsys) -> None:
+@pytest.mark.parametrize(
+    "removed", [["--refit"], ["--correct-rounds", "3"], ["--calibrate", "8"], ["--settle-steps", "9"]]
+)
+def test_removed_landing_options_point_to_the_closed_loop(removed, tmp_path, capsys) -> None:
     predictor = toy_predictor().save(tmp_path / "p.pt")
-    code, _, stderr = run(
-        [
-            "search",
-            "lightnas",
-            "--space",
-            "mbv2-cifar",
-            "--predictor",
-            str(predictor),
-            "--target-ms",
-            "2.5",
-            "-o",
-            str(tmp_path / "r"),
-            "--refit",
-            "--runtime",
-            "ort-cpu",
-            *TINY,
-        ],
-        capsys,
-    )
-    assert code == 2 and "--refit needs --store" in stderr
+    argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(predictor), "--target-ms", "2.5"]
+    code, _, stderr = run([*argv, "-o", str(tmp_path / "r"), "--runtime", "ort-cpu", *removed, *TINY], capsys)
+    assert code == 2 and stderr.count("\n") == 1 and not (tmp_path / "r").exists()
+    assert f"No such option: {removed[0]}; this option was removed: --runtime RT lands with --close-loop M" in stderr
 
 
 @pytest.mark.slow
-def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, monkeypatch) -> None:
-    """--calibrate scales the predictor to measurements near T before the search; --correct-rounds closes the loop
-    after it. The device is simulated (the toy predictor x 1.1) so that the outcome is known."""
+def test_lightnas_cli_lands_with_the_closed_loop_by_default(tmp_path, capsys, monkeypatch) -> None:
+    """--runtime alone lands on T with the closed loop (its default budget); a run calibrated before --calibrate was
+    removed resumes with its scaled predictor. The device is simulated (the toy predictor x 1.1)."""
     import edgenas.cli.search as cli_search
+    from edgenas.search.calibrate import scale_predictor
+    from edgenas.search.landing import DEFAULT_LOOP_BUDGET
 
     truth = toy_predictor()
     measured: list[str] = []
@@ -141,19 +133,16 @@ def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, mo
     monkeypatch.setattr(cli_search, "_measurer", fake_measurer)
     predictor = toy_predictor().save(tmp_path / "p.pt")
     argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(predictor), "--target-ms", "2.5"]
-    on_device = ["--runtime", "ort-cpu", "--calibrate", "3", "--correct-rounds", "3", "--loads", "2"]
-    code, stdout, stderr = run([*argv, "-o", str(tmp_path / "run"), *on_device, "--tolerance", "0.01", *TINY], capsys)
+    on_device = ["--runtime", "ort-cpu", "--loads", "2"]
+    code, stdout, stderr = run([*argv, "-o", str(tmp_path / "run"), *on_device, *TINY], capsys)
     assert code == 0, stderr
-    assert "calibrated before the search on 3 archs" in stdout and "on-device round 0" in stdout
-    assert "within ±1%" in stdout
+    assert "closed loop: met" in stdout and "within ±2%" in stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["calibration"]["factor"] == pytest.approx(1.1, rel=1e-5)  # every measured arch says 1.1
-    assert len(summary["calibration"]["points"]) == 3 and len(measured) == 3 + len(summary["correction"]["rounds"])
-    assert summary["measured"]["median_ms"] == summary["correction"]["rounds"][-1]["measured"]
-    assert abs(summary["measured"]["error"]) <= 0.01 and summary["measured"]["within_tolerance"]
+    assert summary["measured"]["mode"] == "close-loop" and summary["measured"]["within_tolerance"]
+    assert 1 <= len(measured) == summary["closed_loop"]["spent"] <= DEFAULT_LOOP_BUDGET
+    # a run directory calibrated by an older edgenas: --resume keeps its scaled predictor
     run_dir = tmp_path / "run"
-    assert (run_dir / "predictor_calibrated.pt").is_file() and (run_dir / "calibration.json").is_file()
-    # resuming (here: a finished run, no epochs left) keeps the calibrated predictor even without --calibrate
+    scale_predictor(toy_predictor(), 1.1).save(run_dir / "predictor_calibrated.pt")
     code, stdout, stderr = run([*argv, "-o", str(run_dir), "--resume", "--json", *TINY], capsys)
     assert code == 0, stderr
     resumed = json.loads(stdout)
@@ -163,8 +152,6 @@ def test_lightnas_cli_calibrates_and_corrects_on_the_device(tmp_path, capsys, mo
     measured.clear()
     code, _, stderr = run([*argv, "-o", str(run_dir), *on_device, *TINY], capsys)
     assert code == 2 and "already holds a search" in stderr and not measured
-    code, _, stderr = run([*argv, "-o", str(tmp_path / "x"), "--calibrate", "2", *TINY], capsys)
-    assert code == 2 and "need --runtime" in stderr and not (tmp_path / "x").exists()
 
 
 NB201_TINY = ["--space", "nb201", "--set", "channels=4", "--data", "sample", "--epochs", "2", "--warmup-epochs", "1"]
@@ -253,8 +240,8 @@ def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data
         assert db.count() == len(set(measured))
     code, _, stderr = run([*argv, "-o", str(tmp_path / "x"), "--close-loop", "3", *TINY], capsys)
     assert code == 2 and "--close-loop needs --runtime" in stderr
-    code, _, stderr = run([*argv, "-o", str(tmp_path / "y"), *loop, "--correct-rounds", "2", *TINY], capsys)
-    assert code == 2 and "not several" in stderr
+    code, _, stderr = run([*argv, "-o", str(tmp_path / "y"), "--store", str(store), *TINY], capsys)
+    assert code == 2 and "--store and --store-device go with the landing" in stderr
 
 
 def test_surgenas_on_cells_gets_the_cells_loop_and_derives_by_dartss_rule(tmp_path, capsys) -> None:

@@ -152,14 +152,22 @@ RENAMED_OPTIONS = {
 }
 
 
-def _renamed(exc: BaseException) -> str | None:
-    """The new spelling of an option that a usage error calls unknown, when it was renamed."""
+#: Options removed, by (command, spelling): what does their work now (a one-line pointer in the error).
+REMOVED_OPTIONS: dict[tuple[str, str], str] = {}
+
+
+def _pointer(exc: BaseException) -> str | None:
+    """What to use instead of an option that a usage error calls unknown, when it was renamed or removed."""
     option = getattr(exc, "option_name", None)
     ctx = getattr(exc, "ctx", None)
     if not isinstance(exc, _click_errors.NoSuchOption) or not option:
         return None
     command = " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""
-    return RENAMED_OPTIONS.get((command, option)) or RENAMED_OPTIONS.get(("", option))
+    renamed = RENAMED_OPTIONS.get((command, option)) or RENAMED_OPTIONS.get(("", option))
+    if renamed:
+        return f"this option was renamed: use {renamed}"
+    removed = REMOVED_OPTIONS.get((command, option))
+    return f"this option was removed: {removed}" if removed else None
 
 
 def _error_line(exc: BaseException) -> tuple[str, str]:
@@ -167,9 +175,9 @@ def _error_line(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, _click_errors.UsageError):
         message = exc.format_message().strip().splitlines()
         text = " ".join(line.strip() for line in message if line.strip())
-        renamed = _renamed(exc)
-        if renamed:
-            text += f"; this option was renamed: use {renamed}"
+        pointer = _pointer(exc)
+        if pointer:  # Click's guesses by spelling ("Possible options: ...") would point elsewhere
+            text = text.split(" (Possible options:")[0] + f"; {pointer}"
         if exc.ctx is not None:
             text += f" (see '{exc.ctx.command_path} --help')"
         return text, type(exc).__name__

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from edgenas.cli._app import emit_json, err, out, parse_options, sub_app
+from edgenas.cli._app import REMOVED_OPTIONS, emit_json, err, out, parse_options, sub_app
 from edgenas.cli._options import (
     MAX_BATCH,
     MAX_COUNT,
@@ -33,6 +32,7 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
+from edgenas.search.landing import DEFAULT_LOOP_BUDGET as LOOP_BUDGET
 
 search_app = sub_app(
     "search", "Architecture search on the shared supernet: LightNAS, and the FBNet, GDAS, DARTS and random baselines."
@@ -40,7 +40,6 @@ search_app = sub_app(
 
 #: Bounds of the multiplier's settings; far beyond the thesis' values (eta_lambda 5e-4, gain 1000).
 MAX_LAMBDA = 1e9
-MAX_ROUNDS = 100
 
 SearchSpaceOpt = Annotated[str, typer.Option("--space", "-s", help="Search space (edgenas space list).")]
 PredictorOpt = Annotated[Path, input_file("--predictor", help="Latency predictor (.pt) of this space.")]
@@ -56,30 +55,40 @@ EnergyPredictorOpt = Annotated[
 
 LoopStoreOpt = Annotated[
     Path | None,
-    typer.Option("--store", dir_okay=False, help="--refit: the predictor's store; --close-loop: measurements go here."),
+    typer.Option(
+        "--store", dir_okay=False, help="The landing's measurements go here; its rows near T seed the correction."
+    ),
 ]
-LoopStoreDeviceOpt = Annotated[
-    str | None, typer.Option("--store-device", help="--refit, --close-loop: the device name in the store.")
-]
+LoopStoreDeviceOpt = Annotated[str | None, typer.Option("--store-device", help="The device's name in --store.")]
 CloseLoopOpt = Annotated[
-    int,
+    int | None,
     number(
         "--close-loop",
-        help="After the search, spend at most this many measurements landing the measured value on T: measure the "
-        "result, then the neighbours the search prefers, predicted by a locally corrected predictor (0 = off; beyond "
-        "the thesis).",
+        help="With --runtime: measurements the landing on T may spend (measure the result, then the neighbours the "
+        "search prefers, predicted by a locally corrected predictor; 0 = measure the result once; beyond the "
+        f"thesis). Default: {LOOP_BUDGET} for a latency target, 0 for an energy target alone.",
         high=MAX_COUNT,
     ),
 ]
 LoadsOpt = Annotated[
-    int,
-    number(
-        "--loads",
-        help="--calibrate/--correct-rounds/--close-loop: median over this many loads per arch.",
-        low=1,
-        high=100,
-    ),
+    int, number("--loads", help="--close-loop: median over this many loads per arch.", low=1, high=100)
 ]
+#: Landing options removed after the head-to-head (benchmarks/results/landing.md); what replaces them.
+_LANDED_BY_THE_LOOP = "--runtime RT lands with --close-loop M (default 12), which won benchmarks/results/landing.md"
+REMOVED_OPTIONS.update(
+    {
+        ("search lightnas", option): _LANDED_BY_THE_LOOP
+        for option in (
+            "--refit",
+            "--refit-rounds",
+            "--refit-steps",
+            "--settle-steps",
+            "--calibrate",
+            "--correct-rounds",
+            "--correct-steps",
+        )
+    }
+)
 
 
 def step_state(entry: dict[str, Any], unit: str) -> str:
@@ -131,8 +140,6 @@ def _run(
     tolerance: float,
     resume: bool,
     as_json: bool,
-    refit: dict[str, Any] | None = None,
-    settle_steps: int = 0,
     on_device: dict[str, Any] | None = None,
 ) -> None:
     from edgenas.errors import SearchError
@@ -158,27 +165,14 @@ def _run(
     from edgenas.train.distributed import init_distributed, shutdown_distributed
 
     on_device = on_device or {}
-    if refit is not None and runtime is None:
-        raise SearchError("--refit needs --runtime to measure the derived architecture")
-    if (on_device.get("calibrate") or on_device.get("correct_rounds")) and (runtime is None or target_ms is None):
-        raise SearchError("--calibrate and --correct-rounds need --runtime and --target-ms (they measure latency)")
-    if on_device.get("close_loop") and runtime is None:
-        raise SearchError("--close-loop needs --runtime (it measures the search's result and its neighbours)")
-    if sum(bool(x) for x in (refit, on_device.get("correct_rounds"), on_device.get("close_loop"))) > 1:
-        raise SearchError("use one of --refit, --correct-rounds and --close-loop, not several")
     config = SearchConfig.for_space(resolved, method=method, **options)
     _check_before_warning(resolved, targets, config, output, resume)
-    measure = _measurer(runtime, resolved, on_device.get("loads", 3)) if runtime is not None else None
     images = load_dataset(data, image_size=resolved.resolution)
     env = init_distributed(config.device)
     warnings = _data_range_warnings(targets, resolved.name, quiet=as_json or not env.is_main)
+    if resume and (output / "predictor_calibrated.pt").is_file():  # a run calibrated before --calibrate was removed
+        targets[0] = Target(Predictor.load(output / "predictor_calibrated.pt"), targets[0].value)
     try:
-        if on_device.get("calibrate") or (resume and (output / "predictor_calibrated.pt").is_file()):
-            from edgenas.search.landing import calibrated_target
-
-            targets[0] = calibrated_target(
-                resolved, targets[0], measure, on_device["calibrate"], output, resume, config, env.is_main
-            )
         result = search_with_progress(
             resolved, targets, images, config, output, env=env, resume=resume, quiet=as_json, unit=targets[0].unit
         )
@@ -186,73 +180,17 @@ def _run(
         shutdown_distributed()
     if not env.is_main:
         return
-    if settle_steps:
-        from edgenas.search.refine import refine
-
-        result = refine(
-            output, resolved, targets, config, settle_steps, alpha_lr=max(config.alpha_lr, 1e-2), data=images
-        )
     summary = _update_summary(output, warnings=warnings) if warnings else result.summary
-    if (output / "calibration.json").is_file():
-        import json
-
-        summary = _update_summary(output, calibration=json.loads((output / "calibration.json").read_text()))
-    if on_device.get("correct_rounds"):
-        summary = _correct(output, resolved, targets, config, measure, images, runtime, tolerance, on_device, as_json)
-    elif on_device.get("close_loop"):
-        summary = _close_loop(output, resolved, targets[0], runtime, tolerance, on_device, as_json)
-    elif runtime is not None:
-        from edgenas.search.landing import measure_result, refit_loop
+    if runtime is not None and (on_device.get("close_loop") or targets[0].name == "latency_ms"):
+        summary = _land(output, resolved, targets, config, images, runtime, tolerance, on_device, as_json)
+    elif runtime is not None:  # an energy target measured once: its latency is recorded
+        from edgenas.search.landing import measure_result
 
         summary["measured"] = measure_result(result.arch, runtime, targets, tolerance, output)
-        if refit is not None and not summary["measured"].get("within_tolerance", True):
-            summary = refit_loop(resolved, targets, config, output, runtime, tolerance, summary, images, **refit)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
     _print_summary(method, summary, runtime, tolerance, output)
-
-
-def _correct(
-    run: Path,
-    space: Any,
-    targets: list,
-    config: Any,
-    measure: Any,
-    images: Any,
-    runtime: str,
-    tolerance: float,
-    on_device: dict[str, Any],
-    as_json: bool,
-) -> dict[str, Any]:
-    """``--correct-rounds K``: rescale the predictor to the measured arch and refine, up to K times
-    (``edgenas.search.calibrate.correct``); the last measurement is the verdict."""
-    from edgenas.search.calibrate import correct
-
-    status = err.status("correcting on the device", spinner="dots") if not as_json else nullcontext()
-    with status:
-        correction = correct(
-            run,
-            space,
-            targets,
-            config,
-            measure,
-            tolerance=tolerance,
-            rounds=on_device["correct_rounds"],
-            steps=on_device.get("correct_steps", 200),
-            data=images,
-        )
-    correction.predictor.save(run / "predictor_corrected.pt")
-    last = correction.rounds[-1]
-    measured = {
-        "runtime": runtime,
-        "median_ms": last["measured"],
-        "loads": on_device.get("loads", 3),
-        "error": last["error"],
-        "within_tolerance": correction.within_tolerance,
-        "tolerance": tolerance,
-    }
-    return _update_summary(run, measured=measured)
 
 
 def search_with_progress(
@@ -279,33 +217,13 @@ def search_with_progress(
 
 
 def _print_summary(method: str, summary: dict[str, Any], runtime: str | None, tolerance: float, output: Path) -> None:
-    """The search's outcome in plain lines: targets, calibration, correction rounds, refits, the measurement."""
+    """The search's outcome in plain lines: targets, warnings, the landing's measurements, the verdict."""
     out.print(f"{method}: derived {summary['arch']}")
     for t in summary["targets"]:
         out.print(
             f"  {t['metric']}: target {t['target']:.4g} {t['unit']}, predicted {t['predicted']:.4g} "
             f"({100 * t['predicted_error']:+.2f}%), lambda {t['lambda']:+.4g}; feasible {t['feasible_low']:.4g}.."
             f"{t['feasible_high']:.4g}"
-        )
-    calibration = summary.get("calibration")
-    if calibration:
-        out.print(
-            f"  calibrated before the search on {len(calibration['points'])} archs near the target: predictor x"
-            f"{calibration['factor']:.4f}"
-        )
-    correction = summary.get("correction", {}).get("rounds", [])
-    for r in correction:
-        factor = f", predictor rescaled x{r['factor']:.4f}" if "factor" in r else ""
-        out.print(
-            f"  on-device round {r['round']}: predicted {r['predicted']:.4g} ms, measured {r['measured']:.4g} ms "
-            f"({100 * r['error']:+.2f}%){factor}"
-        )
-        if "stopped" in r:
-            out.print(f"  the correction stopped: {r['stopped']}")
-    for r in summary.get("refits", []):
-        out.print(
-            f"  refit {r['round']}: predictor refitted on {r['rows']} measurements, derived arch predicted "
-            f"{r['predicted']:.4g} ms, measured {r['measured_ms']:.4g} ms ({100 * (r['error'] or 0):+.2f}%)"
         )
     for warning in summary.get("warnings", []):
         out.print(f"  [yellow]warning[/yellow]: {warning}")
@@ -325,26 +243,24 @@ def _print_summary(method: str, summary: dict[str, Any], runtime: str | None, to
             f"{verdict} ±{100 * tolerance:g}%)"
         )
         if not measured["within_tolerance"]:
-            out.print(_miss_hint(summary, tolerance, bool(correction)))
+            out.print(_miss_hint(summary, tolerance))
     out.print(f"run directory {output} (arch.json, summary.json, trajectory.jsonl, trajectory.png)")
 
 
-def _miss_hint(summary: dict[str, Any], tolerance: float, corrected: bool) -> str:
+def _miss_hint(summary: dict[str, Any], tolerance: float) -> str:
     """What to try after a measured miss."""
-    if corrected:
+    loop = summary.get("closed_loop")
+    if loop:
         return (
-            "  the correction rounds ran out: each refined arch prices differently on this device, or the device's "
-            "latency moves between measurements (measure on a quiet machine, raise --loads or --correct-rounds)"
+            "  the landing did not meet the target within its measurements: raise --close-loop, measure more archs "
+            "near T into --store (edgenas profile --near T), or measure on a quieter machine (raise --loads)"
         )
     if abs(summary["targets"][0]["predicted_error"]) > tolerance:
         return (
             "  the search did not settle on the target (its own prediction is off too): give it more architecture "
             "steps (more epochs, a larger --val-fraction, a higher --alpha-lr)"
         )
-    return (
-        "  the predictor is off for this arch on this device: close the loop on the device (--calibrate 8 "
-        "--correct-rounds 3) or add measurements near the target (edgenas profile) and refit the predictor"
-    )
+    return "  the predictor is off for this arch on this device: land with --close-loop M (measured neighbours)"
 
 
 def _check_before_warning(space: Any, targets: list, config: Any, output: Path, resume: bool) -> None:
@@ -383,27 +299,40 @@ def _metric_measurer(metric: str, runtime: str, space: Any, loads: int) -> Any:
     return _measurer(runtime, space, loads) if metric == "latency_ms" else energy_measurer(runtime, space)
 
 
-def _close_loop(
-    run: Path, space: Any, target: Any, runtime: str, tolerance: float, on_device: dict[str, Any], as_json: bool
+def _land(
+    run: Path,
+    space: Any,
+    targets: list,
+    config: Any,
+    images: Any,
+    runtime: str,
+    tolerance: float,
+    on_device: dict[str, Any],
+    as_json: bool,
 ) -> dict[str, Any]:
-    """``--close-loop M``: :func:`edgenas.search.landing.close_loop_on_device` on the first target, every
-    measurement into ``--store`` when given, a spinner on stderr."""
-    from edgenas.search.landing import close_loop_on_device, store_hook
+    """``--runtime RT``: :func:`edgenas.search.landing.land` on the first target, by the closed loop of
+    ``--close-loop M`` measurements (0, and the commands without the option: one measurement), every measurement
+    into ``--store`` when given, a spinner on stderr; the run's summary."""
+    from edgenas.rundir import read_summary
+    from edgenas.search.landing import LandingPolicy, land, store_hook
 
-    loads = on_device.get("loads", 3)
+    target, loads, budget = targets[0], on_device.get("loads", 3), on_device.get("close_loop", 0)
+    policy = LandingPolicy("close-loop" if budget else "measure", max(budget, 1), tolerance, loads)
     record, prior = store_hook(on_device.get("store"), on_device.get("store_device"), target.name, runtime, space)
-    return close_loop_on_device(
+    land(
         run,
-        target,
+        space,
+        targets,
+        config,
         _metric_measurer(target.name, runtime, space, loads),
+        policy,
         runtime=runtime,
-        tolerance=tolerance,
-        budget=on_device["close_loop"],
-        loads=loads,
+        data=images,
         record=record,
         prior=prior,
-        status=err.status("closing the loop on the device", spinner="dots") if not as_json else None,
+        status=err.status(f"landing on the device ({policy.mode})", spinner="dots") if not as_json else None,
     )
+    return read_summary(run)
 
 
 def _update_summary(run: Path, **fields: Any) -> dict[str, Any]:
@@ -497,47 +426,9 @@ def lightnas_command(
     derivation: DerivationOpt = None,
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
-    refit: Annotated[
-        bool, typer.Option("--refit", help="On a measured miss: store the measurement, refit, refine the search.")
-    ] = False,
     store: LoopStoreOpt = None,
     store_device: LoopStoreDeviceOpt = None,
-    refit_rounds: Annotated[
-        int, number("--refit-rounds", help="--refit: at most this many.", low=1, high=MAX_ROUNDS)
-    ] = 2,
-    refit_steps: Annotated[
-        int, number("--refit-steps", help="--refit: alpha steps per round.", low=1, high=MAX_COUNT)
-    ] = 200,
-    settle_steps: Annotated[
-        int,
-        number(
-            "--settle-steps",
-            help="Alpha/lambda-only steps after the search (no images; beyond the thesis).",
-            high=MAX_COUNT,
-        ),
-    ] = 0,
-    calibrate: Annotated[
-        int,
-        number(
-            "--calibrate",
-            help="Before the search, measure this many archs predicted near T with --runtime and scale the predictor "
-            "to them (0 = off; beyond the thesis).",
-            high=10_000,
-        ),
-    ] = 0,
-    correct_rounds: Annotated[
-        int,
-        number(
-            "--correct-rounds",
-            help="After the search, at most this many rounds of: measure the derived arch, rescale the predictor to "
-            "it, continue the architecture phase (0 = off; beyond the thesis).",
-            high=MAX_ROUNDS,
-        ),
-    ] = 0,
-    correct_steps: Annotated[
-        int, number("--correct-steps", help="--correct-rounds: alpha steps per round.", low=1, high=MAX_COUNT)
-    ] = 200,
-    close_loop: CloseLoopOpt = 0,
+    close_loop: CloseLoopOpt = None,
     loads: LoadsOpt = 3,
     seed: SeedOpt = 0,
     device: TorchDeviceOpt = "auto",
@@ -547,15 +438,12 @@ def lightnas_command(
     """LightNAS: one single-path search whose derived architecture meets the target (thesis Ch 4)."""
     from edgenas.errors import SearchError
 
-    if not (refit or close_loop) and (store is not None or store_device is not None):
-        raise SearchError("--store and --store-device go with --refit or --close-loop")
-    if refit and store is not None and not store.is_file():
-        raise SearchError(f"--refit: no measurement store at {store}")
-    if refit and (store is None or store_device is None):
-        raise SearchError("--refit needs --store S.sqlite and --store-device NAME (where the predictor's data lives)")
-    refit_options = (
-        {"store": store, "device": store_device, "rounds": refit_rounds, "steps": refit_steps} if refit else None
-    )
+    if close_loop is not None and runtime is None:
+        raise SearchError("--close-loop needs --runtime (it measures the search's result and its neighbours)")
+    if close_loop is None:
+        close_loop = LOOP_BUDGET if target_ms is not None else 0
+    if (runtime is None or not close_loop) and (store is not None or store_device is not None):
+        raise SearchError("--store and --store-device go with the landing (--runtime RT, --close-loop M > 0)")
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
     options.update(
         constraint=constraint,
@@ -584,17 +472,7 @@ def lightnas_command(
         tolerance,
         resume,
         as_json,
-        refit_options,
-        settle_steps,
-        {
-            "calibrate": calibrate,
-            "correct_rounds": correct_rounds,
-            "correct_steps": correct_steps,
-            "close_loop": close_loop,
-            "loads": loads,
-            "store": store if close_loop else None,
-            "store_device": store_device,
-        },
+        {"close_loop": close_loop, "loads": loads, "store": store, "store_device": store_device},
     )
 
 

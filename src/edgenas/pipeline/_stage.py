@@ -27,6 +27,9 @@ KEY_DIGITS = 12
 DONE_FILE = "done.json"
 #: Keys that change no stage's outputs (a warning threshold): left out of every key.
 NOT_HASHED = (("device", "max_load"),)
+#: Keys added after runs existed, left out of the key at the value that does what runs did before them (so that an
+#: older run directory resumes with its stages reused).
+HASHED_UNLESS = {("search", "landing"): "correct", ("search", "close_loop"): 12}
 
 
 class Events:
@@ -96,6 +99,9 @@ class Stage(ABC):
         resolved = config.to_dict()
         for section, key in NOT_HASHED:
             resolved[section].pop(key)
+        for (section, key), value in HASHED_UNLESS.items():
+            if resolved[section].get(key) == value:
+                resolved[section].pop(key)
         payload = {
             "stage": self.name,
             "format": STAGE_FORMAT,

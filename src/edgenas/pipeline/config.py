@@ -99,8 +99,17 @@ class SearchStageConfig:
     alpha_batch_size: int = option(16, help="images per architecture step (0 = batch_size)", low=0, high=65_536)
     alpha_lr: float = option(0.01, help="Adam lr of the architecture logits", low=1e-8, high=10)
     subset: int = option(0, help="training images the search uses (0 = all)", low=0)
-    calibrate: int = option(4, help="archs near T measured to scale the predictor before the search (0 = off)", low=0)
-    correct_rounds: int = option(2, help="measure-and-correct rounds after the search (0 = off)", low=0, high=100)
+    calibrate: int = option(0, help="archs near T measured to scale the predictor before the search (0 = off)", low=0)
+    landing: str = option(
+        "close-loop",
+        help="how the found arch is brought onto T with the device: the closed loop on measurements, or rescale-and-"
+        "refine rounds (the head-to-head: benchmarks/results/landing.md)",
+        choices=("close-loop", "correct"),
+    )
+    close_loop: int = option(12, help="landing = close-loop: measurements it may spend", low=1, high=10_000)
+    correct_rounds: int = option(
+        0, help="landing = correct: measure-and-correct rounds (0 = measure the found arch once)", low=0, high=100
+    )
     device: str = option("auto", help="torch device", choices=("auto", "cpu", "cuda"))
     nproc: int = option(
         1, help="processes of the search (> 1: torchrun on this machine, one per GPU)", low=1, high=1024
@@ -289,6 +298,12 @@ def _check_consistency(config: RunConfig) -> None:
         raise ConfigError(
             f"config key 'search.warmup_epochs' ({config.search.warmup_epochs}) must be below search.epochs "
             f"({config.search.epochs})"
+        )
+    if config.search.landing == "close-loop" and config.search.correct_rounds:
+        raise ConfigError(
+            "config key 'search.correct_rounds' goes with search.landing = 'correct'; the default landing is now the "
+            "closed loop (search.close_loop measurements), which won benchmarks/results/landing.md: drop the key, "
+            "or set search.landing = 'correct'"
         )
     if config.channels.top_k >= config.channels.population:
         raise ConfigError(

@@ -352,7 +352,7 @@ def _advice(error: float, found: dict[str, Any], compressed: dict[str, Any]) -> 
     low, _ = found["feasible_ms"]
     if found["target_ms"] < low:
         return f"T lies below the fastest arch of the space on this device ({low:.3f} ms): raise budget.latency_ms"
-    tips = ["raise search.correct_rounds (more measure-and-correct rounds)", "raise profile.n (a better predictor)"]
+    tips = ["raise search.close_loop (more measurements to land on T)", "raise profile.n (a better predictor)"]
     if not compressed["applied"]:
         tips.append("compression did not pay here (" + compressed["reason"] + ")")
     return f"{error:+.1%} over T: " + "; ".join(tips)

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
-from edgenas.pipeline._device import arch_measurer
+from edgenas.pipeline._device import LOADS, arch_measurer
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
 from edgenas.pipeline.stages_measure import run_images, run_space
@@ -194,38 +194,34 @@ class SearchStage(Stage):
 
     @staticmethod
     def _measured(ctx, space, targets, sconfig, measure, images) -> dict[str, Any]:
-        """The found arch measured on the device: the correction's last round, or one measurement."""
-        from edgenas.search.calibrate import correct
+        """The found arch landed on T with the device (:func:`edgenas.search.landing.land`, by ``search.landing``);
+        the closed loop is seeded with the profile's measurements, which it leaves as they are."""
+        from edgenas.search.landing import LandingPolicy, land
 
         done = ctx.dir / "measured.json"
         if done.is_file():
             return json.loads(done.read_text())
-        tolerance = ctx.config.budget.tolerance
-        if ctx.config.search.correct_rounds:
-            ctx.events.progress("search", 0, None, "measuring the found arch and correcting")
-            correction = correct(
-                ctx.dir / SEARCH_DIR,
-                space,
-                targets,
-                sconfig,
-                measure,
-                tolerance=tolerance,
-                rounds=ctx.config.search.correct_rounds,
-                steps=CORRECTION_STEPS,
-                data=images,
-            )
-            rounds = correction.rounds
+        s, prior = ctx.config.search, []
+        if s.landing == "close-loop":
+            policy = LandingPolicy("close-loop", s.close_loop, ctx.config.budget.tolerance, LOADS)
+            prior = _profiled_pairs(ctx, space)
+        elif s.correct_rounds:
+            policy = LandingPolicy("correct", s.correct_rounds, ctx.config.budget.tolerance, LOADS, CORRECTION_STEPS)
         else:
-            arch = load_specs(ctx.dir / SEARCH_DIR / "arch.json")[0]
-            value = float(measure(arch))
-            rounds = [{"round": 0, "arch": str(arch), "measured": value, "error": value / targets[0].value - 1}]
-        last = rounds[-1]
-        result = {
-            "median_ms": last["measured"],
-            "error": last["error"],
-            "within_tolerance": abs(last["error"]) <= tolerance,
-            "rounds": rounds,
-        }
+            policy = LandingPolicy("measure", 1, ctx.config.budget.tolerance, LOADS)
+        ctx.events.progress("search", 0, None, f"landing the found arch on T with the device ({policy.mode})")
+        measured = land(
+            ctx.dir / SEARCH_DIR,
+            space,
+            targets,
+            sconfig,
+            measure,
+            policy,
+            runtime=_runtime_name(ctx.config),
+            data=images,
+            prior=prior,
+        )
+        result = {k: measured[k] for k in ("median_ms", "error", "within_tolerance", "rounds", "mode")}
         write_text_atomic(done, json.dumps(result, indent=1) + "\n")
         return result
 
@@ -267,3 +263,17 @@ def _profiled_latencies(ctx: StageContext) -> list[float]:
     space = run_space(ctx.config)
     with MeasurementStore(profiled.path("store"), create=False) as db:
         return list(db.values(profiled.outputs["device"], metric="latency_ms", space_hash=space.config_hash).values())
+
+
+def _profiled_pairs(ctx: StageContext, space: Any) -> list[tuple[Any, float]]:
+    """(arch, measured ms) of every profiled arch: the closed loop's prior."""
+    from edgenas.hardware import MeasurementStore
+
+    profiled = ctx.upstream["profile"]
+    with MeasurementStore(profiled.path("store"), create=False) as db:
+        values = db.values(profiled.outputs["device"], metric="latency_ms", space_hash=space.config_hash)
+    return [(space.parse(arch), float(v)) for (_, arch), v in values.items()]
+
+
+def _runtime_name(config: RunConfig) -> str:
+    return "remote" if config.device.remote else config.device.runtime

@@ -160,7 +160,8 @@ def _search(s: dict[str, dict[str, Any]]) -> str:
             "trajectory",
             "Search trajectory: predicted latency of the derived arch and lambda per record",
         )
-        + "<p>Measured on the device after the search (round 0) and after each correction:</p>"
+        + f"<p>Measured on the device after the search (round 0) and while landing on T "
+        f"({_esc(found['measured'].get('mode', 'correct'))}):</p>"
         + _table(rows, ("round", "predicted", "measured", "vs target"))
     )
 

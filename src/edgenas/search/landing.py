@@ -1,32 +1,37 @@
-"""Bringing a search's result onto its target on the device: the measurers, the calibration before a search, the
-measurement after it, the refit loop and the closed loop on measurements, as ``edgenas search`` runs them.
+"""Bringing a search's result onto its target on the device: the measurers, the calibration before a search, and
+:func:`land` — the one function that turns a finished search into an arch measured on T, used by ``edgenas search``
+and the pipeline's search stage alike.
 
-These were the CLI's own (``cli/search.py``); they live here so that every caller can land the same way (issue 28:
-one way to land; the pipeline's search stage still calibrates and corrects on its own, see
-``pipeline/stages_search.py``). Nothing here prints: a caller that shows progress passes a ``status`` context.
+A :class:`LandingPolicy` names the way (:data:`LANDINGS`): ``measure`` (one measurement, the verdict), ``correct``
+(rescale the predictor to the measured arch and refine the search, round by round;
+``edgenas.search.calibrate.correct``) or ``close-loop`` (measure the neighbours the search prefers, predicted by a
+locally corrected predictor; ``edgenas.search.closed_loop``). Every way records the same ``measured`` section in
+``summary.json``: ``mode``, ``median_ms`` (the verdict), ``error``, ``within_tolerance``, ``tolerance``, ``loads``,
+``runtime`` and ``rounds`` (one per measurement: ``round``, ``arch``, ``predicted``, ``measured``, ``error``).
+Nothing here prints: a caller that shows progress passes a ``status`` context.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgenas._io import write_text_atomic
 from edgenas.errors import EdgeNASError, SearchError
 from edgenas.hardware.measure import MeasureFn
 from edgenas.search.config import SearchConfig, Target
-from edgenas.search.engine import prepare_targets, update_summary
+from edgenas.search.engine import update_summary
 from edgenas.spaces import ArchSpec, SearchSpace
 
 __all__ = [
-    "calibrated_target",
-    "close_loop_on_device",
+    "LANDINGS",
+    "LandingPolicy",
     "energy_measurer",
+    "land",
     "latency_measurer",
     "measure_result",
-    "refit_loop",
     "store_hook",
 ]
 
@@ -80,49 +85,6 @@ def store_hook(
     return record, prior
 
 
-def calibrated_target(
-    space: SearchSpace,
-    target: Target,
-    measure: MeasureFn,
-    n: int,
-    run: Path,
-    resume: bool,
-    config: SearchConfig,
-    is_main: bool,
-) -> Target:
-    """The latency target with its predictor scaled to today's device (``edgenas.search.calibrate``).
-
-    The scaled predictor is kept in the run directory so that a resumed search (with or without calibration)
-    continues with the same one; under torchrun rank 0 measures and the factor is summed over ranks (the others
-    contribute 0), so every rank scales alike.
-
-    Raises:
-        SearchError: a new search into a directory that holds one, or a target out of reach before or after scaling.
-    """
-    import torch
-
-    from edgenas.predictors import Predictor
-    from edgenas.search.calibrate import calibrate, scale_predictor
-    from edgenas.train.distributed import all_reduce_sum
-
-    saved = run / "predictor_calibrated.pt"
-    if resume and saved.is_file():
-        return Target(Predictor.load(saved), target.value)
-    if not resume and (run / "trajectory.jsonl").exists():
-        raise SearchError(f"{run} already holds a search; use another directory or resume it")
-    prepare_targets(space, [target], config.constraint)  # refuse an infeasible target before measuring anything
-    calibration = calibrate(target.predictor, space, target.value, measure, n, seed=config.seed) if is_main else None
-    factor = float(all_reduce_sum(torch.tensor([calibration.factor if is_main else 0.0], dtype=torch.float64))[0])
-    scaled = Target(scale_predictor(target.predictor, factor), target.value)
-    prepare_targets(space, [scaled], config.constraint)
-    if is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        record = {"factor": factor, "points": calibration.points}
-        write_text_atomic(run / "calibration.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-        scaled.predictor.save(saved)
-    return scaled
-
-
 def measure_result(arch: ArchSpec, runtime: str, targets: list[Target], tolerance: float, run: Path) -> dict[str, Any]:
     """Measure the derived arch (batch 1, 1 thread, the protocol of the predictor's data), compare it with the
     latency target and record it as ``measured`` in ``run/summary.json``."""
@@ -141,106 +103,193 @@ def measure_result(arch: ArchSpec, runtime: str, targets: list[Target], toleranc
     return result
 
 
-def refit_loop(
+#: Measurements the closed loop may spend by default (``edgenas.search.closed_loop.LOOP_BUDGET``).
+DEFAULT_LOOP_BUDGET = 12
+#: Alpha steps of each correction round.
+DEFAULT_CORRECT_STEPS = 200
+
+
+@dataclass(frozen=True)
+class LandingPolicy:
+    """How :func:`land` brings a finished search onto its target.
+
+    Attributes:
+        mode: a name of :data:`LANDINGS`.
+        budget: ``correct``: rounds (measurements = rounds + 1 at most); ``close-loop``: measurements; ``measure``:
+            ignored.
+        tolerance: accepted relative miss of the measured value.
+        loads: the measurer's loads per arch (recorded; the caller's measurer applies them).
+        steps: ``correct``: alpha steps per round.
+    """
+
+    mode: str = "close-loop"
+    budget: int = DEFAULT_LOOP_BUDGET
+    tolerance: float = 0.02
+    loads: int = 3
+    steps: int = DEFAULT_CORRECT_STEPS
+
+    def check(self) -> None:
+        """Raises SearchError: an unknown mode, a budget, loads or steps below 1, a tolerance outside (0, 1)."""
+        if self.mode not in LANDINGS:
+            raise SearchError(f"unknown landing {self.mode!r}; one of {', '.join(LANDINGS)}")
+        if min(self.budget, self.loads, self.steps) < 1 or not 0 < self.tolerance < 1:
+            raise SearchError("a landing needs budget, loads and steps >= 1 and a tolerance in (0, 1)")
+
+
+def land(
+    run: Path,
     space: SearchSpace,
     targets: list[Target],
     config: SearchConfig,
-    run: Path,
-    runtime: str,
-    tolerance: float,
-    summary: dict[str, Any],
-    images: Any,
-    *,
-    store: Path,
-    device: str,
-    rounds: int,
-    steps: int,
-) -> dict[str, Any]:
-    """Add the measurement to the store, refit the latency predictor on the store, refine the search, measure again;
-    up to ``rounds`` times or until the measured latency is within the tolerance."""
-    from edgenas.hardware import MeasurementStore
-    from edgenas.hardware.store import MeasurementKey
-    from edgenas.predictors import FitConfig, fit_predictor, table_from_store
-    from edgenas.search.refine import refine
-    from edgenas.spaces import load_specs
-
-    history = []
-    for round_ in range(1, rounds + 1):
-        arch = load_specs(run / "arch.json")[0]
-        measured = summary["measured"]
-        with MeasurementStore(store) as db:
-            db.add(
-                db.device_id(device, source="edgenas search --refit"),
-                arch,
-                MeasurementKey(runtime, "latency_ms", 1, space.resolution, 1),
-                measured["median_ms"],
-                iqr=measured["iqr_ms"],
-            )
-        table = table_from_store(store, device, space, runtime=runtime, batch=1, resolution=space.resolution, threads=1)
-        latency = targets[0]
-        fitted = fit_predictor(latency.predictor.meta.kind, table, FitConfig(seed=config.seed))
-        fitted.save(run / f"predictor_refit{round_}.pt")
-        targets = [Target(fitted, latency.value), *targets[1:]]
-        result = refine(run, space, targets, config, steps, data=images)
-        summary = result.summary
-        summary["measured"] = measure_result(result.arch, runtime, targets, tolerance, run)
-        history.append(
-            {
-                "round": round_,
-                "rows": len(table),
-                "arch": str(result.arch),
-                "predicted": summary["targets"][0]["predicted"],
-                "measured_ms": summary["measured"]["median_ms"],
-                "error": summary["measured"].get("error"),
-            }
-        )
-        if summary["measured"].get("within_tolerance"):
-            break
-    return update_summary(run, **{**summary, "refits": history})
-
-
-def close_loop_on_device(
-    run: Path,
-    target: Target,
     measure: MeasureFn,
+    policy: LandingPolicy,
     *,
     runtime: str,
-    tolerance: float,
-    budget: int,
-    loads: int,
-    record: Any = None,
+    data: Any = None,
+    record: Callable[[ArchSpec, float], None] | None = None,
     prior: list[tuple[ArchSpec, float]] | None = None,
     status: AbstractContextManager[Any] | None = None,
 ) -> dict[str, Any]:
-    """Close the loop on measurements (``edgenas.search.closed_loop``) on ``target``; every measurement goes to
-    ``record`` (a store, whose rows near T are the ``prior``); ``arch.json`` becomes the chosen arch and
-    ``summary.json`` records the loop (and, for latency, the verdict as ``measured``)."""
+    """Land the finished search in ``run`` on ``targets[0]`` by ``policy``: ``arch.json`` becomes the landed arch,
+    ``summary.json`` gets ``searched_arch`` (kept from the first call: a resumed landing starts from the search's
+    own result) and, for a latency target, the ``measured`` section (module docstring), which is returned (for an
+    energy target, the closed loop's record). ``measure`` returns the target's metric of an arch; ``record``
+    receives every measurement and ``prior`` seeds the closed loop (a store's rows of this device); ``data``: the
+    search's images, which the correction's refinement keeps training on.
+
+    Raises:
+        SearchError: a bad policy, or a landing that needs a latency target given another.
+    """
+    from edgenas.rundir import read_summary
+    from edgenas.spaces import load_specs, save_specs
+
+    policy.check()
+    summary = read_summary(run)
+    if "searched_arch" in summary:  # a landing killed half-way starts again from what the search found
+        save_specs(run / "arch.json", [space.parse(summary["searched_arch"])])
+    else:
+        update_summary(run, searched_arch=str(load_specs(run / "arch.json")[0]))
+    with status or nullcontext():
+        rounds, within, value = LANDINGS[policy.mode](
+            run, space, targets, config, measure, policy, data=data, record=record, prior=prior or []
+        )
+    if targets[0].name != "latency_ms":
+        return read_summary(run)["closed_loop"]
+    measured = {
+        "mode": policy.mode,
+        "runtime": runtime,
+        "median_ms": value,
+        "loads": policy.loads,
+        "error": value / targets[0].value - 1,
+        "within_tolerance": within,
+        "tolerance": policy.tolerance,
+        "rounds": rounds,
+    }
+    update_summary(run, measured=measured)
+    return measured
+
+
+#: What a landing returns: one record per measurement, whether the verdict is within the tolerance, the verdict.
+_Landed = tuple[list[dict[str, Any]], bool, float]
+
+
+def _measure_once(
+    run: Path,
+    space: SearchSpace,
+    targets: list[Target],
+    config: Any,
+    measure: MeasureFn,
+    policy: LandingPolicy,
+    **_: Any,
+) -> _Landed:
+    """One measurement of the searched arch: the verdict, nothing changed."""
+    from edgenas.spaces import load_specs
+
+    arch = load_specs(run / "arch.json")[0]
+    value = float(measure(arch))
+    target = targets[0]
+    error = value / target.value - 1
+    record = {
+        "round": 0,
+        "arch": str(arch),
+        "predicted": float(target.predictor.predict(arch)),
+        "measured": value,
+        "error": error,
+    }
+    return [record], abs(error) <= policy.tolerance, value
+
+
+def _correct(
+    run: Path,
+    space: SearchSpace,
+    targets: list[Target],
+    config: Any,
+    measure: MeasureFn,
+    policy: LandingPolicy,
+    *,
+    data: Any = None,
+    **_: Any,
+) -> _Landed:
+    """Rescale and refine, ``policy.budget`` rounds at most (:func:`edgenas.search.calibrate.correct`); the last
+    rescaled predictor is kept as ``predictor_corrected.pt``."""
+    from edgenas.search.calibrate import correct
+
+    correction = correct(
+        run,
+        space,
+        targets,
+        config,
+        measure,
+        tolerance=policy.tolerance,
+        rounds=policy.budget,
+        steps=policy.steps,
+        data=data,
+    )
+    correction.predictor.save(run / "predictor_corrected.pt")
+    return correction.rounds, correction.within_tolerance, correction.rounds[-1]["measured"]
+
+
+def _close_loop(
+    run: Path,
+    space: SearchSpace,
+    targets: list[Target],
+    config: Any,
+    measure: MeasureFn,
+    policy: LandingPolicy,
+    *,
+    record: Any = None,
+    prior: Any = (),
+    **_: Any,
+) -> _Landed:
+    """Measured neighbours until one the search prefers lands within the tolerance
+    (:func:`edgenas.search.closed_loop.close_loop`); ``arch.json`` becomes the chosen arch."""
     from edgenas.search.closed_loop import close_loop, searched_alpha
     from edgenas.spaces import load_specs, save_specs
 
-    searched = load_specs(run / "arch.json")[0]
-    with status or nullcontext():
-        loop = close_loop(
-            searched,
-            searched_alpha(run),
-            target.predictor,
-            target.value,
-            measure,
-            tolerance=tolerance,
-            budget=budget,
-            prior=prior or [],
-            on_measure=record,
-        )
+    target = targets[0]
+    loop = close_loop(
+        load_specs(run / "arch.json")[0],
+        searched_alpha(run),
+        target.predictor,
+        target.value,
+        measure,
+        tolerance=policy.tolerance,
+        budget=policy.budget,
+        prior=prior,
+        on_measure=record,
+    )
     save_specs(run / "arch.json", [loop.chosen])
-    summary = update_summary(run, searched_arch=str(searched), closed_loop=loop.as_dict())
-    if target.name != "latency_ms":
-        return summary
-    measured = {
-        "runtime": runtime,
-        "median_ms": loop.value,
-        "loads": loads,
-        "error": loop.value / target.value - 1,
-        "within_tolerance": loop.within_tolerance,
-        "tolerance": tolerance,
-    }
-    return update_summary(run, measured=measured)
+    update_summary(run, closed_loop=loop.as_dict())
+    rounds = [
+        {"round": i, "arch": m["arch"], "predicted": m["corrected"], "measured": m["measured"], "error": m["error"]}
+        for i, m in enumerate(loop.measurements)
+    ]
+    return rounds, loop.within_tolerance, loop.value
+
+
+#: The ways to land, by :attr:`LandingPolicy.mode`.
+LANDINGS: dict[str, Callable[..., _Landed]] = {
+    "measure": _measure_once,
+    "correct": _correct,
+    "close-loop": _close_loop,
+}
