@@ -68,3 +68,14 @@ def test_documented_keys_match_the_config():
     text = (REPO / "docs" / "run-config.md").read_text()
     for key, default, meaning in describe_keys():
         assert f"| `{key}` | `{default!r}` | {meaning} |" in text, key
+
+
+def test_a_config_of_the_correction_rounds_points_to_the_closed_loop():
+    """search.correct_rounds was the landing before the head-to-head; with the new default landing it is refused
+    with a pointer, and kept working under search.landing = 'correct'."""
+    base = {"budget": {"latency_ms": 2.0}}
+    with pytest.raises(ConfigError, match=r"'search.correct_rounds' goes with search.landing = 'correct'.*landing.md"):
+        config_from_dict(base | {"search": {"correct_rounds": 3}})
+    config = config_from_dict(base | {"search": {"correct_rounds": 3, "landing": "correct"}})
+    assert config.search.landing == "correct" and config.search.correct_rounds == 3
+    assert config_from_dict(base).search.landing == "close-loop" and config_from_dict(base).search.close_loop == 12
