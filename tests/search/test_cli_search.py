@@ -119,7 +119,7 @@ def test_removed_landing_options_point_to_the_closed_loop(removed, tmp_path, cap
 def test_lightnas_cli_lands_with_the_closed_loop_by_default(tmp_path, capsys, monkeypatch) -> None:
     """--runtime alone lands on T with the closed loop (its default budget); a run calibrated before --calibrate was
     removed resumes with its scaled predictor. The device is simulated (the toy predictor x 1.1)."""
-    import edgenas.cli.search as cli_search
+    import edgenas.cli._search_job as cli_search
     from edgenas.search.calibrate import scale_predictor
     from edgenas.search.landing import DEFAULT_LOOP_BUDGET
 
@@ -189,7 +189,7 @@ def test_random_search_command_spends_its_time_budget(tmp_path, capsys) -> None:
 
 
 def test_the_progress_line_and_total_suit_searches_with_and_without_a_target():
-    from edgenas.cli.search import _total_steps, step_state
+    from edgenas.cli._search_job import step_state, total_steps
     from edgenas.search.engine import SearchConfig
     from edgenas.train import load_dataset
 
@@ -204,14 +204,14 @@ def test_the_progress_line_and_total_suit_searches_with_and_without_a_target():
     )
     per_batch = SearchConfig(**{**per_epoch.__dict__, "alternate": "batch"})
     # 96 weight images -> 6 w steps an epoch; 32 held out -> 2 alpha steps an epoch, or one per w batch per batch
-    assert _total_steps(per_epoch, images) == 6 * 3 + 2 * 2
-    assert _total_steps(per_batch, images) == 6 * 3 + 6 * 2
+    assert total_steps(per_epoch, images) == 6 * 3 + 2 * 2
+    assert total_steps(per_batch, images) == 6 * 3 + 6 * 2
 
 
 def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data(tmp_path, capsys, monkeypatch):
     """--close-loop measures the result and the neighbours the search prefers until one is within the tolerance;
     every measurement goes into --store; a target outside the predictor's fitted values is warned about."""
-    import edgenas.cli.search as cli_search
+    import edgenas.cli._search_job as cli_search
     from edgenas.hardware import MeasurementStore
 
     truth = toy_predictor()

@@ -83,8 +83,12 @@ def test_a_landing_run_again_starts_from_the_searched_arch(searched, tmp_path, s
         (LandingPolicy("settle"), "unknown landing 'settle'; one of measure, correct, close-loop"),
         (LandingPolicy("correct", budget=0), "budget, loads and steps >= 1"),
         (LandingPolicy("close-loop", tolerance=1.5), r"tolerance in \(0, 1\)"),
+        (LandingPolicy("correct"), "'correct' landing needs a latency target first"),
     ],
 )
 def test_a_bad_policy_is_refused_before_anything_is_measured(searched, policy, message):
+    energy = toy_predictor()
+    energy.meta.metric = "energy_mJ"
+    targets = [Target(energy, TARGET)]
     with pytest.raises(SearchError, match=message):
-        land(searched, toy_space(), [], CONFIG, lambda arch: pytest.fail("measured"), policy, runtime="sim")
+        land(searched, toy_space(), targets, CONFIG, lambda arch: pytest.fail("measured"), policy, runtime="sim")

@@ -30,6 +30,7 @@ from edgenas.cli._options import (
     input_file,
     number,
 )
+from edgenas.cli._search_job import SearchProgress, total_steps
 from edgenas.cli.search import (
     MAX_LAMBDA,
     OutputOpt,
@@ -40,8 +41,6 @@ from edgenas.cli.search import (
     ValOpt,
     WarmupOpt,
     _common_options,
-    _SearchProgress,
-    _total_steps,
     search_app,
 )
 from edgenas.search import get_strategy, list_strategies
@@ -80,7 +79,7 @@ def _search(
     images = load_dataset(data, image_size=resolved.resolution)
     strategy = get_strategy(name)
     if strategy.uses_supernet:
-        progress = _SearchProgress(_total_steps(config, images), quiet=as_json, unit="ms")
+        progress = SearchProgress(total_steps(config, images), quiet=as_json, unit="ms")
         try:
             arch, summary = strategy.run(resolved, targets, images, config, output, resume=resume, on_step=progress)
         finally:

@@ -20,6 +20,7 @@ from edgenas.cli._options import (
     input_file,
     number,
 )
+from edgenas.cli._search_job import search_with_progress
 from edgenas.cli.search import (
     MAX_EPOCHS,
     OutputOpt,
@@ -27,7 +28,6 @@ from edgenas.cli.search import (
     RuntimeOpt,
     SearchSpaceOpt,
     search_app,
-    search_with_progress,
 )
 
 #: How the paths of a weight step are drawn (``edgenas.search.engine.PATH_SAMPLINGS``, listed here so the command

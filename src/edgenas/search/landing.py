@@ -164,6 +164,8 @@ def land(
     from edgenas.spaces import load_specs, save_specs
 
     policy.check()
+    if not targets or (targets[0].name != "latency_ms" and policy.mode != "close-loop"):
+        raise SearchError(f"the {policy.mode!r} landing needs a latency target first; the closed loop lands any metric")
     summary = read_summary(run)
     if "searched_arch" in summary:  # a landing killed half-way starts again from what the search found
         save_specs(run / "arch.json", [space.parse(summary["searched_arch"])])
