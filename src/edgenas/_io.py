@@ -63,3 +63,10 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` (a PNG, say) to ``path`` atomically and return the final path."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from edgenas.errors import StoreError
-from edgenas.hardware.store import ImportColumn, MeasurementKey, MeasurementStore, import_table
+from edgenas.hardware.store import MeasurementKey, MeasurementStore
+from edgenas.hardware.store_import import ImportColumn, import_table
 from edgenas.spaces import get_space
 
 KEY = MeasurementKey("ort-cpu", "latency_ms", 1, 32, 1)

@@ -12,7 +12,7 @@ from torch import nn
 from edgenas.errors import CheckpointError, NonFiniteLossError, TrainConfigError
 from edgenas.spaces import get_space
 from edgenas.train import TrainCallback, TrainConfig, evaluate, load_checkpoint, load_cifar10, train
-from edgenas.train.trainer import lr_factor, topk_correct
+from edgenas.train.steps import lr_factor, topk_correct
 
 SPACE = {"channels": 4, "cells_per_stage": 1}
 

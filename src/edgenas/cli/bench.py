@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgenas._io import write_text_atomic
+from edgenas._io import write_bytes_atomic, write_text_atomic
 from edgenas.cli._app import emit_json, err, out, sub_app
 from edgenas.cli._options import (
     MAX_CELLS_PER_STAGE,
@@ -341,7 +341,7 @@ def bench_proxies(
         f"\nKendall tau vs {t} test accuracy:\n\n" + rank_markdown(result["rows"], t) for t in ("200ep", "12ep")
     )
     write_text_atomic(output / "results.md", markdown)
-    (output / "ranks.png").write_bytes(proxy_ranks(result["rows"], "200ep"))
+    write_bytes_atomic(output / "ranks.png", proxy_ranks(result["rows"], "200ep"))
     if as_json:
         emit_json(result)
         return

@@ -232,7 +232,10 @@ def predictor_compare(
         predictions[kind] = pred
         rows.append({"kind": kind, **scores(pred, test.values)})
     if plot is not None:
-        _scatter(plot, test.values, predictions, f"{data.device} ({data.metric})")
+        from edgenas._io import write_bytes_atomic
+        from edgenas.report.figures import predictors_compared
+
+        write_bytes_atomic(plot, predictors_compared(test.values, predictions, f"{data.device} ({data.metric})"))
     if as_json:
         emit_json({"store_device": data.device, "metric": metric, "train": len(train), "test": len(test), "rows": rows})
         return
@@ -250,28 +253,6 @@ def predictor_compare(
         )
     out.print(f"{data.device} ({data.metric}): trained on {len(train)}, scored on {len(test)} held-out archs")
     out.print(t)
-
-
-def _scatter(path: Path, measured: Any, predictions: dict[str, Any], title: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from edgenas._io import atomic_output
-
-    fig = Figure(figsize=(5.5, 5))
-    FigureCanvasAgg(fig)  # an explicit backend for this figure; no global matplotlib state
-    ax = fig.add_subplot()
-    for kind, pred in predictions.items():
-        ax.scatter(measured, pred, s=6, alpha=0.5, label=kind)
-    lo, hi = float(min(measured)), float(max(measured))
-    ax.plot([lo, hi], [lo, hi], color="black", linewidth=1)
-    ax.set_xlabel("measured")
-    ax.set_ylabel("predicted")
-    ax.set_title(title)
-    ax.legend(markerscale=3)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
 
 
 @predictor_app.command("adapt")
@@ -353,19 +334,13 @@ def predictor_lut(
     result = scores(predictor.predict(whole.specs), whole.values)
     predictor.meta.scores = {"store": result}
     predictor.save(output)
+    timed, constant = int((~np.isnan(table)).sum()), float(predictor.net.constant.detach())
     if as_json:
         emit_json(
-            {
-                "output": str(output),
-                "ops_timed": int((~np.isnan(table)).sum()),
-                "archs": len(whole),
-                "scores": result,
-                "constant_ms": float(predictor.net.constant.detach()),
-            }
+            {"output": str(output), "ops_timed": timed, "archs": len(whole), "scores": result, "constant_ms": constant}
         )
         return
     out.print(
-        f"LUT of {int((~np.isnan(table)).sum())} ops timed alone with {runtime}; constant "
-        f"{float(predictor.net.constant.detach()):.3f} ms from {len(whole)} measured archs; on them: RMSE "
-        f"{result['rmse']:.4g} ms, Spearman {result['spearman']:.4f} -> {output}"
+        f"LUT of {timed} ops timed alone with {runtime}; constant {constant:.3f} ms from {len(whole)} measured archs; "
+        f"on them: RMSE {result['rmse']:.4g} ms, Spearman {result['spearman']:.4f} -> {output}"
     )

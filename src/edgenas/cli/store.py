@@ -27,7 +27,7 @@ from edgenas.cli._options import (
     output_file,
 )
 from edgenas.errors import MeasurementError, StoreError
-from edgenas.hardware.store import PRESETS
+from edgenas.hardware.store_import import PRESETS
 from edgenas.spaces import get_space
 
 store_app = sub_app("store", "Inspect, import into and export the measurement store.")
@@ -85,7 +85,7 @@ def store_import(
     """Import an external table (HW-NAS-Bench, HELP, a store export, or any CSV with --space/--arch-column/
     --value-column) as devices; the whole file is checked before the store is opened."""
     from edgenas.hardware import MeasurementStore
-    from edgenas.hardware.store import read_table, write_table
+    from edgenas.hardware.store_import import read_table, write_table
 
     if table.suffix == ".json":
         _import_runner_results(table, store, store_device, as_json)
@@ -146,7 +146,7 @@ def _import_plan(
 ) -> tuple[Any, str, list[Any], str]:
     """(space, arch column, value columns, source) of an import: from --value-column, a preset, or the header."""
     from edgenas.hardware import ImportColumn
-    from edgenas.hardware.store import detect_preset, read_csv
+    from edgenas.hardware.store_import import detect_preset, read_csv
 
     if value_column:
         if space is None or arch_column is None:

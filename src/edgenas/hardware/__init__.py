@@ -7,7 +7,8 @@ from edgenas.hardware.measure import ArchMeasurement, ProfileReport, measure_arc
 from edgenas.hardware.monotonic import Monotonicity, compare_devices, group_devices, monotonicity
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure, measure_interleaved
 from edgenas.hardware.runtimes import RUNTIMES, Runtime, RuntimeOptions, available_runtimes, get_runtime
-from edgenas.hardware.store import PRESETS, ImportColumn, MeasurementKey, MeasurementStore, import_table
+from edgenas.hardware.store import MeasurementKey, MeasurementStore
+from edgenas.hardware.store_import import PRESETS, ImportColumn, import_table
 
 __all__ = [
     "DEFAULT_PROTOCOL",

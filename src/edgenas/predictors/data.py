@@ -83,7 +83,7 @@ def table_from_csv(
         StoreError: the file cannot be read or lacks a column.
         MeasurementError: no usable row.
     """
-    from edgenas.hardware.store import DEVICE_COLUMN, pick_device_rows, read_csv
+    from edgenas.hardware.store_import import DEVICE_COLUMN, pick_device_rows, read_csv
 
     file = Path(path)
     header, rows = read_csv(file)

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edgenas.errors import NonFiniteLossError, ProxyError
-from edgenas.train.trainer import parameter_groups
+from edgenas.train.steps import parameter_groups
 
 #: Keeps the log of a zero eigenvalue finite in the Jacobian covariance score (the value of Mellor et al.'s code).
 JACOBIAN_EPS = 1e-5

@@ -77,6 +77,22 @@ def predictor_scatter(predicted: Sequence[float], measured: Sequence[float], sco
     return _png(fig)
 
 
+def predictors_compared(measured: Sequence[float], predictions: dict[str, Sequence[float]], title: str) -> bytes:
+    """Predicted vs measured values of the same held-out archs for several predictor kinds (``edgenas predictor
+    compare --plot``), with the identity line."""
+    fig = _figure(5.5, 5)
+    ax = fig.add_subplot()
+    for kind, predicted in predictions.items():
+        ax.scatter(measured, predicted, s=6, alpha=0.5, label=kind)
+    lo, hi = float(min(measured)), float(max(measured))
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=1)
+    ax.set_xlabel("measured")
+    ax.set_ylabel("predicted")
+    ax.set_title(title)
+    ax.legend(markerscale=3)
+    return _png(fig)
+
+
 @remembered
 def search_trajectory(trajectory: list[dict[str, Any]], target: float, feasible: Sequence[float]) -> bytes:
     """Predicted latency of the derived arch and lambda vs step, with the target (thesis Fig 4.12)."""

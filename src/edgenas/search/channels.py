@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas import rundir
-from edgenas._io import write_text_atomic
+from edgenas._io import write_bytes_atomic, write_text_atomic
 from edgenas.errors import SearchError
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.fit import fit_on_store
@@ -146,7 +146,7 @@ def channel_search(
     from edgenas.report.figures import evolution_scores
 
     history = [c.as_dict() for c in result.history]
-    (out / PLOT_FILE).write_bytes(evolution_scores(history, config.target_ms, baseline))
+    write_bytes_atomic(out / PLOT_FILE, evolution_scores(history, config.target_ms, baseline))
     return summary
 
 

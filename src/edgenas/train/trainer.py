@@ -19,15 +19,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,6 +37,7 @@ from edgenas._random import seeded_torch
 from edgenas.errors import CheckpointError, NonFiniteLossError, TrainConfigError
 from edgenas.spaces import ArchSpec, spec_to_dict
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
+from edgenas.train.config import TrainCallback, TrainConfig, TrainResult
 from edgenas.train.data import BatchTransform, ImageData, IndexedDataset, balanced_subset
 from edgenas.train.distributed import (
     DistEnv,
@@ -49,270 +47,29 @@ from edgenas.train.distributed import (
     init_distributed,
     revert_batchnorm,
 )
+from edgenas.train.resume import (
+    all_gather_rng,
+    all_gather_rows,
+    append_jsonl,
+    set_rng_state,
+    truncate_metrics,
+)
 from edgenas.train.sampler import ResumableDistributedSampler
+from edgenas.train.steps import (
+    autocast,
+    check_finite_weights,
+    deterministic_kernels,
+    evaluate,
+    lr_factor,
+    parameter_groups,
+    topk_correct,
+)
 
 CHECKPOINT_VERSION = 1
-AMP_MODES = ("none", "bf16", "fp16")
-
-
-@dataclass
-class TrainConfig:
-    """Training options (defaults: a CIFAR-style SGD recipe).
-
-    Attributes:
-        epochs: passes over the training set.
-        batch_size: global batch size (split evenly over distributed ranks).
-        lr: peak learning rate, reached after the warm-up.
-        momentum: SGD momentum.
-        nesterov: use Nesterov momentum.
-        weight_decay: L2 penalty on conv and linear weights.
-        warmup_epochs: linear warm-up length (epochs; may be fractional).
-        label_smoothing: label smoothing of the cross-entropy.
-        grad_clip: maximum gradient norm; 0 disables clipping.
-        amp: ``none``, ``bf16`` or ``fp16`` (fp16 needs CUDA).
-        channels_last: run the model and batches in channels-last memory format.
-        seed: seed of initialisation-independent randomness (sample order, augmentation, dropout).
-        deterministic: make torch use deterministic kernels (slower on GPUs).
-        checkpoint_every: also checkpoint every N steps (0: only at the end of each epoch).
-        log_every: write a ``step`` record to metrics.jsonl every N steps (0: never).
-        eval_batch_size: batch size of evaluation.
-        num_workers: data-loader worker processes.
-        train_subset: train on a class-balanced subset of this many images (None: all).
-        test_subset: evaluate on a class-balanced subset of this many images (None: all).
-        augment: random crop and flip on the training batches.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        distill_weight: weight of the knowledge-distillation term when a teacher is given (Hinton et al. 2015; thesis
-            Fig 5.13): loss = (1 - w) * CE + w * tau^2 * KL(teacher || student at temperature tau).
-        distill_temperature: the temperature tau of the distillation term.
-    """
-
-    epochs: int = 1
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0
-    amp: str = "none"
-    channels_last: bool = True
-    seed: int = 0
-    deterministic: bool = False
-    checkpoint_every: int = 0
-    log_every: int = 50
-    eval_batch_size: int = 256
-    num_workers: int = 0
-    train_subset: int | None = None
-    test_subset: int | None = None
-    augment: bool = True
-    device: str = "auto"
-    distill_weight: float = 0.5
-    distill_temperature: float = 4.0
-
-    def validate(self) -> None:
-        """Raise :class:`TrainConfigError` for options that cannot work."""
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise TrainConfigError("epochs, batch_size and eval_batch_size must be >= 1")
-        numbers = (self.lr, self.momentum, self.weight_decay, self.warmup_epochs, self.label_smoothing, self.grad_clip)
-        if not all(math.isfinite(v) for v in numbers):
-            raise TrainConfigError(
-                "lr, momentum, weight_decay, warmup_epochs, label_smoothing, grad_clip must be finite"
-            )
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0 or not 0 <= self.label_smoothing < 1:
-            raise TrainConfigError("lr must be > 0; weight_decay, grad_clip >= 0; label_smoothing in [0, 1)")
-        if self.amp not in AMP_MODES:
-            raise TrainConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        if not (0 <= self.distill_weight <= 1 and self.distill_temperature > 0):
-            raise TrainConfigError("distill_weight must be in [0, 1] and distill_temperature > 0")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise TrainConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise TrainConfigError("--device cuda: no CUDA device is available")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """A config from a dict, ignoring unknown keys (older or newer run records)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-
-def _check_finite_weights(model: nn.Module, global_step: int, epoch: int) -> None:
-    """Stop with :class:`NonFiniteLossError` when a weight became NaN or infinite.
-
-    The per-step loss check sees a bad update only at the next step; this check at the end of every epoch catches
-    the last step too (a one-step run with a NaN learning rate would otherwise save an all-NaN model).
-    """
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise NonFiniteLossError(
-                f"the weights ({name}) became NaN or infinite by step {global_step} (epoch {epoch + 1}); lower the "
-                "learning rate, add --grad-clip, or check the data"
-            )
-
-
-class TrainCallback:
-    """Hooks the trainer calls on rank 0 (the CLI draws its progress bar with them). All are optional."""
-
-    def on_train_start(self, info: dict[str, Any]) -> None:
-        """Called once with ``epochs``, ``steps_per_epoch``, ``start_epoch``, ``start_step``."""
-
-    def on_step_end(self, info: dict[str, Any]) -> None:
-        """Called after each optimiser step with ``epoch``, ``step`` (in epoch), ``global_step``, ``loss``, ``lr``."""
-
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
-        """Called with the epoch record written to metrics.jsonl."""
-
-
-@dataclass
-class TrainResult:
-    """What a finished run returns (the last epoch's record plus paths)."""
-
-    run_dir: Path
-    final: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-# ----- helpers ------------------------------------------------------------------------------------------------------
-@contextmanager
-def deterministic_kernels(enabled: bool) -> Iterator[None]:
-    """Force deterministic torch kernels inside the block (when ``enabled``) and restore the previous settings."""
-    if not enabled:
-        yield
-        return
-    before = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.backends.cudnn.benchmark,
-        torch.backends.cudnn.deterministic,
-    )
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0])
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1], before[2]
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Multiplier of the peak learning rate at ``step``: linear warm-up, then cosine decay to 0 at ``total_steps``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: conv/linear weights with weight decay, everything else (BN, biases) without."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
-    """Number of samples whose target is among the top-k logits, for each k (k capped at the class count)."""
-    kmax = min(max(ks), logits.shape[1])
-    top = logits.topk(kmax, dim=1).indices
-    hits = top.eq(targets.view(-1, 1))
-    return [int(hits[:, : min(k, kmax)].any(dim=1).sum()) for k in ks]
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": list(random.getstate()[1]),
-        "python_version": random.getstate()[0],
-        "python_gauss": random.getstate()[2],
-        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    # the Python and NumPy states stay in checkpoints for older readers; training does not draw from them
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-
-
-def _truncate_metrics(path: Path, global_step: int) -> None:
-    """Drop records written after the checkpoint a run resumes from (they will be written again)."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("global_step", 0) <= global_step
-    ]
-    write_text_atomic(path, "".join(line + "\n" for line in kept))
-
-
-# ----- evaluation ---------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    data: ImageData,
-    *,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    channels_last: bool = True,
-    subset: Sequence[int] | None = None,
-    amp: str = "none",
-    num_workers: int = 0,
-    input_size: int | None = None,
-) -> dict[str, float]:
-    """Loss, top-1 and top-5 accuracy (%) of ``model`` on the test split of ``data`` (eval mode, restored after).
-
-    Returns:
-        ``{"loss", "top1", "top5", "n"}``.
-    """
-    device = torch.device(device)
-    dataset = IndexedDataset(data.test, subset)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    transform = BatchTransform(data.mean, data.std, augment=False, size=input_size, channels_last=channels_last)
-    was_training = model.training
-    model.eval()
-    loss_sum, correct1, correct5, n = 0.0, 0, 0, 0
-    try:
-        for images, labels, indices in loader:
-            x = transform(images.to(device, non_blocking=True), indices)
-            y = labels.to(device)
-            with _autocast(device, amp):
-                logits = model(x)
-            loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-            c1, c5 = topk_correct(logits, y)
-            correct1, correct5, n = correct1 + c1, correct5 + c5, n + len(y)
-    finally:
-        model.train(was_training)
-    return {
-        "loss": loss_sum / max(n, 1),
-        "top1": 100.0 * correct1 / max(n, 1),
-        "top5": 100.0 * correct5 / max(n, 1),
-        "n": n,
-    }
-
-
-def _autocast(device: torch.device, amp: str) -> Any:
-    if amp == "none":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 # ----- training -----------------------------------------------------------------------------------------------------
@@ -504,7 +261,7 @@ class _TrainLoop:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.state = {k: ckpt["state"][k] for k in ("epoch", "step", "global_step")}
         self.state["sums"] = list(ckpt["state"]["sums"][self.env.rank])
-        _set_rng_state(ckpt["rng"][self.env.rank])
+        set_rng_state(ckpt["rng"][self.env.rank])
         self.history = list(ckpt.get("history", []))
         if self.state["step"]:  # resumed inside an epoch (older checkpoints lack these: the epoch counts from here)
             self.epoch_clock["before"] = float(ckpt["state"].get("epoch_elapsed_s", 0.0))
@@ -520,7 +277,7 @@ class _TrainLoop:
             return
         self.run.mkdir(parents=True, exist_ok=True)
         if resume:
-            _truncate_metrics(self.metrics_path, self.state["global_step"])
+            truncate_metrics(self.metrics_path, self.state["global_step"])
         else:
             self._write_records()
         info = {
@@ -606,7 +363,7 @@ class _TrainLoop:
         config, device, state = self.config, self.device, self.state
         x = self.transform(images.to(device, non_blocking=True), indices, seed=config.seed, epoch=epoch)
         y = labels.to(device, non_blocking=True)
-        with _autocast(device, config.amp):
+        with autocast(device, config.amp):
             logits = self.model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             if self.teacher is not None:
@@ -658,14 +415,14 @@ class _TrainLoop:
             "lr": self.optimizer.param_groups[0]["lr"],
         }
         if self.config.log_every and self.state["global_step"] % self.config.log_every == 0:
-            _append_jsonl(self.metrics_path, {"kind": "step", **info})
+            append_jsonl(self.metrics_path, {"kind": "step", **info})
         for cb in self.callbacks:
             cb.on_step_end(info)
 
     def end_epoch(self, epoch: int) -> None:
         """The epoch's record (training sums over ranks, test metrics on rank 0), then a checkpoint."""
         state = self.state
-        _check_finite_weights(self.net, state["global_step"], epoch)
+        check_finite_weights(self.net, state["global_step"], epoch)
         epoch_time = time.perf_counter() - self.epoch_clock["start"] + self.epoch_clock["before"]
         images_seen = self.epoch_clock["images"]
         totals = all_reduce_sum(torch.tensor(state["sums"], dtype=torch.float64, device=self.device))
@@ -700,7 +457,7 @@ class _TrainLoop:
             input_size=self.input_size,
         )
         record.update(test_loss=test["loss"], test_top1=test["top1"], test_top5=test["top5"], test_n=test["n"])
-        _append_jsonl(self.metrics_path, record)
+        append_jsonl(self.metrics_path, record)
         for cb in self.callbacks:
             cb.on_epoch_end(record)
 
@@ -740,26 +497,3 @@ def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, source: _Source,
             )
     if ckpt.get("world_size") != env.world_size:
         raise CheckpointError(f"the run used {ckpt.get('world_size')} processes; resume it with the same number")
-
-
-def all_gather_rows(row: list[float], env: DistEnv) -> list[list[float]]:
-    """Every rank's ``row`` (a short list of floats), in rank order."""
-    if not env.distributed:
-        return [list(row)]
-    import torch.distributed as dist
-
-    gathered: list[Any] = [None] * env.world_size
-    dist.all_gather_object(gathered, list(row))
-    return gathered
-
-
-def all_gather_rng(env: DistEnv) -> list[dict[str, Any]]:
-    """Every rank's RNG states, in rank order (each rank resumes its own stream)."""
-    state = _rng_state()
-    if not env.distributed:
-        return [state]
-    import torch.distributed as dist
-
-    gathered: list[Any] = [None] * env.world_size
-    dist.all_gather_object(gathered, {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in state.items()})
-    return gathered
