@@ -152,6 +152,15 @@ def strategy_rows() -> dict[str, dict[str, Any]]:
             fair_warmup=True,
         )
         | {"epochs": LONG_EPOCHS - 4, "reference": "random-long"},
+        # alpha's entropy stayed above 1.2 nats in the rows above (1.33 here): twice the search epochs at the same
+        # alpha lr, to find the budget where single-path alpha leaves uniform
+        "lightnas-fair-warmup-40ep": row(
+            f"LightNAS (accuracy only), {FAIR_WARMUP} fair warm-up + {2 * (LONG_EPOCHS - 4) - FAIR_WARMUP} epochs",
+            "lightnas",
+            warmup_epochs=FAIR_WARMUP,
+            fair_warmup=True,
+        )
+        | {"epochs": 2 * (LONG_EPOCHS - 4), "reference": "random-long"},
         # SurgeNAS keeps its own gradient clip (5); the identity reading is the row's question
         "surgenas-cell": row("SurgeNAS, identity phi*x once per cell (the LightNAS authors' reading)", "surgenas")
         | {"options": WINNING_LOOP | {"identity_scope": "block", "w_grad_clip": 5.0}},
@@ -381,7 +390,7 @@ def derivations(payload: dict[str, Any], data: Path) -> dict[str, Any]:
 
 #: The accuracy-only searches read under a latency target (beyond the thesis: search once for accuracy, then pick
 #: the cell alpha likes best among those the predictor puts at T), the targets, and the band of T (relative).
-WITHIN_T_ROWS = ("darts", "bn-affine", "surgenas-cell", "fbnet", "lightnas-fair-warmup")
+WITHIN_T_ROWS = ("darts", "bn-affine", "surgenas-cell", "fbnet", "lightnas-fair-warmup", "surgenas-cell-long")
 WITHIN_T_TARGETS = (("edgegpu", 4.0), ("edgegpu", 5.0), ("edgegpu", 6.0), ("raspi4", 26.0))
 WITHIN_T_BAND = 0.02
 #: The measured reading: how many of the best-liked cells predicted at T are measured on the device, and the band
@@ -410,6 +419,7 @@ def within_t(payload: dict[str, Any], data: Path) -> dict[str, Any]:
     connected = np.array([cell_is_connected(tuple(c)) for c in choices.tolist()])
     none = space.op_names.index("none")
     rows = {**payload["phases"].get("parity", {}), **payload["phases"].get("strategies", {})}
+    rows |= payload["phases"].get("long", {})
     out: dict[str, Any] = {}
     for column, target in WITHIN_T_TARGETS:
         path = BUDGET_PREDICTORS / f"predictor-{column}-1000.pt"
@@ -446,6 +456,191 @@ def within_t(payload: dict[str, Any], data: Path) -> dict[str, Any]:
                     "cells": picks,
                 }
     return out
+
+
+#: The budget rows of ``benchmarks/nb201.py`` (LightNAS with the thesis' latency term in its loss; two fair warm-up
+#: epochs, cosine alpha lr, 10k images, 8 epochs), with and without CE, landed beside the accuracy-only rows.
+BUDGET_ROW_RUN = "lightnas-fair-acosine-{column}-{target:g}ms{noce}-s10000-e8-w2-n1"
+#: The product's landing: measurements a loop may spend and the relative band it aims at (``edgenas search``'s).
+LANDED_BUDGET, LANDED_TOLERANCE = 12, 0.02
+#: (derivation rule, loop variant): ``walk`` = the product's loop (alpha read by the rule); ``seek`` = also around the
+#: arch alpha prefers most among all predicted near T (``close_loop(seek_preferred=True)``); ``plain`` = DARTS' rule's
+#: start with alpha read by the plain softmax (the loop before it read alpha by the rule).
+LANDED_READINGS = (
+    ("argmax", "walk"),
+    ("argmax", "seek"),
+    ("nonzero", "walk"),
+    ("nonzero", "seek"),
+    ("nonzero", "plain"),
+)
+
+
+def _landing_sources(payload: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(row name, loss, seed run folder of a target) for every accuracy-only row read under T and the budget rows."""
+    rows = {**payload["phases"].get("parity", {}), **payload["phases"].get("strategies", {})}
+    rows |= payload["phases"].get("long", {})
+    sources = []
+    for name in (r for r in WITHIN_T_ROWS if r in rows):
+        run = rows[name].get("run", name)
+        seeds = [rec["seed"] for rec in rows[name]["records"]]
+        sources.append(
+            (
+                name,
+                "accuracy only",
+                lambda column, target, run=run, seeds=seeds: [RUNS / run / f"seed{k}" for k in seeds],
+            )
+        )
+    for noce, loss in (("", "CE + latency (thesis)"), ("-noce", "latency only (no CE)")):
+
+        def folders(column: str, target: float, noce: str = noce) -> list[Path]:
+            run = BUDGET_PREDICTORS / BUDGET_ROW_RUN.format(column=column, target=target, noce=noce)
+            return sorted(p for p in run.glob("seed*") if (p / "checkpoints" / "last.pt").is_file())
+
+        sources.append(("lightnas-budget" + noce, loss, folders))
+    return sources
+
+
+def landed(payload: dict[str, Any], data: Path) -> dict[str, Any]:
+    """Every finished search landed on each target by the product's closed loop
+    (:func:`edgenas.search.closed_loop.close_loop`: ``LANDED_BUDGET`` measurements, ``LANDED_TOLERANCE``), the
+    tables' true latency standing for the device and the budget rows' MLP (1,000 cells) for its predictor; alpha read
+    by each derivation rule, the loop starting from that rule's arch. Judged by the tables."""
+    import torch
+
+    from edgenas.bench import load_nb201
+    from edgenas.bench.nb201 import oracle
+    from edgenas.predictors import Predictor
+    from edgenas.search.closed_loop import close_loop
+    from edgenas.spaces import get_space
+
+    table, space = load_nb201(data), get_space("nb201")
+    out: dict[str, Any] = {}
+    for column, target in WITHIN_T_TARGETS:
+        path = BUDGET_PREDICTORS / f"predictor-{column}-1000.pt"
+        if not path.is_file():
+            continue
+        predictor, true = Predictor.load(path), table.latency[table.column(column)]
+        best = oracle(table, column, target)
+
+        def measure(spec: Any, true: np.ndarray = true) -> float:
+            return float(true[table.index_of(spec)])
+
+        for (name, loss, folders), (rule, variant) in itertools.product(_landing_sources(payload), LANDED_READINGS):
+            seeds = folders(column, target)
+            if not seeds:
+                continue
+            picks, spent = [], []
+            for folder in seeds:
+                ckpt = folder / "checkpoints" / "last.pt"
+                alpha = torch.load(ckpt, map_location="cpu", weights_only=False)["supernet"]["alpha"]
+                start = space.derive(alpha.detach(), rule)
+                loop = close_loop(
+                    start,
+                    alpha,
+                    predictor,
+                    target,
+                    measure,
+                    tolerance=LANDED_TOLERANCE,
+                    budget=LANDED_BUDGET,
+                    derivation="argmax" if variant == "plain" else rule,
+                    seek_preferred=variant == "seek",
+                )
+                picks.append(table.index_of(loop.chosen))
+                spent.append(len(loop.measurements))
+            accs = [float(table.test_acc[i]) for i in picks]
+            misses = [float(true[i] / target - 1) for i in picks]
+            out[f"{name} {rule} {variant} {column} {target:g}"] = {
+                "row": name,
+                "loss": loss,
+                "rule": rule,
+                "variant": variant,
+                "column": column,
+                "target_ms": target,
+                "n": len(picks),
+                **_mean_std(accs),
+                "accs": accs,
+                "regret": best.test_acc - statistics.fmean(accs),
+                "above_mean_cell": statistics.fmean(accs) - best.mean_test_acc,
+                "misses": misses,
+                "within_5pct": sum(abs(m) <= 0.05 for m in misses),
+                "within_2pct": sum(abs(m) <= 0.02 for m in misses),
+                "measurements": statistics.fmean(spent),
+                "cells": picks,
+            }
+    return out
+
+
+def landed_summary(rows: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per reading (rule, variant): mean regret, landings within ±2% / ±5%, and the paired accuracy difference of
+    the same landings read another way (95% bootstrap interval)."""
+    out = []
+    pairs = (("argmax", "seek", "walk"), ("nonzero", "seek", "walk"), ("nonzero", "walk", "plain"))
+    for rule, variant, other in pairs:
+        mine = {k: r for k, r in rows.items() if r["rule"] == rule and r["variant"] == variant}
+        if not mine:
+            continue
+        base = [rows[k.replace(f" {variant} ", f" {other} ")] for k in mine]
+        a = [x for r in mine.values() for x in r["accs"]]
+        b = [x for r in base for x in r["accs"]]
+        out.append(
+            {
+                "rule": rule,
+                "variant": variant,
+                "other": other,
+                "n": len(a),
+                "regret": (
+                    statistics.fmean(r["regret"] for r in mine.values()),
+                    statistics.fmean(r["regret"] for r in base),
+                ),
+                "within_2pct": (sum(r["within_2pct"] for r in mine.values()), sum(r["within_2pct"] for r in base)),
+                "within_5pct": (sum(r["within_5pct"] for r in mine.values()), sum(r["within_5pct"] for r in base)),
+                "difference": paired_difference(a, b),
+            }
+        )
+    return out
+
+
+def landed_markdown(rows: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## every search landed on T by the closed loop (the product's landing; beyond the thesis)",
+        "",
+        f"Each finished search's alpha is landed on T by `edgenas.search.closed_loop.close_loop` (at most "
+        f"{LANDED_BUDGET} measurements, tolerance ±{100 * LANDED_TOLERANCE:g}%), the tables' true latency standing "
+        "for the device and the budget rows' MLP (1,000 cells) for the predictor; the loop starts from the rule's "
+        "arch and never proposes a cut-off cell. Readings: `walk` = the loop (alpha read by the rule); `seek` = also "
+        "around the cell alpha prefers most among all predicted near T (`seek_preferred=True`); `plain` = DARTS' "
+        "rule's start, alpha read by the plain softmax (what `edgenas search` does). `lightnas-budget`: LightNAS with "
+        "the thesis' latency term in its loss (`benchmarks/results/nb201.md`, s10000-e8-w2: 10k images, two fair "
+        "warm-up epochs, cosine alpha lr), with and without CE. Regret to the oracle (points), the mean cell of that "
+        "latency (a random cell of it), the true latency's miss.",
+        "",
+        "| reading | landings | mean regret (vs the other) | within ±2% | within ±5% | Δ accuracy vs the other "
+        "[95% CI] | resolved |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in landed_summary(rows):
+        d = r["difference"]
+        lines.append(
+            f"| {r['rule']} {r['variant']} vs {r['other']} | {r['n']} | {r['regret'][0]:.2f} ({r['regret'][1]:.2f}) | "
+            f"{r['within_2pct'][0]} ({r['within_2pct'][1]}) | {r['within_5pct'][0]} ({r['within_5pct'][1]}) | "
+            f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] | "
+            f"{'yes' if d['resolved'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "| row | alpha's loss | rule | reading | target | n | test acc. (%) | regret | vs mean cell | true miss (%) | "
+        "within ±2% / ±5% | measurements |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows.values():
+        misses = ", ".join(f"{100 * m:+.1f}" for m in r["misses"])
+        lines.append(
+            f"| `{r['row']}` | {r['loss']} | {r['rule']} | {r['variant']} | {r['target_ms']:g} ms {r['column']} | "
+            f"{r['n']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['regret']:.2f} | {r['above_mean_cell']:+.2f} | "
+            f"{misses} | {r['within_2pct']}/{r['n']} / {r['within_5pct']}/{r['n']} | {r['measurements']:.1f} |"
+        )
+    return lines
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -561,6 +756,8 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += derivation_markdown(payload["derivations"])
     if payload.get("within_t"):
         lines += within_t_markdown(payload["within_t"])
+    if payload.get("landed"):
+        lines += landed_markdown(payload["landed"])
     if "nni" in payload:
         lines += ["", "NNI 3.0 on the same images, split and budget (`benchmarks/results/nni_nb201.md`):", ""]
         for name, s in payload["nni"].items():
@@ -654,6 +851,7 @@ def main() -> None:
             raise SystemExit("--data DIR (or EDGENAS_DATA) is required")
         payload["derivations"] = derivations(payload, args.data)
         payload["within_t"] = within_t(payload, args.data)
+        payload["landed"] = landed(payload, args.data)
     elif args.phase != "render":
         if args.data is None:
             raise SystemExit("--data DIR (or EDGENAS_DATA) is required")
