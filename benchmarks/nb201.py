@@ -5,7 +5,7 @@ Usage:
         [--subset 5000] [--epochs 6]
     python benchmarks/nb201.py unconstrained --data DIR --strategies random --time-budget S --epochs 1
     python benchmarks/nb201.py budget --data DIR --column edgegpu --targets 4,5,6 [--strategies lightnas]
-        [--seeds 1] [--no-accuracy]
+        [--seeds 1] [--no-accuracy] [--land 12] [--budget-term landing --land 12] [--alpha-lr LR]
     common: [--cells-per-stage 1] (of the searched network; 5 = the protocol's) [--warmup-epochs 0]
         [--alternate batch|epoch] (default: batch) [--fair-warmup] [--alpha-lr-schedule cosine|constant]
         [--alpha-budget darts|gdas];
@@ -65,6 +65,9 @@ def method_options(args: argparse.Namespace) -> tuple[list[str], str, str]:
     if args.alpha_budget != "darts":
         flags += ["--alpha-budget", args.alpha_budget]
         tag, label = f"{tag}-a{args.alpha_budget}", f"{label}, {args.alpha_budget.upper()}' alpha budget"
+    if args.alpha_lr is not None:
+        flags += ["--alpha-lr", str(args.alpha_lr)]
+        tag, label = f"{tag}-lr{args.alpha_lr:g}", f"{label}, alpha lr {args.alpha_lr:g}"
     if args.alpha_lr_schedule is not None:
         flags += ["--alpha-lr-schedule", args.alpha_lr_schedule]
         tag, label = f"{tag}-a{args.alpha_lr_schedule}", f"{label}, alpha lr {args.alpha_lr_schedule}"
@@ -102,7 +105,10 @@ def budget(args: argparse.Namespace) -> list[dict]:
         for target in (float(t) for t in args.targets.split(",")):
             flags, method_tag, suffix = method_options(args)
             tag = f"{strategy}{method_tag}-{args.column}-{target:g}ms" + ("-noce" if args.no_accuracy else "")
+            if args.budget_term == "landing":  # alpha does not depend on T: one search per seed serves every target
+                tag = f"{strategy}{method_tag}-accfirst" + ("-noce" if args.no_accuracy else "")
             extra = (["--no-accuracy"] if args.no_accuracy else []) + flags
+            extra += ["--budget-term", args.budget_term, "--land", str(args.land)]
             if args.lambda_p is not None:
                 extra += ["--lambda-p", str(args.lambda_p)]
                 tag += f"-kp{args.lambda_p:g}"
@@ -111,6 +117,8 @@ def budget(args: argparse.Namespace) -> list[dict]:
             argv += ["--predictor", str(predictor), "--target-ms", str(target), "--latency-column", args.column]
             payload = run_cli([*argv, *extra, "-o", str(RUNS / f"{tag}-{budget_tag(args)}")])
             label = f"{strategy} @ {target:g} ms {args.column}" + (" (no CE)" if args.no_accuracy else "")
+            label += ", target in the landing only" if args.budget_term == "landing" else ""
+            label += f", landed by the loop ({args.land})" if args.land else ""
             if args.lambda_p is not None:
                 label += f", kp {args.lambda_p:g}"
             label += suffix
@@ -186,6 +194,9 @@ def main() -> None:
     parser.add_argument("--fair-warmup", action="store_true", help="warm-up steps train every op once")
     parser.add_argument("--alpha-lr-schedule", choices=["cosine", "constant"], default=None, help="default: constant")
     parser.add_argument("--alpha-budget", choices=["darts", "gdas"], default="darts", help="steps x lr alpha keeps")
+    parser.add_argument("--alpha-lr", type=float, default=None, help="alpha's Adam lr (default: --alpha-budget's)")
+    parser.add_argument("--budget-term", choices=["loss", "landing"], default="loss", help="where the target acts")
+    parser.add_argument("--land", type=int, default=0, help="closed-loop measurements on the tables (0: none)")
     parser.add_argument("--time-budget", type=float, default=0.0, help="random: seconds per seed (equal wall-clock)")
     args = parser.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,18 @@ def test_bench_nb201_with_a_latency_budget(table, tmp_path, capsys):
     assert record["true_latency_ms"] == pytest.approx(table.latency["cifar10_edgegpu_latency_ms"][record["index"]])
     code, _, err = run([*argv, "--target-ms", "20", "-o", str(tmp_path / "c")], capsys)
     assert code == 2 and "needs all three" in err and not (tmp_path / "c").exists()
+    # the same finished search landed on T by the closed loop, the tables standing for the device
+    code, out, err = run([*argv, *budget, "--land", "6", "-o", str(tmp_path / "b"), "--json"], capsys)
+    assert code == 0, err
+    landed = json.loads(out)["records"][0]
+    assert landed["landing"]["searched_cell"] == record["index"] and 1 <= landed["landing"]["measurements"] <= 6
+    true = table.latency["cifar10_edgegpu_latency_ms"][landed["index"]]
+    assert landed["true_latency_ms"] == pytest.approx(true)
+    if landed["landing"]["within_tolerance"]:
+        assert abs(true / 20.5 - 1) <= 0.02
+    assert abs(true / 20.5 - 1) <= abs(record["true_latency_ms"] / 20.5 - 1) + 1e-9  # never further from T
+    code, _, err = run([*argv, *budget, "--budget-term", "landing", "-o", str(tmp_path / "d")], capsys)
+    assert code == 2 and "--land N" in err and not (tmp_path / "d").exists()
 
 
 def test_protocol_alpha_lr_keeps_steps_times_lr():

@@ -242,6 +242,10 @@ def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data
     assert code == 2 and "--close-loop needs --runtime" in stderr
     code, _, stderr = run([*argv, "-o", str(tmp_path / "y"), "--store", str(store), *TINY], capsys)
     assert code == 2 and "--store and --store-device go with the landing" in stderr
+    for landing_off in ([], ["--runtime", "ort-cpu", "--close-loop", "0"]):  # a target in the landing needs one
+        landing = ["--budget-term", "landing", *landing_off]
+        code, _, stderr = run([*argv, "-o", str(tmp_path / "z"), *landing, *TINY], capsys)
+        assert code == 2 and "the closed loop meets T" in stderr and not (tmp_path / "z").exists()
 
 
 def test_surgenas_on_cells_gets_the_cells_loop_and_derives_by_dartss_rule(tmp_path, capsys) -> None:

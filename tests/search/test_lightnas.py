@@ -114,3 +114,27 @@ def test_refine_keeps_the_accuracy_term_unless_told_otherwise(sample, tmp_path) 
     refine(tmp_path / "run", space, [Target(predictor, 2.5)], CONFIG, steps=5, accuracy=False)
     records = read_trajectory(tmp_path / "run" / "trajectory.jsonl")
     assert [r["ce"] for r in records if r["phase"] == "refine"] == [None] * 5
+
+
+def test_a_target_in_the_landing_only_leaves_alpha_as_an_accuracy_search_does(sample, tmp_path) -> None:
+    """budget_term="landing": the multiplier stays 0 and alpha moves exactly as in a search without a target; the
+    target is still checked and reported (the landing meets it afterwards)."""
+    from dataclasses import replace
+
+    from edgenas.search.closed_loop import searched_alpha
+
+    space, predictor = toy_space(), toy_predictor()
+    rng = feasible_range(predictor, space)
+    target = Target(predictor, rng.low + 0.3 * (rng.high - rng.low))
+    landing = replace(CONFIG, budget_term="landing")
+    search(space, [target], sample, landing, tmp_path / "landing")
+    search(space, [], sample, CONFIG, tmp_path / "free")
+    search(space, [target], sample, CONFIG, tmp_path / "loss")
+    records = read_trajectory(tmp_path / "landing" / "trajectory.jsonl")
+    assert all(r["lambda"] == [0.0] for r in records if r["phase"] == "alpha")
+    assert torch.equal(searched_alpha(tmp_path / "landing"), searched_alpha(tmp_path / "free"))
+    assert not torch.equal(searched_alpha(tmp_path / "loss"), searched_alpha(tmp_path / "free"))
+    summary = json.loads((tmp_path / "landing" / "summary.json").read_text())
+    assert summary["targets"][0]["target"] == pytest.approx(target.value)
+    with pytest.raises(SearchError, match="budget_term"):
+        search(space, [target], sample, replace(CONFIG, budget_term="later"), tmp_path / "bad")

@@ -160,10 +160,13 @@ def search_and_judge(
     time_budget_s: float = 0.0,
     alternate: str | None = None,
     options: dict[str, Any] | None = None,
+    land: int = 0,
 ) -> dict[str, Any]:
     """One search in the ``nb201`` space, then the tables' verdict on the derived cell (one record). A finished run
     in ``run`` (its ``summary.json`` written) is judged again without searching, so a killed benchmark continues.
-    ``options``: further :class:`~edgenas.search.engine.SearchConfig` fields (e.g. ``fair_warmup``)."""
+    ``options``: further :class:`~edgenas.search.engine.SearchConfig` fields (e.g. ``fair_warmup``). ``land``: with
+    a latency target, land the derived cell on T by the closed loop first, the tables standing for the device
+    (:func:`land_by_table`, at most ``land`` measurements; 0: judge the derived cell as it is)."""
     from edgenas.search import get_strategy
 
     space = get_space("nb201")
@@ -185,19 +188,29 @@ def search_and_judge(
         start = time.perf_counter()
         arch, summary = get_strategy(strategy).run(space, [latency.target] if latency else [], data, config, run)
         seconds = time.perf_counter() - start
+    landing = None
+    if latency is not None and land > 0:
+        searched = table.index_of(arch)
+        arch, landing = land_by_table(table, latency, run, arch, land)
+        landing["searched_cell"] = searched
     record: dict[str, Any] = {
         "strategy": strategy,
         "seed": seed,
         "search_s": round(seconds, 1),
         **table.lookup(arch),
     }
+    if landing is not None:
+        record["landing"] = landing
     if latency is not None:
         best = oracle(
             table, latency.column, latency.target.value, tolerance=latency.tolerance, constraint=latency.constraint
         )
         verdict = judge(table, arch, best)
+        predicted = summary["targets"][0]["predicted"]
+        if landing is not None:  # the landed cell's own prediction (the summary's is the searched cell's)
+            predicted = float(latency.target.predictor.predict([arch])[0])
         record.update(
-            predicted_ms=summary["targets"][0]["predicted"],
+            predicted_ms=predicted,
             target_ms=latency.target.value,
             true_latency_ms=verdict["true_latency_ms"],
             latency_error=verdict["latency_error"],
@@ -208,6 +221,26 @@ def search_and_judge(
             oracle=best.as_dict(),
         )
     return record
+
+
+def land_by_table(
+    table: NB201Table, latency: Budgeted, run: Path, arch: Any, budget: int
+) -> tuple[Any, dict[str, Any]]:
+    """The product's closed loop (:func:`edgenas.search.closed_loop.close_loop`) from the searched cell ``arch``
+    and the search's alpha, its "device" the HW-NAS-Bench column (the true latency: exact, no drift) and its
+    predictor the target's; returns the chosen cell and a record (measurements spent, within the tolerance)."""
+    from edgenas.search.closed_loop import close_loop, searched_alpha
+
+    column = table.latency[table.column(latency.column)]
+
+    def measure(spec: Any) -> float:
+        return float(column[table.index_of(spec)])
+
+    target = latency.target
+    loop = close_loop(
+        arch, searched_alpha(run), target.predictor, target.value, measure, tolerance=latency.tolerance, budget=budget
+    )
+    return loop.chosen, {"measurements": len(loop.measurements), "within_tolerance": loop.within_tolerance}
 
 
 def _check_same_search(run: Path, config: Any) -> None:

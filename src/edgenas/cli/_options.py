@@ -151,6 +151,15 @@ DerivationOpt = Annotated[
         "not a zero op (DARTS' rule; nb201's none). Default: the strategy's (darts: nonzero; the others: argmax).",
     ),
 ]
+BudgetTermOpt = Annotated[
+    str,
+    choice(
+        "--budget-term",
+        values=("loss", "landing"),
+        help="Where the target acts: in alpha's loss (thesis Eq 4.10, the default) or only in the closed-loop "
+        "landing (alpha searches for accuracy alone; the landing walks to the arch it prefers at T).",
+    ),
+]
 AlphaScheduleOpt = Annotated[
     str | None,
     choice(

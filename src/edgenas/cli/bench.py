@@ -15,6 +15,7 @@ from edgenas.cli._options import (
     MAX_EPOCHS,
     MAX_MS,
     BatchSizeOpt,
+    BudgetTermOpt,
     DataOpt,
     DerivationOpt,
     FairWarmupOpt,
@@ -190,6 +191,17 @@ def bench_nb201(
     fair_warmup: FairWarmupOpt = False,
     derivation: DerivationOpt = None,
     no_accuracy: Annotated[bool, typer.Option("--no-accuracy", help="Drop CE from the alpha loss.")] = False,
+    budget_term: BudgetTermOpt = "loss",
+    land: Annotated[
+        int,
+        number(
+            "--land",
+            help="Land the found cell on T by the closed loop first, the tables standing for the device: at most N "
+            "measurements (0 = judge the found cell as it is).",
+            low=0,
+            high=1000,
+        ),
+    ] = 0,
     lambda_p: Annotated[
         float | None, number("--lambda-p", help="Proportional gain of lambda (default: the engine's).", high=1e9)
     ] = None,
@@ -218,6 +230,10 @@ def bench_nb201(
     get_strategy(strategy)  # refuses an unknown strategy before anything is loaded
     if (predictor is None) != (target_ms is None) or (target_ms is not None) != (latency_column is not None):
         raise BenchError("a latency budget needs all three: --predictor P.pt, --target-ms T and --latency-column C")
+    if (land or budget_term == "landing") and target_ms is None:
+        raise BenchError("--land and --budget-term landing need a latency target (--target-ms)")
+    if budget_term == "landing" and not land:
+        raise BenchError("--budget-term landing searches alpha for accuracy alone: give --land N to meet T")
     table = load_nb201(bench_dir)
     latency = None
     if target_ms is not None:
@@ -250,7 +266,8 @@ def bench_nb201(
             lambda_p=lambda_p,
             time_budget_s=time_budget,
             alternate=alternate,
-            options={"fair_warmup": fair_warmup}
+            land=land,
+            options={"fair_warmup": fair_warmup, "budget_term": budget_term}
             | ({"alpha_lr_schedule": alpha_lr_schedule} if alpha_lr_schedule else {})
             | ({"w_lr_schedule": w_lr_schedule} if w_lr_schedule else {})
             | ({"derivation": derivation} if derivation else {}),
@@ -263,6 +280,8 @@ def bench_nb201(
         f"{strategy}"
         + (f" @ {target_ms:g} ms {latency_column}" if latency else "")
         + (" (no CE)" if no_accuracy else "")
+        + (", target in the landing only" if budget_term == "landing" else "")
+        + (f", landed ({land} measurements)" if land else "")
     )
     payload = {
         "strategy": strategy,

@@ -16,6 +16,7 @@ from edgenas.cli._options import (
     MAX_MS,
     AlphaScheduleOpt,
     BatchSizeOpt,
+    BudgetTermOpt,
     DataOpt,
     DerivationOpt,
     FairWarmupOpt,
@@ -168,6 +169,7 @@ def lightnas_command(
     alpha_lr_schedule: AlphaScheduleOpt = None,
     fair_warmup: FairWarmupOpt = False,
     derivation: DerivationOpt = None,
+    budget_term: BudgetTermOpt = "loss",
     runtime: RuntimeOpt = None,
     tolerance: ToleranceOpt = 0.02,
     store: LoopStoreOpt = None,
@@ -188,8 +190,14 @@ def lightnas_command(
         close_loop = LOOP_BUDGET if target_ms is not None else 0
     if (runtime is None or not close_loop) and (store is not None or store_device is not None):
         raise SearchError("--store and --store-device go with the landing (--runtime RT, --close-loop M > 0)")
+    if budget_term == "landing" and (runtime is None or not close_loop):
+        raise SearchError(
+            "--budget-term landing searches alpha for accuracy alone; the closed loop meets T: give --runtime RT "
+            "(and --close-loop M > 0)"
+        )
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
     options.update(
+        budget_term=budget_term,
         constraint=constraint,
         accuracy=not no_accuracy,
         lambda_lr=lambda_lr,

@@ -20,6 +20,8 @@ ALTERNATIONS = ("", "batch", "epoch")
 LR_SCHEDULES = ("cosine", "constant")
 #: How a one-level strategy draws the paths of a weight step (SurgeNAS: ordered, without replacement).
 PATH_SAMPLINGS = ("ordered", "independent")
+#: Where a search's targets act (:attr:`SearchConfig.budget_term`).
+BUDGET_TERMS = ("loss", "landing")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,11 @@ class SearchConfig:
             ``alpha_init_std``, ``unsampled_gradient``, ``identity_scope``).
         derivation: how the architecture is read from alpha: ``argmax`` | ``nonzero`` (DARTS' rule: the strongest
             op that is not a zero op) | empty: the strategy's own (``Strategy.derivation``).
+        budget_term: where the targets act: ``loss`` (thesis Eq 4.10: ``lambda (PRED / T - 1)`` in alpha's loss,
+            lambda learned) or ``landing`` (beyond the thesis: alpha searches for accuracy alone, the multipliers
+            stay 0, and the target is met afterwards by a closed-loop landing that walks from the searched arch to
+            the arch alpha prefers at T; one search then serves any T). Targets are still checked for feasibility
+            and reported. See ``docs/referee.md`` for what each measured.
     """
 
     method: str = "lightnas"
@@ -130,6 +137,7 @@ class SearchConfig:
     unsampled_gradient: bool = False
     identity_scope: str = "layer"
     derivation: str = ""
+    budget_term: str = "loss"
 
     def network_options(self) -> SupernetOptions:
         """The search network's build settings."""
@@ -159,6 +167,8 @@ class SearchConfig:
             raise SearchError("w_grad_clip, beta and identity_phi must be >= 0")
         if self.path_sampling not in PATH_SAMPLINGS:
             raise SearchError(f"path_sampling must be one of {', '.join(PATH_SAMPLINGS)}, got {self.path_sampling!r}")
+        if self.budget_term not in BUDGET_TERMS:
+            raise SearchError(f"budget_term must be one of {', '.join(BUDGET_TERMS)}, got {self.budget_term!r}")
         for key in ("w_lr_schedule", "alpha_lr_schedule"):
             if getattr(self, key) not in LR_SCHEDULES:
                 raise SearchError(f"{key} must be one of {', '.join(LR_SCHEDULES)}, got {getattr(self, key)!r}")

@@ -174,6 +174,8 @@ def search(
     supernet = _supernet(space, config, env)
     predictors = [t.predictor.to(device).eval().requires_grad_(False) for t in targets]
     controllers = [_controller(t, constraint, config, strategy.lambda_init(config)) for t in targets]
+    if config.budget_term == "landing":  # alpha searches for accuracy alone; the landing meets T afterwards
+        controllers = [LambdaController(c.target, "fixed", 0.0, 0.0, 0.0) for c in controllers]
 
     w_idx, a_idx = search_split(data.train_labels, config)
     batch_transforms = transforms(data, search_network_space(space, config), config)
