@@ -197,6 +197,7 @@ def _report(exc: BaseException, as_json: bool) -> None:
 #: The modules that register the commands on :data:`app`, imported when a command is first needed.
 COMMAND_MODULES = (
     "bench",
+    "bench_proxies",
     "channels",
     "compress",
     "compress_domino",
