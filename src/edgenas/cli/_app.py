@@ -196,14 +196,18 @@ def _report(exc: BaseException, as_json: bool) -> None:
 
 #: The modules that register the commands on :data:`app`, imported when a command is first needed.
 COMMAND_MODULES = (
+    # the order commands register in is the order `edgenas --help` lists them (COMMAND_SUMMARIES): the device's two
+    # commands first (channels, compress_domino and scaling import hardware, which would register profile earlier)
+    "hardware",
+    "hardware_measure",
     "bench",
     "bench_proxies",
     "channels",
     "compress",
     "compress_domino",
-    "hardware",
     "pipeline",
     "predictors",
+    "predictors_device",
     "scaling",
     "search",
     "search_strategies",
@@ -211,6 +215,7 @@ COMMAND_MODULES = (
     "spaces",
     "store",
     "training",
+    "training_eval",
 )
 
 

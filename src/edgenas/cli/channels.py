@@ -29,7 +29,7 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
-from edgenas.cli.hardware import _protocol, _runtime
+from edgenas.cli.hardware import runtime_for, timing_protocol
 
 #: Channel configurations measured for the predictor when none is given: 240 fitted + 60 held out. On a 2-core CPU
 #: (benchmarks/results/channels_uniform.md) held-out Spearman rose 0.79 -> 0.83 -> 0.86 from 100 to 150 to 240 fitted
@@ -109,8 +109,8 @@ def channels_command(
     )
     config.check()
     images_data = load_dataset(data, image_size=channel_space(base).resolution)
-    rt = _runtime(runtime, input_batch, channel_space(base).resolution, threads)
-    measure_protocol = _protocol(warmup, repeats)
+    rt = runtime_for(runtime, input_batch, channel_space(base).resolution, threads)
+    measure_protocol = timing_protocol(warmup, repeats)
     given = Predictor.load(predictor) if predictor is not None else None  # a bad file is refused before any write
     output.mkdir(parents=True, exist_ok=True)
     if given is None:

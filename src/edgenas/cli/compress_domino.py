@@ -26,7 +26,7 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
-from edgenas.cli.hardware import _protocol, _runtime
+from edgenas.cli.hardware import runtime_for, timing_protocol
 from edgenas.search.domino_job import DEFAULT_LATENCY_MASKS
 
 #: Test images a proxy pair is measured on when --test-images is 0 (all).
@@ -155,7 +155,7 @@ def domino_command(
     if distill and not pretrained:
         raise DominoError("--distill needs a trained model to distil from (a train run or model file)")
     teacher = copy.deepcopy(loaded.model) if distill else None
-    rt = _runtime(runtime, input_batch, loaded.resolution, threads)
+    rt = runtime_for(runtime, input_batch, loaded.resolution, threads)
     given = Predictor.load(predictor) if predictor is not None else None
     with _StepProgress(quiet=as_json) as progress:
         run = DominoRun(
@@ -168,7 +168,7 @@ def domino_command(
             pretrained=pretrained,
             latency_predictor=given,
             progress=progress,
-            protocol=_protocol(warmup, repeats),
+            protocol=timing_protocol(warmup, repeats),
         )
         summary = run.run()
     if as_json:

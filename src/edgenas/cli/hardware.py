@@ -12,14 +12,11 @@ from edgenas.cli._app import (
     emit_json,
     out,
     parse_options,
-    resolve_archs,
-    resolve_one_arch,
 )
 from edgenas.cli._options import (
     MAX_COUNT,
     MAX_MS,
     MAX_SAMPLES,
-    ArchArg,
     ArchSamplingOpt,
     EnergyOpt,
     InputBatchOpt,
@@ -30,7 +27,6 @@ from edgenas.cli._options import (
     SeedOpt,
     SetOpt,
     SpaceArg,
-    SpaceOpt,
     ThreadsOpt,
     WarmupRunsOpt,
     number,
@@ -39,7 +35,7 @@ from edgenas.cli._options import (
 )
 from edgenas.cli._progress import progress_bar
 from edgenas.errors import MeasurementError
-from edgenas.spaces import get_space, space_of
+from edgenas.spaces import get_space
 
 IndexAllOpt = Annotated[
     int | None, number("--index", help="Only this spec of a multi-spec file (0-based; default: all).", high=MAX_COUNT)
@@ -49,13 +45,13 @@ MaxRelIqrOpt = Annotated[
 ]
 
 
-def _protocol(warmup: int, repeats: int, max_rel_iqr: float = 0.1, retries: int = 2) -> Any:
+def timing_protocol(warmup: int, repeats: int, max_rel_iqr: float = 0.1, retries: int = 2) -> Any:
     from edgenas.hardware import Protocol
 
     return Protocol(warmup=warmup, repeats=repeats, max_rel_iqr=max_rel_iqr, max_retries=retries)
 
 
-def _runtime(name: str, batch: int, resolution: int, threads: int) -> Any:
+def runtime_for(name: str, batch: int, resolution: int, threads: int) -> Any:
     from edgenas.hardware import RuntimeOptions, get_runtime
 
     return get_runtime(name, RuntimeOptions(batch=batch, resolution=resolution, threads=threads))
@@ -144,7 +140,7 @@ def profile_command(
         return
     if store is None:
         raise MeasurementError("give --store S.sqlite (where the measurements go), or --export DIR")
-    rt = _runtime(runtime, input_batch, resolution or resolved.resolution, threads)
+    rt = runtime_for(runtime, input_batch, resolution or resolved.resolution, threads)
     if sampling != "uniform" and (cover or near):
         raise MeasurementError("--sampling ordered draws the archs of a plain profile; --cover and --near plan theirs")
     plan = _profile_plan(resolved, n, seed, cover, near, band, predictor, ordered=sampling == "ordered")
@@ -156,7 +152,7 @@ def profile_command(
             progress.update(task, completed=done, total=total, last=f"last {stats.median_ms:.3f} ms")
 
         options = {
-            "protocol": _protocol(warmup, repeats, max_rel_iqr),
+            "protocol": timing_protocol(warmup, repeats, max_rel_iqr),
             "device_name": store_device,
             "interleave": interleave,
             "energy": energy,
@@ -191,7 +187,7 @@ def _export_for_device(
         raise MeasurementError("--cover and --near plan on measurements made here; --export takes plain samples")
     specs = space.sample(seed=seed, n=n, ordered=sampling == "ordered")
     options = RuntimeOptions(batch=batch, resolution=resolution or space.resolution, threads=threads)
-    manifest = export_archs(specs, folder, options, _protocol(warmup, repeats, max_rel_iqr))
+    manifest = export_archs(specs, folder, options, timing_protocol(warmup, repeats, max_rel_iqr))
     shutil.copyfile(runner_path(), folder / "runner.py")
     payload = {"export": str(folder), "manifest": str(manifest), "models": len(set(specs)), "runner": "runner.py"}
     if as_json:
@@ -263,56 +259,3 @@ def _print_profile(report: Any, store: Path, runtime: str, energy: bool, as_json
     )
     if energy and payload["energy"]:
         out.print(f"energy: {payload['energy']}")
-
-
-@app.command("measure")
-def measure_command(
-    arch: ArchArg,
-    runtime: RuntimeOpt = "ort-cpu",
-    space: SpaceOpt = None,
-    set_: SetOpt = None,
-    index: IndexAllOpt = None,
-    input_batch: InputBatchOpt = 1,
-    resolution: ResolutionOpt = None,
-    threads: ThreadsOpt = 1,
-    warmup: WarmupRunsOpt = 10,
-    repeats: RepeatsOpt = 50,
-    energy: EnergyOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Measure the latency (median, IQR) and, with --energy where a counter exists, the energy of architectures."""
-    from edgenas.hardware import measure_arch
-
-    specs = (
-        resolve_archs(arch, space, parse_options(set_))
-        if index is None
-        else [resolve_one_arch(arch, space, set_, index)]
-    )
-    rows = []
-    for spec in specs:
-        rt = _runtime(runtime, input_batch, resolution or space_of(spec).resolution, threads)
-        m = measure_arch(spec, rt, _protocol(warmup, repeats), energy=energy)
-        rows.append(
-            {
-                "space": spec.space,
-                "arch": str(spec),
-                "runtime": runtime,
-                "input_batch": input_batch,
-                "resolution": rt.options.resolution,
-                "threads": threads,
-                **m.latency.as_dict(),
-                "energy_mJ": m.energy_mj,
-                "energy_note": m.energy_note,
-            }
-        )
-    if as_json:
-        emit_json({"measurements": rows})
-        return
-    for i, r in enumerate(rows):
-        flag = " [yellow](noisy: flagged)[/yellow]" if r["flagged"] else ""
-        energy_text = f"{r['energy_mJ']:.3f} mJ" if r["energy_mJ"] is not None else f"energy n/a ({r['energy_note']})"
-        out.print(
-            f"#{i} {r['arch']}\n   {r['runtime']} batch {r['input_batch']} @{r['resolution']}px: median "
-            f"{r['median_ms']:.3f} ms, IQR {r['iqr_ms']:.3f} ms ({r['rel_iqr']:.1%}), n={r['n']}{flag}; "
-            f"{energy_text}"
-        )

@@ -1,11 +1,11 @@
-"""``edgenas predictor fit|eval|compare``: latency/energy predictors with their scores."""
+"""``edgenas predictor fit|eval|compare``: latency/energy predictors with their scores (``adapt``, ``lut``:
+:mod:`edgenas.cli.predictors_device`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -14,18 +14,11 @@ from edgenas.cli._options import (
     MAX_BATCH,
     MAX_COUNT,
     MAX_EPOCHS,
-    InputBatchOpt,
     JsonOpt,
     MetricOpt,
     PlotOpt,
-    RepeatsOpt,
-    RuntimeOpt,
     SeedOpt,
     SetOpt,
-    SpaceArg,
-    StoreDeviceOpt,
-    ThreadsOpt,
-    WarmupRunsOpt,
     choice,
     input_file,
     number,
@@ -63,7 +56,7 @@ EpochsOpt = Annotated[
 KindOpt = Annotated[str, choice("--kind", values=NETWORK_KINDS, help="Predictor model.")]
 
 
-def _load_table(
+def load_arch_table(
     store: Path | None,
     device: str | None,
     table: Path | None,
@@ -120,7 +113,7 @@ def predictor_fit(
     """Fit a predictor on a training split and report its scores on the held-out rows."""
     from edgenas.predictors import FitConfig, fit_predictor, scores
 
-    data = _load_table(
+    data = load_arch_table(
         store, store_device, table, space, arch_column, value_column, metric, runtime, input_batch, parse_options(set_)
     )
     train, test = data.split(train_size, seed=seed)
@@ -167,7 +160,7 @@ def predictor_eval(
 
     predictor = Predictor.load(path)
     m = predictor.meta
-    data = _load_table(
+    data = load_arch_table(
         store,
         store_device,
         table,
@@ -219,7 +212,7 @@ def predictor_compare(
     unknown = [k for k in wanted if k not in KINDS]
     if unknown or not wanted:
         raise StoreError(f"--kinds: unknown kind(s) {', '.join(unknown) or '(none given)'}; kinds: {', '.join(KINDS)}")
-    data = _load_table(
+    data = load_arch_table(
         store, store_device, table, space, arch_column, value_column, metric, runtime, input_batch, parse_options(set_)
     )
     train, test = data.split(train_size, seed=seed)
@@ -253,94 +246,3 @@ def predictor_compare(
         )
     out.print(f"{data.device} ({data.metric}): trained on {len(train)}, scored on {len(test)} held-out archs")
     out.print(t)
-
-
-@predictor_app.command("adapt")
-def predictor_adapt(
-    path: Annotated[Path, typer.Argument(help="Pre-trained predictor file.", exists=True, dir_okay=False)],
-    output: Annotated[Path, output_file("--output", "-o", help="Adapted predictor file to write.")],
-    shots: Annotated[
-        int, number("--shots", help="Measured archs of the new device to adapt on.", low=2, high=MAX_COUNT)
-    ] = 20,
-    store: StoreOpt = None,
-    store_device: StoreDeviceFilter = None,
-    table: TableOpt = None,
-    arch_column: ArchColOpt = None,
-    value_column: ValueColOpt = None,
-    runtime: RuntimeFilter = None,
-    input_batch: InputBatchFilter = None,
-    steps: Annotated[int, number("--steps", help="Fine-tuning steps.", low=1, high=MAX_COUNT)] = 300,
-    seed: SeedOpt = 0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Few-shot transfer: adapt a predictor to a new device from --shots of its measurements; scores on the rest."""
-    from edgenas.predictors import Predictor, adapt_predictor, scores
-
-    predictor = Predictor.load(path)
-    m = predictor.meta
-    data = _load_table(
-        store,
-        store_device,
-        table,
-        None,
-        arch_column,
-        value_column,
-        m.metric,
-        runtime,
-        input_batch,
-        m.space_options,
-        default_space=m.space,
-    )
-    few, rest = data.split(shots, seed=seed)
-    before = scores(predictor.predict(rest.specs), rest.values)
-    adapted = adapt_predictor(predictor, few, steps=steps, seed=seed)
-    after = scores(adapted.predict(rest.specs), rest.values)
-    adapted.meta.scores = {"test": after, "before_adaptation": before}
-    adapted.save(output)
-    if as_json:
-        emit_json({"output": str(output), "shots": shots, "test": len(rest), "before": before, "after": after})
-        return
-    out.print(
-        f"adapted {m.kind} from {m.device} to {data.device} with {shots} shots: on {len(rest)} other archs "
-        f"Spearman {before['spearman']:.4f} -> {after['spearman']:.4f}, MAPE {before['mape']:.1f}% -> "
-        f"{after['mape']:.1f}% -> {output}"
-    )
-
-
-@predictor_app.command("lut")
-def predictor_lut(
-    space: SpaceArg,
-    output: Annotated[Path, output_file("--output", "-o", help="Predictor file to write.")],
-    store: Annotated[Path, input_file("--store", help="Store with whole-network measurements (for the constant).")],
-    store_device: StoreDeviceOpt,
-    runtime: RuntimeOpt = "ort-cpu",
-    set_: SetOpt = None,
-    input_batch: InputBatchOpt = 1,
-    threads: ThreadsOpt = 1,
-    warmup: WarmupRunsOpt = 5,
-    repeats: RepeatsOpt = 20,
-    as_json: JsonOpt = False,
-) -> None:
-    """The classic LUT: time every op of every layer alone on RUNTIME; the constant comes from measured networks."""
-    from edgenas.hardware import Protocol, RuntimeOptions, get_runtime
-    from edgenas.predictors import scores, table_from_store
-    from edgenas.predictors.lut import lut_predictor, measure_op_table
-
-    resolved = get_space(space, **parse_options(set_))
-    whole = table_from_store(store, store_device, resolved, runtime=runtime, batch=input_batch, threads=threads)
-    rt = get_runtime(runtime, RuntimeOptions(batch=input_batch, resolution=resolved.resolution, threads=threads))
-    table = measure_op_table(resolved, rt, Protocol(warmup=warmup, repeats=repeats))
-    predictor = lut_predictor(resolved, table, whole, store_device)
-    result = scores(predictor.predict(whole.specs), whole.values)
-    predictor.meta.scores = {"store": result}
-    predictor.save(output)
-    timed, constant = int((~np.isnan(table)).sum()), float(predictor.net.constant.detach())
-    if as_json:
-        emit_json(
-            {"output": str(output), "ops_timed": timed, "archs": len(whole), "scores": result, "constant_ms": constant}
-        )
-        return
-    out.print(
-        f"LUT of {timed} ops timed alone with {runtime}; constant {constant:.3f} ms from {len(whole)} measured archs; "
-        f"on them: RMSE {result['rmse']:.4g} ms, Spearman {result['spearman']:.4f} -> {output}"
-    )

@@ -26,7 +26,7 @@ from edgenas.cli._options import (
     number,
     output_file,
 )
-from edgenas.cli.hardware import _protocol, _runtime
+from edgenas.cli.hardware import runtime_for, timing_protocol
 from edgenas.spaces import space_of
 
 #: Largest width scale the command accepts.
@@ -57,9 +57,13 @@ def scale_command(
     from edgenas.spaces import save_specs, space_of
 
     spec = resolve_one_arch(arch, space, set_, index)
-    rt = _runtime(runtime, input_batch, space_of(spec).resolution, threads)
+    rt = runtime_for(runtime, input_batch, space_of(spec).resolution, threads)
     report = scale_up(
-        spec, runtime_measure(rt, _protocol(warmup, repeats)), step=step, max_scale=max_scale, tolerance=noise_band
+        spec,
+        runtime_measure(rt, timing_protocol(warmup, repeats)),
+        step=step,
+        max_scale=max_scale,
+        tolerance=noise_band,
     )
     save_specs(output, [report.kept])
     payload = {
@@ -116,8 +120,8 @@ def comfort_command(
 
     spec = resolve_one_arch(arch, space, set_, index)
     grid = parse_scales(scales)
-    rt = _runtime(runtime, input_batch, space_of(spec).resolution, threads)
-    report = comfort_zone(spec, rt, grid, protocol=_protocol(warmup, repeats), tolerance=noise_band)
+    rt = runtime_for(runtime, input_batch, space_of(spec).resolution, threads)
+    report = comfort_zone(spec, rt, grid, protocol=timing_protocol(warmup, repeats), tolerance=noise_band)
     if plot is not None:
         plot_comfort(report, plot)
     payload = {
