@@ -72,3 +72,19 @@ for NOCE in "" --no-accuracy; do
     "$PY" benchmarks/nb201.py budget $B --column edgegpu --targets 4,5,6 $NOCE
     "$PY" benchmarks/nb201.py budget $B --column raspi4 --targets 26 $NOCE
 done
+# LightNAS with the target in its loss against the target in the landing only (alpha for accuracy alone, the closed
+# loop on the tables), both landed by the loop, with and without CE; 4 fair warm-up + 16 epochs at the referee's
+# alpha lr (the accuracy-only row's settings), 3 seeds
+B="$D --subset 5000 --epochs 20 --warmup-epochs 4 --fair-warmup --strategies lightnas --seeds 3 --alpha-lr 0.01875"
+for NOCE in "" --no-accuracy; do
+    for TERM in "" "--land 12" "--budget-term landing --land 12"; do
+        "$PY" benchmarks/nb201.py budget $B --column edgegpu --targets 4,5,6 $TERM $NOCE
+        "$PY" benchmarks/nb201.py budget $B --column raspi4 --targets 26 $TERM $NOCE
+    done
+done
+# DARTS with LightNAS' learned multiplier (thesis Table 4.3's "DARTS + our budget"), one seed
+"$PY" benchmarks/nb201.py budget $D --strategies darts --targets 4,5 --seeds 1 --subset 5000 --epochs 8
+# single-path alpha's entropy: twice the epochs, three times the alpha lr; then every finished search read under T
+# and landed by the closed loop (no search)
+"$PY" benchmarks/nb201_parity.py strategies $D --seeds 3 --rows lightnas-fair-warmup-40ep,lightnas-fair-warmup-alr3
+"$PY" benchmarks/nb201_parity.py derivations $D
