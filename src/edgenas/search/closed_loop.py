@@ -206,8 +206,8 @@ def log_preference(alpha: torch.Tensor, space: SearchSpace, rule: str = "argmax"
     softmax runs over the non-zero ops and a zero op (nb201's ``none``) scores as its layer's weakest other op: the
     rule's own preference, with a zero op still there where the target needs one. The landing reads alpha by the
     plain softmax (``argmax``): on the NAS-Bench-201 referee (``benchmarks/results/nb201_parity.md``, "every search
-    landed on T by the closed loop", 125 landings from DARTS' rule's arch) reading it by the rule landed within ±2%
-    more often (119 vs 104) but 1.47 points less accurate [-2.67, -0.45], resolved.
+    landed on T by the closed loop", 137 landings from DARTS' rule's arch) reading it by the rule landed within ±2%
+    more often (130 vs 110) but 1.42 points less accurate [-2.53, -0.48], resolved.
     """
     mask = space.mask().to(alpha.device)
     logits = alpha.detach().float().masked_fill(~mask, -math.inf)

@@ -10,11 +10,11 @@ prefers most among those at T. This module finds that arch (a constrained argmax
   drawn from alpha's own softmax (likely archs), the best-scoring end inside the band kept.
 
 ``close_loop(seek_preferred=True)`` also proposes around it. Measured on the NAS-Bench-201 referee
-(``python benchmarks/nb201_parity.py derivations``, table "every search landed on T by the closed loop": 8 finished
-searches' alpha x 4 targets, 125 landings per reading, the tables standing for the device): by DARTS' rule seeking
-gained +1.39 points [+0.56, +2.40] over the walk but landed within ±2% of T 104 times instead of 119; by the plain
-argmax it changed nothing resolved (-0.17 [-0.57, +0.24]; 92 vs 97 within ±2%). Neither reading wins accuracy and
-budget together, so it is an option and the walk stays the loop's default.
+(``python benchmarks/nb201_parity.py derivations``, table "every search landed on T by the closed loop": 9 rows of
+finished searches, 3-5 seeds each, x 4 targets, 137 landings per reading, the tables standing for the device): by
+DARTS' rule seeking gained +1.20 points [+0.42, +2.13] over the walk but landed within ±2% of T 115 times instead of
+130; by the plain argmax it changed nothing resolved (-0.19 [-0.59, +0.19]; 97 vs 103 within ±2%). Neither reading
+wins accuracy and budget together, so it is an option and the walk stays the loop's default.
 """
 
 from __future__ import annotations
