@@ -92,3 +92,21 @@ def test_a_bad_policy_is_refused_before_anything_is_measured(searched, policy, m
     targets = [Target(energy, TARGET)]
     with pytest.raises(SearchError, match=message):
         land(searched, toy_space(), targets, CONFIG, lambda arch: pytest.fail("measured"), policy, runtime="sim")
+
+
+def test_a_target_in_the_landing_only_needs_the_closed_loop(searched):
+    from dataclasses import replace
+
+    config = replace(CONFIG, budget_term="landing")
+    targets = [Target(toy_predictor(), TARGET)]
+    for mode in ("measure", "correct"):
+        with pytest.raises(SearchError, match="land it with the closed loop"):
+            land(
+                searched,
+                toy_space(),
+                targets,
+                config,
+                lambda a: pytest.fail("measured"),
+                LandingPolicy(mode),
+                runtime="sim",
+            )

@@ -15,11 +15,11 @@ uses the predictor only to choose *what to measure next*, and decides on measure
    measurement (the device drifts), the store's by ``STORED_WEIGHT``; or a kernel-weighted mean
    (``exp(-d / KERNEL_LAYERS)`` for an arch ``d`` layers away). Not one global factor: the archs the loop toggles
    teach the correction what each of their changes costs on this device.
-3. Propose the arch the search prefers — the highest ``score`` = sum over layers of ``log softmax(alpha)`` of its op,
-   read by the search's derivation rule (:func:`log_preference`) — among the valid single-layer neighbours of the
-   measured archs, of the arch alpha prefers most among all predicted near T (:mod:`.preferred`) and of an
-   alpha-aware walk from each towards T, whose corrected prediction is within ``AIM`` x tolerance of T; measure
-   it, update the correction, repeat.
+3. Propose the arch the search prefers — the highest ``score`` = sum over layers of ``log softmax(alpha)`` of its op
+   (:func:`log_preference`; another derivation rule's reading on request) — among the valid single-layer
+   neighbours of the measured archs and of an alpha-aware walk from each towards T (with ``seek_preferred``, also
+   of the arch alpha prefers most among all those predicted near T: :mod:`.preferred`), whose corrected prediction
+   is within ``AIM`` x tolerance of T; measure it, update the correction, repeat.
 4. Stop when a measured arch within the tolerance scores at least as high as every remaining proposal (measured
    again first to confirm it — the mean of its last ``CONFIRMATIONS`` measurements decides — and when its last
    measurement is ``STALE_AFTER`` measurements old: the device drifts), or when the

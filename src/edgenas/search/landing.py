@@ -158,7 +158,8 @@ def land(
     search's images, which the correction's refinement keeps training on.
 
     Raises:
-        SearchError: a bad policy, or a landing that needs a latency target given another.
+        SearchError: a bad policy, a landing that needs a latency target given another, or a landing other than the
+            closed loop for a search whose target acts in the landing only.
     """
     from edgenas.rundir import read_summary
     from edgenas.spaces import load_specs, save_specs
@@ -166,6 +167,11 @@ def land(
     policy.check()
     if not targets or (targets[0].name != "latency_ms" and policy.mode != "close-loop"):
         raise SearchError(f"the {policy.mode!r} landing needs a latency target first; the closed loop lands any metric")
+    if config.budget_term == "landing" and policy.mode != "close-loop":
+        raise SearchError(
+            f"a search with its target in the landing only (budget_term 'landing') is not near T: the {policy.mode!r}"
+            " landing cannot meet it; land it with the closed loop"
+        )
     summary = read_summary(run)
     if "searched_arch" in summary:  # a landing killed half-way starts again from what the search found
         save_specs(run / "arch.json", [space.parse(summary["searched_arch"])])
