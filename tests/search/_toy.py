@@ -18,18 +18,24 @@ def toy_predictor(space=None, seed: int = 0) -> Predictor:
     """``1 ms + sum of per-layer op costs`` drawn in 0.05..0.25 ms (skip cheapest): a known, differentiable LUT."""
     space = space or toy_space()
     g = torch.Generator().manual_seed(seed)
+    table = torch.rand(space.num_layers, space.num_ops, generator=g) * 0.2 + 0.05
+    table[:, space.op_names.index("skip")] = 0.01
+    return lut_predictor(space, table, 1.0, device="toy")
+
+
+def lut_predictor(space, table: torch.Tensor, constant: float, device: str = "toy") -> Predictor:
+    """A latency LUT predictor of ``space``: ``constant + sum over layers of table[layer, op]`` (ms)."""
     net = LinearTable(space.num_layers, space.num_ops)
     with torch.no_grad():
-        net.table.copy_(torch.rand(space.num_layers, space.num_ops, generator=g) * 0.2 + 0.05)
-        net.table[:, space.op_names.index("skip")] = 0.01
-        net.constant.fill_(1.0)
+        net.table.copy_(table)
+        net.constant.fill_(constant)
     meta = PredictorMeta(
         kind="lut",
         space=space.name,
         space_options={k: thaw(v) for k, v in space.options},
         space_hash=space.config_hash,
         metric="latency_ms",
-        device="toy",
+        device=device,
         train_size=0,
         value_range=(1.0, 10.0),
         transform="none",

@@ -8,15 +8,12 @@ import itertools
 import pytest
 import torch
 from _device import alpha_preferring
-from _toy import toy_predictor, toy_space
+from _toy import lut_predictor, toy_predictor, toy_space
 
-from edgenas.predictors.base import Predictor, PredictorMeta
-from edgenas.predictors.models import LinearTable
 from edgenas.search import preferred
 from edgenas.search.closed_loop import close_loop, log_preference
 from edgenas.search.preferred import preferred_near, score, walk_to_band
 from edgenas.spaces import get_space
-from edgenas.spaces.spec import thaw
 
 BAND = 0.02
 
@@ -120,26 +117,11 @@ def test_seeking_lands_on_the_arch_alpha_prefers_most_at_t() -> None:
 
 def _table_predictor(space, predict):
     """A LUT predictor whose values are exactly ``predict``'s (an additive cost per op)."""
-    net = LinearTable(space.num_layers, space.num_ops)
     eye = torch.eye(space.num_ops)
-    with torch.no_grad():
-        base = float(predict(torch.zeros(1, space.num_layers, space.num_ops))[0])
-        for layer in range(space.num_layers):
-            hots = torch.zeros(space.num_ops, space.num_layers, space.num_ops)
-            hots[:, layer] = eye
-            net.table[layer] = (predict(hots) - base).float()
-        net.constant.fill_(base)
-    meta = PredictorMeta(
-        kind="lut",
-        space=space.name,
-        space_options={k: thaw(v) for k, v in space.options},
-        space_hash=space.config_hash,
-        metric="latency_ms",
-        device="table",
-        train_size=0,
-        value_range=(1.0, 10.0),
-        transform="none",
-        mean=0.0,
-        std=1.0,
-    )
-    return Predictor(net, meta)
+    base = float(predict(torch.zeros(1, space.num_layers, space.num_ops))[0])
+    table = torch.zeros(space.num_layers, space.num_ops)
+    for layer in range(space.num_layers):
+        hots = torch.zeros(space.num_ops, space.num_layers, space.num_ops)
+        hots[:, layer] = eye
+        table[layer] = (predict(hots) - base).float()
+    return lut_predictor(space, table, base, device="table")
