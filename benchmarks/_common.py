@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: the machine description and writing results (JSON + markdown)."""
+"""Helpers shared by the benchmark scripts: the machine description, writing results (JSON + markdown) and the paired
+bootstrap difference."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,3 +76,18 @@ def sample_efficiency(table: Any, specs: list[Any], held_out: int, sizes: tuple[
     final = fit_predictor("mlp", table.subset(np.array(train_rows)), FitConfig(seed=0))
     final.meta.scores["test"] = curve[-1]
     return curve, final
+
+
+#: Bootstrap resamples of the mean paired difference.
+BOOTSTRAP = 10_000
+
+
+def paired_difference(a: list[float], b: list[float], seed: int = 0) -> dict[str, float]:
+    """Mean of the paired differences a - b and its 95% bootstrap interval (resampling the pairs)."""
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    if len(diff) < 2:  # one pair: no interval, nothing resolved
+        return {"mean": float(diff.mean()), "low": float("nan"), "high": float("nan"), "resolved": False}
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (BOOTSTRAP, len(diff)))].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "resolved": bool(low > 0 or high < 0)}

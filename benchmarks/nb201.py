@@ -10,6 +10,7 @@ Usage:
         [--alternate batch|epoch] (default: batch) [--fair-warmup] [--alpha-lr-schedule cosine|constant]
         [--alpha-budget darts|gdas];
         benchmarks/nb201_figures.sh runs every committed figure
+    python benchmarks/nb201.py render   # results/nb201.md again from results/nb201.json, with the paired comparisons
 
 ``unconstrained``: each strategy searches for accuracy only (no latency term); the found cells' true 200-epoch
 CIFAR-10 test accuracy, mean ± std over seeds, next to the mean of all 15,625 cells. ``budget``: LightNAS-style
@@ -24,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from _common import RESULTS, machine, write_results
+from _common import RESULTS, machine, paired_difference, write_results
 
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-nb201"
 
@@ -135,6 +137,58 @@ def _row_label(row: dict, with_alpha_lr: bool) -> str:
     return row["label"] + (f", alpha lr {row['budget']['alpha_lr']:.3g}" if with_alpha_lr else "")
 
 
+#: What a landed row's label says beyond its strategy, target and budget (``budget``'s labels).
+NO_CE, LANDING_ONLY, LANDED = " (no CE)", ", target in the landing only", r", landed by the loop \(\d+\)"
+#: The paired comparisons of landed rows: (name, (no CE, landing only) of a, of b).
+LANDED_COMPARISONS = (
+    ("target in the landing only − in the loss", (False, True), (False, False)),
+    ("CE − no CE, target in the landing only", (False, True), (True, True)),
+    ("CE − no CE, target in the loss", (False, False), (True, False)),
+)
+
+
+def _landed_variant(phase: str, label: str) -> tuple | None:
+    """(group, (no CE, landing only), (column, target)) of a landed row; None for a row judged as searched. A group
+    is one budget and one strategy with the same other options, over every column and target."""
+    landed = re.search(LANDED, label)
+    if landed is None:
+        return None
+    core = label.replace(landed.group(0), "")
+    variant = (NO_CE in core, LANDING_ONLY in core)
+    core = core.replace(NO_CE, "").replace(LANDING_ONLY, "")
+    strategy, target, column, rest = re.match(r"(\S+) @ ([\d.]+) ms ([^\s,]+)(.*)", core).groups()
+    return (phase.split(" ", 2)[2], strategy, rest), variant, (column, float(target))
+
+
+def landed_comparisons(payload: dict) -> list[dict]:
+    """Paired differences of test accuracy between landed variants of the same searches (pairs: column, target,
+    seed), pooled over every target of a budget."""
+    groups: dict = {}
+    for phase, rows in payload["phases"].items():
+        for row in rows:
+            found = _landed_variant(phase, row["label"])
+            if found is not None:
+                group, variant, target = found
+                for record in row["records"]:
+                    groups.setdefault(group, {}).setdefault(variant, {})[(*target, record["seed"])] = record["test_acc"]
+    out = []
+    for (budget, strategy, rest), variants in groups.items():
+        for name, a, b in LANDED_COMPARISONS:
+            pairs = sorted(set(variants.get(a, {})) & set(variants.get(b, {})))
+            if pairs:
+                first, second = [variants[a][k] for k in pairs], [variants[b][k] for k in pairs]
+                out.append(
+                    {
+                        "budget": budget,
+                        "search": strategy + rest,
+                        "comparison": name,
+                        "pairs": len(pairs),
+                        **paired_difference(first, second),
+                    }
+                )
+    return out
+
+
 def markdown(payload: dict) -> str:
     from edgenas.bench.referee import MARKDOWN_HEADER, markdown_row
 
@@ -172,14 +226,28 @@ def markdown(payload: dict) -> str:
                 f"{o['latency_ms']:.4g} ms; the {o['cells']} cells within ±{100 * o['tolerance']:g}% of T average "
                 f"{o['mean_test_acc']:.2f}% (a random cell of that latency)"
             )
+    comparisons = landed_comparisons(payload)
+    if comparisons:
+        lines += [
+            "",
+            "## landed rows compared (paired by column, target and seed; 95% bootstrap interval)",
+            "",
+            "| budget | search | comparison | pairs | Δ test acc. (points) [95% CI] | resolved |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['budget']} | {c['search']} | {c['comparison']} | {c['pairs']} | {c['mean']:+.2f} "
+            f"[{c['low']:+.2f}, {c['high']:+.2f}] | {'yes' if c['resolved'] else 'no'} |"
+            for c in comparisons
+        ]
     lines += ["", f"All 15,625 cells average {payload['all_cells_mean_test_acc']:.2f}% test accuracy."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["unconstrained", "budget"])
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("phase", choices=["unconstrained", "budget", "render"])
+    parser.add_argument("--data", type=Path, default=None, help="required to search")
     parser.add_argument("--strategies", default="gdas,lightnas,darts")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--subset", type=int, default=5000)
@@ -199,6 +267,11 @@ def main() -> None:
     parser.add_argument("--land", type=int, default=0, help="closed-loop measurements on the tables (0: none)")
     parser.add_argument("--time-budget", type=float, default=0.0, help="random: seconds per seed (equal wall-clock)")
     args = parser.parse_args()
+    if args.phase == "render":
+        rerender()
+        return
+    if args.data is None:
+        raise SystemExit("--data DIR is required to search")
     RUNS.mkdir(parents=True, exist_ok=True)
 
     from edgenas.bench import load_nb201
@@ -225,6 +298,7 @@ def rerender() -> None:
     """Write ``results/nb201.md`` again from ``results/nb201.json`` (no search)."""
     payload = json.loads((RESULTS / "nb201.json").read_text())
     (RESULTS / "nb201.md").write_text(markdown(payload))
+    print(markdown(payload))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, machine, write_results
+from _common import RESULTS, machine, paired_difference, write_results
 
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-parity"
 #: The referee's CPU budget (one search is 1-3 minutes at one thread here).
@@ -52,8 +52,6 @@ LONG_SUBSET, LONG_BUDGET_EPOCHS = 15_000, 10
 GDAS_LONG_EPOCHS, GDAS_TAU_MAX = 24, 10.0
 #: CIFAR-10 chance (%): the tables' accuracy of a cell whose output is zero.
 CHANCE_ACC = 10.0
-#: Bootstrap resamples of the mean paired difference.
-BOOTSTRAP = 10_000
 
 #: NNI 3.0's DARTS loop in our engine's terms, but for one setting: NNI's NasBench201 cells keep affine BatchNorm
 #: (as ours did); NAS-Bench-201's own search cells, DrNAS and the LightNAS authors' code make it affine-free, which
@@ -256,17 +254,6 @@ def _search(task: tuple[str, str, str, dict[str, Any], int, int, float, int]) ->
     summary = json.loads((RUNS / run_name / f"seed{seed}" / "summary.json").read_text())
     record.update(row=name, entropy=summary.get("entropy"), derivation=summary.get("derivation", "argmax"))
     return record
-
-
-def paired_difference(a: list[float], b: list[float], seed: int = 0) -> dict[str, float]:
-    """Mean of the paired differences a - b and its 95% bootstrap interval (resampling the pairs)."""
-    diff = np.asarray(a, float) - np.asarray(b, float)
-    if len(diff) < 2:  # one pair: no interval, nothing resolved
-        return {"mean": float(diff.mean()), "low": float("nan"), "high": float("nan"), "resolved": False}
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (BOOTSTRAP, len(diff)))].mean(1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "resolved": bool(low > 0 or high < 0)}
 
 
 def run_phase(args: argparse.Namespace, rows: dict[str, dict[str, Any]], done: dict[str, Any]) -> dict[str, Any]:
@@ -716,6 +703,23 @@ def within_t_markdown(rows: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: nb201's ops in the order the derivation table's columns name them (the JSON file stores them sorted by name).
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def _in_row_order(readings: dict[str, Any], rank: dict[str, int]) -> dict[str, Any]:
+    """``readings`` (keyed by a row name, then the reading's words) in the phases' row order, then by target and
+    reading (the JSON file stores them sorted by key)."""
+    targets = {f"{column} {target:g}": i for i, (column, target) in enumerate(WITHIN_T_TARGETS)}
+
+    def key(item: tuple[str, Any]) -> tuple:
+        name, *words = item[0].split(" ")
+        target = " ".join(words[-2:])
+        return rank.get(name, len(rank)), name, targets.get(target, len(targets)), words[:-2]
+
+    return dict(sorted(readings.items(), key=key))
+
+
 def derivation_markdown(rows: dict[str, Any]) -> list[str]:
     lines = [
         "",
@@ -727,7 +731,7 @@ def derivation_markdown(rows: dict[str, Any]) -> list[str]:
     ]
     for name, r in rows.items():
         d = r["nonzero_minus_argmax"]
-        mass = " / ".join(f"{v:.2f}" for v in r.get("op_mass", {}).values())
+        mass = " / ".join(f"{r['op_mass'][op]:.2f}" for op in NB201_OPS if op in r.get("op_mass", {}))
         lines.append(
             f"| {r['label']} (`{name}`) | {r['n']} | {r['argmax']['mean']:.2f} ± {r['argmax']['std']:.2f} | "
             f"{r['nonzero']['mean']:.2f} ± {r['nonzero']['std']:.2f} | {d['mean']:+.2f} [{d['low']:+.2f}, "
@@ -771,12 +775,13 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"| {row['label']} (`{name}`) | {s['n']} | {s['mean']:.2f} ± {s['std']:.2f} | {delta} | {resolved} | "
                 f"{s['cut_off_argmax']} / {s['chance_cells']} | {s['entropy']:.2f} | {s['search_s']:.0f} | {cells} |"
             )
+    rank = {name: i for i, name in enumerate(n for rows in payload["phases"].values() for n in rows)}
     if payload.get("derivations"):
-        lines += derivation_markdown(payload["derivations"])
+        lines += derivation_markdown(_in_row_order(payload["derivations"], rank))
     if payload.get("within_t"):
-        lines += within_t_markdown(payload["within_t"])
+        lines += within_t_markdown(_in_row_order(payload["within_t"], rank))
     if payload.get("landed"):
-        lines += landed_markdown(payload["landed"])
+        lines += landed_markdown(_in_row_order(payload["landed"], rank))
     if "nni" in payload:
         lines += ["", "NNI 3.0 on the same images, split and budget (`benchmarks/results/nni_nb201.md`):", ""]
         for name, s in payload["nni"].items():
