@@ -14,8 +14,9 @@ import pytest
 from conftest import run_cli as run
 from edgenas.errors import MeasurementError
 from edgenas.hardware import MeasurementStore, RuntimeOptions
+from edgenas.hardware.device import RemoteDevice, latency_fn
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL
-from edgenas.hardware.remote import RemoteMeasurer, export_archs, read_results, run_remote, runner_path
+from edgenas.hardware.remote import export_archs, read_results, run_remote, runner_path
 from edgenas.spaces import get_space
 
 
@@ -113,15 +114,15 @@ def test_results_read_back_exactly(exported):
     assert results.key.runtime == "ort-cpu" and results.key.resolution == 32
 
 
-def test_remote_measurer_and_failures(tmp_path, exported):
+def test_remote_device_and_failures(tmp_path, exported):
     _, specs = exported
     options = RuntimeOptions(batch=1, resolution=32, threads=1)
-    measure = RemoteMeasurer(f"{sys.executable} {{runner}} {{dir}}", options, tmp_path / "work")
+    measure = latency_fn(RemoteDevice(f"{sys.executable} {{runner}} {{dir}}", options, tmp_path / "work"))
     assert 0 < measure(specs[0]) < 1000
     with pytest.raises(MeasurementError, match="failed"):
-        RemoteMeasurer("false {dir}", options, tmp_path / "w2")(specs[0])
+        latency_fn(RemoteDevice("false {dir}", options, tmp_path / "w2"))(specs[0])
     with pytest.raises(MeasurementError, match="no results"):
-        RemoteMeasurer("true {dir}", options, tmp_path / "w3")(specs[0])
+        latency_fn(RemoteDevice("true {dir}", options, tmp_path / "w3"))(specs[0])
 
 
 def test_profile_export_writes_models_and_manifest(tmp_path, capsys):
@@ -157,5 +158,6 @@ def test_a_run_measures_through_the_remote_command(tmp_path):
         (device,) = db.devices()
     assert device["source"] == "edgenas runner.py" and stages["profile"]["device"] == device["name"]
     check_dir = tmp_path / "run" / "stages" / stages["check"]["dir"]
-    row = json.loads((check_dir / "measure" / "results.json").read_text())["rows"][0]
+    (results,) = (check_dir / "measure").glob("measure-*/results.json")
+    row = json.loads(results.read_text())["rows"][0]
     assert stages["check"]["measured_ms"] == row["median_ms"]

@@ -120,17 +120,18 @@ def test_lightnas_cli_lands_with_the_closed_loop_by_default(tmp_path, capsys, mo
     """--runtime alone lands on T with the closed loop (its default budget); a run calibrated before --calibrate was
     removed resumes with its scaled predictor. The device is simulated (the toy predictor x 1.1)."""
     import edgenas.cli._search_job as cli_search
+    from edgenas.hardware.device import SimulatedDevice
     from edgenas.search.calibrate import scale_predictor
     from edgenas.search.landing import DEFAULT_LOOP_BUDGET
 
     truth = toy_predictor()
     measured: list[str] = []
 
-    def fake_measurer(runtime, space, loads):
-        assert runtime == "ort-cpu" and loads == 2
-        return lambda arch: measured.append(str(arch)) or 1.1 * float(truth.predict(arch))
+    def fake_device(runtime, space, on_device, run, *, energy=False):
+        assert runtime == "ort-cpu" and on_device["loads"] == 2 and not energy
+        return SimulatedDevice(lambda arch: measured.append(str(arch)) or 1.1 * float(truth.predict(arch)))
 
-    monkeypatch.setattr(cli_search, "_measurer", fake_measurer)
+    monkeypatch.setattr(cli_search, "search_device", fake_device)
     predictor = toy_predictor().save(tmp_path / "p.pt")
     argv = ["search", "lightnas", "--space", "mbv2-cifar", "--predictor", str(predictor), "--target-ms", "2.5"]
     on_device = ["--runtime", "ort-cpu", "--loads", "2"]
@@ -212,15 +213,16 @@ def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data
     """--close-loop measures the result and the neighbours the search prefers until one is within the tolerance;
     every measurement goes into --store; a target outside the predictor's fitted values is warned about."""
     import edgenas.cli._search_job as cli_search
+    from edgenas.hardware.device import SimulatedDevice
     from edgenas.hardware import MeasurementStore
 
     truth = toy_predictor()
     measured: list[str] = []
 
-    def fake_measurer(runtime, space, loads):  # the device runs 8% slower than the predictor says
-        return lambda arch: measured.append(str(arch)) or 1.08 * float(truth.predict(arch))
+    def fake_device(runtime, space, on_device, run, *, energy=False):  # 8% slower than the predictor says
+        return SimulatedDevice(lambda arch: measured.append(str(arch)) or 1.08 * float(truth.predict(arch)))
 
-    monkeypatch.setattr(cli_search, "_measurer", fake_measurer)
+    monkeypatch.setattr(cli_search, "search_device", fake_device)
     narrow = toy_predictor()
     narrow.meta.value_range = (3.0, 4.0)  # fitted on archs of 3..4 ms only: 2.5 ms is an extrapolation
     predictor = narrow.save(tmp_path / "p.pt")

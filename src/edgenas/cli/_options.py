@@ -206,6 +206,16 @@ MetricOpt = Annotated[str, choice("--metric", values=METRICS, help="What the val
 RuntimeOpt = Annotated[
     str, typer.Option("--runtime", "-r", help="Inference runtime: ort-cpu, ort-cuda, torch-cpu or torch-cuda.")
 ]
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--remote",
+        metavar="CMD",
+        help="Measure on a device that cannot run edgenas: a command that runs the stand-alone runner there on {dir} "
+        "(the exported models; {runner} is the runner's path here), e.g. 'ssh pi python3 runner.py {dir}' "
+        "(docs/devices.md). The runner times ONNX Runtime on the CPU (--runtime ort-cpu).",
+    ),
+]
 InputBatchOpt = Annotated[
     int,
     number("--input-batch", help="Batch dimension of the measured or exported graph (images).", low=1, high=MAX_BATCH),

@@ -105,7 +105,8 @@ def run_search(
     elif runtime is not None:  # an energy target measured once: its latency is recorded
         from edgenas.search.landing import measure_result
 
-        summary["measured"] = measure_result(result.arch, runtime, targets, tolerance, output)
+        device = search_device(runtime, resolved, on_device, output)
+        summary["measured"] = measure_result(result.arch, device, targets, tolerance, output)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
@@ -204,18 +205,14 @@ def _data_range_warnings(targets: list, space: str, quiet: bool) -> list[str]:
     return warnings
 
 
-def _measurer(runtime: str, space: Any, loads: int) -> Any:
-    """The device's latency measurer (a seam: the tests replace it with a simulated device)."""
-    from edgenas.search.landing import latency_measurer
+def search_device(runtime: str, space: Any, on_device: dict[str, Any], run: Path, *, energy: bool = False) -> Any:
+    """The device a search lands on (a seam: the tests replace it with a simulated device): ``--remote CMD`` when
+    given (its models exported under ``run/device``), else ``runtime`` here; batch 1, one thread, the space's
+    resolution (the protocol of the predictors' data)."""
+    from edgenas.cli._device import command_device
 
-    return latency_measurer(runtime, space, loads)
-
-
-def _metric_measurer(metric: str, runtime: str, space: Any, loads: int) -> Any:
-    """Latency (ms, median over ``loads`` loads) or energy (mJ, where the runtime's device has a counter) of an arch."""
-    from edgenas.search.landing import energy_measurer
-
-    return _measurer(runtime, space, loads) if metric == "latency_ms" else energy_measurer(runtime, space)
+    remote = on_device.get("remote")
+    return command_device(runtime, remote, run / "device", resolution=space.resolution, energy=energy)
 
 
 def _land(
@@ -233,19 +230,20 @@ def _land(
     ``--close-loop M`` measurements (0, and the commands without the option: one measurement), every measurement
     into ``--store`` when given, a spinner on stderr; the run's summary."""
     from edgenas.rundir import read_summary
-    from edgenas.search.landing import LandingPolicy, land, store_hook
+    from edgenas.search.landing import LandingPolicy, land, metric_measurer, store_hook
 
     target, loads, budget = targets[0], on_device.get("loads", 3), on_device.get("close_loop", 0)
     policy = LandingPolicy("close-loop" if budget else "measure", max(budget, 1), tolerance, loads)
+    device = search_device(runtime, space, on_device, run, energy=target.name != "latency_ms")
     record, prior = store_hook(on_device.get("store"), on_device.get("store_device"), target.name, runtime, space)
     land(
         run,
         space,
         targets,
         config,
-        _metric_measurer(target.name, runtime, space, loads),
+        metric_measurer(device, target.name, loads),
         policy,
-        runtime=runtime,
+        runtime=device.name,
         data=images,
         record=record,
         prior=prior,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from edgenas.cli._app import REMOVED_OPTIONS, parse_options, sub_app
+from edgenas.cli._device import device_runtime
 from edgenas.cli._options import (
     MAX_BATCH,
     MAX_COUNT,
@@ -21,6 +22,7 @@ from edgenas.cli._options import (
     DerivationOpt,
     FairWarmupOpt,
     JsonOpt,
+    RemoteOpt,
     SearchSetOpt,
     SeedOpt,
     SetOpt,
@@ -171,6 +173,7 @@ def lightnas_command(
     derivation: DerivationOpt = None,
     budget_term: BudgetTermOpt = "loss",
     runtime: RuntimeOpt = None,
+    remote: RemoteOpt = None,
     tolerance: ToleranceOpt = 0.02,
     store: LoopStoreOpt = None,
     store_device: LoopStoreDeviceOpt = None,
@@ -184,6 +187,7 @@ def lightnas_command(
     """LightNAS: one single-path search whose derived architecture meets the target (thesis Ch 4)."""
     from edgenas.errors import SearchError
 
+    runtime = device_runtime(runtime, remote)
     if close_loop is not None and runtime is None:
         raise SearchError("--close-loop needs --runtime (it measures the search's result and its neighbours)")
     if close_loop is None:
@@ -195,6 +199,8 @@ def lightnas_command(
             "--budget-term landing searches alpha for accuracy alone; the closed loop meets T: give --runtime RT "
             "(and --close-loop M > 0)"
         )
+    if remote is not None and store is not None and store_device is None:
+        raise SearchError("--store with --remote needs --store-device NAME (the remote device's name in the store)")
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
     options.update(
         budget_term=budget_term,
@@ -224,7 +230,7 @@ def lightnas_command(
         tolerance,
         resume,
         as_json,
-        {"close_loop": close_loop, "loads": loads, "store": store, "store_device": store_device},
+        {"close_loop": close_loop, "loads": loads, "store": store, "store_device": store_device, "remote": remote},
     )
 
 
@@ -244,6 +250,7 @@ def fbnet_command(
     val_fraction: ValOpt = 0.2,
     fair_warmup: FairWarmupOpt = False,
     runtime: RuntimeOpt = None,
+    remote: RemoteOpt = None,
     tolerance: ToleranceOpt = 0.02,
     seed: SeedOpt = 0,
     device: TorchDeviceOpt = "auto",
@@ -251,6 +258,7 @@ def fbnet_command(
     as_json: JsonOpt = False,
 ) -> None:
     """FBNet baseline: multi-path Gumbel mixing with a fixed lambda on the loss lambda * (LAT / T - 1)."""
+    runtime = device_runtime(runtime, remote)
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
     options.update(lambda_init=lambda_, fair_warmup=fair_warmup)
     run_search(
@@ -268,4 +276,5 @@ def fbnet_command(
         tolerance,
         resume,
         as_json,
+        {"remote": remote},
     )

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from edgenas.cli._app import emit_json, out, parse_options
+from edgenas.cli._device import device_runtime
 from edgenas.cli._options import (
     BatchSizeOpt,
     DataOpt,
     JsonOpt,
+    RemoteOpt,
     SearchSetOpt,
     SeedOpt,
     SetOpt,
@@ -20,7 +22,7 @@ from edgenas.cli._options import (
     input_file,
     number,
 )
-from edgenas.cli._search_job import search_with_progress
+from edgenas.cli._search_job import search_device, search_with_progress
 from edgenas.cli.search import (
     MAX_EPOCHS,
     OutputOpt,
@@ -94,6 +96,7 @@ def surgenas_command(
         float, number("--tau-start", help="Gumbel temperature at the start (thesis: 1).", high=100, low_open=True)
     ] = 1.0,
     runtime: RuntimeOpt = None,
+    remote: RemoteOpt = None,
     seed: SeedOpt = 0,
     device: TorchDeviceOpt = "auto",
     resume: ResumeOpt = False,
@@ -109,6 +112,7 @@ def surgenas_command(
 
     if beta and predictor is None:
         raise SearchError("--beta prices the paths with a predictor: give --predictor P.pt")
+    runtime = device_runtime(runtime, remote)
     resolved = get_space(space, **parse_options(set_))
     options = {
         "epochs": epochs,
@@ -142,7 +146,8 @@ def surgenas_command(
     if runtime is not None:
         from edgenas.search.landing import measure_result
 
-        summary["measured"] = measure_result(arch, runtime, [], 0.0, output)
+        on_device = search_device(runtime, resolved, {"remote": remote}, output)
+        summary["measured"] = measure_result(arch, on_device, [], 0.0, output)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return

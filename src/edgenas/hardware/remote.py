@@ -13,7 +13,6 @@ import hashlib
 import json
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,20 +198,3 @@ def run_remote(command: str, folder: str | Path, timeout_s: float = REMOTE_TIMEO
     if missing:
         raise MeasurementError(f"the remote command left no results for {len(missing)} model(s) in {folder}: {line}")
     return [rows[m["file"]] for m in manifest["models"]]
-
-
-class RemoteMeasurer:
-    """Latency (ms) of one arch measured through a command template: ``measure(spec)`` exports it into a fresh
-    folder under ``workdir``, runs the command and reads the median back."""
-
-    def __init__(
-        self, command: str, options: RuntimeOptions, workdir: str | Path, protocol: Protocol = DEFAULT_PROTOCOL
-    ) -> None:
-        self.command, self.options, self.protocol = command, options, protocol
-        self.workdir = Path(workdir)
-
-    def __call__(self, spec: ArchSpec) -> float:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="measure-", dir=self.workdir))
-        export_archs([spec], folder, self.options, self.protocol)
-        return float(run_remote(self.command, folder)[0]["median_ms"])

@@ -10,16 +10,9 @@ from pathlib import Path
 
 from torch import nn
 
-from edgenas.hardware import MeasurementKey, MeasurementStore, Protocol, RuntimeOptions, get_runtime, median_latency_ms
-from edgenas.hardware.measure import MeasureFn, measure_modules, profile
-from edgenas.hardware.remote import (
-    RemoteMeasurer,
-    export_archs,
-    export_models,
-    import_results,
-    read_results,
-    run_remote,
-)
+from edgenas.hardware import MeasurementKey, MeasurementStore, Protocol, RuntimeOptions
+from edgenas.hardware.device import Device, latency_fn, open_device
+from edgenas.hardware.measure import MeasureFn
 from edgenas.pipeline.config import RunConfig
 from edgenas.spaces import ArchSpec, SearchSpace, space_of
 
@@ -87,62 +80,45 @@ def protocol(config: RunConfig) -> Protocol:
     return Protocol(warmup=config.profile.warmup, repeats=config.profile.repeats)
 
 
+def run_device(config: RunConfig, resolution: int, workdir: Path, *, energy: bool = False) -> Device:
+    """The run's device (:func:`edgenas.hardware.device.open_device`): ``device.remote`` when set (its models
+    exported under ``workdir``), else ``device.runtime`` here; batch and threads from the config, ``resolution`` for
+    the modules it measures (an arch is measured at its space's)."""
+    options = RuntimeOptions(batch=config.device.batch, resolution=resolution, threads=config.device.threads)
+    return open_device(
+        config.device.runtime,
+        options,
+        remote=config.device.remote or None,
+        workdir=workdir,
+        protocol=protocol(config),
+        energy=energy,
+    )
+
+
 def arch_measurer(config: RunConfig, space: SearchSpace, workdir: Path) -> MeasureFn:
-    """Latency (ms) of one arch on the run's device: the median of :data:`LOADS` loads here, or one remote run."""
-    options = runtime_options(config, space)
-    if config.device.remote:
-        return RemoteMeasurer(config.device.remote, options, workdir, protocol(config))
-    runtime = get_runtime(config.device.runtime, options)
-    return lambda spec: median_latency_ms(spec, runtime, LOADS, protocol(config))
+    """Latency (ms) of one arch on the run's device: the median of :data:`LOADS` loads (a remote device: runs)."""
+    return latency_fn(run_device(config, space.resolution, workdir), LOADS)
 
 
 def measure_models(
     models: Sequence[nn.Module], config: RunConfig, resolution: int, workdir: Path, labels: Sequence[str] = ()
 ) -> list[float]:
-    """Median latency (ms) of each model on the run's device, measured round-robin in one session here (so that a
-    drift of the machine hits them alike) or in one remote folder."""
-    options = RuntimeOptions(batch=config.device.batch, resolution=resolution, threads=config.device.threads)
-    if config.device.remote:
-        workdir.mkdir(parents=True, exist_ok=True)
-        named = list(zip(labels or [f"model {i}" for i in range(len(models))], models, strict=True))
-        export_models(named, workdir, options, protocol(config))
-        return [row["median_ms"] for row in run_remote(config.device.remote, workdir)]
-    stats = measure_modules(models, get_runtime(config.device.runtime, options), protocol(config))
-    return [s.median_ms for s in stats]
+    """Median latency (ms) of each model on the run's device, measured round-robin in one session (so that a drift
+    of the machine hits them alike)."""
+    return [m.median_ms for m in run_device(config, resolution, workdir).measure(models, labels=labels)]
 
 
 def profile_on_device(
     config: RunConfig,
     specs: Sequence[ArchSpec],
     db: MeasurementStore,
-    folder: Path,
+    workdir: Path,
     on_progress: Callable[[int, int, str], None],
     *,
     energy: bool = False,
 ) -> tuple[str, MeasurementKey]:
-    """Measure ``specs`` (one space) into ``db`` on the run's device: here through its runtime (archs already stored
-    are skipped; ``energy``: also energy where a counter exists), or through ``device.remote`` on the models
-    exported to ``folder`` (exported once; the runner resumes). Returns the device's name in the store and the key
-    of its rows."""
-    space = space_of(specs[0])
-    options = runtime_options(config, space)
-    if config.device.remote:
-        if not (folder / "manifest.json").is_file():
-            export_archs(specs, folder, options, protocol(config))
-        on_progress(0, len(specs), f"running: {config.device.remote}")
-        run_remote(config.device.remote, folder)
-        results = read_results(folder)
-        device, _ = import_results(db, results, config.device.name or None)
-        on_progress(len(specs), len(specs), "imported")
-        return device, results.key
-    runtime = get_runtime(config.device.runtime, options)
-    report = profile(
-        specs,
-        runtime,
-        db,
-        protocol=protocol(config),
-        device_name=config.device.name or None,
-        on_progress=lambda done, total, spec, stats: on_progress(done, total, f"last {stats.median_ms:.3f} ms"),
-        energy=energy,
-    )
-    return report.device, MeasurementKey(runtime.name, "latency_ms", options.batch, options.resolution, options.threads)
+    """Measure ``specs`` (one space) into ``db`` on the run's device (archs already stored are skipped here; a
+    remote device's export in ``workdir/export`` is made once and its runner resumes; ``energy``: also energy where
+    a counter exists). Returns the device's name in the store and the key of its rows."""
+    device = run_device(config, space_of(specs[0]).resolution, workdir)
+    return device.profile(specs, db, device_name=config.device.name or None, energy=energy, on_progress=on_progress)

@@ -114,7 +114,7 @@ class ChannelsStage(Stage):
         with MeasurementStore(ctx.dir / STORE_FILE) as db:
             if config.device.remote:  # uniform draws only (refused otherwise when the config was read)
                 specs = profile_specs(space, config.channels.profile_n, config.seed)
-                device, _ = profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("channels"))
+                device, _ = profile_on_device(config, specs, db, ctx.dir, ctx.progress("channels"))
             else:
                 progress = ctx.progress("channels")
                 device = measure_channel_profile(

@@ -74,7 +74,7 @@ class ProfileStage(Stage):
         if config.profile.sampling != "cover":
             specs = space.sample(seed=seed, n=n, ordered=config.profile.sampling == "ordered")
             energy = config.budget.energy_mj > 0
-            return profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("profile"), energy=energy)
+            return profile_on_device(config, specs, db, ctx.dir, ctx.progress("profile"), energy=energy)
         runtime = get_runtime(config.device.runtime, runtime_options(config, space))
         progress = ctx.progress("profile")
         report = profile_covering(
@@ -100,7 +100,7 @@ class ProfileStage(Stage):
                 "'uniform' or 'ordered'"
             )
         specs = space.sample(seed=config.profile.seed, n=config.profile.n, ordered=config.profile.sampling == "ordered")
-        return profile_on_device(config, specs, db, ctx.dir / "export", ctx.progress("profile"))
+        return profile_on_device(config, specs, db, ctx.dir, ctx.progress("profile"))
 
 
 PREDICTOR_FILE = "predictor.pt"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas.errors import EdgeNASError, SearchError
+from edgenas.hardware.device import Device
 from edgenas.hardware.measure import MeasureFn
 from edgenas.search.config import SearchConfig, Target
 from edgenas.search.engine import update_summary
@@ -28,35 +29,28 @@ from edgenas.spaces import ArchSpec, SearchSpace
 __all__ = [
     "LANDINGS",
     "LandingPolicy",
-    "energy_measurer",
     "land",
-    "latency_measurer",
     "measure_result",
+    "metric_measurer",
     "store_hook",
 ]
 
 
-def latency_measurer(runtime: str, space: SearchSpace, loads: int) -> MeasureFn:
-    """Latency (ms) of an arch: median over ``loads`` loads, batch 1, 1 thread (the protocol of the predictor data)."""
-    from edgenas.hardware import RuntimeOptions, get_runtime, median_latency_ms
-
-    session = get_runtime(runtime, RuntimeOptions(batch=1, resolution=space.resolution, threads=1))
-    return lambda arch: median_latency_ms(arch, session, loads)
-
-
-def energy_measurer(runtime: str, space: SearchSpace) -> MeasureFn:
-    """Energy (mJ per inference) of an arch, where the runtime's device has a counter.
+def metric_measurer(device: Device, metric: str, loads: int) -> MeasureFn:
+    """The target's metric of an arch on ``device``: latency (ms, median over ``loads`` loads) or energy (mJ, one
+    load, where the device reads a counter).
 
     Raises:
-        SearchError: no energy counter on that device.
+        SearchError: an energy target on a device without an energy counter.
     """
-    from edgenas.hardware import RuntimeOptions, energy_meter, get_runtime, measure_arch
+    from edgenas.hardware.device import energy_unavailable, latency_fn
 
-    session = get_runtime(runtime, RuntimeOptions(batch=1, resolution=space.resolution, threads=1))
-    meter, note = energy_meter(session.device_type)
-    if meter is None:
-        raise SearchError(f"--close-loop on an energy target needs an energy counter on {runtime}: {note}")
-    return lambda arch: measure_arch(arch, session, energy=True).energy_mj
+    if metric == "latency_ms":
+        return latency_fn(device, loads)
+    reason = energy_unavailable(device)
+    if reason is not None:
+        raise SearchError(f"--close-loop on an energy target needs an energy counter on {device.name}: {reason}")
+    return lambda arch: float(device.measure([arch])[0].energy_mj)  # type: ignore[arg-type]
 
 
 def store_hook(
@@ -85,19 +79,16 @@ def store_hook(
     return record, prior
 
 
-def measure_result(arch: ArchSpec, runtime: str, targets: list[Target], tolerance: float, run: Path) -> dict[str, Any]:
-    """Measure the derived arch (batch 1, 1 thread, the protocol of the predictor's data), compare it with the
-    latency target and record it as ``measured`` in ``run/summary.json``."""
-    from edgenas.hardware import RuntimeOptions, get_runtime
-    from edgenas.hardware.measure import measure_arch
-    from edgenas.spaces import space_of
-
+def measure_result(
+    arch: ArchSpec, device: Device, targets: list[Target], tolerance: float, run: Path
+) -> dict[str, Any]:
+    """Measure the derived arch on ``device`` (one load), compare it with the latency target and record it as
+    ``measured`` in ``run/summary.json``."""
     latency = next((t for t in targets if t.name == "latency_ms"), None)
-    options = RuntimeOptions(batch=1, resolution=space_of(arch).resolution, threads=1)
-    stats = measure_arch(arch, get_runtime(runtime, options), energy=False).latency
-    result: dict[str, Any] = {"runtime": runtime, "median_ms": stats.median_ms, "iqr_ms": stats.iqr_ms}
+    (m,) = device.measure([arch])
+    result: dict[str, Any] = {"runtime": device.name, "median_ms": m.median_ms, "iqr_ms": m.iqr_ms}
     if latency is not None:
-        error = stats.median_ms / latency.value - 1.0
+        error = m.median_ms / latency.value - 1.0
         result.update(error=error, within_tolerance=abs(error) <= tolerance, tolerance=tolerance)
     update_summary(run, measured=result)
     return result
