@@ -31,6 +31,7 @@ from _common import sample_efficiency as fitted_curve
 
 from edgenas._random import seeded_torch
 from edgenas.hardware import MeasurementStore, RuntimeOptions
+from edgenas.hardware.device import LocalDevice
 from edgenas.hardware.measure import measure_modules, profile
 from edgenas.hardware.runtimes import get_runtime
 from edgenas.predictors import table_from_store
@@ -99,8 +100,9 @@ def main() -> None:
         curve, predictor = sample_efficiency(space, runtime, RUNS)
     else:
         curve = []
+        device = LocalDevice(runtime, runtime.options)
         predictor = fit_channel_predictor(
-            space, runtime, RUNS / "store.sqlite", PROFILED, sampling=sampling, device_name="here"
+            space, device, RUNS / "store.sqlite", PROFILED, sampling=sampling, device_name="here"
         )
 
     target_file = RUNS / "target.json"  # measured once: a rerun replays the same search

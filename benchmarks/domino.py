@@ -27,6 +27,7 @@ from _common import machine, sample_efficiency, write_results
 
 from edgenas._random import seeded_torch
 from edgenas.hardware import MeasurementStore, RuntimeOptions
+from edgenas.hardware.device import LocalDevice
 from edgenas.hardware.measure import measure_modules
 from edgenas.hardware.runtimes import get_runtime
 from edgenas.models import graft_loaded, load_model
@@ -101,7 +102,7 @@ def latency_study(space, runtime):
     with MeasurementStore(RUNS / "store.db") as db:
         device = measure_masks(
             space,
-            runtime,
+            LocalDevice(runtime, runtime.options),
             db,
             N_LATENCY,
             device_name="here",

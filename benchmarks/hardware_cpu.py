@@ -43,6 +43,7 @@ from edgenas.hardware import (
     plot_comfort,
     profile,
 )
+from edgenas.hardware.device import LocalDevice
 from edgenas.spaces import get_space
 
 
@@ -119,7 +120,8 @@ def comfort(scales: str) -> dict:
     out = {"arch": "mbv2-cifar all-k3e6", "scales": scales}
     for runtime in ("ort-cpu", "torch-cpu"):
         rt = get_runtime(runtime, RuntimeOptions(batch=1, resolution=32, threads=1))
-        report = comfort_zone(spec, rt, parse_scales(scales), protocol=Protocol(warmup=5, repeats=30))
+        device = LocalDevice(rt, rt.options, Protocol(warmup=5, repeats=30))
+        report = comfort_zone(spec, device, parse_scales(scales))
         png = RESULTS / f"comfort_cpu_{runtime}.png"
         plot_comfort(report, png)
         out[runtime] = {"zone_scale": report.zone_scale, "band": report.band, "rows": report.rows, "plot": png.name}

@@ -39,6 +39,7 @@ from lightnas import SEARCH as BUDGET_SEARCH
 
 from edgenas.errors import SearchError
 from edgenas.hardware import MeasurementStore, RuntimeOptions, get_runtime
+from edgenas.hardware.device import LocalDevice
 from edgenas.hardware.measure import median_latency_ms
 from edgenas.hardware.store import MeasurementKey
 from edgenas.predictors import FitConfig, Predictor, fit_predictor
@@ -78,8 +79,9 @@ def profile_store(n: int, space_name: str = "mbv2-cifar") -> dict:
     space = get_space(space_name)
     start = time.perf_counter()
     with MeasurementStore(FRESH / f"store_{tag}.db") as db:
-        report = profile_covering(space, runtime(), db, n, seed=0)
-        table = stored_table(db, report.device, space, runtime())
+        device = LocalDevice(runtime(), runtime().options)
+        report = profile_covering(space, device, db, n, seed=0)
+        table = stored_table(db, report.device, space, device.key())
     record = {
         "n": n,
         "space": space_name,
@@ -106,7 +108,7 @@ def fitted(n: int, device: str, space_name: str = "mbv2-cifar") -> tuple[Predict
     space = get_space(space_name)
     start = time.perf_counter()
     with MeasurementStore(FRESH / f"store_{tag}.db") as db:
-        table = stored_table(db, device, space, runtime())
+        table = stored_table(db, device, space, LocalDevice(runtime(), runtime().options).key())
     predictor = fit_predictor("lut", table, FitConfig(seed=0))
     fit_s = time.perf_counter() - start
     predictor.save(path)
@@ -202,7 +204,7 @@ def _searched(run: Path, space, predictor: Predictor, value: float, data, config
 
 
 def _rows(db, device: str, space) -> tuple[list, list]:
-    table = stored_table(db, device, space, runtime())
+    table = stored_table(db, device, space, LocalDevice(runtime(), runtime().options).key())
     return table.specs, table.values.tolist()
 
 

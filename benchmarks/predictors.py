@@ -32,6 +32,7 @@ import torch
 from _common import RESULTS, machine, write_results
 
 from edgenas.hardware import MeasurementStore, Protocol, RuntimeOptions, get_runtime, profile
+from edgenas.hardware.device import LocalDevice
 from edgenas.predictors import (
     FitConfig,
     adapt_predictor,
@@ -126,7 +127,7 @@ def own_lut() -> dict:
     space = get_space("mbv2-cifar")
     rt = get_runtime("ort-cpu", RuntimeOptions(batch=1, resolution=32, threads=1))
     start = time.perf_counter()
-    table = measure_op_table(space, rt, Protocol(warmup=5, repeats=20))
+    table = measure_op_table(space, LocalDevice(rt, rt.options, Protocol(warmup=5, repeats=20)))
     return {
         "table_ms": np.where(np.isnan(table), None, table).tolist(),
         "seconds": round(time.perf_counter() - start, 1),

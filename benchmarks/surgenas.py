@@ -438,7 +438,8 @@ def _random_peers(profiled: Any, ms: float, data: Any) -> dict[str, Any]:
 def scale(args: argparse.Namespace) -> dict[str, Any]:
     """Comfort Zone scaling (``edgenas scale``) of the beta figure's middle network on this CPU's runtimes."""
     from edgenas.hardware import Protocol, RuntimeOptions, get_runtime
-    from edgenas.hardware.comfort import runtime_measure, scale_up
+    from edgenas.hardware.comfort import scale_up
+    from edgenas.hardware.device import LocalDevice
     from edgenas.spaces import load_specs
 
     betas = sorted(float(b) for b in args.betas)
@@ -447,7 +448,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     out = {"arch": str(spec), "beta": middle, "runtimes": {}}
     for name in ("ort-cpu", "torch-cpu"):
         rt = get_runtime(name, RuntimeOptions(batch=1, resolution=32, threads=1))
-        report = scale_up(spec, runtime_measure(rt, Protocol(warmup=10, repeats=30)))
+        report = scale_up(spec, LocalDevice(rt, rt.options, Protocol(warmup=10, repeats=30)))
         out["runtimes"][name] = {"scale": report.scale, "band": report.band, "steps": report.steps}
         print(f"scale on {name}: kept x{report.scale:g}", flush=True)
     return out

@@ -56,15 +56,21 @@ def test_both_devices_profile_into_a_store(tmp_path, specs):
     there = open_device("ort-cpu", OPTIONS, remote=RUNNER_HERE, workdir=tmp_path / "remote", protocol=QUICK)
     seen: list[str] = []
     with MeasurementStore(tmp_path / "s.sqlite") as db:
-        name_here, key_here = here.profile(specs, db, device_name="here", on_progress=lambda d, t, m: seen.append(m))
-        name_there, key_there = there.profile(specs, db, device_name="there")
+        a = here.profile(specs, db, device_name="here", on_progress=lambda d, t, m: seen.append(m))
+        b = there.profile(specs, db, device_name="there")
+        again = there.profile(specs[:1], db, device_name="there")  # another set of archs: another export folder
         rows = list(db.rows())
-    assert (name_here, name_there) == ("here", "there")
-    assert key_here == key_there and key_here.resolution == 32 and key_here.runtime == "ort-cpu"
+    assert (a.device, b.device) == ("here", "there") and (a.measured, b.measured, again.skipped) == (2, 2, 1)
+    assert a.key == b.key == here.key() == there.key() and a.key.resolution == 32 and a.key.runtime == "ort-cpu"
     assert sorted((r["device"], r["arch"]) for r in rows) == sorted(
         (d, str(s)) for d in ("here", "there") for s in specs
     )
     assert len(seen) == 2 and seen[-1].startswith("last ")
+    assert sorted(p.name for p in (tmp_path / "remote").glob("export*")) == [
+        "export",
+        sorted(p.name for p in (tmp_path / "remote").glob("export-*"))[0],
+    ]
+    assert here.store_name() and there.store_name() is None
 
 
 def test_bad_requests_get_one_clear_error(tmp_path, specs):
@@ -75,8 +81,6 @@ def test_bad_requests_get_one_clear_error(tmp_path, specs):
         device.measure([])
     with pytest.raises(MeasurementError, match="labels"):
         device.measure(specs, labels=["one"])
-    with pytest.raises(MeasurementError, match="resolutions"):
-        device.measure([specs[0], get_space("mbv2-cifar", width=0.25, resolution=24).sample(seed=0, n=1)[0]])
     with pytest.raises(EdgeNASError, match="unknown runtime"):
         open_device("no-such-runtime", OPTIONS)
     with pytest.raises(MeasurementError, match="work folder"):

@@ -8,6 +8,7 @@ import torch
 from edgenas.errors import MeasurementError, RuntimeUnavailableError, SpaceConfigError
 from edgenas.hardware import Protocol, RuntimeOptions, available_runtimes, get_runtime, measure_arch
 from edgenas.hardware.comfort import comfort_zone, parse_scales, plot_comfort
+from edgenas.hardware.device import LocalDevice
 from edgenas.hardware.runtimes import Runtime, Session
 from edgenas.nn.costs import measure_costs
 from edgenas.spaces import get_space
@@ -79,7 +80,8 @@ def test_comfort_zone_finds_the_flat_range_and_plots(tmp_path):
     space = get_space("mbv2-cifar", width=0.25)
     spec = space.sample(seed=0)[0]
     base = measure_costs(space.build(spec), (1, 3, 32, 32)).mult_adds
-    report = comfort_zone(spec, FlatThenLinear(base), [1.0, 1.1, 1.2, 1.5, 2.0], protocol=FAST)
+    device = LocalDevice(FlatThenLinear(base), RuntimeOptions(resolution=32), FAST)
+    report = comfort_zone(spec, device, [1.0, 1.1, 1.2, 1.5, 2.0])
     assert report.has_zone and report.zone_scale == 1.2  # 1.5x width = ~2x mult-adds: beyond the flat range
     assert [r["within_band"] for r in report.rows] == [True, True, True, False, False]
     intensities = [r["intensity"] for r in report.rows]

@@ -8,13 +8,26 @@ import pytest
 
 from conftest import run_cli as run
 from edgenas.errors import MeasurementError
+from edgenas.hardware import RuntimeOptions
 from edgenas.hardware.comfort import scale_up, widened
-from edgenas.hardware.protocol import LatencyStats
+from edgenas.hardware.device import Measurement
 from edgenas.spaces import get_space, load_specs, space_of
 
 
-def _stats(ms: float, rel_iqr: float = 0.01) -> LatencyStats:
-    return LatencyStats(median_ms=ms, iqr_ms=ms * rel_iqr, mean_ms=ms, min_ms=ms, n=10)
+def _stats(ms: float, rel_iqr: float = 0.01) -> Measurement:
+    return Measurement("arch", median_ms=ms, iqr_ms=ms * rel_iqr, loads=1, runtime="fake", batch=1, threads=1)
+
+
+class FakeDevice:
+    """A :class:`edgenas.hardware.device.Device` whose measurements are a function of the archs measured together."""
+
+    name, options = "fake", RuntimeOptions()
+
+    def __init__(self, measure):
+        self.measure_all = measure
+
+    def measure(self, items, *, loads=1, labels=()):
+        return self.measure_all(items)
 
 
 def _device(zone_until: float, base_ms: float = 2.0, slope: float = 0.8):
@@ -29,7 +42,7 @@ def _device(zone_until: float, base_ms: float = 2.0, slope: float = 0.8):
         calls.append([space_of(s).config.width for s in specs])
         return [_stats(latency(s)) for s in specs]
 
-    return measure, calls
+    return FakeDevice(measure), calls
 
 
 def _spec():
@@ -63,7 +76,7 @@ def test_scale_band_follows_the_noise_of_the_original() -> None:
     def noisy(specs):  # the original's relative IQR is 10%: a 15% slower candidate is still noise
         return [_stats(2.0, 0.10), _stats(2.3)]
 
-    report = scale_up(spec, noisy, step=0.5, max_scale=2.0)
+    report = scale_up(spec, FakeDevice(noisy), step=0.5, max_scale=2.0)
     assert report.band == pytest.approx(0.2) and report.scale == 2.0
 
 

@@ -182,13 +182,14 @@ def test_few_shot_adaptation_improves_on_a_related_device():
 
 
 def test_lut_from_ops_timed_alone():
-    from edgenas.hardware import Protocol, RuntimeOptions, get_runtime
+    from edgenas.hardware import Protocol, RuntimeOptions
+    from edgenas.hardware.device import LocalDevice
     from edgenas.predictors.lut import lut_predictor, measure_op_table
 
     space = get_space("mbv2-cifar", width=0.25, resolution=16)
     assert [space.layer_input_size(i) for i in (0, 4, 8, 12, 16, 20)] == [16, 16, 8, 4, 4, 2]
-    rt = get_runtime("torch-cpu", RuntimeOptions(threads=1))
-    table = measure_op_table(space, rt, Protocol(warmup=1, repeats=3, max_retries=0))
+    device = LocalDevice("torch-cpu", RuntimeOptions(threads=1), Protocol(warmup=1, repeats=3, max_retries=0))
+    table = measure_op_table(space, device)
     mask = space.mask().numpy()
     assert np.isnan(table[~mask]).all() and (table[mask] > 0).all()
     specs = space.sample(seed=0, n=6)

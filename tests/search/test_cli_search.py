@@ -213,8 +213,8 @@ def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data
     """--close-loop measures the result and the neighbours the search prefers until one is within the tolerance;
     every measurement goes into --store; a target outside the predictor's fitted values is warned about."""
     import edgenas.cli._search_job as cli_search
-    from edgenas.hardware.device import SimulatedDevice
     from edgenas.hardware import MeasurementStore
+    from edgenas.hardware.device import SimulatedDevice
 
     truth = toy_predictor()
     measured: list[str] = []

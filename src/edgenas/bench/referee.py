@@ -229,16 +229,20 @@ def land_by_table(
     """The product's closed loop (:func:`edgenas.search.closed_loop.close_loop`) from the searched cell ``arch``
     and the search's alpha, its "device" the HW-NAS-Bench column (the true latency: exact, no drift) and its
     predictor the target's; returns the chosen cell and a record (measurements spent, within the tolerance)."""
+    from edgenas.hardware.device import SimulatedDevice, latency_fn
     from edgenas.search.closed_loop import close_loop, searched_alpha
 
     column = table.latency[table.column(latency.column)]
-
-    def measure(spec: Any) -> float:
-        return float(column[table.index_of(spec)])
-
+    device = SimulatedDevice(lambda spec: float(column[table.index_of(spec)]), name=f"HW-NAS-Bench {latency.column}")
     target = latency.target
     loop = close_loop(
-        arch, searched_alpha(run), target.predictor, target.value, measure, tolerance=latency.tolerance, budget=budget
+        arch,
+        searched_alpha(run),
+        target.predictor,
+        target.value,
+        latency_fn(device),
+        tolerance=latency.tolerance,
+        budget=budget,
     )
     return loop.chosen, {"measurements": len(loop.measurements), "within_tolerance": loop.within_tolerance}
 

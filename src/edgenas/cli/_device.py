@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ def device_runtime(runtime: str | None, remote: str | None) -> str | None:
 def command_device(
     runtime: str,
     remote: str | None,
-    workdir: Path,
+    workdir: Path | None,
     *,
     batch: int = 1,
     resolution: int = 32,
@@ -49,3 +52,14 @@ def command_device(
     return open_device(
         runtime, options, remote=remote, workdir=workdir, protocol=protocol or DEFAULT_PROTOCOL, energy=energy
     )
+
+
+@contextmanager
+def opened_device(runtime: str, remote: str | None, **options: Any) -> Iterator[Any]:
+    """:func:`command_device` for a command without a run directory: a remote device exports its models into a
+    temporary folder, removed when the command ends."""
+    if remote is None:
+        yield command_device(runtime, None, None, **options)
+        return
+    with tempfile.TemporaryDirectory(prefix="edgenas-remote-") as folder:
+        yield command_device(runtime, remote, Path(folder), **options)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from edgenas.cli._app import app, emit_json, err, out, resolve_one_arch
+from edgenas.cli._device import command_device, device_runtime
 from edgenas.cli._options import (
     MAX_MS,
     ArchArg,
@@ -16,6 +17,7 @@ from edgenas.cli._options import (
     IndexOpt,
     InputBatchOpt,
     JsonOpt,
+    RemoteOpt,
     RepeatsOpt,
     RuntimeOpt,
     SeedOpt,
@@ -29,7 +31,7 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
-from edgenas.cli.hardware import runtime_for, timing_protocol
+from edgenas.cli.hardware import timing_protocol
 
 #: Channel configurations measured for the predictor when none is given: 240 fitted + 60 held out. On a 2-core CPU
 #: (benchmarks/results/channels_uniform.md) held-out Spearman rose 0.79 -> 0.83 -> 0.86 from 100 to 150 to 240 fitted
@@ -77,6 +79,7 @@ def channels_command(
     seed: SeedOpt = 0,
     data: DataOpt = None,
     runtime: RuntimeOpt = "ort-cpu",
+    remote: RemoteOpt = None,
     input_batch: InputBatchOpt = 1,
     threads: ThreadsOpt = 1,
     warmup: WarmupRunsOpt = 10,
@@ -108,25 +111,23 @@ def channels_command(
         evolution=EvolutionConfig(population=population, iterations=iterations, top_k=top_k, seed=seed),
     )
     config.check()
+    timing = {"batch": input_batch, "threads": threads, "protocol": timing_protocol(warmup, repeats)}
+    device = command_device(device_runtime(runtime, remote) or runtime, remote, output / "device", **timing)
     images_data = load_dataset(data, image_size=channel_space(base).resolution)
-    rt = runtime_for(runtime, input_batch, channel_space(base).resolution, threads)
-    measure_protocol = timing_protocol(warmup, repeats)
     given = Predictor.load(predictor) if predictor is not None else None  # a bad file is refused before any write
     output.mkdir(parents=True, exist_ok=True)
     if given is None:
-        fitted = _fit(channel_space(base), rt, output, profile_n, seed, measure_protocol, sampling, quiet=as_json)
+        fitted = _fit(channel_space(base), device, output, profile_n, seed, sampling, quiet=as_json)
     else:
         fitted = given
-    summary = _search(base, fitted, images_data, output, config, rt, measure_protocol, quiet=as_json)
+    summary = _search(base, fitted, images_data, output, config, device, quiet=as_json)
     if as_json:
         emit_json(summary)
         return
     _print(summary, output)
 
 
-def _fit(
-    space: Any, rt: Any, output: Path, n: int, seed: int, measure_protocol: Any, sampling: str, *, quiet: bool
-) -> Any:
+def _fit(space: Any, device: Any, output: Path, n: int, seed: int, sampling: str, *, quiet: bool) -> Any:
     from edgenas.search.channels import fit_channel_predictor
 
     progress = progress_bar("[bold]profiling channel configurations", quiet=quiet)
@@ -134,12 +135,11 @@ def _fit(
         task = progress.add_task("profile", total=n)
         predictor = fit_channel_predictor(
             space,
-            rt,
+            device,
             output / "store.sqlite",
             n,
             sampling=sampling,
             seed=seed,
-            protocol=measure_protocol,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     predictor.save(output / "predictor.pt")
@@ -152,12 +152,10 @@ def _fit(
 
 
 def _search(
-    base: Any, predictor: Any, data: Any, output: Path, config: Any, rt: Any, measure_protocol: Any, *, quiet: bool
+    base: Any, predictor: Any, data: Any, output: Path, config: Any, device: Any, *, quiet: bool
 ) -> dict[str, Any]:
-    from edgenas.hardware.comfort import runtime_measure
     from edgenas.search.channels import channel_search
 
-    measure_pair = runtime_measure(rt, measure_protocol)
     progress = progress_bar("[bold]channel search", "best {task.fields[best]}", quiet=quiet)
     with progress:
         task = progress.add_task("evolve", total=config.evolution.iterations, best="-")
@@ -167,7 +165,7 @@ def _search(
             data,
             output,
             config,
-            measure=lambda specs: [s.median_ms for s in measure_pair(specs)],
+            device=device,
             on_generation=lambda done, best: progress.update(task, completed=done, best=f"{best.fitness:.4g}"),
         )
 

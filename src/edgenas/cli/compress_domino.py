@@ -10,11 +10,13 @@ import typer
 
 from edgenas._random import seeded_torch
 from edgenas.cli._app import emit_json, out, sub_app
+from edgenas.cli._device import command_device, device_runtime
 from edgenas.cli._options import (
     MAX_MS,
     DataOpt,
     InputBatchOpt,
     JsonOpt,
+    RemoteOpt,
     RepeatsOpt,
     RuntimeOpt,
     SeedOpt,
@@ -26,7 +28,7 @@ from edgenas.cli._options import (
     run_dir,
 )
 from edgenas.cli._progress import progress_bar
-from edgenas.cli.hardware import runtime_for, timing_protocol
+from edgenas.cli.hardware import timing_protocol
 from edgenas.search.domino_job import DEFAULT_LATENCY_MASKS
 
 #: Test images a proxy pair is measured on when --test-images is 0 (all).
@@ -53,6 +55,7 @@ def domino_command(
     output: Annotated[Path, run_dir("--output", "-o", help="Run folder (resumable with the same -o).")],
     data: DataOpt = None,
     runtime: RuntimeOpt = "ort-cpu",
+    remote: RemoteOpt = None,
     input_batch: InputBatchOpt = 1,
     threads: ThreadsOpt = 1,
     warmup: WarmupRunsOpt = 10,
@@ -121,6 +124,8 @@ def domino_command(
     from edgenas.search.evolution import EvolutionConfig
     from edgenas.train import load_dataset
 
+    runtime = device_runtime(runtime, remote) or runtime
+
     job = DominoJob(
         target_ms=target_ms,
         latency_masks=latency_masks,
@@ -155,7 +160,8 @@ def domino_command(
     if distill and not pretrained:
         raise DominoError("--distill needs a trained model to distil from (a train run or model file)")
     teacher = copy.deepcopy(loaded.model) if distill else None
-    rt = runtime_for(runtime, input_batch, loaded.resolution, threads)
+    timing = {"batch": input_batch, "resolution": loaded.resolution, "threads": threads}
+    device = command_device(runtime, remote, output / "device", protocol=timing_protocol(warmup, repeats), **timing)
     given = Predictor.load(predictor) if predictor is not None else None
     with _StepProgress(quiet=as_json) as progress:
         run = DominoRun(
@@ -163,12 +169,11 @@ def domino_command(
             images_data,
             output,
             job,
-            rt,
+            device,
             teacher=teacher,
             pretrained=pretrained,
             latency_predictor=given,
             progress=progress,
-            protocol=timing_protocol(warmup, repeats),
         )
         summary = run.run()
     if as_json:

@@ -13,6 +13,7 @@ from edgenas.cli._app import (
     out,
     parse_options,
 )
+from edgenas.cli._device import device_runtime, opened_device
 from edgenas.cli._options import (
     MAX_COUNT,
     MAX_MS,
@@ -21,6 +22,7 @@ from edgenas.cli._options import (
     EnergyOpt,
     InputBatchOpt,
     JsonOpt,
+    RemoteOpt,
     RepeatsOpt,
     ResolutionOpt,
     RuntimeOpt,
@@ -51,12 +53,6 @@ def timing_protocol(warmup: int, repeats: int, max_rel_iqr: float = 0.1, retries
     return Protocol(warmup=warmup, repeats=repeats, max_rel_iqr=max_rel_iqr, max_retries=retries)
 
 
-def runtime_for(name: str, batch: int, resolution: int, threads: int) -> Any:
-    from edgenas.hardware import RuntimeOptions, get_runtime
-
-    return get_runtime(name, RuntimeOptions(batch=batch, resolution=resolution, threads=threads))
-
-
 @app.command("profile")
 def profile_command(
     space: SpaceArg,
@@ -64,6 +60,7 @@ def profile_command(
         Path | None, output_file("--store", help="Measurement store (SQLite file; created when absent).")
     ] = None,
     runtime: RuntimeOpt = "ort-cpu",
+    remote: RemoteOpt = None,
     n: Annotated[int, number("--n", help="Architectures to sample.", low=1, high=MAX_SAMPLES)] = 100,
     seed: SeedOpt = 0,
     set_: SetOpt = None,
@@ -140,25 +137,24 @@ def profile_command(
         return
     if store is None:
         raise MeasurementError("give --store S.sqlite (where the measurements go), or --export DIR")
-    rt = runtime_for(runtime, input_batch, resolution or resolved.resolution, threads)
+    runtime = device_runtime(runtime, remote) or runtime
+    if remote is not None and near and store_device is None:
+        raise MeasurementError("--near with --remote needs --store-device NAME (the remote device's name in the store)")
     if sampling != "uniform" and (cover or near):
         raise MeasurementError("--sampling ordered draws the archs of a plain profile; --cover and --near plan theirs")
     plan = _profile_plan(resolved, n, seed, cover, near, band, predictor, ordered=sampling == "ordered")
+    timing = {"batch": input_batch, "resolution": resolution or resolved.resolution, "threads": threads}
     progress = progress_bar("[bold]profiling", "{task.fields[last]}", quiet=as_json)
-    with MeasurementStore(store) as db, progress:
+    protocol = timing_protocol(warmup, repeats, max_rel_iqr)
+    with opened_device(runtime, remote, protocol=protocol, **timing) as device, MeasurementStore(store) as db, progress:
         task = progress.add_task("profile", total=None, last="")
-
-        def on_progress(done: int, total: int, spec: Any, stats: Any) -> None:
-            progress.update(task, completed=done, total=total, last=f"last {stats.median_ms:.3f} ms")
-
         options = {
-            "protocol": timing_protocol(warmup, repeats, max_rel_iqr),
             "device_name": store_device,
             "interleave": interleave,
             "energy": energy,
-            "on_progress": on_progress,
+            "on_progress": lambda done, total, last: progress.update(task, completed=done, total=total, last=last),
         }
-        report = plan(resolved, rt, db, **options)
+        report = plan(resolved, device, db, **options)
     _print_profile(report, store, runtime, energy, as_json)
 
 
@@ -211,8 +207,7 @@ def _profile_plan(
     *,
     ordered: bool = False,
 ):
-    """The profiling function of the chosen mode, called as ``plan(space, runtime, store, **profile_options)``."""
-    from edgenas.hardware import profile
+    """The profiling function of the chosen mode, called as ``plan(space, device, store, **profile_options)``."""
     from edgenas.search.coverage import profile_covering, profile_near
 
     if cover and near:
@@ -223,10 +218,10 @@ def _profile_plan(
         from edgenas.predictors import Predictor
 
         planner = Predictor.load(predictor) if predictor is not None else None
-        return lambda s, rt, db, **o: profile_near(s, rt, db, near, n, predictor=planner, band=band, seed=seed, **o)
+        return lambda s, dev, db, **o: profile_near(s, dev, db, near, n, predictor=planner, band=band, seed=seed, **o)
     if cover:
-        return lambda s, rt, db, **o: profile_covering(s, rt, db, n, seed=seed, **o)
-    return lambda s, rt, db, **o: profile(s.sample(seed=seed, n=n, ordered=ordered), rt, db, **o)
+        return lambda s, dev, db, **o: profile_covering(s, dev, db, n, seed=seed, **o)
+    return lambda s, dev, db, **o: dev.profile(s.sample(seed=seed, n=n, ordered=ordered), db, **o)
 
 
 def _print_profile(report: Any, store: Path, runtime: str, energy: bool, as_json: bool) -> None:

@@ -10,11 +10,13 @@ from edgenas.cli._app import (
     resolve_archs,
     resolve_one_arch,
 )
+from edgenas.cli._device import device_runtime, opened_device
 from edgenas.cli._options import (
     ArchArg,
     EnergyOpt,
     InputBatchOpt,
     JsonOpt,
+    RemoteOpt,
     RepeatsOpt,
     ResolutionOpt,
     RuntimeOpt,
@@ -23,7 +25,7 @@ from edgenas.cli._options import (
     ThreadsOpt,
     WarmupRunsOpt,
 )
-from edgenas.cli.hardware import IndexAllOpt, runtime_for, timing_protocol
+from edgenas.cli.hardware import IndexAllOpt, timing_protocol
 from edgenas.spaces import space_of
 
 
@@ -40,31 +42,35 @@ def measure_command(
     warmup: WarmupRunsOpt = 10,
     repeats: RepeatsOpt = 50,
     energy: EnergyOpt = False,
+    remote: RemoteOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure the latency (median, IQR) and, with --energy where a counter exists, the energy of architectures."""
-    from edgenas.hardware import measure_arch
+    from edgenas.hardware.device import energy_reading
 
     specs = (
         resolve_archs(arch, space, parse_options(set_))
         if index is None
         else [resolve_one_arch(arch, space, set_, index)]
     )
+    runtime = device_runtime(runtime, remote) or runtime
     rows = []
     for spec in specs:
-        rt = runtime_for(runtime, input_batch, resolution or space_of(spec).resolution, threads)
-        m = measure_arch(spec, rt, timing_protocol(warmup, repeats), energy=energy)
+        timing = {"batch": input_batch, "resolution": resolution or space_of(spec).resolution, "threads": threads}
+        with opened_device(runtime, remote, protocol=timing_protocol(warmup, repeats), energy=energy, **timing) as d:
+            (m,) = d.measure([spec])
+            note = energy_reading(d)[1]
         rows.append(
             {
                 "space": spec.space,
                 "arch": str(spec),
                 "runtime": runtime,
                 "input_batch": input_batch,
-                "resolution": rt.options.resolution,
+                "resolution": timing["resolution"],
                 "threads": threads,
-                **m.latency.as_dict(),
+                **m.per_load[0].as_dict(),
                 "energy_mJ": m.energy_mj,
-                "energy_note": m.energy_note,
+                "energy_note": note,
             }
         )
     if as_json:

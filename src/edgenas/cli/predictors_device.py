@@ -10,10 +10,12 @@ import numpy as np
 import typer
 
 from edgenas.cli._app import emit_json, out, parse_options
+from edgenas.cli._device import device_runtime, opened_device
 from edgenas.cli._options import (
     MAX_COUNT,
     InputBatchOpt,
     JsonOpt,
+    RemoteOpt,
     RepeatsOpt,
     RuntimeOpt,
     SeedOpt,
@@ -99,6 +101,7 @@ def predictor_lut(
     store: Annotated[Path, input_file("--store", help="Store with whole-network measurements (for the constant).")],
     store_device: StoreDeviceOpt,
     runtime: RuntimeOpt = "ort-cpu",
+    remote: RemoteOpt = None,
     set_: SetOpt = None,
     input_batch: InputBatchOpt = 1,
     threads: ThreadsOpt = 1,
@@ -107,14 +110,16 @@ def predictor_lut(
     as_json: JsonOpt = False,
 ) -> None:
     """The classic LUT: time every op of every layer alone on RUNTIME; the constant comes from measured networks."""
-    from edgenas.hardware import Protocol, RuntimeOptions, get_runtime
+    from edgenas.hardware import Protocol
     from edgenas.predictors import scores, table_from_store
     from edgenas.predictors.lut import lut_predictor, measure_op_table
 
+    runtime = device_runtime(runtime, remote) or runtime
     resolved = get_space(space, **parse_options(set_))
     whole = table_from_store(store, store_device, resolved, runtime=runtime, batch=input_batch, threads=threads)
-    rt = get_runtime(runtime, RuntimeOptions(batch=input_batch, resolution=resolved.resolution, threads=threads))
-    table = measure_op_table(resolved, rt, Protocol(warmup=warmup, repeats=repeats))
+    timing = {"batch": input_batch, "resolution": resolved.resolution, "threads": threads}
+    with opened_device(runtime, remote, protocol=Protocol(warmup=warmup, repeats=repeats), **timing) as device:
+        table = measure_op_table(resolved, device)
     predictor = lut_predictor(resolved, table, whole, store_device)
     result = scores(predictor.predict(whole.specs), whole.values)
     predictor.meta.scores = {"store": result}

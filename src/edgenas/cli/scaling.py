@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from edgenas.cli._app import app, emit_json, out, resolve_one_arch
+from edgenas.cli._device import device_runtime, opened_device
 from edgenas.cli._options import (
     ArchArg,
     IndexOpt,
@@ -17,6 +18,7 @@ from edgenas.cli._options import (
     JsonOpt,
     NoiseBandOpt,
     PlotOpt,
+    RemoteOpt,
     RepeatsOpt,
     RuntimeOpt,
     SetOpt,
@@ -26,7 +28,7 @@ from edgenas.cli._options import (
     number,
     output_file,
 )
-from edgenas.cli.hardware import runtime_for, timing_protocol
+from edgenas.cli.hardware import timing_protocol
 from edgenas.spaces import space_of
 
 #: Largest width scale the command accepts.
@@ -38,6 +40,7 @@ def scale_command(
     arch: ArchArg,
     output: Annotated[Path, output_file("--output", "-o", help="Where to write the kept (scaled) spec (.json).")],
     runtime: RuntimeOpt = "ort-cpu",
+    remote: RemoteOpt = None,
     space: SpaceOpt = None,
     set_: SetOpt = None,
     step: Annotated[float, number("--step", help="Width added per step.", high=4, low_open=True)] = 0.25,
@@ -53,18 +56,14 @@ def scale_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Widen ARCH step by step on RUNTIME; keep the widest network whose latency stays in the original's noise band."""
-    from edgenas.hardware.comfort import runtime_measure, scale_up
-    from edgenas.spaces import save_specs, space_of
+    from edgenas.hardware.comfort import scale_up
+    from edgenas.spaces import save_specs
 
+    runtime = device_runtime(runtime, remote) or runtime
     spec = resolve_one_arch(arch, space, set_, index)
-    rt = runtime_for(runtime, input_batch, space_of(spec).resolution, threads)
-    report = scale_up(
-        spec,
-        runtime_measure(rt, timing_protocol(warmup, repeats)),
-        step=step,
-        max_scale=max_scale,
-        tolerance=noise_band,
-    )
+    timing = {"batch": input_batch, "threads": threads, "protocol": timing_protocol(warmup, repeats)}
+    with opened_device(runtime, remote, **timing) as device:
+        report = scale_up(spec, device, step=step, max_scale=max_scale, tolerance=noise_band)
     save_specs(output, [report.kept])
     payload = {
         "arch": str(spec),
@@ -103,6 +102,7 @@ def scale_command(
 def comfort_command(
     arch: ArchArg,
     runtime: RuntimeOpt = "ort-cpu",
+    remote: RemoteOpt = None,
     space: SpaceOpt = None,
     set_: SetOpt = None,
     scales: Annotated[str, typer.Option("--scales", help="start:stop:step or a list; must include 1.")] = "1:3:0.25",
@@ -118,10 +118,12 @@ def comfort_command(
     """Comfort Zone: latency and arithmetic intensity per width scale; the largest scale as fast as the base."""
     from edgenas.hardware import comfort_zone, parse_scales, plot_comfort
 
+    runtime = device_runtime(runtime, remote) or runtime
     spec = resolve_one_arch(arch, space, set_, index)
     grid = parse_scales(scales)
-    rt = runtime_for(runtime, input_batch, space_of(spec).resolution, threads)
-    report = comfort_zone(spec, rt, grid, protocol=timing_protocol(warmup, repeats), tolerance=noise_band)
+    timing = {"batch": input_batch, "threads": threads, "protocol": timing_protocol(warmup, repeats)}
+    with opened_device(runtime, remote, **timing) as device:
+        report = comfort_zone(spec, device, grid, tolerance=noise_band)
     if plot is not None:
         plot_comfort(report, plot)
     payload = {

@@ -1,6 +1,7 @@
 """Latency and energy on real runtimes: runtimes, the measurement protocol, the store, Comfort Zone, monotonicity."""
 
 from edgenas.hardware.comfort import ComfortReport, comfort_zone, parse_scales, plot_comfort
+from edgenas.hardware.device import Device, LocalDevice, Measurement, RemoteDevice, SimulatedDevice, open_device
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, device_key, fingerprint
 from edgenas.hardware.measure import ArchMeasurement, ProfileReport, measure_arch, median_latency_ms, profile
@@ -16,15 +17,20 @@ __all__ = [
     "RUNTIMES",
     "ArchMeasurement",
     "ComfortReport",
+    "Device",
     "ImportColumn",
     "LatencyStats",
+    "LocalDevice",
+    "Measurement",
     "MeasurementKey",
     "MeasurementStore",
     "Monotonicity",
     "ProfileReport",
     "Protocol",
+    "RemoteDevice",
     "Runtime",
     "RuntimeOptions",
+    "SimulatedDevice",
     "available_runtimes",
     "comfort_zone",
     "compare_devices",
@@ -41,6 +47,7 @@ __all__ = [
     "measure_interleaved",
     "median_latency_ms",
     "monotonicity",
+    "open_device",
     "parse_scales",
     "plot_comfort",
     "profile",

@@ -14,7 +14,6 @@ the original, keeping the widest network still in the band and stopping at the f
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,7 @@ import numpy as np
 
 from edgenas._io import atomic_output
 from edgenas.errors import MeasurementError
-from edgenas.hardware.measure import measure_modules
-from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol
-from edgenas.hardware.runtimes import Runtime
+from edgenas.hardware.device import Device
 from edgenas.nn.costs import measure_costs
 from edgenas.spaces import ArchSpec, space_of
 
@@ -76,27 +73,21 @@ def parse_scales(text: str) -> list[float]:
     return scales
 
 
-def comfort_zone(
-    spec: ArchSpec,
-    runtime: Runtime,
-    scales: list[float],
-    *,
-    protocol: Protocol = DEFAULT_PROTOCOL,
-    tolerance: float = 0.03,
-) -> ComfortReport:
-    """Measure ``spec`` at each width scale (interleaved, so drift hits all scales alike) and find the zone.
+def comfort_zone(spec: ArchSpec, device: Device, scales: list[float], *, tolerance: float = 0.03) -> ComfortReport:
+    """Measure ``spec`` at each width scale on ``device`` (round-robin, so drift hits all scales alike) and find the
+    zone.
 
     Raises:
         SpaceConfigError: the space has no width option.
     """
-    o = runtime.options
     specs = [widened(spec, scale) for scale in scales]
-    costs = [measure_costs(space_of(s).build(s), (o.batch, 3, o.resolution, o.resolution)) for s in specs]
-    stats = runtime_measure(runtime, protocol)(specs)
+    size = space_of(spec).resolution
+    costs = [measure_costs(space_of(s).build(s), (device.options.batch, 3, size, size)) for s in specs]
+    stats = device.measure(specs)
     text = str(spec)
     base = stats[scales.index(1.0)]
     band = max(tolerance, 2 * base.rel_iqr)
-    report = ComfortReport(text, runtime.name, band, 1.0)
+    report = ComfortReport(text, device.name, band, 1.0)
     in_zone = True
     for scale, st, c in sorted(zip(scales, stats, costs, strict=True), key=lambda t: t[0]):
         within = st.median_ms <= base.median_ms * (1 + band)
@@ -162,9 +153,6 @@ def plot_comfort(report: ComfortReport, path: str | os.PathLike[str]) -> Path:
 SCALE_STEP = 0.25
 MAX_SCALE = 3.0
 
-#: Measures the latency of several architectures together (interleaved), one :class:`LatencyStats` each.
-PairMeasure = Callable[[Sequence[ArchSpec]], Sequence[LatencyStats]]
-
 
 @dataclass
 class ScaleReport:
@@ -202,7 +190,7 @@ def widened(spec: ArchSpec, scale: float) -> ArchSpec:
 
 def scale_up(
     spec: ArchSpec,
-    measure: PairMeasure,
+    device: Device,
     *,
     step: float = SCALE_STEP,
     max_scale: float = MAX_SCALE,
@@ -210,8 +198,8 @@ def scale_up(
 ) -> ScaleReport:
     """Widen ``spec`` by ``step`` at a time and keep the widest network whose measured latency stays within the noise
     band of the original's (thesis Sec 3.3.6: "gradually increase the scaling factor until the runtime latency
-    increases"). Each step measures the original and the candidate together (``measure``: interleaved on the device,
-    so drift hits both alike); the band is ``max(tolerance, 2 * relative IQR of the original)`` at that step. The
+    increases"). Each step measures the original and the candidate together on ``device`` (round-robin, so drift
+    hits both alike); the band is ``max(tolerance, 2 * relative IQR of the original)`` at that step. The
     first step out of the band ends the scaling.
 
     Raises:
@@ -225,7 +213,7 @@ def scale_up(
     while scale + step <= max_scale + 1e-9:
         scale = round(scale + step, 6)
         candidate = widened(spec, scale)
-        base, wide = measure([spec, candidate])
+        base, wide = device.measure([spec, candidate])
         band = max(tolerance, 2 * base.rel_iqr)
         within = wide.median_ms <= base.median_ms * (1 + band)
         report.band = band
@@ -243,15 +231,6 @@ def scale_up(
             break
         report.kept, report.scale = candidate, scale
     return report
-
-
-def runtime_measure(runtime: Runtime, protocol: Protocol = DEFAULT_PROTOCOL) -> PairMeasure:
-    """A :data:`PairMeasure` on ``runtime``: the architectures built, loaded and measured round-robin."""
-
-    def measure(specs: Sequence[ArchSpec]) -> list[LatencyStats]:
-        return measure_modules([space_of(s).build(s) for s in specs], runtime, protocol)
-
-    return measure
 
 
 def _mult_adds(spec: ArchSpec) -> float:

@@ -19,7 +19,9 @@ Two kinds:
 
 from __future__ import annotations
 
+import copy
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,7 +32,8 @@ import numpy as np
 from torch import nn
 
 from edgenas.errors import MeasurementError
-from edgenas.hardware.protocol import DEFAULT_PROTOCOL, Protocol
+from edgenas.hardware.measure import ProfileReport
+from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol
 from edgenas.hardware.runtimes import Runtime, RuntimeOptions, get_runtime
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
 from edgenas.spaces import ArchSpec, space_of
@@ -41,6 +44,7 @@ __all__ = [
     "Measurement",
     "RemoteDevice",
     "SimulatedDevice",
+    "energy_reading",
     "energy_unavailable",
     "latency_fn",
     "open_device",
@@ -48,6 +52,8 @@ __all__ = [
 
 #: What a device measures: an architecture of a registered space (built here) or a module.
 Measurable = ArchSpec | nn.Module
+#: What a remote device's profile says of energy.
+REMOTE_LATENCY_ONLY = "a remote device measures latency only (the runner reads no energy counter)"
 #: Called after each profiled arch with (done, total, a short status line).
 ProfileProgress = Callable[[int, int, str], None]
 
@@ -65,6 +71,8 @@ class Measurement:
         batch: batch size of the input.
         threads: intra-op threads.
         energy_mj: energy per inference (mJ), or None where no counter was read.
+        flagged: some load's relative IQR stayed above the protocol's threshold (a noisy measurement).
+        per_load: each load's statistics (empty for a simulated device).
     """
 
     label: str
@@ -75,6 +83,8 @@ class Measurement:
     batch: int
     threads: int
     energy_mj: float | None = None
+    flagged: bool = False
+    per_load: tuple[LatencyStats, ...] = ()
 
     @property
     def rel_iqr(self) -> float:
@@ -82,13 +92,14 @@ class Measurement:
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else float("inf")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: every field, each load's statistics with its ``rel_iqr``."""
+        return asdict(self) | {"per_load": [stats.as_dict() for stats in self.per_load]}
 
 
 @runtime_checkable
 class Device(TypingProtocol):
-    """Where latency is measured. ``name`` says which (``ort-cpu``, ``remote: CMD``); ``options`` fix the input
-    (batch, threads, and the resolution of a module; an arch is measured at its space's resolution)."""
+    """Where latency is measured. ``name`` says which (``ort-cpu``, ``remote: CMD``); ``options`` fix the input of
+    everything measured (batch, resolution, threads): open a device at the resolution of the space it measures."""
 
     name: str
     options: RuntimeOptions
@@ -105,10 +116,25 @@ class Device(TypingProtocol):
         *,
         device_name: str | None = None,
         energy: bool = False,
+        interleave: int = 1,
         on_progress: ProfileProgress | None = None,
-    ) -> tuple[str, MeasurementKey]:
-        """Measure ``specs`` (one space) into ``store`` (stored ones are skipped where the device can tell), returning
-        the device's name in the store and the key of its rows."""
+    ) -> ProfileReport:
+        """Measure ``specs`` (one space) into ``store`` (``device_name``: the device's name there; default
+        :meth:`store_name`, or the runner's fingerprint); stored ones are skipped where the device can tell, so a
+        killed call resumes. The report's ``key`` files its rows."""
+        ...
+
+    def key(self) -> MeasurementKey:
+        """The store key of this device's latencies."""
+        ...
+
+    def store_name(self) -> str | None:
+        """The device's default name in a store, or None where only a measurement tells it (a remote device's
+        fingerprint comes back with its results)."""
+        ...
+
+    def with_options(self, options: RuntimeOptions) -> Device:
+        """The same device fed another input (a layer timed alone has its own channels and resolution)."""
         ...
 
 
@@ -129,12 +155,10 @@ def _check(items: Sequence[Measurable], loads: int) -> None:
         raise MeasurementError("nothing to measure")
 
 
-def _input_options(options: RuntimeOptions, items: Sequence[Measurable]) -> RuntimeOptions:
-    """The options with the resolution of the archs measured (a space fixes it); modules keep the options'."""
-    sizes = {space_of(x).resolution for x in items if isinstance(x, ArchSpec)}
-    if len(sizes) > 1:
-        raise MeasurementError(f"archs of several resolutions measured together: {sorted(sizes)}")
-    return options if not sizes else replace(options, resolution=sizes.pop())
+def _runner_stats(row: dict[str, Any]) -> LatencyStats:
+    """The runner's row of one model as :class:`LatencyStats`."""
+    fields = ("median_ms", "iqr_ms", "mean_ms", "min_ms", "n", "attempts", "flagged")
+    return LatencyStats(**{f: row[f] for f in fields if f in row})
 
 
 @dataclass
@@ -142,30 +166,37 @@ class LocalDevice:
     """A runtime on this machine.
 
     Attributes:
-        runtime: the runtime's name (:data:`edgenas.hardware.RUNTIMES`).
-        options: batch, resolution (for modules; an arch uses its space's) and threads.
+        runtime: the runtime's name (:data:`edgenas.hardware.RUNTIMES`), or a runtime object (a synthetic one in
+            tests; it is copied with the device's options).
+        options: batch, resolution and threads of the input.
         protocol: warm-up, repeats and noise handling of one load.
         energy: also read energy per inference where the device has a counter (one load, after the latency).
     """
 
-    runtime: str
+    runtime: str | Runtime
     options: RuntimeOptions
     protocol: Protocol = DEFAULT_PROTOCOL
     energy: bool = False
 
     @property
     def name(self) -> str:
-        return self.runtime
+        return self.runtime if isinstance(self.runtime, str) else self.runtime.name
 
     def session_runtime(self, options: RuntimeOptions | None = None) -> Runtime:
-        """The runtime object (raises MeasurementError where it is not installed)."""
-        return get_runtime(self.runtime, options or self.options)
+        """The runtime object with ``options`` (default: the device's); raises RuntimeUnavailableError where it is
+        not installed."""
+        options = options or self.options
+        if isinstance(self.runtime, str):
+            return get_runtime(self.runtime, options)
+        runtime = copy.copy(self.runtime)
+        runtime.options = options
+        return runtime
 
     def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
         from edgenas.hardware.measure import measure_modules
 
         _check(items, loads)
-        names, options = _labels(items, labels), _input_options(self.options, items)
+        names, options = _labels(items, labels), self.options
         runtime, models = self.session_runtime(options), _modules(items)
         per_load = [measure_modules(models, runtime, self.protocol) for _ in range(loads)]
         energies = self._energy(models, runtime) if self.energy else [None] * len(models)
@@ -179,6 +210,8 @@ class LocalDevice:
                 options.batch,
                 options.threads,
                 energies[i],
+                any(load[i].flagged for load in per_load),
+                tuple(load[i] for load in per_load),
             )
             for i in range(len(models))
         ]
@@ -203,21 +236,38 @@ class LocalDevice:
         *,
         device_name: str | None = None,
         energy: bool = False,
+        interleave: int = 1,
         on_progress: ProfileProgress | None = None,
-    ) -> tuple[str, MeasurementKey]:
+    ) -> ProfileReport:
         from edgenas.hardware.measure import profile
 
-        options = _input_options(self.options, specs)
-        runtime = self.session_runtime(options)
+        runtime = self.session_runtime()
         hook = None
         if on_progress is not None:
             hook = lambda done, total, spec, stats: on_progress(done, total, f"last {stats.median_ms:.3f} ms")  # noqa: E731
         report = profile(
-            specs, runtime, store, protocol=self.protocol, device_name=device_name, energy=energy, on_progress=hook
+            specs,
+            runtime,
+            store,
+            protocol=self.protocol,
+            device_name=device_name,
+            interleave=interleave,
+            energy=energy,
+            on_progress=hook,
         )
-        return report.device, MeasurementKey(
-            runtime.name, "latency_ms", options.batch, options.resolution, options.threads
-        )
+        return report
+
+    def key(self) -> MeasurementKey:
+        o = self.options
+        return MeasurementKey(self.session_runtime().name, "latency_ms", o.batch, o.resolution, o.threads)
+
+    def store_name(self) -> str | None:
+        from edgenas.hardware.fingerprint import default_device_name, fingerprint
+
+        return default_device_name(fingerprint(self.session_runtime().device_type))
+
+    def with_options(self, options: RuntimeOptions) -> Device:
+        return replace(self, options=options)
 
 
 @dataclass
@@ -226,7 +276,7 @@ class RemoteDevice:
 
     Attributes:
         command: the template; ``{dir}`` is the folder, ``{runner}`` the runner's path here.
-        options: batch, resolution (for modules) and threads.
+        options: batch, resolution and threads of the input.
         workdir: where each measurement's folder is made.
         protocol: warm-up, repeats and noise handling, written into the manifest for the runner.
     """
@@ -249,7 +299,7 @@ class RemoteDevice:
         from edgenas.hardware.remote import RUNNER_RUNTIME, export_models, run_remote
 
         _check(items, loads)
-        names, options = _labels(items, labels), _input_options(self.options, items)
+        names, options = _labels(items, labels), self.options
         self.workdir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="measure-", dir=self.workdir))
         export_models(list(zip(names, _modules(items), strict=True)), folder, options, self.protocol)
@@ -263,6 +313,8 @@ class RemoteDevice:
                 RUNNER_RUNTIME,
                 options.batch,
                 options.threads,
+                flagged=any(bool(rows[i].get("flagged")) for rows in runs),
+                per_load=tuple(_runner_stats(rows[i]) for rows in runs),
             )
             for i in range(len(items))
         ]
@@ -274,25 +326,59 @@ class RemoteDevice:
         *,
         device_name: str | None = None,
         energy: bool = False,
+        interleave: int = 1,
         on_progress: ProfileProgress | None = None,
-    ) -> tuple[str, MeasurementKey]:
-        """Export ``specs`` once into ``workdir/export`` (the runner resumes a folder it started), run the command,
-        file the results in ``store``. ``energy`` is refused: the runner reads no energy counter."""
-        from edgenas.hardware.remote import export_archs, import_results, read_results, run_remote
+    ) -> ProfileReport:
+        """Export ``specs`` once into a folder under ``workdir`` (``export``, or ``export-<digest>`` for another set of
+        archs), run the command (the runner resumes a folder it started), file the results in ``store``.
+        ``energy`` is refused: the runner reads no energy counter; ``interleave`` is the runner's own (one by one)."""
+        from edgenas.hardware.remote import import_results, read_results, run_remote
 
         if energy:
-            raise MeasurementError("a remote device measures latency only (the runner reads no energy counter)")
-        folder = self.workdir / "export"
-        if not (folder / "manifest.json").is_file():
-            export_archs(specs, folder, _input_options(self.options, specs), self.protocol)
+            raise MeasurementError(REMOTE_LATENCY_ONLY)
+        unique = list(dict.fromkeys(specs))
+        start = time.perf_counter()
+        folder = self._export(unique)
         if on_progress is not None:
-            on_progress(0, len(specs), f"running: {self.command}")
-        run_remote(self.command, folder)
+            on_progress(0, len(unique), f"running: {self.command}")
+        rows = run_remote(self.command, folder)
         results = read_results(folder)
-        device, _ = import_results(store, results, device_name)
+        name, added = import_results(store, results, device_name)
         if on_progress is not None:
-            on_progress(len(specs), len(specs), "imported")
-        return device, results.key
+            on_progress(len(unique), len(unique), "imported")
+        report = ProfileReport(name, len(unique), len(unique) - added, added, energy_note=REMOTE_LATENCY_ONLY)
+        report.flagged = sum(bool(row.get("flagged")) for row in rows)
+        report.seconds, report.key = time.perf_counter() - start, results.key
+        report.rows = [{"arch": str(s), **row} for s, row in results.rows]
+        return report
+
+    def _export(self, specs: list[ArchSpec]) -> Path:
+        """The folder holding exactly ``specs`` (exported now when new)."""
+        import hashlib
+        import json
+
+        from edgenas.hardware.remote import export_archs
+
+        archs = [str(s) for s in specs]
+        folder = self.workdir / "export"
+        manifest = folder / "manifest.json"
+        if manifest.is_file() and [m["arch"] for m in json.loads(manifest.read_text())["models"]] != archs:
+            folder = self.workdir / f"export-{hashlib.sha256(chr(10).join(archs).encode()).hexdigest()[:8]}"
+        if not (folder / "manifest.json").is_file():
+            export_archs(specs, folder, self.options, self.protocol)
+        return folder
+
+    def key(self) -> MeasurementKey:
+        from edgenas.hardware.remote import RUNNER_RUNTIME
+
+        o = self.options
+        return MeasurementKey(RUNNER_RUNTIME, "latency_ms", o.batch, o.resolution, o.threads)
+
+    def store_name(self) -> str | None:
+        return None
+
+    def with_options(self, options: RuntimeOptions) -> Device:
+        return replace(self, options=options)
 
 
 @dataclass
@@ -340,31 +426,52 @@ class SimulatedDevice:
         *,
         device_name: str | None = None,
         energy: bool = False,
+        interleave: int = 1,
         on_progress: ProfileProgress | None = None,
-    ) -> tuple[str, MeasurementKey]:
-        name = device_name or self.name
-        key = MeasurementKey(self.name, "latency_ms", self.options.batch, space_of(specs[0]).resolution, 1)
+    ) -> ProfileReport:
+        unique = list(dict.fromkeys(specs))
+        name, key = device_name or self.name, self.key()
         device = store.device_id(name, kind="simulated", source="edgenas SimulatedDevice")
-        for i, (spec, row) in enumerate(zip(specs, self.measure(specs), strict=True)):
-            if not store.has(device, spec, key):
-                store.add(device, spec, key, row.median_ms)
+        todo = [s for s in unique if not store.has(device, s, key)]
+        report = ProfileReport(name, len(unique), len(unique) - len(todo), energy_note="simulated")
+        for spec, row in zip(todo, self.measure(todo), strict=True) if todo else ():
+            store.add(device, spec, key, row.median_ms)
+            report.measured += 1
+            report.rows.append({"arch": str(spec), "median_ms": row.median_ms})
             if on_progress is not None:
-                on_progress(i + 1, len(specs), f"last {row.median_ms:.3f} ms")
-        return name, key
+                on_progress(report.skipped + report.measured, len(unique), f"last {row.median_ms:.3f} ms")
+        report.key = key
+        return report
+
+    def key(self) -> MeasurementKey:
+        o = self.options
+        return MeasurementKey(self.name, "latency_ms", o.batch, o.resolution, o.threads)
+
+    def store_name(self) -> str | None:
+        return self.name
+
+    def with_options(self, options: RuntimeOptions) -> Device:
+        return replace(self, options=options)
+
+
+def energy_reading(device: Device) -> tuple[bool, str]:
+    """Whether ``device`` reads energy per inference, and a sentence saying with what counter or why not."""
+    if isinstance(device, SimulatedDevice):
+        return (True, "simulated") if device.energy_mj is not None else (False, "the simulation has no energy")
+    if not isinstance(device, LocalDevice):
+        return False, REMOTE_LATENCY_ONLY
+    if not device.energy:
+        return False, "energy not requested"
+    from edgenas.hardware.energy import energy_meter
+
+    meter, note = energy_meter(device.session_runtime().device_type)
+    return meter is not None, note
 
 
 def energy_unavailable(device: Device) -> str | None:
     """Why ``device`` reads no energy per inference, or None where it does."""
-    if isinstance(device, SimulatedDevice):
-        return None if device.energy_mj is not None else "the simulation has no energy"
-    if not isinstance(device, LocalDevice):
-        return "a remote device measures latency only (the runner reads no energy counter)"
-    if not device.energy:
-        return "the device was opened for latency only"
-    from edgenas.hardware.energy import energy_meter
-
-    meter, note = energy_meter(device.session_runtime().device_type)
-    return None if meter is not None else note
+    readable, note = energy_reading(device)
+    return None if readable else note
 
 
 def open_device(
@@ -385,7 +492,7 @@ def open_device(
         if workdir is None:
             raise MeasurementError("a remote device needs a work folder for the models it exports")
         if energy:
-            raise MeasurementError("a remote device measures latency only (the runner reads no energy counter)")
+            raise MeasurementError(REMOTE_LATENCY_ONLY)
         return RemoteDevice(remote, options, Path(workdir), protocol)
     device = LocalDevice(runtime, options, protocol, energy)
     device.session_runtime()  # an unknown or missing runtime is refused now, not at the first measurement

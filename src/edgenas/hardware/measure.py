@@ -90,6 +90,9 @@ class ProfileReport:
         measured: archs measured now.
         flagged: measurements whose relative IQR stayed above the threshold.
         seconds: wall time of the measuring part.
+        energy_note: which counter measured energy, or why none did.
+        rows: per arch measured now, its statistics.
+        key: the store key of the latency rows.
     """
 
     device: str
@@ -100,6 +103,7 @@ class ProfileReport:
     seconds: float = 0.0
     energy_note: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
+    key: MeasurementKey | None = None
 
 
 ProgressHook = Callable[[int, int, ArchSpec, LatencyStats], None]
@@ -137,7 +141,7 @@ def profile(
     key = MeasurementKey(runtime.name, "latency_ms", o.batch, o.resolution, o.threads)
     unique = list(dict.fromkeys(specs))
     todo = [s for s in unique if not store.has(device, s, key)]
-    report = ProfileReport(name, len(unique), len(unique) - len(todo))
+    report = ProfileReport(name, len(unique), len(unique) - len(todo), key=key)
     meter, report.energy_note = energy_meter(runtime.device_type) if energy else (None, "energy not requested")
     start = time.perf_counter()
     for i in range(0, len(todo), max(1, interleave)):

@@ -121,4 +121,5 @@ def profile_on_device(
     remote device's export in ``workdir/export`` is made once and its runner resumes; ``energy``: also energy where
     a counter exists). Returns the device's name in the store and the key of its rows."""
     device = run_device(config, space_of(specs[0]).resolution, workdir)
-    return device.profile(specs, db, device_name=config.device.name or None, energy=energy, on_progress=on_progress)
+    report = device.profile(specs, db, device_name=config.device.name or None, energy=energy, on_progress=on_progress)
+    return report.device, report.key

@@ -310,10 +310,6 @@ def _check_consistency(config: RunConfig) -> None:
             f"config key 'channels.top_k' ({config.channels.top_k}) must be below channels.population "
             f"({config.channels.population})"
         )
-    if config.channels.enabled and config.device.remote and config.channels.sampling == "cover":
-        raise ConfigError(
-            "config key 'channels.sampling' = 'cover' plans on measurements made here; with device.remote use 'uniform'"
-        )
     if config.channels.images < config.channels.batch_size:
         raise ConfigError("config key 'channels.images' must hold at least one batch of channels.batch_size")
     for key, value, allowed in (

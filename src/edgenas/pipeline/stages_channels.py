@@ -12,9 +12,8 @@ import shutil
 from typing import Any
 
 from edgenas.hardware import MeasurementStore
-from edgenas.hardware.runtimes import get_runtime
 from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import load_warning, measure_models, profile_on_device, protocol, runtime_options
+from edgenas.pipeline._device import load_warning, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images
 from edgenas.predictors import fit_on_store
@@ -23,10 +22,9 @@ from edgenas.search.channels import (
     TargetBelowChannelsError,
     channel_search,
     measure_channel_profile,
-    profile_specs,
 )
 from edgenas.search.evolution import EvolutionConfig
-from edgenas.spaces import ArchSpec, load_specs, space_of
+from edgenas.spaces import load_specs
 from edgenas.spaces.channels import ChannelSpace, channel_space
 
 ARCH_FILE = "arch.json"
@@ -60,7 +58,7 @@ class ChannelsStage(Stage):
                 run_images(ctx.config),
                 ctx.dir / SEARCH_DIR,
                 self._search_config(ctx, found.outputs["target_ms"]),
-                measure=lambda specs: self._measure(ctx, specs),
+                device=run_device(ctx.config, space.resolution, ctx.dir / "measure"),
                 on_generation=lambda done, best: ctx.events.progress(
                     "channels",
                     done,
@@ -110,29 +108,18 @@ class ChannelsStage(Stage):
     def _predictor(ctx: StageContext, space: ChannelSpace) -> Any:
         """Measure the channel configurations on the run's device (here or through ``device.remote``; measured ones
         are kept, so a killed stage resumes) and fit their predictor."""
-        config = ctx.config
+        config, progress = ctx.config, ctx.progress("channels")
         with MeasurementStore(ctx.dir / STORE_FILE) as db:
-            if config.device.remote:  # uniform draws only (refused otherwise when the config was read)
-                specs = profile_specs(space, config.channels.profile_n, config.seed)
-                device, _ = profile_on_device(config, specs, db, ctx.dir, ctx.progress("channels"))
-            else:
-                progress = ctx.progress("channels")
-                device = measure_channel_profile(
-                    space,
-                    get_runtime(config.device.runtime, runtime_options(config, space)),
-                    db,
-                    config.channels.profile_n,
-                    sampling=config.channels.sampling,
-                    seed=config.seed,
-                    protocol=protocol(config),
-                    device_name=config.device.name or None,
-                    on_progress=lambda done, total, *_: progress(done, total, "profiling"),
-                )
+            device = measure_channel_profile(
+                space,
+                run_device(config, space.resolution, ctx.dir),
+                db,
+                config.channels.profile_n,
+                sampling=config.channels.sampling,
+                seed=config.seed,
+                device_name=config.device.name or None,
+                on_progress=lambda done, total, *_: progress(done, total, "profiling"),
+            )
         predictor = fit_on_store(space, ctx.dir / STORE_FILE, device, seed=config.seed)
         predictor.save(ctx.dir / "predictor.pt")
         return predictor
-
-    @staticmethod
-    def _measure(ctx: StageContext, specs: list[ArchSpec]) -> list[float]:
-        models = [space_of(s).build(s) for s in specs]
-        return measure_models(models, ctx.config, space_of(specs[0]).resolution, ctx.dir / "measure")

@@ -9,8 +9,8 @@ import numpy as np
 
 from edgenas._io import write_text_atomic
 from edgenas.errors import EdgeNASError
-from edgenas.hardware import MeasurementKey, MeasurementStore, get_runtime
-from edgenas.pipeline._device import load_warning, profile_on_device, protocol, runtime_options
+from edgenas.hardware import MeasurementKey, MeasurementStore
+from edgenas.pipeline._device import load_warning, profile_on_device, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
 from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
@@ -49,7 +49,7 @@ class ProfileStage(Stage):
             ctx.events.warn(warning)
         store_path = ctx.dir / STORE_FILE
         with MeasurementStore(store_path) as db:
-            device, key = self._remote(ctx, space, db) if config.device.remote else self._local(ctx, space, db)
+            device, key = self._profile(ctx, space, db)
             values = db.values(device, metric="latency_ms", space_hash=space.config_hash)
         latencies = np.asarray(list(values.values()), float)
         return {
@@ -66,41 +66,20 @@ class ProfileStage(Stage):
         }
 
     @staticmethod
-    def _local(ctx: StageContext, space: Any, db: MeasurementStore) -> tuple[str, MeasurementKey]:
+    def _profile(ctx: StageContext, space: Any, db: MeasurementStore) -> tuple[str, MeasurementKey]:
+        """``profile.n`` archs of ``space`` (uniform, ordered, or covering the latency range) into ``db`` on the run's
+        device (here or through ``device.remote``); returns the device's name in the store and the rows' key."""
         from edgenas.search.coverage import profile_covering
 
         config = ctx.config
-        n, seed = config.profile.n, config.profile.seed
+        n, seed, energy = config.profile.n, config.profile.seed, config.budget.energy_mj > 0
         if config.profile.sampling != "cover":
             specs = space.sample(seed=seed, n=n, ordered=config.profile.sampling == "ordered")
-            energy = config.budget.energy_mj > 0
             return profile_on_device(config, specs, db, ctx.dir, ctx.progress("profile"), energy=energy)
-        runtime = get_runtime(config.device.runtime, runtime_options(config, space))
-        progress = ctx.progress("profile")
-        report = profile_covering(
-            space,
-            runtime,
-            db,
-            n,
-            seed=seed,
-            protocol=protocol(config),
-            device_name=config.device.name or None,
-            on_progress=lambda done, total, spec, stats: progress(done, total, f"last {stats.median_ms:.3f} ms"),
-            energy=config.budget.energy_mj > 0,
-        )
-        o = runtime.options
-        return report.device, MeasurementKey(runtime.name, "latency_ms", o.batch, o.resolution, o.threads)
-
-    @staticmethod
-    def _remote(ctx: StageContext, space: Any, db: MeasurementStore) -> tuple[str, MeasurementKey]:
-        config = ctx.config
-        if config.profile.sampling == "cover":
-            raise ConfigError(
-                "config key 'profile.sampling' = 'cover' plans on measurements made here; with device.remote use "
-                "'uniform' or 'ordered'"
-            )
-        specs = space.sample(seed=config.profile.seed, n=config.profile.n, ordered=config.profile.sampling == "ordered")
-        return profile_on_device(config, specs, db, ctx.dir, ctx.progress("profile"))
+        device = run_device(config, space.resolution, ctx.dir)
+        options = {"device_name": config.device.name or None, "on_progress": ctx.progress("profile"), "energy": energy}
+        report = profile_covering(space, device, db, n, seed=seed, **options)
+        return report.device, device.key()
 
 
 PREDICTOR_FILE = "predictor.pt"

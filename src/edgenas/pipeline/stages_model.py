@@ -138,16 +138,12 @@ class CompressStage(Stage):
         import copy
         import shutil
 
-        from edgenas.errors import DominoError
-        from edgenas.hardware import get_runtime
         from edgenas.models import load_model
-        from edgenas.pipeline._device import protocol, runtime_options
+        from edgenas.pipeline._device import run_device
         from edgenas.search.domino import PairSchedule
         from edgenas.search.domino_job import DominoJob, DominoRun, FinalTraining
 
         config, c = ctx.config, ctx.config.compress
-        if config.device.remote:
-            raise DominoError("compress.method = 'domino' measures on this machine; it does not run with device.remote")
         trained = ctx.upstream["train"]
         loaded = load_model(trained.path("model"))
         images = run_images(config)
@@ -179,11 +175,10 @@ class CompressStage(Stage):
             images,
             ctx.dir / "domino",
             job,
-            get_runtime(config.device.runtime, runtime_options(config, run_space(config))),
+            run_device(config, loaded.resolution, ctx.dir / "domino" / "device"),
             teacher=copy.deepcopy(loaded.model) if c.distill else None,
             pretrained=True,
             progress=lambda step, done, total, text: report(done, total, f"{step}: {text}"),
-            protocol=protocol(config),
         ).run()
         shutil.copyfile(ctx.dir / "domino" / "model.pt", ctx.dir / COMPRESSED_FILE)
         before, after = summary["ungrafted_ms"], summary["measured_ms"]

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from edgenas.errors import SpaceConfigError
-from edgenas.hardware.protocol import DEFAULT_PROTOCOL, Protocol, measure
-from edgenas.hardware.runtimes import Runtime, get_runtime
+from edgenas.hardware.device import Device
 from edgenas.predictors.base import Predictor, PredictorMeta
 from edgenas.predictors.data import ArchTable
 from edgenas.predictors.models import LinearTable
@@ -22,12 +21,11 @@ from edgenas.spaces.spec import thaw
 
 
 def measure_op_table(
-    space: SearchSpace,
-    runtime: Runtime,
-    protocol: Protocol = DEFAULT_PROTOCOL,
-    on_progress: Callable[[int, int], None] | None = None,
+    space: SearchSpace, device: Device, on_progress: Callable[[int, int], None] | None = None
 ) -> np.ndarray:
-    """``L x K`` latencies (ms) of each allowed op of each layer timed alone; NaN where an op is not allowed.
+    """``L x K`` latencies (ms) of each allowed op of each layer timed without the rest of the network, on
+    ``device`` fed the layer's own input (channels, resolution); the ops of one layer are timed round-robin, so a
+    drift of the machine hits them alike. NaN where an op is not allowed. ``on_progress(layers done, layers)``.
 
     Raises:
         SpaceConfigError: the space cannot build its layers alone (cell spaces).
@@ -35,16 +33,17 @@ def measure_op_table(
     if not hasattr(space, "layer_module"):
         raise SpaceConfigError(f"{space.name} cannot build its layers alone; fit the LUT on measurements instead")
     table = np.full((space.num_layers, space.num_ops), np.nan)
-    jobs = [(layer, op) for layer, ops in enumerate(space.allowed_ops) for op in ops]
-    for done, (layer, op) in enumerate(jobs, start=1):
+    for layer, ops in enumerate(space.allowed_ops):
         shape = space.layer_shapes[layer]
-        options = replace(runtime.options, channels=shape.in_channels, resolution=space.layer_input_size(layer))
-        rt = get_runtime(runtime.name, options)
-        module = space.layer_module(layer, op)
-        with rt.load(module) as session:
-            table[layer, op] = measure(session.run, protocol).median_ms
+        alone = device.with_options(
+            replace(device.options, channels=shape.in_channels, resolution=space.layer_input_size(layer))
+        )
+        rows = alone.measure(
+            [space.layer_module(layer, op) for op in ops], labels=[f"layer {layer} op {op}" for op in ops]
+        )
+        table[layer, list(ops)] = [row.median_ms for row in rows]
         if on_progress is not None:
-            on_progress(done, len(jobs))
+            on_progress(layer + 1, space.num_layers)
     return table
 
 

@@ -87,13 +87,13 @@ def channel_search(
     out_dir: str | Path,
     config: ChannelSearchConfig,
     *,
-    measure: Callable[[list[ArchSpec]], list[float]] | None = None,
+    device: Any = None,
     on_generation: Callable[[int, Candidate], None] | None = None,
     on_probe: Callable[[ArchSpec, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run Algorithm 2 on ``base`` (a spec of a staged space) and return the summary (also written to the run
-    directory). ``measure`` (specs -> ms each, measured round-robin) measures the chosen and the unmodified network
-    on the device.
+    directory). ``device`` (an :class:`edgenas.hardware.device.Device`), when given, measures the chosen and the
+    unmodified network round-robin.
 
     Raises:
         SearchError: bad settings, a predictor of another space.
@@ -140,7 +140,7 @@ def channel_search(
         on_generation=on_generation,
     )
     baseline = _baseline(result.history, unscaled, fitness, latency, out)
-    summary = _summary(space, config, result, baseline, measure)
+    summary = _summary(space, config, result, baseline, device)
     save_specs(out / ARCH_FILE, [result.best.spec])
     rundir.write_summary(out, summary)
     from edgenas.report.figures import evolution_scores
@@ -232,10 +232,10 @@ def _summary(
     config: ChannelSearchConfig,
     result: Any,
     baseline: dict[str, Any],
-    measure: Callable[[list[ArchSpec]], list[float]] | None,
+    device: Any,
 ) -> dict[str, Any]:
     best = result.best
-    measured = measure([best.spec, space.unscaled]) if measure is not None else [None, None]
+    measured = [m.median_ms for m in device.measure([best.spec, space.unscaled])] if device else [None, None]
     found = {
         "channels": str(best.spec),
         "scales": space.scales(best.spec),
@@ -292,7 +292,7 @@ SAMPLINGS = ("uniform", "cover")
 
 def measure_channel_profile(
     space: ChannelSpace,
-    runtime: Any,
+    device: Any,
     db: Any,
     n: int,
     *,
@@ -301,58 +301,56 @@ def measure_channel_profile(
     **profile_options: Any,
 ) -> str:
     """Measure ``n`` configurations into the store ``db``: the anchors of :func:`profile_specs` (the unmodified net and
-    every uniform scale), then the rest drawn by ``sampling``; stored ones are skipped (a killed call resumes).
-    ``profile_options`` go to :func:`edgenas.hardware.measure.profile`. Returns the device's name in the store.
+    every uniform scale), then the rest drawn by ``sampling``, on ``device`` (:class:`edgenas.hardware.device.Device`);
+    stored ones are skipped (a killed call resumes). ``profile_options`` go to ``device.profile``. Returns the
+    device's name in the store.
 
     Raises:
         SearchError: an unknown sampling, or ``n`` too small.
     """
-    from edgenas.hardware.measure import profile
     from edgenas.search.coverage import profile_covering
 
     if sampling not in SAMPLINGS:
         raise SearchError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
     specs = profile_specs(space, n, seed)  # the anchors, then uniform draws
     anchors = _anchors(space)
-    report = profile(anchors, runtime, db, **profile_options)
+    report = device.profile(anchors, db, **profile_options)
     if sampling == "uniform":
-        report = profile(specs[len(anchors) :], runtime, db, **profile_options)
+        report = device.profile(specs[len(anchors) :], db, **profile_options)
     else:
-        report = profile_covering(space, runtime, db, n - len(anchors), seed=seed, **profile_options)
+        report = profile_covering(space, device, db, n - len(anchors), seed=seed, **profile_options)
     return report.device
 
 
 def fit_channel_predictor(
     space: ChannelSpace,
-    runtime: Any,
+    device: Any,
     store_path: str | Path,
     n: int,
     *,
     sampling: str = "uniform",
     kind: str = "mlp",
     seed: int = 0,
-    protocol: Any = None,
     device_name: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Any:
-    """Measure ``n`` configurations on ``runtime`` into ``store_path`` (:func:`measure_channel_profile`, under
-    ``protocol``, default edgenas') and fit a predictor on them (:func:`fit_on_store`).
+    """Measure ``n`` configurations on ``device`` into ``store_path`` (:func:`measure_channel_profile`) and fit a
+    predictor on them (:func:`fit_on_store`).
 
     Raises:
         SearchError: an unknown sampling, or ``n`` too small to hold out a test share.
     """
-    from edgenas.hardware import DEFAULT_PROTOCOL, MeasurementStore
+    from edgenas.hardware import MeasurementStore
 
     with MeasurementStore(store_path) as db:
-        device = measure_channel_profile(
+        name = measure_channel_profile(
             space,
-            runtime,
+            device,
             db,
             n,
             sampling=sampling,
             seed=seed,
-            protocol=protocol or DEFAULT_PROTOCOL,
             device_name=device_name,
             on_progress=None if on_progress is None else lambda done, total, *_: on_progress(done, total),
         )
-    return fit_on_store(space, store_path, device, kind=kind, seed=seed)
+    return fit_on_store(space, store_path, name, kind=kind, seed=seed)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from edgenas.errors import MeasurementError, SearchError, StoreError
+from edgenas.hardware.device import Device
 from edgenas.predictors.base import Predictor
 from edgenas.search.budget import FeasibleRange, feasible_range, single_layer_neighbours
 from edgenas.spaces import ArchSpec, SearchSpace
@@ -171,14 +172,13 @@ def _phase(name: str, report: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
-def stored_table(store: Any, device: str, space: SearchSpace, runtime: Any, specs: Sequence[ArchSpec] | None = None):
-    """The stored latencies of ``device`` on ``runtime``'s key for ``space`` (only ``specs`` when given), as an
-    :class:`~edgenas.predictors.data.ArchTable`."""
+def stored_table(store: Any, device: str, space: SearchSpace, key: Any, specs: Sequence[ArchSpec] | None = None):
+    """The stored latencies of ``device`` under ``key`` (a :class:`~edgenas.hardware.MeasurementKey`) for ``space``
+    (only ``specs`` when given), as an :class:`~edgenas.predictors.data.ArchTable`."""
     from edgenas.predictors import table_from_store
 
-    o = runtime.options
     table = table_from_store(
-        store.path, device, space, runtime=runtime.name, batch=o.batch, resolution=o.resolution, threads=o.threads
+        store.path, device, space, runtime=key.runtime, batch=key.batch, resolution=key.resolution, threads=key.threads
     )
     if specs is None:
         return table
@@ -188,7 +188,7 @@ def stored_table(store: Any, device: str, space: SearchSpace, runtime: Any, spec
 
 def profile_covering(
     space: SearchSpace,
-    runtime: Any,
+    device: Device,
     store: Any,
     n: int,
     *,
@@ -199,24 +199,22 @@ def profile_covering(
 ) -> CoverageReport:
     """Profile ``n`` archs that cover the feasible latency range: ``uniform_share`` of them uniform random (seeded),
     then the rest planned by :func:`cover_specs` on a ``predictor_kind`` predictor fitted on the uniform ones' stored
-    rows. ``profile_options`` go to :func:`edgenas.hardware.profile` (protocol, device_name, interleave, energy,
-    on_progress)."""
-    from edgenas.hardware import profile
+    rows. ``profile_options`` go to ``device.profile`` (device_name, interleave, energy, on_progress)."""
     from edgenas.predictors import FitConfig, fit_predictor
 
     if not 0 < uniform_share <= 1:
         raise MeasurementError(f"the uniform share of a covering profile must be in (0, 1], got {uniform_share}")
     n_uniform = max(min(n, 4), math.ceil(uniform_share * n))
     uniform = space.sample(seed=seed, n=n_uniform)
-    first = profile(uniform, runtime, store, **profile_options)
+    first = device.profile(uniform, store, **profile_options)
     report = CoverageReport(first.device, [_phase("uniform", first)], [str(s) for s in uniform])
     if n_uniform >= n:
         return report
-    table = stored_table(store, first.device, space, runtime, uniform)
+    table = stored_table(store, first.device, space, first.key, uniform)
     planner = fit_predictor(predictor_kind, table, FitConfig(seed=seed))
     reach = feasible_range(planner, space, seed=seed)
     plan = cover_specs(planner, space, n - n_uniform, seed=seed, exclude=report.planned, reach=reach)
-    second = profile(plan, runtime, store, **profile_options)
+    second = device.profile(plan, store, **profile_options)
     report.phases.append(_phase("cover", second, feasible=[reach.low, reach.high], planner=predictor_kind))
     report.planned += [str(s) for s in plan]
     return report
@@ -224,7 +222,7 @@ def profile_covering(
 
 def profile_near(
     space: SearchSpace,
-    runtime: Any,
+    device: Device,
     store: Any,
     values: Sequence[float],
     n: int,
@@ -239,15 +237,17 @@ def profile_near(
     fitted on the store's rows of this device and runtime.
 
     Raises:
-        MeasurementError: no ``predictor`` and no rows of this device to fit one on (profile the space first).
+        MeasurementError: no ``predictor`` and no rows of this device to fit one on (profile the space first), or a
+            device whose name in the store only a measurement tells (a remote one) without ``device_name``.
         SearchError: fewer than ``n`` archs predicted near a value exist (see :func:`archs_near`).
     """
-    from edgenas.hardware import default_device_name, fingerprint, profile
     from edgenas.predictors import FitConfig, fit_predictor
 
-    device = profile_options.get("device_name") or default_device_name(fingerprint(runtime.device_type))
+    name = profile_options.get("device_name") or device.store_name()
+    if name is None:
+        raise MeasurementError(f"name the device in the store to add archs near a value on {device.name}")
     try:
-        stored = stored_table(store, device, space, runtime)
+        stored = stored_table(store, name, space, device.key())
     except (MeasurementError, StoreError) as error:
         if predictor is None:
             raise MeasurementError(
@@ -264,13 +264,13 @@ def profile_near(
             f"reaches over {space.name} ({reach.low:.4g}..{reach.high:.4g} {predictor.meta.unit}): no arch is "
             "predicted near it"
         )
-    report = CoverageReport(device)
+    report = CoverageReport(name)
     known = [str(s) for s in stored.specs] if stored is not None else []
     guesses = np.asarray(predictor.predict(stored.specs), dtype=float) if stored is not None else np.zeros(0)
     for value in values:
         already = int(np.sum(np.abs(guesses - value) <= band * value))
         plan = archs_near(predictor, space, value, max(0, n - already), band=band, seed=seed, exclude=known)
-        done = profile(plan, runtime, store, **profile_options)
+        done = device.profile(plan, store, **profile_options)
         report.phases.append(_phase(f"near {value:g}", done, target=value, already_near=already))
         report.planned += [str(s) for s in plan]
         known += [str(s) for s in plan]

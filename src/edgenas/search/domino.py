@@ -51,12 +51,10 @@ def latency_masks(space: MaskSpace, n: int, seed: int = 0) -> list[ArchSpec]:
     return anchors + drawn[: n - 2]
 
 
-def measure_masks(space: MaskSpace, runtime: Any, db: Any, n: int, *, seed: int = 0, **profile_options: Any) -> str:
-    """Measure :func:`latency_masks` on ``runtime`` into the store ``db`` (stored ones are skipped, so a killed call
-    resumes); returns the device's name in the store."""
-    from edgenas.hardware.measure import profile
-
-    return profile(latency_masks(space, n, seed), runtime, db, **profile_options).device
+def measure_masks(space: MaskSpace, device: Any, db: Any, n: int, *, seed: int = 0, **profile_options: Any) -> str:
+    """Measure :func:`latency_masks` on ``device`` (an :class:`edgenas.hardware.device.Device`) into the store ``db``
+    (stored ones are skipped, so a killed call resumes); returns the device's name in the store."""
+    return device.profile(latency_masks(space, n, seed), db, **profile_options).device
 
 
 def predicted_latency(predictor: Any, space: MaskSpace) -> CachedPredictor:

@@ -167,21 +167,17 @@ class DominoRun:
     data: ImageData
     out: Path
     job: DominoJob
-    runtime: Any
+    device: Any
     teacher: Any = None
     pretrained: bool = False
     latency_predictor: Any = None
     progress: Progress = _quiet
-    protocol: Any = None
     space: MaskSpace = field(init=False)
 
     def __post_init__(self) -> None:
-        from edgenas.hardware import DEFAULT_PROTOCOL
-
         self.job.check()
         self.out = Path(self.out)
         self.space = mask_space(self.loaded.recipe)
-        self.protocol = self.protocol or DEFAULT_PROTOCOL
         if self.latency_predictor is not None:  # a given one must be of this network: refused before any write
             predicted_latency(self.latency_predictor, self.space)
 
@@ -198,11 +194,10 @@ class DominoRun:
             with MeasurementStore(self.out / STORE_FILE) as db:
                 device = measure_masks(
                     self.space,
-                    self.runtime,
+                    self.device,
                     db,
                     n,
                     seed=self.job.evolution.seed,
-                    protocol=self.protocol,
                     on_progress=lambda done, total, *_: self.progress("latency", done, total, "measuring masks"),
                 )
             fit_on_store(self.space, self.out / STORE_FILE, device, seed=self.job.evolution.seed).save(path)
@@ -313,15 +308,16 @@ class DominoRun:
     # -- 6. deploy --
     def deploy(self, grafted: Any) -> dict[str, Any]:
         from edgenas.export import export_onnx
-        from edgenas.hardware.measure import measure_modules
         from edgenas.nn import reparameterize
 
         collapsed = reparameterize(grafted.model)
-        shape = self.runtime.options.input_shape
+        shape = self.device.options.input_shape
         exported = export_onnx(collapsed, self.out / ONNX_FILE, shape, tolerance=ONNX_TOLERANCE)
         agreement = _agreement(grafted.model, self.out / ONNX_FILE, shape)
         self.progress("deploy", 0, 1, "measuring the ungrafted and the collapsed network round-robin")
-        before, after = measure_modules([reparameterize(self.loaded.model), collapsed], self.runtime, self.protocol)
+        before, after = self.device.measure(
+            [reparameterize(self.loaded.model), collapsed], labels=["ungrafted", "collapsed"]
+        )
         self.progress("deploy", 1, 1, "measured")
         return {
             "onnx": str(exported.path),
@@ -353,7 +349,7 @@ class DominoRun:
             "top1_after": final.get("test_top1"),
             **deployed,
             "met": deployed["measured_ms"] <= self.job.target_ms,
-            "runtime": {"name": self.runtime.name, **asdict(self.runtime.options)},
+            "runtime": {"name": self.device.name, **asdict(self.device.options)},
             "job": asdict(self.job),
         }
         rundir.write_summary(self.out, summary)
