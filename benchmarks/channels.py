@@ -30,14 +30,14 @@ from _common import RESULTS, machine, write_results
 from _common import sample_efficiency as fitted_curve
 
 from edgenas._random import seeded_torch
+from edgenas.compress.channels import SAMPLINGS, ChannelSearchConfig, channel_search, fit_channel_predictor
+from edgenas.evolution import EvolutionConfig
 from edgenas.hardware import MeasurementStore, RuntimeOptions
 from edgenas.hardware.device import LocalDevice
 from edgenas.hardware.measure import measure_modules, profile
 from edgenas.hardware.runtimes import get_runtime
 from edgenas.predictors import table_from_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
-from edgenas.search.channels import SAMPLINGS, ChannelSearchConfig, channel_search, fit_channel_predictor
-from edgenas.search.evolution import EvolutionConfig
 from edgenas.spaces import get_space, space_of
 from edgenas.spaces.channels import SCALES, channel_space
 from edgenas.train import TrainConfig, load_dataset, train

@@ -26,15 +26,7 @@ import numpy as np
 from _common import machine, sample_efficiency, write_results
 
 from edgenas._random import seeded_torch
-from edgenas.hardware import MeasurementStore, RuntimeOptions
-from edgenas.hardware.device import LocalDevice
-from edgenas.hardware.measure import measure_modules
-from edgenas.hardware.runtimes import get_runtime
-from edgenas.models import graft_loaded, load_model
-from edgenas.nn import reparameterize
-from edgenas.predictors import table_from_store
-from edgenas.predictors.meta import MetaConfig, compare_predictors
-from edgenas.search.domino import (
+from edgenas.compress.domino import (
     PairSchedule,
     PairTable,
     PredictedAccuracy,
@@ -47,9 +39,17 @@ from edgenas.search.domino import (
     random_masks,
     search_masks,
 )
-from edgenas.search.domino_job import FinalTraining
-from edgenas.search.evolution import EvolutionConfig
-from edgenas.search.peers import PRUNE_RATIOS, WIDTHS, fit_to_latency, pruned, width_scaled
+from edgenas.compress.domino_job import FinalTraining
+from edgenas.compress.peers import PRUNE_RATIOS, WIDTHS, fit_to_latency, pruned, width_scaled
+from edgenas.evolution import EvolutionConfig
+from edgenas.hardware import MeasurementStore, RuntimeOptions
+from edgenas.hardware.device import LocalDevice
+from edgenas.hardware.measure import measure_modules
+from edgenas.hardware.runtimes import get_runtime
+from edgenas.models import graft_loaded, load_model
+from edgenas.nn import reparameterize
+from edgenas.predictors import table_from_store
+from edgenas.predictors.meta import MetaConfig, compare_predictors
 from edgenas.spaces.domino import mask_space
 from edgenas.train import load_dataset, train
 

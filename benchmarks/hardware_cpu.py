@@ -29,18 +29,16 @@ import numpy as np
 from _common import RESULTS, machine, write_results
 from scipy import stats as sstats
 
+from edgenas.compress.comfort import comfort_zone, parse_scales, plot_comfort
 from edgenas.hardware import (
     PRESETS,
     MeasurementStore,
     Protocol,
     RuntimeOptions,
-    comfort_zone,
     compare_devices,
     get_runtime,
     group_devices,
     import_table,
-    parse_scales,
-    plot_comfort,
     profile,
 )
 from edgenas.hardware.device import LocalDevice

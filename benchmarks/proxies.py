@@ -30,9 +30,9 @@ from edgenas.bench.proxies import (
     rank_markdown,
     run_rank_study,
 )
+from edgenas.evolution import EvolutionConfig
 from edgenas.proxies import ProbeSettings, proxy_batches
 from edgenas.report.figures import proxy_ranks
-from edgenas.search.evolution import EvolutionConfig
 from edgenas.train import load_dataset
 
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "bench-proxies"

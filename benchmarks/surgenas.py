@@ -437,8 +437,8 @@ def _random_peers(profiled: Any, ms: float, data: Any) -> dict[str, Any]:
 
 def scale(args: argparse.Namespace) -> dict[str, Any]:
     """Comfort Zone scaling (``edgenas scale``) of the beta figure's middle network on this CPU's runtimes."""
+    from edgenas.compress.comfort import scale_up
     from edgenas.hardware import Protocol, RuntimeOptions, get_runtime
-    from edgenas.hardware.comfort import scale_up
     from edgenas.hardware.device import LocalDevice
     from edgenas.spaces import load_specs
 

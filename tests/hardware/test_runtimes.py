@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from edgenas.compress.comfort import comfort_zone, parse_scales, plot_comfort
 from edgenas.errors import MeasurementError, RuntimeUnavailableError, SpaceConfigError
 from edgenas.hardware import Protocol, RuntimeOptions, available_runtimes, get_runtime, measure_arch
-from edgenas.hardware.comfort import comfort_zone, parse_scales, plot_comfort
 from edgenas.hardware.device import LocalDevice
 from edgenas.hardware.runtimes import Runtime, Session
 from edgenas.nn.costs import measure_costs

@@ -23,9 +23,9 @@ from scipy import stats as sstats
 
 from edgenas.bench.nb201 import NB201Table, load_short_accuracy
 from edgenas.errors import BenchError
+from edgenas.evolution import EvolutionConfig, evolve
 from edgenas.proxies import ProbeSettings, Trace, get_proxy, probe_spec
 from edgenas.proxies.evaluate import Batch, proxy_batches
-from edgenas.search.evolution import EvolutionConfig, evolve
 from edgenas.spaces import ArchSpec, SearchSpace, get_space
 from edgenas.train.data import ImageData
 

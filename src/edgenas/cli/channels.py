@@ -93,9 +93,9 @@ def channels_command(
     predicted latency of T (thesis Algorithm 2: population 20, 20 generations, top 10, rates 0.5, BTE after 3 epochs),
     then measure the chosen and the unmodified network on RUNTIME. Writes arch.json (trainable with `edgenas
     train`), summary.json, channels.png; a killed search resumes with the same -o."""
+    from edgenas.compress.channels import ChannelSearchConfig
+    from edgenas.evolution import EvolutionConfig
     from edgenas.predictors import Predictor
-    from edgenas.search.channels import ChannelSearchConfig
-    from edgenas.search.evolution import EvolutionConfig
     from edgenas.spaces.channels import channel_space
     from edgenas.train import load_dataset
 
@@ -128,7 +128,7 @@ def channels_command(
 
 
 def _fit(space: Any, device: Any, output: Path, n: int, seed: int, sampling: str, *, quiet: bool) -> Any:
-    from edgenas.search.channels import fit_channel_predictor
+    from edgenas.compress.channels import fit_channel_predictor
 
     progress = progress_bar("[bold]profiling channel configurations", quiet=quiet)
     with progress:
@@ -154,7 +154,7 @@ def _fit(space: Any, device: Any, output: Path, n: int, seed: int, sampling: str
 def _search(
     base: Any, predictor: Any, data: Any, output: Path, config: Any, device: Any, *, quiet: bool
 ) -> dict[str, Any]:
-    from edgenas.search.channels import channel_search
+    from edgenas.compress.channels import channel_search
 
     progress = progress_bar("[bold]channel search", "best {task.fields[best]}", quiet=quiet)
     with progress:

@@ -29,7 +29,7 @@ from edgenas.cli._options import (
 )
 from edgenas.cli._progress import progress_bar
 from edgenas.cli.hardware import timing_protocol
-from edgenas.search.domino_job import DEFAULT_LATENCY_MASKS
+from edgenas.compress.domino_job import DEFAULT_LATENCY_MASKS
 
 #: Test images a proxy pair is measured on when --test-images is 0 (all).
 PROXY_TEST_IMAGES = 500
@@ -116,12 +116,12 @@ def domino_command(
     (latency predictor: masks measured after collapse; accuracy: MAML over proxy and target pairs), train the grafted
     network, collapse it, export model.onnx and measure it against the ungrafted network. Writes summary.json,
     model.pt (the grafted model file), model.onnx; a killed run resumes with the same -o."""
+    from edgenas.compress.domino import PairSchedule
+    from edgenas.compress.domino_job import DominoJob, DominoRun, FinalTraining
     from edgenas.errors import DominoError
+    from edgenas.evolution import EvolutionConfig
     from edgenas.models import load_model
     from edgenas.predictors import Predictor
-    from edgenas.search.domino import PairSchedule
-    from edgenas.search.domino_job import DominoJob, DominoRun, FinalTraining
-    from edgenas.search.evolution import EvolutionConfig
     from edgenas.train import load_dataset
 
     runtime = device_runtime(runtime, remote) or runtime

@@ -56,7 +56,7 @@ def scale_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Widen ARCH step by step on RUNTIME; keep the widest network whose latency stays in the original's noise band."""
-    from edgenas.hardware.comfort import scale_up
+    from edgenas.compress.comfort import scale_up
     from edgenas.spaces import save_specs
 
     runtime = device_runtime(runtime, remote) or runtime
@@ -116,7 +116,7 @@ def comfort_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Comfort Zone: latency and arithmetic intensity per width scale; the largest scale as fast as the base."""
-    from edgenas.hardware import comfort_zone, parse_scales, plot_comfort
+    from edgenas.compress.comfort import comfort_zone, parse_scales, plot_comfort
 
     runtime = device_runtime(runtime, remote) or runtime
     spec = resolve_one_arch(arch, space, set_, index)

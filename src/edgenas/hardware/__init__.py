@@ -1,6 +1,5 @@
-"""Latency and energy on real runtimes: runtimes, the measurement protocol, the store, Comfort Zone, monotonicity."""
+"""Latency and energy on real runtimes: runtimes, the measurement protocol, devices, the store, monotonicity."""
 
-from edgenas.hardware.comfort import ComfortReport, comfort_zone, parse_scales, plot_comfort
 from edgenas.hardware.device import Device, LocalDevice, Measurement, RemoteDevice, SimulatedDevice, open_device
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, device_key, fingerprint
@@ -16,7 +15,6 @@ __all__ = [
     "PRESETS",
     "RUNTIMES",
     "ArchMeasurement",
-    "ComfortReport",
     "Device",
     "ImportColumn",
     "LatencyStats",
@@ -32,7 +30,6 @@ __all__ = [
     "RuntimeOptions",
     "SimulatedDevice",
     "available_runtimes",
-    "comfort_zone",
     "compare_devices",
     "default_device_name",
     "device_key",
@@ -48,7 +45,5 @@ __all__ = [
     "median_latency_ms",
     "monotonicity",
     "open_device",
-    "parse_scales",
-    "plot_comfort",
     "profile",
 ]

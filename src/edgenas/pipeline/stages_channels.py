@@ -11,19 +11,19 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from edgenas.compress.channels import (
+    ChannelSearchConfig,
+    TargetBelowChannelsError,
+    channel_search,
+    measure_channel_profile,
+)
+from edgenas.evolution import EvolutionConfig
 from edgenas.hardware import MeasurementStore
 from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
 from edgenas.pipeline._device import load_warning, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images
 from edgenas.predictors import fit_on_store
-from edgenas.search.channels import (
-    ChannelSearchConfig,
-    TargetBelowChannelsError,
-    channel_search,
-    measure_channel_profile,
-)
-from edgenas.search.evolution import EvolutionConfig
 from edgenas.spaces import load_specs
 from edgenas.spaces.channels import ChannelSpace, channel_space
 

@@ -138,10 +138,10 @@ class CompressStage(Stage):
         import copy
         import shutil
 
+        from edgenas.compress.domino import PairSchedule
+        from edgenas.compress.domino_job import DominoJob, DominoRun, FinalTraining
         from edgenas.models import load_model
         from edgenas.pipeline._device import run_device
-        from edgenas.search.domino import PairSchedule
-        from edgenas.search.domino_job import DominoJob, DominoRun, FinalTraining
 
         config, c = ctx.config, ctx.config.compress
         trained = ctx.upstream["train"]

@@ -27,10 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas import rundir
-from edgenas.errors import DominoError
-from edgenas.predictors.base import CachedPredictor
-from edgenas.predictors.meta import MetaConfig
-from edgenas.search.domino import (
+from edgenas.compress.domino import (
     PROXY_SCHEDULE,
     PairSchedule,
     PairTable,
@@ -42,7 +39,10 @@ from edgenas.search.domino import (
     proxy_tasks,
     search_masks,
 )
-from edgenas.search.evolution import EvolutionConfig
+from edgenas.errors import DominoError
+from edgenas.evolution import EvolutionConfig
+from edgenas.predictors.base import CachedPredictor
+from edgenas.predictors.meta import MetaConfig
 from edgenas.spaces import ArchSpec
 from edgenas.spaces.domino import MaskSpace, mask_space
 from edgenas.train.data import ImageData

@@ -27,10 +27,10 @@ from typing import Any
 from edgenas import rundir
 from edgenas._io import write_bytes_atomic, write_text_atomic
 from edgenas.errors import SearchError
+from edgenas.evolution import Candidate, EvolutionConfig, evolve
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.fit import fit_on_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
-from edgenas.search.evolution import Candidate, EvolutionConfig, evolve
 from edgenas.spaces import ArchSpec, save_specs
 from edgenas.spaces.channels import ChannelSpace, channel_space
 from edgenas.train.data import ImageData

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgenas.errors import EvolutionError
-from edgenas.search.evolution import EvolutionConfig, evolve, pareto_front
+from edgenas.evolution import EvolutionConfig, evolve, pareto_front
 from edgenas.spaces import get_space
 
 SPACE = get_space("mbv2-cifar", width=0.25)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from edgenas.compress import domino
+from edgenas.compress.domino import PairSchedule, PairTable, collect_pairs, proxy_tasks, random_masks, search_masks
 from edgenas.errors import DominoError
-from edgenas.search import domino
-from edgenas.search.domino import PairSchedule, PairTable, collect_pairs, proxy_tasks, random_masks, search_masks
-from edgenas.search.evolution import EvolutionConfig
+from edgenas.evolution import EvolutionConfig
 from edgenas.spaces import get_space, spec_to_dict
 from edgenas.spaces.domino import KEEP, mask_space
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli as run
+from edgenas.compress.channels import ChannelSearchConfig, TargetBelowChannelsError, channel_search
 from edgenas.errors import SearchError
-from edgenas.search.channels import ChannelSearchConfig, TargetBelowChannelsError, channel_search
-from edgenas.search.evolution import EvolutionConfig
+from edgenas.evolution import EvolutionConfig
 from edgenas.spaces import get_space, load_specs, space_of
 from edgenas.spaces.channels import SCALES, channel_space
 from edgenas.train import load_dataset

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from edgenas.compress.peers import fit_to_latency, pruned, width_scaled
 from edgenas.errors import DominoError
-from edgenas.search.peers import fit_to_latency, pruned, width_scaled
 
 
 def test_pruning_removes_channels_in_multiples_of_eight_and_keeps_the_classifier() -> None:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from conftest import run_cli as run
+from edgenas.compress.comfort import scale_up, widened
 from edgenas.errors import MeasurementError
 from edgenas.hardware import RuntimeOptions
-from edgenas.hardware.comfort import scale_up, widened
 from edgenas.hardware.device import Measurement
 from edgenas.spaces import get_space, load_specs, space_of
 

@@ -7,7 +7,7 @@
 * ACC: the meta-accuracy predictor (:mod:`edgenas.predictors.meta`): MAML meta-trained on proxy pairs (short
   trainings at low resolution, one task per epoch budget) and adapted on a few target pairs (:func:`collect_pairs`
   trains masks and keeps every pair in a JSON Lines table, so a killed collection resumes).
-* The search is the generic evolutionary engine (:func:`edgenas.search.evolution.evolve`) with fitness ACC and the
+* The search is the generic evolutionary engine (:func:`edgenas.evolution.evolve`) with fitness ACC and the
   constraint LAT <= T; :func:`random_masks` draws the baseline of thesis Fig 5.14 (random masks meeting T).
 
 The found mask is then trained (Train-First, or Reparameterize-First as the ablation of Fig 5.15), optionally
@@ -28,9 +28,9 @@ from typing import Any
 from torch import nn
 
 from edgenas.errors import DominoError
+from edgenas.evolution import EvolutionConfig, EvolutionResult, evolve
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.meta import MetaConfig, MetaLearner, Task, predict_accuracy
-from edgenas.search.evolution import EvolutionConfig, EvolutionResult, evolve
 from edgenas.spaces import ArchSpec
 from edgenas.spaces.domino import MaskSpace
 from edgenas.train.data import ImageData
