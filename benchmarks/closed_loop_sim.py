@@ -43,7 +43,8 @@ def run(model: str, ridge: float, seeds: int) -> dict:
             value = low + fraction * (high - low)
             arch = archs_near(predictor, space, value, 1, band=0.01, seed=seed)[0]
             alpha = alpha_preferring(space, arch, seed=seed)
-            result = closed_loop.close_loop(arch, alpha, predictor, value, device, correction_model=model, ridge=ridge)
+            correction = closed_loop.CorrectionModel(model, ridge)
+            result = closed_loop.close_loop(arch, alpha, predictor, value, device, correction=correction)
             landed += result.within_tolerance
             spent.append(len(result.measurements))
             kept = max(m["score"] for m in result.measurements if m["arch"] == str(result.chosen))

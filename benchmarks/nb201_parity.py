@@ -246,10 +246,7 @@ def _search(task: tuple[str, str, str, dict[str, Any], int, int, float, int]) ->
         _WORKER["images"],
         budget,
         RUNS / run_name / f"seed{seed}",
-        alpha_lr=alpha_lr,
-        time_budget_s=time_budget,
-        alternate=alternate,
-        options=options,
+        options=options | {"alpha_lr": alpha_lr, "time_budget_s": time_budget, "alternate": alternate},
     )
     summary = json.loads((RUNS / run_name / f"seed{seed}" / "summary.json").read_text())
     record.update(row=name, entropy=summary.get("entropy"), derivation=summary.get("derivation", "argmax"))

@@ -127,8 +127,8 @@ def test_lightnas_cli_lands_with_the_closed_loop_by_default(tmp_path, capsys, mo
     truth = toy_predictor()
     measured: list[str] = []
 
-    def fake_device(runtime, space, on_device, run, *, energy=False):
-        assert runtime == "ort-cpu" and on_device["loads"] == 2 and not energy
+    def fake_device(landing, space, run, *, energy=False):
+        assert landing.runtime == "ort-cpu" and landing.loads == 2 and not energy
         return SimulatedDevice(lambda arch: measured.append(str(arch)) or 1.1 * float(truth.predict(arch)))
 
     monkeypatch.setattr(cli_search, "search_device", fake_device)
@@ -219,7 +219,7 @@ def test_lightnas_cli_closes_the_loop_on_measurements_and_warns_outside_the_data
     truth = toy_predictor()
     measured: list[str] = []
 
-    def fake_device(runtime, space, on_device, run, *, energy=False):  # 8% slower than the predictor says
+    def fake_device(landing, space, run, *, energy=False):  # 8% slower than the predictor says
         return SimulatedDevice(lambda arch: measured.append(str(arch)) or 1.08 * float(truth.predict(arch)))
 
     monkeypatch.setattr(cli_search, "search_device", fake_device)

@@ -153,32 +153,23 @@ def search_and_judge(
     run: Path,
     *,
     latency: Budgeted | None = None,
-    alpha_lr: float | None = None,
-    alpha_budget: str = "darts",
-    accuracy: bool = True,
-    lambda_p: float | None = None,
-    time_budget_s: float = 0.0,
-    alternate: str | None = None,
     options: dict[str, Any] | None = None,
     land: int = 0,
 ) -> dict[str, Any]:
     """One search in the ``nb201`` space, then the tables' verdict on the derived cell (one record). A finished run
     in ``run`` (its ``summary.json`` written) is judged again without searching, so a killed benchmark continues.
-    ``options``: further :class:`~edgenas.search.engine.SearchConfig` fields (e.g. ``fair_warmup``). ``land``: with
-    a latency target, land the derived cell on T by the closed loop first, the tables standing for the device
+    ``options``: :func:`search_config`'s (``alpha_lr``, ``alpha_budget``) and further
+    :class:`~edgenas.search.engine.SearchConfig` fields (e.g. ``fair_warmup``, ``accuracy``, ``alternate``: the
+    strategy's own default with ``""``, the loop's of :data:`SEARCH_LOOP` when absent). ``land``: with a latency
+    target, land the derived cell on T by the closed loop first, the tables standing for the device
     (:func:`land_by_table`, at most ``land`` measurements; 0: judge the derived cell as it is)."""
     from edgenas.search import get_strategy
 
     space = get_space("nb201")
-    overrides: dict[str, Any] = {"accuracy": accuracy, "time_budget_s": time_budget_s}
-    if alternate is not None:  # "" = the strategy's own default; None = the loop's (SEARCH_LOOP)
-        overrides["alternate"] = alternate
-    overrides |= options or {}
+    overrides = dict(options or {})
     if latency is not None:
         overrides["constraint"] = latency.constraint
-    if lambda_p is not None:
-        overrides["lambda_p"] = lambda_p
-    config = search_config(strategy, seed, budget, alpha_lr=alpha_lr, alpha_budget=alpha_budget, **overrides)
+    config = search_config(strategy, seed, budget, **overrides)
     summary_path = run / "summary.json"
     _check_same_search(run, config)
     if summary_path.is_file() and (run / "arch.json").is_file():

@@ -3,6 +3,7 @@ bar, land the result on the device (:func:`edgenas.search.landing.land`) and pri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +45,42 @@ class SearchProgress:
         self.progress.stop()
 
 
+@dataclass(frozen=True)
+class TargetArgs:
+    """What a search command was asked to meet: a latency target (``--predictor``, ``--target-ms``) and/or an energy
+    target (``--energy-predictor``, ``--target-mj``)."""
+
+    predictor: Path | None
+    target_ms: float | None
+    target_mj: float | None = None
+    energy_predictor: Path | None = None
+
+
+@dataclass(frozen=True)
+class LandingArgs:
+    """How a search command lands its result on the device: ``--runtime`` or ``--remote`` (none: no landing),
+    ``--tolerance``, ``--close-loop`` measurements (0: measure once), ``--loads``, ``--store``/``--store-device``."""
+
+    runtime: str | None = None
+    tolerance: float = 0.02
+    close_loop: int = 0
+    loads: int = 3
+    store: Path | None = None
+    store_device: str | None = None
+    remote: str | None = None
+
+
 def run_search(
     method: str,
     space: str,
     set_: list[str] | None,
-    predictor: Path,
-    target_ms: float | None,
-    target_mj: float | None,
-    energy_predictor: Path | None,
+    asked: TargetArgs,
     data: str | None,
     output: Path,
     options: dict[str, Any],
-    runtime: str | None,
-    tolerance: float,
+    landing: LandingArgs,
     resume: bool,
     as_json: bool,
-    on_device: dict[str, Any] | None = None,
 ) -> None:
     from edgenas.errors import SearchError
     from edgenas.predictors import Predictor
@@ -69,21 +90,20 @@ def run_search(
 
     resolved = get_space(space, **parse_options(set_))
     targets = []
-    if target_ms is not None:
-        targets.append(Target(Predictor.load(predictor), target_ms))
-    if energy_predictor is not None and target_mj is None:
+    if asked.target_ms is not None:
+        targets.append(Target(Predictor.load(asked.predictor), asked.target_ms))
+    if asked.energy_predictor is not None and asked.target_mj is None:
         raise SearchError("--energy-predictor goes with --target-mj E (an energy target)")
-    if target_mj is not None:
-        if energy_predictor is None:
+    if asked.target_mj is not None:
+        if asked.energy_predictor is None:
             raise SearchError("--target-mj needs --energy-predictor P.pt")
-        targets.append(Target(Predictor.load(energy_predictor), target_mj))
+        targets.append(Target(Predictor.load(asked.energy_predictor), asked.target_mj))
     if not targets:
         raise SearchError("give --target-ms T (and/or --target-mj E with --energy-predictor)")
-    if target_ms is not None and targets[0].name != "latency_ms":
-        raise SearchError(f"--predictor {predictor} predicts {targets[0].name}, not latency_ms")
+    if asked.target_ms is not None and targets[0].name != "latency_ms":
+        raise SearchError(f"--predictor {asked.predictor} predicts {targets[0].name}, not latency_ms")
     from edgenas.train.distributed import init_distributed, shutdown_distributed
 
-    on_device = on_device or {}
     config = SearchConfig.for_space(resolved, method=method, **options)
     _check_before_warning(resolved, targets, config, output, resume)
     images = load_dataset(data, image_size=resolved.resolution)
@@ -100,17 +120,17 @@ def run_search(
     if not env.is_main:
         return
     summary = _update_summary(output, warnings=warnings) if warnings else result.summary
-    if runtime is not None and (on_device.get("close_loop") or targets[0].name == "latency_ms"):
-        summary = _land(output, resolved, targets, config, images, runtime, tolerance, on_device, as_json)
-    elif runtime is not None:  # an energy target measured once: its latency is recorded
+    if landing.runtime is not None and (landing.close_loop or targets[0].name == "latency_ms"):
+        summary = _land(output, resolved, targets, config, images, landing, as_json)
+    elif landing.runtime is not None:  # an energy target measured once: its latency is recorded
         from edgenas.search.landing import measure_result
 
-        device = search_device(runtime, resolved, on_device, output)
-        summary["measured"] = measure_result(result.arch, device, targets, tolerance, output)
+        device = search_device(landing, resolved, output)
+        summary["measured"] = measure_result(result.arch, device, targets, landing.tolerance, output)
     if as_json:
         emit_json({"run_dir": str(output), **summary})
         return
-    _print_summary(method, summary, runtime, tolerance, output)
+    _print_summary(method, summary, landing.runtime, landing.tolerance, output)
 
 
 def search_with_progress(
@@ -205,14 +225,14 @@ def _data_range_warnings(targets: list, space: str, quiet: bool) -> list[str]:
     return warnings
 
 
-def search_device(runtime: str, space: Any, on_device: dict[str, Any], run: Path, *, energy: bool = False) -> Any:
+def search_device(landing: LandingArgs, space: Any, run: Path, *, energy: bool = False) -> Any:
     """The device a search lands on (a seam: the tests replace it with a simulated device): ``--remote CMD`` when
-    given (its models exported under ``run/device``), else ``runtime`` here; batch 1, one thread, the space's
+    given (its models exported under ``run/device``), else the runtime here; batch 1, one thread, the space's
     resolution (the protocol of the predictors' data)."""
     from edgenas.cli._device import command_device
 
-    remote = on_device.get("remote")
-    return command_device(runtime, remote, run / "device", resolution=space.resolution, energy=energy)
+    runtime = landing.runtime or "ort-cpu"
+    return command_device(runtime, landing.remote, run / "device", resolution=space.resolution, energy=energy)
 
 
 def _land(
@@ -221,9 +241,7 @@ def _land(
     targets: list,
     config: Any,
     images: Any,
-    runtime: str,
-    tolerance: float,
-    on_device: dict[str, Any],
+    landing: LandingArgs,
     as_json: bool,
 ) -> dict[str, Any]:
     """``--runtime RT``: :func:`edgenas.search.landing.land` on the first target, by the closed loop of
@@ -232,10 +250,11 @@ def _land(
     from edgenas.rundir import read_summary
     from edgenas.search.landing import LandingPolicy, land, metric_measurer, store_hook
 
-    target, loads, budget = targets[0], on_device.get("loads", 3), on_device.get("close_loop", 0)
-    policy = LandingPolicy("close-loop" if budget else "measure", max(budget, 1), tolerance, loads)
-    device = search_device(runtime, space, on_device, run, energy=target.name != "latency_ms")
-    record, prior = store_hook(on_device.get("store"), on_device.get("store_device"), target.name, runtime, space)
+    target, loads, budget = targets[0], landing.loads, landing.close_loop
+    policy = LandingPolicy("close-loop" if budget else "measure", max(budget, 1), landing.tolerance, loads)
+    device = search_device(landing, space, run, energy=target.name != "latency_ms")
+    runtime = landing.runtime or "ort-cpu"
+    record, prior = store_hook(landing.store, landing.store_device, target.name, runtime, space)
     land(
         run,
         space,

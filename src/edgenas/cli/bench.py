@@ -259,14 +259,11 @@ def bench_nb201(
             budget,
             output / f"seed{seed}",
             latency=latency,
-            alpha_lr=alpha_lr,
-            alpha_budget=alpha_budget,
-            accuracy=not no_accuracy,
-            lambda_p=lambda_p,
-            time_budget_s=time_budget,
-            alternate=alternate,
             land=land,
-            options={"fair_warmup": fair_warmup, "budget_term": budget_term}
+            options={"alpha_lr": alpha_lr, "alpha_budget": alpha_budget, "accuracy": not no_accuracy}
+            | {"time_budget_s": time_budget, "fair_warmup": fair_warmup, "budget_term": budget_term}
+            | ({"lambda_p": lambda_p} if lambda_p is not None else {})
+            | ({"alternate": alternate} if alternate is not None else {})
             | ({"alpha_lr_schedule": alpha_lr_schedule} if alpha_lr_schedule else {})
             | ({"w_lr_schedule": w_lr_schedule} if w_lr_schedule else {})
             | ({"derivation": derivation} if derivation else {}),

@@ -119,21 +119,13 @@ def profile_command(
 
     resolved = get_space(space, **parse_options(set_))
     if export is not None:
-        _export_for_device(
-            resolved,
-            n,
-            seed,
-            sampling,
-            export,
-            input_batch,
-            resolution,
-            threads,
-            warmup,
-            repeats,
-            max_rel_iqr,
-            cover or bool(near),
-            as_json,
-        )
+        from edgenas.hardware import RuntimeOptions
+
+        if cover or near:
+            raise MeasurementError("--cover and --near plan on measurements made here; --export takes plain samples")
+        specs = resolved.sample(seed=seed, n=n, ordered=sampling == "ordered")
+        options = RuntimeOptions(batch=input_batch, resolution=resolution or resolved.resolution, threads=threads)
+        _export_for_device(specs, export, options, timing_protocol(warmup, repeats, max_rel_iqr), as_json)
         return
     if store is None:
         raise MeasurementError("give --store S.sqlite (where the measurements go), or --export DIR")
@@ -158,32 +150,13 @@ def profile_command(
     _print_profile(report, store, runtime, energy, as_json)
 
 
-def _export_for_device(
-    space: Any,
-    n: int,
-    seed: int,
-    sampling: str,
-    folder: Path,
-    batch: int,
-    resolution: int | None,
-    threads: int,
-    warmup: int,
-    repeats: int,
-    max_rel_iqr: float,
-    planned: bool,
-    as_json: bool,
-) -> None:
+def _export_for_device(specs: list[Any], folder: Path, options: Any, protocol: Any, as_json: bool) -> None:
     """``profile --export``: the sampled archs as ONNX models with a manifest, and the runner beside them."""
     import shutil
 
-    from edgenas.hardware import RuntimeOptions
     from edgenas.hardware.remote import export_archs, runner_path
 
-    if planned:
-        raise MeasurementError("--cover and --near plan on measurements made here; --export takes plain samples")
-    specs = space.sample(seed=seed, n=n, ordered=sampling == "ordered")
-    options = RuntimeOptions(batch=batch, resolution=resolution or space.resolution, threads=threads)
-    manifest = export_archs(specs, folder, options, timing_protocol(warmup, repeats, max_rel_iqr))
+    manifest = export_archs(specs, folder, options, protocol)
     shutil.copyfile(runner_path(), folder / "runner.py")
     payload = {"export": str(folder), "manifest": str(manifest), "models": len(set(specs)), "runner": "runner.py"}
     if as_json:

@@ -34,7 +34,7 @@ from edgenas.cli._options import (
     number,
     run_dir,
 )
-from edgenas.cli._search_job import run_search
+from edgenas.cli._search_job import LandingArgs, TargetArgs, run_search
 from edgenas.search.landing import DEFAULT_LOOP_BUDGET as LOOP_BUDGET
 
 search_app = sub_app(
@@ -215,23 +215,9 @@ def lightnas_command(
         derivation=derivation,
         supernet_options=parse_options(search_set, "--search-set"),
     )
-    run_search(
-        "lightnas",
-        space,
-        set_,
-        predictor,
-        target_ms,
-        target_mj,
-        energy_predictor,
-        data,
-        output,
-        options,
-        runtime,
-        tolerance,
-        resume,
-        as_json,
-        {"close_loop": close_loop, "loads": loads, "store": store, "store_device": store_device, "remote": remote},
-    )
+    asked = TargetArgs(predictor, target_ms, target_mj, energy_predictor)
+    landing = LandingArgs(runtime, tolerance, close_loop, loads, store, store_device, remote)
+    run_search("lightnas", space, set_, asked, data, output, options, landing, resume, as_json)
 
 
 @search_app.command("fbnet")
@@ -261,20 +247,5 @@ def fbnet_command(
     runtime = device_runtime(runtime, remote)
     options = _common_options(epochs, warmup_epochs, batch_size, subset, val_fraction, seed, device)
     options.update(lambda_init=lambda_, fair_warmup=fair_warmup)
-    run_search(
-        "fbnet",
-        space,
-        set_,
-        predictor,
-        target_ms,
-        None,
-        None,
-        data,
-        output,
-        options,
-        runtime,
-        tolerance,
-        resume,
-        as_json,
-        {"remote": remote},
-    )
+    landing = LandingArgs(runtime, tolerance, remote=remote)
+    run_search("fbnet", space, set_, TargetArgs(predictor, target_ms), data, output, options, landing, resume, as_json)

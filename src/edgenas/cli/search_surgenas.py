@@ -22,7 +22,7 @@ from edgenas.cli._options import (
     input_file,
     number,
 )
-from edgenas.cli._search_job import search_device, search_with_progress
+from edgenas.cli._search_job import LandingArgs, search_device, search_with_progress
 from edgenas.cli.search import (
     MAX_EPOCHS,
     OutputOpt,
@@ -146,7 +146,7 @@ def surgenas_command(
     if runtime is not None:
         from edgenas.search.landing import measure_result
 
-        on_device = search_device(runtime, resolved, {"remote": remote}, output)
+        on_device = search_device(LandingArgs(runtime, remote=remote), resolved, output)
         summary["measured"] = measure_result(arch, on_device, [], 0.0, output)
     if as_json:
         emit_json({"run_dir": str(output), **summary})

@@ -162,6 +162,19 @@ class LocalCorrection:
         return self.base(hots) * torch.exp(self.residual(hots))
 
 
+@dataclass(frozen=True)
+class CorrectionModel:
+    """How the loop corrects the predictor (:class:`LocalCorrection`): ``kind`` one of :data:`CORRECTIONS`, ``ridge``
+    the penalty of the per-layer-op terms."""
+
+    kind: str = "additive"
+    ridge: float = RIDGE
+
+
+#: The loop's correction unless told otherwise.
+DEFAULT_CORRECTION = CorrectionModel()
+
+
 @dataclass
 class LoopResult:
     """What :func:`close_loop` measured and chose.
@@ -283,18 +296,17 @@ def close_loop(
     budget: int = LOOP_BUDGET,
     prior: Sequence[tuple[ArchSpec, float]] = (),
     on_measure: Callable[[ArchSpec, float], None] | None = None,
-    correction_model: str = "additive",
-    ridge: float = RIDGE,
+    correction: CorrectionModel = DEFAULT_CORRECTION,
     derivation: str = "argmax",
     seek_preferred: bool = False,
 ) -> LoopResult:
     """Land the measured value of ``arch`` (a search's argmax under ``alpha``) on ``value`` within ``tolerance``,
     spending at most ``budget`` measurements (module docstring). ``prior``: stored (arch, measured) pairs of this
     device; those within ``PRIOR_BAND`` of T seed the correction. ``on_measure`` receives every measurement (e.g.
-    to add it to the store). ``correction_model`` and ``ridge``: see :class:`LocalCorrection`. ``derivation``: the
-    search's rule, how the loop reads its preference from ``alpha`` (:func:`log_preference`). ``seek_preferred``: also
-    propose around the arch alpha prefers most among all predicted near T (:mod:`.preferred`; False: only around the
-    measured archs and the walks from them, as before).
+    to add it to the store). ``correction``: the model of :class:`LocalCorrection` and its ridge penalty.
+    ``derivation``: the search's rule, how the loop reads its preference from ``alpha`` (:func:`log_preference`).
+    ``seek_preferred``: also propose around the arch alpha prefers most among all predicted near T
+    (:mod:`.preferred`; False: only around the measured archs and the walks from them, as before).
 
     Raises:
         SearchError: a budget below 1, a tolerance outside (0, 1), or a non-positive target.
@@ -302,22 +314,22 @@ def close_loop(
     if budget < 1 or not 0 < tolerance < 1 or value <= 0:
         raise SearchError("the loop needs a budget >= 1 measurement, a tolerance in (0, 1) and a positive target")
     space = space_of(arch)
-    correction = LocalCorrection(predictor, space, correction_model, ridge)
+    local = LocalCorrection(predictor, space, correction.kind, correction.ridge)
     seeded = [(s, m) for s, m in prior if abs(m / value - 1) <= PRIOR_BAND]
     for spec, measured_value in seeded:
-        correction.add(spec, measured_value, stored=True)
+        local.add(spec, measured_value, stored=True)
     preference = log_preference(alpha, space, derivation)
-    proposer = _Proposer(correction, preference, value, AIM * tolerance, seek=seek_preferred)
+    proposer = _Proposer(local, preference, value, AIM * tolerance, seek=seek_preferred)
     records: list[dict[str, Any]] = []
     done: dict[str, _Measured] = {}
     hot = space.one_hot(arch)[None]
-    next_: _Proposal | None = _Proposal(arch, float(correction(hot)[0]), float(proposer.score(hot)[0]), True)
+    next_: _Proposal | None = _Proposal(arch, float(local(hot)[0]), float(proposer.score(hot)[0]), True)
     stop, off_band = "budget", 0
     while len(records) < budget and next_ is not None:
         measured = float(measure(next_.spec))
         if on_measure is not None:
             on_measure(next_.spec, measured)
-        correction.add(next_.spec, measured)
+        local.add(next_.spec, measured)
         records.append(_record(next_, predictor, measured, value))
         done.setdefault(str(next_.spec), _Measured(next_.spec, next_.score)).add(measured, len(records))
         next_ = proposer.propose([space.one_hot(m.spec) for m in done.values()], set(done))
@@ -328,7 +340,7 @@ def close_loop(
                 break
             # measure it again before keeping it: once to confirm a lucky measurement, or because the device may
             # have drifted since
-            next_ = _Proposal(best.spec, float(correction(space.one_hot(best.spec)[None])[0]), best.score, True)
+            next_ = _Proposal(best.spec, float(local(space.one_hot(best.spec)[None])[0]), best.score, True)
             continue
         if next_ is None:
             stop = "exhausted"
