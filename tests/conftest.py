@@ -1,11 +1,18 @@
-"""Shared fixtures: the data folder (from EDGENAS_DATA); one torch thread per worker under pytest-xdist."""
+"""Shared fixtures: the data folder (from EDGENAS_DATA); one torch thread per worker under pytest-xdist; the
+pipeline tests' deterministic device and reference run (``pipeline/_pipeline.py``, registered here once: imported
+into each test module instead, a session fixture is one fixture per module, and the ~30 s reference run was built
+once per module)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "pipeline"))  # where the `_pipeline` plugin lives
+pytest_plugins = ["_pipeline"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,7 +10,8 @@ from torch import nn
 
 from edgenas.errors import EdgeNASError, MeasurementError
 from edgenas.hardware import MeasurementStore, Protocol, RuntimeOptions
-from edgenas.hardware.device import Device, LocalDevice, RemoteDevice, latency_fn, open_device
+from edgenas.hardware.device import Device, LocalDevice, latency_fn, open_device
+from edgenas.hardware.remote import RemoteDevice
 from edgenas.spaces import get_space
 
 QUICK = Protocol(warmup=1, repeats=5)

@@ -14,9 +14,9 @@ import pytest
 from conftest import run_cli as run
 from edgenas.errors import MeasurementError
 from edgenas.hardware import MeasurementStore, RuntimeOptions
-from edgenas.hardware.device import RemoteDevice, latency_fn
+from edgenas.hardware.device import latency_fn
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL
-from edgenas.hardware.remote import export_archs, read_results, run_remote, runner_path
+from edgenas.hardware.remote import RemoteDevice, export_archs, read_results, run_remote, runner_path
 from edgenas.spaces import get_space
 
 

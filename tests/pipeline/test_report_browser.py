@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _pipeline import cost_runtime, finished_run  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
@@ -24,7 +23,7 @@ def _chromium() -> str:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("finished-run")  # with the other users of `finished_run` (see test_run_resume.py)
-def test_report_renders_offline_in_chromium(finished_run):  # noqa: F811
+def test_report_renders_offline_in_chromium(finished_run):
     executable = _chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
     page_url = (finished_run / "report.html").resolve().as_uri()

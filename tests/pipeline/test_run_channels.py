@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fixtures)
+from _pipeline import tiny_config
 
 from edgenas.pipeline import read_run, run_pipeline
 from edgenas.spaces import load_specs, space_of
@@ -26,7 +26,7 @@ TINY_CHANNELS = {
 }
 
 
-def test_channel_stage_refines_the_trained_network_within_the_target(tmp_path, finished_run):  # noqa: F811
+def test_channel_stage_refines_the_trained_network_within_the_target(tmp_path, finished_run):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     # a generous T, which the found arch meets: the channel search has room to widen layers
@@ -46,7 +46,7 @@ def test_channel_stage_refines_the_trained_network_within_the_target(tmp_path, f
     assert "Channel search (LightNets++)" in page and 'data-figure="channels"' in page
 
 
-def test_domino_compression_stage_reports_its_mask_and_speed_up(tmp_path, finished_run):  # noqa: F811
+def test_domino_compression_stage_reports_its_mask_and_speed_up(tmp_path, finished_run):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     domino = {

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _pipeline import cost_runtime, finished_run, tiny_raw  # noqa: F401  (fixtures)
+from _pipeline import tiny_raw
 from test_run_resume import ORDER, _figures
 
 from edgenas.pipeline import read_run
@@ -64,12 +64,13 @@ def _edgenas_run(config: Path, run: Path, stage: str, nth: int, resume: bool) ->
     )
 
 
-def test_sigkill_inside_every_stage_then_resume(tmp_path, finished_run):  # noqa: F811
+def test_sigkill_inside_every_stage_then_resume(tmp_path, finished_run):
     config, run = tmp_path / "tiny.toml", tmp_path / "run"
     config.write_text(_toml(tiny_raw()), encoding="utf-8")
     for number, (stage, nth) in enumerate(KILLS):
         proc = _edgenas_run(config, run, stage, nth, resume=number > 0)
         assert proc.returncode == SIGKILLED, f"not killed in {stage}: {proc.returncode}\n{proc.stderr[-2000:]}"
+        assert (run / "report.html").is_file()  # written at the start and after every finished stage
         finished = [h["name"] for h in read_run(run).get("history", []) if not h["reused"]]
         assert finished == ORDER[: ORDER.index(stage)], f"killed in {stage}, finished so far: {finished}"
     proc = _edgenas_run(config, run, "none", 0, resume=True)

@@ -1,35 +1,18 @@
-"""Killing a run and running it again: it completes, no finished stage runs twice, and the figures equal an
-uninterrupted run's (on the deterministic cost-model device); a changed budget re-runs only what it touches."""
+"""A finished run: what it records, what a changed budget re-runs, torchrun stages, targets out of the predictors'
+range. Killing a run (SIGKILL inside every stage) and resuming it: ``test_run_killed.py``."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from _pipeline import cost_runtime, finished_run, tiny_config  # noqa: F401  (fixtures)
+from _pipeline import tiny_config
 
-from edgenas.pipeline import Events, read_run, run_pipeline
+from edgenas.pipeline import read_run, run_pipeline
 
 # slow; on one pytest-xdist worker with the other users of the session-scoped `finished_run` (built once there)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finished-run")]
 ORDER = ["profile", "predictor", "search", "channels", "train", "baseline", "compress", "export", "check"]
-
-
-class Killed(Exception):
-    """Stands for SIGKILL: raised from inside a stage, nothing after it in the stage runs."""
-
-
-class KillAt(Events):
-    """Raise :class:`Killed` at the ``at``-th progress event of ``stage``."""
-
-    def __init__(self, stage: str, at: int) -> None:
-        self.stage, self.at, self.seen = stage, at, 0
-
-    def progress(self, stage: str, done: int, total: int | None, text: str = "") -> None:
-        if stage == self.stage:
-            self.seen += 1
-            if self.seen == self.at:
-                raise Killed(f"{stage} at event {self.at}")
 
 
 def _figures(run) -> dict:
@@ -45,20 +28,7 @@ def _figures(run) -> dict:
     }
 
 
-@pytest.mark.parametrize(("stage", "at"), [("profile", 5), ("search", 6), ("train", 3)])
-def test_killed_run_resumes_to_the_same_figures(tmp_path, finished_run, stage, at):  # noqa: F811
-    run = tmp_path / "run"
-    with pytest.raises(Killed):
-        run_pipeline(tiny_config(), run, events=KillAt(stage, at))
-    assert (run / "report.html").is_file()  # written at the start and after every finished stage
-    result = run_pipeline(tiny_config(), run, resume=True)
-    ran = [h["name"] for h in read_run(run)["history"] if not h["reused"]]
-    assert ran == ORDER, f"each stage runs to its end exactly once: {ran}"
-    assert result.ran == ORDER[ORDER.index(stage) :]
-    assert _figures(run) == _figures(finished_run)
-
-
-def test_changed_training_budget_reruns_training_and_what_follows(tmp_path, finished_run):  # noqa: F811
+def test_changed_training_budget_reruns_training_and_what_follows(tmp_path, finished_run):
     import shutil
 
     run = tmp_path / "run"
@@ -75,14 +45,14 @@ def test_changed_training_budget_reruns_training_and_what_follows(tmp_path, fini
     assert quiet.ran == []  # a warning threshold changes no output
 
 
-def test_existing_run_needs_resume(finished_run):  # noqa: F811
+def test_existing_run_needs_resume(finished_run):
     from edgenas.pipeline import ConfigError
 
     with pytest.raises(ConfigError, match="--resume"):
         run_pipeline(tiny_config(), finished_run)
 
 
-def test_finished_run_records_the_pipeline(finished_run):  # noqa: F811
+def test_finished_run_records_the_pipeline(finished_run):
     stages = {s["name"]: s for s in read_run(finished_run)["stages"]}
     assert list(stages) == ORDER
     assert stages["profile"]["measured"] == 12
@@ -102,7 +72,7 @@ def test_finished_run_records_the_pipeline(finished_run):  # noqa: F811
     assert baseline["found_top1"] == baseline["rows"][0]["top1"] and baseline["epochs"] == 1
 
 
-def test_search_and_training_through_torchrun(tmp_path, finished_run):  # noqa: F811
+def test_search_and_training_through_torchrun(tmp_path, finished_run):
     """search.nproc / train.nproc = 2 run both data-parallel stages on two Gloo ranks; the rest stays in-process."""
     import torch
 
@@ -122,7 +92,7 @@ def test_search_and_training_through_torchrun(tmp_path, finished_run):  # noqa: 
     assert stages["predictor"]["dir"] == reference["predictor"]["dir"]
 
 
-def test_targets_outside_the_predictors_range(finished_run):  # noqa: F811
+def test_targets_outside_the_predictors_range(finished_run):
     """A target from a quantile of the profile moves inside the predictor's range; one set in ms stops the run."""
     from edgenas.pipeline import ConfigError
     from edgenas.pipeline.stages_measure import run_space

@@ -35,6 +35,7 @@ from typing import Any
 
 from edgenas.bench.nb201 import NB201Table, judge, oracle
 from edgenas.errors import BenchError
+from edgenas.rundir import read_config
 from edgenas.spaces import get_space, load_specs
 from edgenas.train.data import ImageData
 
@@ -246,8 +247,8 @@ def _check_same_search(run: Path, config: Any) -> None:
     """
     from edgenas.search.engine import same_config
 
-    record = run / "config.json"
-    if record.is_file() and not same_config(json.loads(record.read_text()).get("config"), config):
+    record = read_config(run)
+    if record and not same_config(record.get("config"), config):
         raise BenchError(f"{run} holds a search with other options (its config.json); use another output directory")
 
 

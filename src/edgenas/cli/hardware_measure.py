@@ -46,8 +46,6 @@ def measure_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure the latency (median, IQR) and, with --energy where a counter exists, the energy of architectures."""
-    from edgenas.hardware.device import energy_reading
-
     specs = (
         resolve_archs(arch, space, parse_options(set_))
         if index is None
@@ -59,7 +57,7 @@ def measure_command(
         timing = {"batch": input_batch, "resolution": resolution or space_of(spec).resolution, "threads": threads}
         with opened_device(runtime, remote, protocol=timing_protocol(warmup, repeats), energy=energy, **timing) as d:
             (m,) = d.measure([spec])
-            note = energy_reading(d)[1]
+            note = d.energy_reading()[1]
         rows.append(
             {
                 "space": spec.space,

@@ -1,11 +1,12 @@
 """Latency and energy on real runtimes: runtimes, the measurement protocol, devices, the store, monotonicity."""
 
-from edgenas.hardware.device import Device, LocalDevice, Measurement, RemoteDevice, SimulatedDevice, open_device
+from edgenas.hardware.device import Device, LocalDevice, Measurement, SimulatedDevice, open_device
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, device_key, fingerprint
 from edgenas.hardware.measure import ArchMeasurement, ProfileReport, measure_arch, median_latency_ms, profile
 from edgenas.hardware.monotonic import Monotonicity, compare_devices, group_devices, monotonicity
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure, measure_interleaved
+from edgenas.hardware.remote import RemoteDevice
 from edgenas.hardware.runtimes import RUNTIMES, Runtime, RuntimeOptions, available_runtimes, get_runtime
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
 from edgenas.hardware.store_import import PRESETS, ImportColumn, import_table

@@ -20,8 +20,6 @@ Two kinds:
 from __future__ import annotations
 
 import copy
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -42,9 +40,7 @@ __all__ = [
     "Device",
     "LocalDevice",
     "Measurement",
-    "RemoteDevice",
     "SimulatedDevice",
-    "energy_reading",
     "energy_unavailable",
     "latency_fn",
     "open_device",
@@ -137,28 +133,29 @@ class Device(TypingProtocol):
         """The same device fed another input (a layer timed alone has its own channels and resolution)."""
         ...
 
+    def energy_reading(self) -> tuple[bool, str]:
+        """Whether the device reads energy per inference, and a sentence saying with what counter or why not."""
+        ...
 
-def _modules(items: Sequence[Measurable]) -> list[nn.Module]:
+
+def modules_of(items: Sequence[Measurable]) -> list[nn.Module]:
+    """The modules to load: an arch built by its space, a module as it is."""
     return [space_of(x).build(x) if isinstance(x, ArchSpec) else x for x in items]
 
 
-def _labels(items: Sequence[Measurable], labels: Sequence[str]) -> list[str]:
+def labels_of(items: Sequence[Measurable], labels: Sequence[str]) -> list[str]:
+    """The labels given (one per item), else an arch's string or ``model i``."""
     if labels and len(labels) != len(items):
         raise MeasurementError(f"{len(labels)} labels for {len(items)} models")
     return list(labels) or [str(x) if isinstance(x, ArchSpec) else f"model {i}" for i, x in enumerate(items)]
 
 
-def _check(items: Sequence[Measurable], loads: int) -> None:
+def check_request(items: Sequence[Measurable], loads: int) -> None:
+    """Raises MeasurementError: nothing to measure, or fewer than one load."""
     if loads < 1:
         raise MeasurementError(f"loads must be at least 1, got {loads}")
     if not items:
         raise MeasurementError("nothing to measure")
-
-
-def _runner_stats(row: dict[str, Any]) -> LatencyStats:
-    """The runner's row of one model as :class:`LatencyStats`."""
-    fields = ("median_ms", "iqr_ms", "mean_ms", "min_ms", "n", "attempts", "flagged")
-    return LatencyStats(**{f: row[f] for f in fields if f in row})
 
 
 @dataclass
@@ -195,9 +192,9 @@ class LocalDevice:
     def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
         from edgenas.hardware.measure import measure_modules
 
-        _check(items, loads)
-        names, options = _labels(items, labels), self.options
-        runtime, models = self.session_runtime(options), _modules(items)
+        check_request(items, loads)
+        names, options = labels_of(items, labels), self.options
+        runtime, models = self.session_runtime(options), modules_of(items)
         per_load = [measure_modules(models, runtime, self.protocol) for _ in range(loads)]
         energies = self._energy(models, runtime) if self.energy else [None] * len(models)
         return [
@@ -269,116 +266,13 @@ class LocalDevice:
     def with_options(self, options: RuntimeOptions) -> Device:
         return replace(self, options=options)
 
+    def energy_reading(self) -> tuple[bool, str]:
+        if not self.energy:
+            return False, "energy not requested"
+        from edgenas.hardware.energy import energy_meter
 
-@dataclass
-class RemoteDevice:
-    """A device reached through a command template that runs the stand-alone runner on a folder of ONNX models.
-
-    Attributes:
-        command: the template; ``{dir}`` is the folder, ``{runner}`` the runner's path here.
-        options: batch, resolution and threads of the input.
-        workdir: where each measurement's folder is made.
-        protocol: warm-up, repeats and noise handling, written into the manifest for the runner.
-    """
-
-    command: str
-    options: RuntimeOptions
-    workdir: Path
-    protocol: Protocol = DEFAULT_PROTOCOL
-
-    def __post_init__(self) -> None:
-        if "{dir}" not in self.command:
-            raise MeasurementError(f"a remote command must contain {{dir}} (where the models are): {self.command!r}")
-        self.workdir = Path(self.workdir)
-
-    @property
-    def name(self) -> str:
-        return f"remote: {self.command}"
-
-    def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
-        from edgenas.hardware.remote import RUNNER_RUNTIME, export_models, run_remote
-
-        _check(items, loads)
-        names, options = _labels(items, labels), self.options
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="measure-", dir=self.workdir))
-        export_models(list(zip(names, _modules(items), strict=True)), folder, options, self.protocol)
-        runs = [run_remote(self.command, folder) for _ in range(loads)]  # one load: one fresh runner process
-        return [
-            Measurement(
-                names[i],
-                float(np.median([rows[i]["median_ms"] for rows in runs])),
-                float(np.median([rows[i]["iqr_ms"] for rows in runs])),
-                loads,
-                RUNNER_RUNTIME,
-                options.batch,
-                options.threads,
-                flagged=any(bool(rows[i].get("flagged")) for rows in runs),
-                per_load=tuple(_runner_stats(rows[i]) for rows in runs),
-            )
-            for i in range(len(items))
-        ]
-
-    def profile(
-        self,
-        specs: Sequence[ArchSpec],
-        store: MeasurementStore,
-        *,
-        device_name: str | None = None,
-        energy: bool = False,
-        interleave: int = 1,
-        on_progress: ProfileProgress | None = None,
-    ) -> ProfileReport:
-        """Export ``specs`` once into a folder under ``workdir`` (``export``, or ``export-<digest>`` for another set of
-        archs), run the command (the runner resumes a folder it started), file the results in ``store``.
-        ``energy`` is refused: the runner reads no energy counter; ``interleave`` is the runner's own (one by one)."""
-        from edgenas.hardware.remote import import_results, read_results, run_remote
-
-        if energy:
-            raise MeasurementError(REMOTE_LATENCY_ONLY)
-        unique = list(dict.fromkeys(specs))
-        start = time.perf_counter()
-        folder = self._export(unique)
-        if on_progress is not None:
-            on_progress(0, len(unique), f"running: {self.command}")
-        rows = run_remote(self.command, folder)
-        results = read_results(folder)
-        name, added = import_results(store, results, device_name)
-        if on_progress is not None:
-            on_progress(len(unique), len(unique), "imported")
-        report = ProfileReport(name, len(unique), len(unique) - added, added, energy_note=REMOTE_LATENCY_ONLY)
-        report.flagged = sum(bool(row.get("flagged")) for row in rows)
-        report.seconds, report.key = time.perf_counter() - start, results.key
-        report.rows = [{"arch": str(s), **row} for s, row in results.rows]
-        return report
-
-    def _export(self, specs: list[ArchSpec]) -> Path:
-        """The folder holding exactly ``specs`` (exported now when new)."""
-        import hashlib
-        import json
-
-        from edgenas.hardware.remote import export_archs
-
-        archs = [str(s) for s in specs]
-        folder = self.workdir / "export"
-        manifest = folder / "manifest.json"
-        if manifest.is_file() and [m["arch"] for m in json.loads(manifest.read_text())["models"]] != archs:
-            folder = self.workdir / f"export-{hashlib.sha256(chr(10).join(archs).encode()).hexdigest()[:8]}"
-        if not (folder / "manifest.json").is_file():
-            export_archs(specs, folder, self.options, self.protocol)
-        return folder
-
-    def key(self) -> MeasurementKey:
-        from edgenas.hardware.remote import RUNNER_RUNTIME
-
-        o = self.options
-        return MeasurementKey(RUNNER_RUNTIME, "latency_ms", o.batch, o.resolution, o.threads)
-
-    def store_name(self) -> str | None:
-        return None
-
-    def with_options(self, options: RuntimeOptions) -> Device:
-        return replace(self, options=options)
+        meter, note = energy_meter(self.session_runtime().device_type)
+        return meter is not None, note
 
 
 @dataclass
@@ -400,10 +294,10 @@ class SimulatedDevice:
     energy_mj: Callable[[ArchSpec], float] | None = None
 
     def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
-        _check(items, loads)
+        check_request(items, loads)
         if not all(isinstance(x, ArchSpec) for x in items):
             raise MeasurementError(f"the {self.name} device measures archs of a space, not modules")
-        names = _labels(items, labels)
+        names = labels_of(items, labels)
         o = self.options
         return [
             Measurement(
@@ -453,24 +347,13 @@ class SimulatedDevice:
     def with_options(self, options: RuntimeOptions) -> Device:
         return replace(self, options=options)
 
-
-def energy_reading(device: Device) -> tuple[bool, str]:
-    """Whether ``device`` reads energy per inference, and a sentence saying with what counter or why not."""
-    if isinstance(device, SimulatedDevice):
-        return (True, "simulated") if device.energy_mj is not None else (False, "the simulation has no energy")
-    if not isinstance(device, LocalDevice):
-        return False, REMOTE_LATENCY_ONLY
-    if not device.energy:
-        return False, "energy not requested"
-    from edgenas.hardware.energy import energy_meter
-
-    meter, note = energy_meter(device.session_runtime().device_type)
-    return meter is not None, note
+    def energy_reading(self) -> tuple[bool, str]:
+        return (True, "simulated") if self.energy_mj is not None else (False, "the simulation has no energy")
 
 
 def energy_unavailable(device: Device) -> str | None:
     """Why ``device`` reads no energy per inference, or None where it does."""
-    readable, note = energy_reading(device)
+    readable, note = device.energy_reading()
     return None if readable else note
 
 
@@ -493,6 +376,8 @@ def open_device(
             raise MeasurementError("a remote device needs a work folder for the models it exports")
         if energy:
             raise MeasurementError(REMOTE_LATENCY_ONLY)
+        from edgenas.hardware.remote import RemoteDevice  # remote.py builds on this module
+
         return RemoteDevice(remote, options, Path(workdir), protocol)
     device = LocalDevice(runtime, options, protocol, energy)
     device.session_runtime()  # an unknown or missing runtime is refused now, not at the first measurement

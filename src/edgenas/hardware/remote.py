@@ -1,5 +1,6 @@
 """Measuring on a device that cannot run edgenas: export ONNX models with a manifest, measure them there with the
-stand-alone :mod:`edgenas.hardware.runner` (onnxruntime and numpy only), read the results back into the store.
+stand-alone :mod:`edgenas.hardware.runner` (onnxruntime and numpy only), read the results back into the store;
+:class:`RemoteDevice` does all three through a command template, as one :class:`~edgenas.hardware.device.Device`.
 
 The folder layout: ``manifest.json`` (format, id, input shape, threads, protocol, the space, one entry per model
 with its file and arch string), ``model_0000.onnx`` …, and after the runner ``results.json`` (the device's
@@ -13,18 +14,32 @@ import hashlib
 import json
 import shlex
 import subprocess
+import tempfile
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from edgenas._io import write_text_atomic
 from edgenas.errors import MeasurementError, StoreError
 from edgenas.hardware import runner
+from edgenas.hardware.device import (
+    REMOTE_LATENCY_ONLY,
+    Device,
+    Measurable,
+    Measurement,
+    ProfileProgress,
+    check_request,
+    labels_of,
+    modules_of,
+)
 from edgenas.hardware.fingerprint import default_device_name
-from edgenas.hardware.protocol import DEFAULT_PROTOCOL, Protocol
+from edgenas.hardware.measure import ProfileReport
+from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol
 from edgenas.hardware.runtimes import RuntimeOptions
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
 from edgenas.spaces import ArchSpec, get_space, space_of
@@ -198,3 +213,115 @@ def run_remote(command: str, folder: str | Path, timeout_s: float = REMOTE_TIMEO
     if missing:
         raise MeasurementError(f"the remote command left no results for {len(missing)} model(s) in {folder}: {line}")
     return [rows[m["file"]] for m in manifest["models"]]
+
+
+@dataclass
+class RemoteDevice:
+    """A device reached through a command template that runs the stand-alone runner on a folder of ONNX models.
+
+    Attributes:
+        command: the template; ``{dir}`` is the folder, ``{runner}`` the runner's path here.
+        options: batch, resolution and threads of the input.
+        workdir: where each measurement's folder is made.
+        protocol: warm-up, repeats and noise handling, written into the manifest for the runner.
+    """
+
+    command: str
+    options: RuntimeOptions
+    workdir: Path
+    protocol: Protocol = DEFAULT_PROTOCOL
+
+    def __post_init__(self) -> None:
+        if "{dir}" not in self.command:
+            raise MeasurementError(f"a remote command must contain {{dir}} (where the models are): {self.command!r}")
+        self.workdir = Path(self.workdir)
+
+    @property
+    def name(self) -> str:
+        return f"remote: {self.command}"
+
+    def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
+        check_request(items, loads)
+        names, options = labels_of(items, labels), self.options
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="measure-", dir=self.workdir))
+        export_models(list(zip(names, modules_of(items), strict=True)), folder, options, self.protocol)
+        runs = [run_remote(self.command, folder) for _ in range(loads)]  # one load: one fresh runner process
+        return [
+            Measurement(
+                names[i],
+                float(np.median([rows[i]["median_ms"] for rows in runs])),
+                float(np.median([rows[i]["iqr_ms"] for rows in runs])),
+                loads,
+                RUNNER_RUNTIME,
+                options.batch,
+                options.threads,
+                flagged=any(bool(rows[i].get("flagged")) for rows in runs),
+                per_load=tuple(_runner_stats(rows[i]) for rows in runs),
+            )
+            for i in range(len(items))
+        ]
+
+    def profile(
+        self,
+        specs: Sequence[ArchSpec],
+        store: MeasurementStore,
+        *,
+        device_name: str | None = None,
+        energy: bool = False,
+        interleave: int = 1,
+        on_progress: ProfileProgress | None = None,
+    ) -> ProfileReport:
+        """Export ``specs`` once into a folder under ``workdir`` (``export``, or ``export-<digest>`` for another set of
+        archs), run the command (the runner resumes a folder it started), file the results in ``store``.
+        ``energy`` is refused: the runner reads no energy counter; ``interleave`` is the runner's own (one by one)."""
+        if energy:
+            raise MeasurementError(REMOTE_LATENCY_ONLY)
+        unique = list(dict.fromkeys(specs))
+        start = time.perf_counter()
+        folder = self._export(unique)
+        if on_progress is not None:
+            on_progress(0, len(unique), f"running: {self.command}")
+        rows = run_remote(self.command, folder)
+        results = read_results(folder)
+        name, added = import_results(store, results, device_name)
+        if on_progress is not None:
+            on_progress(len(unique), len(unique), "imported")
+        report = ProfileReport(name, len(unique), len(unique) - added, added, energy_note=REMOTE_LATENCY_ONLY)
+        report.flagged = sum(bool(row.get("flagged")) for row in rows)
+        report.seconds, report.key = time.perf_counter() - start, results.key
+        report.rows = [{"arch": str(s), **row} for s, row in results.rows]
+        return report
+
+    def _export(self, specs: list[ArchSpec]) -> Path:
+        """The folder holding exactly ``specs`` (exported now when new)."""
+        import hashlib
+        import json
+
+        archs = [str(s) for s in specs]
+        folder = self.workdir / "export"
+        manifest = folder / "manifest.json"
+        if manifest.is_file() and [m["arch"] for m in json.loads(manifest.read_text())["models"]] != archs:
+            folder = self.workdir / f"export-{hashlib.sha256(chr(10).join(archs).encode()).hexdigest()[:8]}"
+        if not (folder / "manifest.json").is_file():
+            export_archs(specs, folder, self.options, self.protocol)
+        return folder
+
+    def key(self) -> MeasurementKey:
+        o = self.options
+        return MeasurementKey(RUNNER_RUNTIME, "latency_ms", o.batch, o.resolution, o.threads)
+
+    def store_name(self) -> str | None:
+        return None
+
+    def energy_reading(self) -> tuple[bool, str]:
+        return False, REMOTE_LATENCY_ONLY
+
+    def with_options(self, options: RuntimeOptions) -> Device:
+        return replace(self, options=options)
+
+
+def _runner_stats(row: dict[str, Any]) -> LatencyStats:
+    """The runner's row of one model as :class:`LatencyStats`."""
+    fields = ("median_ms", "iqr_ms", "mean_ms", "min_ms", "n", "attempts", "flagged")
+    return LatencyStats(**{f: row[f] for f in fields if f in row})

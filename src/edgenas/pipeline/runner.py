@@ -17,6 +17,7 @@ from edgenas._env import environment
 from edgenas._io import write_text_atomic
 from edgenas.pipeline._stage import KEY_DIGITS, Events, StageContext, StageRecord, read_done, stages, write_done
 from edgenas.pipeline.config import ConfigError, RunConfig
+from edgenas.rundir import write_provenance
 
 RUN_FILE = "run.json"
 STAGES_DIR = "stages"
@@ -45,10 +46,7 @@ def _prepare(run_dir: Path, config: RunConfig, config_text: str | None, resume: 
     run_dir.mkdir(parents=True, exist_ok=True)
     if config_text is not None:
         write_text_atomic(run_dir / "config.toml", config_text)
-    write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    write_text_atomic(
-        run_dir / "env.json", json.dumps(environment("cpu"), indent=2, sort_keys=True, default=str) + "\n"
-    )
+    write_provenance(run_dir, config.to_dict(), environment("cpu"))
 
 
 def _check_data(config: RunConfig) -> None:

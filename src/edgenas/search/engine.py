@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from edgenas import rundir
 from edgenas._env import environment
 from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
@@ -367,9 +368,7 @@ def _write_run_record(
         },
         "data": data.describe() | {"w_split": split[0], "alpha_split": split[1]},
     }
-    write_text_atomic(run / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-    environment_record = {"seed": config.seed, **environment(device)}
-    write_text_atomic(run / "env.json", json.dumps(environment_record, indent=2, sort_keys=True) + "\n")
+    rundir.write_provenance(run, record, {"seed": config.seed, **environment(device)})
 
 
 def _finish(

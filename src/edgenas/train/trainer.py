@@ -16,7 +16,6 @@ process computes; only rank 0 evaluates, logs and writes files.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -32,9 +31,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from edgenas._env import environment
-from edgenas._io import write_text_atomic
 from edgenas._random import seeded_torch
 from edgenas.errors import CheckpointError, NonFiniteLossError, TrainConfigError
+from edgenas.rundir import write_provenance
 from edgenas.spaces import ArchSpec, spec_to_dict
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
 from edgenas.train.config import TrainCallback, TrainConfig, TrainResult
@@ -298,9 +297,7 @@ class _TrainLoop:
             "world_size": self.env.world_size,
             "steps_per_epoch": self.steps_per_epoch,
         }
-        write_text_atomic(self.run / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-        provenance = {"seed": self.config.seed, **environment(self.device)}
-        write_text_atomic(self.run / "env.json", json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+        write_provenance(self.run, record, {"seed": self.config.seed, **environment(self.device)})
         self.metrics_path.unlink(missing_ok=True)
 
     def checkpoint(self) -> None:
