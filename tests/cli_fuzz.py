@@ -64,6 +64,7 @@ class Workspace:
     run_dir: Path  # a run directory of `edgenas run` with no stage finished yet
     mask_predictor: Path | None = None  # a latency predictor of the tiny mbv2 arch's grafting masks
     channel_predictor: Path | None = None  # a latency predictor of its channel configurations
+    job: Path | None = None  # a job file: resume the finished tiny training of a copy of `run` (repeatable)
 
 
 def _tiny_nb201():
@@ -121,6 +122,7 @@ def build_workspace(root: Path) -> Workspace:
 
     bench_dir = write_nb201_tables(fixtures / "bench")
     run_config, run_dir = _pipeline_fixtures(fixtures)
+    job = _job_fixture(fixtures, spec, run)
     return Workspace(
         root,
         spec,
@@ -137,7 +139,18 @@ def build_workspace(root: Path) -> Workspace:
         run_dir,
         mask_predictor=_made_up_predictor(_mask_space(mbv2_spec), fixtures / "masks.pt"),
         channel_predictor=_made_up_predictor(_channel_space(mbv2_spec), fixtures / "channels.pt"),
+        job=job,
     )
+
+
+def _job_fixture(fixtures: Path, spec: Path, run: Path) -> Path:
+    """A train job resuming a finished copy of ``run``: running it again and again finishes at once, alike."""
+    from edgenas.jobs import TrainJob, save_job
+
+    job_run = fixtures / "job-run"
+    shutil.copytree(run, job_run)
+    recorded = json.loads((run / "config.json").read_text())["train"]
+    return save_job(TrainJob(str(spec), recorded, "sample", str(job_run), resume=True), fixtures / "job.json")
 
 
 def _mask_space(spec_file: Path):
@@ -339,6 +352,7 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
         "reparam": ([str(ws.model)], [("-o", "{out}/r.onnx"), ("--check", None)]),
         "run": ([str(ws.run_config)], [("-o", "{out}/run")]),
         "report": ([str(ws.run_dir)], []),
+        "job": ([str(ws.job)], []),
         "channels": (
             [str(ws.mbv2_spec)],
             [

@@ -74,7 +74,11 @@ def test_finished_run_records_the_pipeline(finished_run):
 
 def test_search_and_training_through_torchrun(tmp_path, finished_run):
     """search.nproc / train.nproc = 2 run both data-parallel stages on two Gloo ranks; the rest stays in-process."""
+    from dataclasses import asdict
+
     import torch
+
+    from edgenas.pipeline.stages_search import search_config
 
     run = tmp_path / "run"
     config = tiny_config(search={"nproc": 2, "device": "cpu"}, train={"nproc": 2, "device": "cpu"})
@@ -84,7 +88,10 @@ def test_search_and_training_through_torchrun(tmp_path, finished_run):
     assert torch.load(train_dir / "checkpoints" / "last.pt", weights_only=True)["world_size"] == 2
     assert stages["train"]["processes"] == stages["search"]["processes"] == 2
     search_dir = run / "stages" / stages["search"]["dir"] / "search"
-    assert json.loads((search_dir / "config.json").read_text())["world_size"] == 2
+    recorded = json.loads((search_dir / "config.json").read_text())
+    assert recorded["world_size"] == 2
+    # the ranks ran the job file's config, which is the one-process search's (not CLI defaults)
+    assert recorded["config"] == json.loads(json.dumps(asdict(search_config(config))))
     assert 0 <= stages["train"]["final"]["test_top1"] <= 100
     assert result.records["check"].outputs["model_from"] in ("train", "compress")
     # the same profile and predictor as the one-process run: only the search and what follows ran differently

@@ -155,3 +155,19 @@ def report_command(
         emit_json({"report": str(path)})
         return
     out.print(f"report: {path}")
+
+
+@app.command("job", hidden=True)
+def job_command(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A job file edgenas wrote (edgenas.jobs.save_job).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a job file on this process: what every torchrun rank runs for `edgenas run`'s search.nproc and
+    train.nproc > 1 (rank 0 prints the result as JSON)."""
+    from edgenas.jobs import run_job
+
+    result = run_job(file)
+    if result:  # rank 0 (the output is JSON with or without --json: the launcher reads it)
+        emit_json(result)

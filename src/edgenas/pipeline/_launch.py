@@ -1,5 +1,5 @@
-"""Data-parallel stages through ``torchrun``: the pipeline stays one process and launches the stage's own command
-(``edgenas train``, ``edgenas search lightnas``, both tested on several ranks) on ``nproc`` local processes."""
+"""Data-parallel stages through ``torchrun``: the pipeline stays one process and launches the stage's job file
+(:mod:`edgenas.jobs`: ``edgenas job FILE`` on every rank) on ``nproc`` local processes."""
 
 from __future__ import annotations
 
@@ -38,8 +38,3 @@ def launch(nproc: int, argv: list[str]) -> dict[str, Any]:
             f"{(errors or ['no output'])[-1].strip()}"
         )
     return json.loads(lines[-1])
-
-
-def option_args(options: dict[str, Any]) -> list[str]:
-    """A space's options as ``--set KEY=VALUE`` arguments."""
-    return [a for key, value in options.items() for a in ("--set", f"{key}={value}")]

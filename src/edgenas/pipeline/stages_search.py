@@ -4,6 +4,7 @@ found arch and correct), then every profiled arch and the found one ranked by on
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ class SearchStage(Stage):
         if not (run / "summary.json").is_file():
             resume = (run / "checkpoints" / "last.pt").is_file()
             if config.search.nproc > 1:
-                self._torchrun(ctx, space, targets, run, resume)
+                self._torchrun(ctx, space, targets, sconfig, run, resume)
             else:
                 on_step = ctx.progress("search")
                 steps = total_steps(sconfig, images)
@@ -130,33 +131,27 @@ class SearchStage(Stage):
         }
 
     @staticmethod
-    def _torchrun(ctx: StageContext, space: Any, targets: list[Target], run: Any, resume: bool) -> None:
-        """``edgenas search lightnas`` on ``search.nproc`` processes with the (calibrated) predictors; the device work
+    def _torchrun(
+        ctx: StageContext, space: Any, targets: list[Target], sconfig: SearchConfig, run: Any, resume: bool
+    ) -> None:
+        """The search on ``search.nproc`` processes: a job file (:class:`edgenas.jobs.SearchJob`: this config, the
+        (calibrated) predictors saved beside it) that ``torchrun -m edgenas job`` runs on every rank; the device work
         before and after it stays in this process."""
-        from edgenas.pipeline._launch import launch, option_args
+        from edgenas.jobs import SearchJob, save_job
+        from edgenas.pipeline._launch import launch
 
-        s, config = ctx.config.search, ctx.config
-        files = []
-        for i, target in enumerate(targets):  # the launched command reads predictors from files
-            files.append(target.predictor.save(ctx.dir / f"search_target{i}.pt"))
-        argv = ["search", "lightnas", "--space", space.name, *option_args(config.space.options), "-o", str(run)]
-        argv += ["--predictor", str(files[0]), "--target-ms", str(targets[0].value)]
-        if len(targets) > 1:
-            argv += ["--energy-predictor", str(files[1]), "--target-mj", str(targets[1].value)]
-        argv += ["--epochs", str(s.epochs), "--warmup-epochs", str(s.warmup_epochs), "--batch-size", str(s.batch_size)]
-        argv += [
-            "--alpha-batch-size",
-            str(s.alpha_batch_size),
-            "--alpha-lr",
-            str(s.alpha_lr),
-            "--seed",
-            str(config.seed),
-        ]
-        argv += ["--device", s.device] + (["--subset", str(s.subset)] if s.subset else [])
-        argv += ["--data", config.data.path] if config.data.path else []
-        argv += ["--resume"] if resume else []
-        ctx.events.progress("search", 0, None, f"torchrun on {s.nproc} processes")
-        launch(s.nproc, argv)
+        files = [t.predictor.save(ctx.dir / f"search_target{i}.pt") for i, t in enumerate(targets)]
+        job = SearchJob(
+            space.name,
+            dict(ctx.config.space.options),
+            asdict(sconfig),
+            [{"predictor": str(f), "value": t.value} for f, t in zip(files, targets, strict=True)],
+            ctx.config.data.path or None,
+            str(run),
+            resume,
+        )
+        ctx.events.progress("search", 0, None, f"torchrun on {ctx.config.search.nproc} processes")
+        launch(ctx.config.search.nproc, ["job", str(save_job(job, ctx.dir / "search_job.json"))])
 
     @staticmethod
     def _targets(ctx: StageContext, space: Any, target: float) -> list[Target]:

@@ -3,6 +3,7 @@ on the same short budget (the same-budget baseline)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -97,20 +98,17 @@ class TrainStage(Stage):
 
     @staticmethod
     def _torchrun(ctx: StageContext, t: TrainConfig) -> dict[str, Any]:
-        """``edgenas train`` on ``train.nproc`` processes (data-parallel; resumes a killed attempt)."""
+        """Training on ``train.nproc`` processes (data-parallel; resumes a killed attempt): a job file
+        (:class:`edgenas.jobs.TrainJob`: this config) that ``torchrun -m edgenas job`` runs on every rank."""
+        from edgenas.jobs import TrainJob, save_job
         from edgenas.pipeline._launch import launch
 
         run = ctx.dir / TRAIN_DIR
-        argv = ["train", str(ctx.upstream["channels"].path("arch")), "-o", str(run), "--epochs", str(t.epochs)]
-        argv += ["--batch-size", str(t.batch_size), "--lr", str(t.lr), "--wd", str(t.weight_decay)]
-        argv += ["--label-smoothing", str(t.label_smoothing), "--amp", t.amp, "--seed", str(t.seed)]
-        argv += ["--device", t.device, "--log-every", "0"]
-        argv += ["--data", ctx.config.data.path] if ctx.config.data.path else []
-        argv += ["--subset", str(t.train_subset)] if t.train_subset else []
-        argv += ["--test-subset", str(t.test_subset)] if t.test_subset else []
-        argv += ["--resume"] if (run / "checkpoints" / "last.pt").is_file() else []
+        resume = (run / "checkpoints" / "last.pt").is_file()
+        arch = ctx.upstream["channels"].path("arch")
+        job = TrainJob(str(arch), asdict(t), ctx.config.data.path or None, str(run), resume)
         ctx.events.progress("train", 0, None, f"torchrun on {ctx.config.train.nproc} processes")
-        final = launch(ctx.config.train.nproc, argv)["final"]
+        final = launch(ctx.config.train.nproc, ["job", str(save_job(job, ctx.dir / "train_job.json"))])["final"]
         classes = dict(run_space(ctx.config).options).get("num_classes") or run_images(ctx.config).num_classes
         return {**final, "chance_top1": 100.0 / classes}
 
