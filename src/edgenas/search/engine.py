@@ -180,9 +180,8 @@ def search(
 
     w_idx, a_idx = search_split(data.train_labels, config)
     batch_transforms = transforms(data, search_network_space(space, config), config)
-    per_batch = strategy.alternates_per_batch(config)
     w_opt, w_sched, a_opt, a_sched, a_batch = optimizers(
-        supernet, config, len(w_idx), len(a_idx), per_batch or strategy.one_level
+        supernet, config, len(w_idx), len(a_idx), strategy.alternates_per_batch(config) or strategy.one_level
     )
     states = {"supernet": supernet, "w_opt": w_opt, "w_sched": w_sched, "a_opt": a_opt, "a_sched": a_sched}
     states["lambdas"] = controllers
@@ -213,30 +212,13 @@ def search(
     )
     steps.step, steps.on_step = step, on_step  # where a resumed search goes on; who watches the steps
     steps.total_w_steps = max(1, len(w_idx) // config.batch_size) * config.epochs
-    weight_step, alpha_step = steps.weight_step, steps.alpha_step
     started = time.perf_counter()
 
     for epoch in range(start_epoch, config.epochs):
-        tau = strategy.tau(config, epoch)
-        searching = epoch >= config.warmup_epochs
-        separate_alpha = searching and not strategy.one_level  # one level: alpha moves in the weight steps
         supernet.train()
-        w_batches = loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch)
-        a_batches = _cycled(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1) if separate_alpha else None
-        for batch in w_batches:
-            if per_batch and a_batches is not None:  # DARTS' order: alpha on a held-out batch, then w
-                alpha_step(next(a_batches), epoch, tau)
-            weight_step(batch, epoch, tau)
-        if separate_alpha and not per_batch:
-            for batch in loader(data, a_idx, a_batch, config.seed * 7919 + 2 * epoch + 1):
-                alpha_step(batch, epoch, tau)
-        if not env.is_main:
-            continue
-        # GlobalBatchNorm2d has the keys of BatchNorm2d, so the supernet's state loads in either form
-        state = {k: v.state_dict() for k, v in states.items() if k != "lambdas"}
-        state["lambdas"] = [c.state_dict() for c in controllers]
-        state.update(version=CHECKPOINT_VERSION, config=asdict(config), epoch=epoch + 1, step=steps.step)
-        save_checkpoint(ckpt_path, state)
+        _epoch(steps, strategy, config, data, (w_idx, a_idx), a_batch, epoch)
+        if env.is_main:
+            _save_epoch(ckpt_path, states, config, epoch, steps.step)
 
     arch = supernet.derived_spec()
     final = derived_predictions(supernet, predictors)
@@ -245,6 +227,42 @@ def search(
         return SearchResult(run, arch, {}, [])
     seconds = time.perf_counter() - started
     return _finish(run, supernet, targets, final, controllers, ranges, config, steps.step, seconds)
+
+
+def _epoch(
+    steps: Steps,
+    strategy: Any,
+    config: SearchConfig,
+    data: ImageData,
+    split: tuple[np.ndarray, np.ndarray],
+    a_batch: int,
+    epoch: int,
+) -> None:
+    """One epoch of the search: the weight steps, with the architecture steps on held-out batches before each of
+    them (DARTS' order, per-batch alternation) or after them all (epoch-wise); none during the warm-up, and none of
+    their own for a one-level strategy (alpha moves in the weight steps)."""
+    w_idx, a_idx = split
+    tau = strategy.tau(config, epoch)
+    per_batch = strategy.alternates_per_batch(config)
+    separate_alpha = epoch >= config.warmup_epochs and not strategy.one_level
+    a_seed = config.seed * 7919 + 2 * epoch + 1
+    a_batches = _cycled(data, a_idx, a_batch, a_seed) if separate_alpha else None
+    for batch in loader(data, w_idx, config.batch_size, config.seed * 7919 + 2 * epoch):
+        if per_batch and a_batches is not None:
+            steps.alpha_step(next(a_batches), epoch, tau)
+        steps.weight_step(batch, epoch, tau)
+    if separate_alpha and not per_batch:
+        for batch in loader(data, a_idx, a_batch, a_seed):
+            steps.alpha_step(batch, epoch, tau)
+
+
+def _save_epoch(ckpt_path: Path, states: dict[str, Any], config: SearchConfig, epoch: int, step: int) -> None:
+    """The checkpoint after ``epoch``: every state (the multipliers' as a list), the config, where to go on."""
+    # GlobalBatchNorm2d has the keys of BatchNorm2d, so the supernet's state loads in either form
+    state = {k: v.state_dict() for k, v in states.items() if k != "lambdas"}
+    state["lambdas"] = [c.state_dict() for c in states["lambdas"]]
+    state.update(version=CHECKPOINT_VERSION, config=asdict(config), epoch=epoch + 1, step=step)
+    save_checkpoint(ckpt_path, state)
 
 
 def total_steps(config: SearchConfig, images: ImageData) -> int:
