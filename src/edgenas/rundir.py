@@ -23,6 +23,7 @@ __all__ = [
     "ENV_FILE",
     "SUMMARY_FILE",
     "read_config",
+    "read_env",
     "read_summary",
     "update_summary",
     "write_provenance",
@@ -69,4 +70,10 @@ def write_provenance(run: str | Path, config: dict[str, Any], environment: dict[
 def read_config(run: str | Path) -> dict[str, Any]:
     """``run/config.json`` as a dict; empty when the run has none yet."""
     path = Path(run) / CONFIG_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_env(run: str | Path) -> dict[str, Any]:
+    """``run/env.json`` as a dict; empty when the run has none yet."""
+    path = Path(run) / ENV_FILE
     return json.loads(path.read_text()) if path.is_file() else {}

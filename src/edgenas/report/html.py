@@ -13,6 +13,7 @@ from typing import Any
 
 import edgenas.report.figures as figures
 from edgenas._io import write_text_atomic
+from edgenas.rundir import read_config, read_env
 
 REPORT_FILE = "report.html"
 STYLE = """
@@ -287,13 +288,13 @@ def _pareto(s: dict[str, dict[str, Any]]) -> str:
 
 
 def _provenance(run_dir: Path, s: dict[str, dict[str, Any]]) -> str:
-    env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").is_file() else {}
+    env = read_env(run_dir)
     rows = [(n, st["dir"], f"{st['seconds']:.1f} s", "reused" if st.get("reused") else "ran") for n, st in s.items()]
     config = (run_dir / "config.toml").read_text() if (run_dir / "config.toml").is_file() else ""
     return (
         _table(rows, ("stage", "directory (name-key)", "wall time", "this time"))
         + "<h3>Configuration</h3><pre>"
-        + _esc(config or json.dumps(json.loads((run_dir / "config.json").read_text()), indent=2))
+        + _esc(config or json.dumps(read_config(run_dir), indent=2))
         + "</pre>"
         + "<h3>Environment</h3><pre>"
         + _esc(json.dumps(env, indent=2, sort_keys=True, default=str))
