@@ -61,3 +61,10 @@ def test_a_search_landing_through_a_remote_store_needs_its_name(tmp_path, capsys
     argv += ["-o", str(tmp_path / "r"), "--remote", RUNNER_HERE, "--store", str(tmp_path / "s.sqlite")]
     code, _, err = run(argv, capsys)
     assert code == 2 and err.count("\n") == 1 and "--store-device" in err and not (tmp_path / "r").exists()
+
+
+def test_the_cli_names_the_runners_runtime_without_importing_it():
+    from edgenas.cli._device import RUNNER_RUNTIME
+    from edgenas.hardware.remote import RUNNER_RUNTIME as RUNNERS
+
+    assert RUNNER_RUNTIME == RUNNERS

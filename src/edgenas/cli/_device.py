@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from edgenas.errors import MeasurementError
+
 #: The runtime the stand-alone runner times (``edgenas.hardware.remote.RUNNER_RUNTIME``; kept here as a literal so
 #: the CLI's option checks do not import torch).
 RUNNER_RUNTIME = "ort-cpu"
@@ -19,8 +21,6 @@ def device_runtime(runtime: str | None, remote: str | None) -> str | None:
     Raises:
         MeasurementError: a remote command without ``{dir}``, or with a runtime the runner does not time.
     """
-    from edgenas.errors import MeasurementError
-
     if remote is None:
         return runtime
     if "{dir}" not in remote:

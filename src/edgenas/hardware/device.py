@@ -6,12 +6,13 @@ session, so a drift of the machine hits them alike, and returns one :class:`Meas
 loads (sessions) are taken and their medians' median kept: one load's median moves by 1-4% from load to load on a
 shared CPU (memory placement, neighbours). A device also profiles archs into a measurement store.
 
-Two kinds:
+Three kinds:
 
 * :class:`LocalDevice` — a runtime on this machine (``ort-cpu``, ``torch-cpu``, ``ort-cuda``, …).
-* :class:`RemoteDevice` — a machine that cannot run edgenas: the models are exported to ONNX with a manifest, a
-  command template (``ssh pi python runner.py {dir}``) runs the stand-alone runner there, and the results are read
-  back (:mod:`edgenas.hardware.remote`). One load is one run of the command (a fresh process on the device).
+* :class:`~edgenas.hardware.remote.RemoteDevice` — a machine that cannot run edgenas: the models are exported to ONNX
+  with a manifest, a command template (``ssh pi python runner.py {dir}``) runs the stand-alone runner there, and the
+  results are read back. One load is one run of the command (a fresh process on the device).
+* :class:`SimulatedDevice` — a function of the arch (a predictor, a benchmark's table).
 
 :func:`open_device` picks the kind from a runtime name and an optional command template, which is what a CLI
 ``--remote CMD`` option and the run config's ``device.remote`` give.
@@ -30,7 +31,9 @@ import numpy as np
 from torch import nn
 
 from edgenas.errors import MeasurementError
-from edgenas.hardware.measure import ProfileReport
+from edgenas.hardware.energy import energy_meter, measure_energy
+from edgenas.hardware.fingerprint import default_device_name, fingerprint
+from edgenas.hardware.measure import ProfileReport, measure_modules, profile
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol
 from edgenas.hardware.runtimes import Runtime, RuntimeOptions, get_runtime
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
@@ -190,8 +193,6 @@ class LocalDevice:
         return runtime
 
     def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
-        from edgenas.hardware.measure import measure_modules
-
         check_request(items, loads)
         names, options = labels_of(items, labels), self.options
         runtime, models = self.session_runtime(options), modules_of(items)
@@ -215,8 +216,6 @@ class LocalDevice:
 
     @staticmethod
     def _energy(models: Sequence[nn.Module], runtime: Runtime) -> list[float | None]:
-        from edgenas.hardware.energy import energy_meter, measure_energy
-
         meter, _ = energy_meter(runtime.device_type)
         if meter is None:
             return [None] * len(models)
@@ -236,8 +235,6 @@ class LocalDevice:
         interleave: int = 1,
         on_progress: ProfileProgress | None = None,
     ) -> ProfileReport:
-        from edgenas.hardware.measure import profile
-
         runtime = self.session_runtime()
         hook = None
         if on_progress is not None:
@@ -259,8 +256,6 @@ class LocalDevice:
         return MeasurementKey(self.session_runtime().name, "latency_ms", o.batch, o.resolution, o.threads)
 
     def store_name(self) -> str | None:
-        from edgenas.hardware.fingerprint import default_device_name, fingerprint
-
         return default_device_name(fingerprint(self.session_runtime().device_type))
 
     def with_options(self, options: RuntimeOptions) -> Device:
@@ -269,8 +264,6 @@ class LocalDevice:
     def energy_reading(self) -> tuple[bool, str]:
         if not self.energy:
             return False, "energy not requested"
-        from edgenas.hardware.energy import energy_meter
-
         meter, note = energy_meter(self.session_runtime().device_type)
         return meter is not None, note
 
