@@ -48,6 +48,8 @@ def test_a_remote_device_runs_the_command_once_per_load(tmp_path, specs):
     assert isinstance(device, RemoteDevice) and isinstance(device, Device) and device.name.startswith("remote: ")
     rows = device.measure(specs[:1], loads=2)
     _check_row(rows[0], str(specs[0]), 2)
+    first, second = rows[0].per_load  # two runner processes, each timing the model anew (not a resumed folder)
+    assert first.n == second.n == QUICK.repeats and first != second
     (folder,) = tmp_path.glob("measure-*")
     assert (folder / "results.json").is_file() and (folder / "model_0000.onnx").is_file()
 

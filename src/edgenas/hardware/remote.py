@@ -217,7 +217,8 @@ def run_remote(command: str, folder: str | Path, timeout_s: float = REMOTE_TIMEO
 
 @dataclass
 class RemoteDevice:
-    """A device reached through a command template that runs the stand-alone runner on a folder of ONNX models.
+    """A device reached through a command template that runs the stand-alone runner on a folder of ONNX models. The
+    runner times the models of one load one after another (its own order), not round-robin.
 
     Attributes:
         command: the template; ``{dir}`` is the folder, ``{runner}`` the runner's path here.
@@ -246,7 +247,7 @@ class RemoteDevice:
         self.workdir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="measure-", dir=self.workdir))
         export_models(list(zip(names, modules_of(items), strict=True)), folder, options, self.protocol)
-        runs = [run_remote(self.command, folder) for _ in range(loads)]  # one load: one fresh runner process
+        runs = [self._fresh_run(folder) for _ in range(loads)]
         return [
             Measurement(
                 names[i],
@@ -261,6 +262,12 @@ class RemoteDevice:
             )
             for i in range(len(items))
         ]
+
+    def _fresh_run(self, folder: Path) -> list[dict[str, Any]]:
+        """One load: one runner process measuring every model of ``folder`` anew (the runner skips the models a
+        ``results.json`` holds, which is how a killed profile resumes, so a load starts without one)."""
+        (folder / runner.RESULTS).unlink(missing_ok=True)
+        return run_remote(self.command, folder)
 
     def profile(
         self,
