@@ -43,7 +43,7 @@ from edgenas.hardware.device import LocalDevice
 from edgenas.hardware.measure import median_latency_ms
 from edgenas.hardware.store import MeasurementKey
 from edgenas.predictors import FitConfig, Predictor, fit_predictor
-from edgenas.search.closed_loop import close_loop, searched_alpha
+from edgenas.search.closed_loop import LoopStore, close_loop, searched_alpha
 from edgenas.search.coverage import data_range_warning, profile_covering, stored_table
 from edgenas.search.lightnas import SearchConfig, Target, search
 from edgenas.spaces import get_space, load_specs, save_specs
@@ -153,8 +153,7 @@ def one_target(run: Path, store: Path, predictor: Predictor, device: str, value:
             lambda arch: median_latency_ms(arch, session, LOADS),
             tolerance=TOLERANCE,
             budget=LOOP_BUDGET,
-            prior=prior,
-            on_measure=lambda arch, ms: db.add(device_id, arch, key, ms),
+            store=LoopStore(prior, lambda arch, ms: db.add(device_id, arch, key, ms)),
         )
         loop_s = time.perf_counter() - start
     chosen_ms, searched_ms = separately_measured([loop.chosen, result.arch])

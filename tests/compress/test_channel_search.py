@@ -114,3 +114,29 @@ def test_an_equality_constraint_starts_from_configurations_walked_to_the_target(
     summary = channel_search(SPEC, predictor, data, tmp_path, config, on_probe=lambda s, v: probes.append(s))
     assert all(abs(h["cost"] / target - 1) <= 0.02 for h in summary["history"])
     assert len(summary["evolution"]["generations"][0]["population"]) >= 4
+
+
+def test_a_device_slower_than_the_predictor_gets_the_found_configuration_landed_under_t(tmp_path, data):
+    """The channel search's result lands by the closed loop (``le``): on a device 30% slower than its predictor the
+    found configuration misses T and the landed one, a few scales narrower, meets it; the unmodified net is
+    measured beside it."""
+    from edgenas.hardware.device import SimulatedDevice
+    from edgenas.predictors import ArchTable, FitConfig, fit_predictor
+
+    space = channel_space(SPEC)
+    specs = space.sample(seed=0, n=60) + [space.uniform(s) for s in SCALES]
+
+    def mean_scale(spec) -> float:
+        return float(np.mean([SCALES[c] for c in spec.choices]))
+
+    predictor = fit_predictor(
+        "lut", ArchTable(space, specs, np.array([mean_scale(s) for s in specs]), "latency_ms", "toy"), FitConfig()
+    )
+    device = SimulatedDevice(lambda spec: 1.3 * mean_scale(spec))
+    summary = channel_search(SPEC, predictor, data, tmp_path, CONFIG, device=device)
+    landing, found = summary["landing"], summary["found"]
+    assert landing["within_tolerance"] and found["measured_ms"] <= 1.1 * 1.02
+    assert summary["searched"] is not None and summary["searched"]["channels"] != found["channels"]
+    assert 1.3 * summary["searched"]["cost"] > 1.1 * 1.02  # the search's own result missed T on this device
+    assert summary["unmodified"]["measured_ms"] == pytest.approx(1.3)
+    assert found["fitness"] is not None and str(load_specs(tmp_path / "arch.json")[0]) == found["channels"]

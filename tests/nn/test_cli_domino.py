@@ -105,6 +105,9 @@ def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
         "target": 3,
     }
     assert summary["measured_ms"] > 0 and summary["speedup"] > 0 and 0 <= summary["top1_after"] <= 100
+    # T far above: the landing measures the searched mask, confirms it once and keeps it
+    assert summary["landing"]["within_tolerance"] and summary["landing"]["spent"] == 2
+    assert summary["searched_mask"] == summary["mask"]
     # the exported collapsed network computes what the trained grafted model computes
     grafted = load_model(tmp_path / "d" / "model.pt")
     assert grafted.recipe["graft"][0]["mask"] == summary["mask"]
@@ -117,3 +120,39 @@ def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
     code, stdout, stderr = run(args, capsys)
     assert code == 0, stderr
     assert json.loads(stdout)["mask"] == summary["mask"] and (tmp_path / "d" / "pairs.jsonl").read_text() == pairs
+
+
+def test_the_searched_mask_is_landed_on_t_measured_and_kept_for_a_resumed_run(tmp_path, graft_file) -> None:
+    """Domino's landing step: on a device 25% slower than its latency predictor the ungrafted mask misses T; the
+    closed loop grafts a few blocks until the measured latency is at most T + 2%, and a resumed run reads the landed
+    mask back instead of measuring again."""
+    from edgenas.compress.domino import predicted_latency
+    from edgenas.compress.domino_job import LANDING_FILE, DominoJob, DominoRun
+    from edgenas.errors import DominoError
+    from edgenas.hardware.device import SimulatedDevice
+    from edgenas.predictors import ArchTable, FitConfig, fit_predictor
+    from edgenas.spaces.domino import mask_space
+
+    _, spec_file = graft_file
+    loaded = load_model(spec_file)
+    space = mask_space(loaded.recipe)
+
+    def clean(spec) -> float:  # a kept block costs 0.1 ms more than a grafted one, later blocks a little more
+        return 1.0 + sum(0.1 + 0.01 * i for i, keep in enumerate(spec.choices) if keep == 1)
+
+    specs = space.sample(seed=0, n=60)
+    table = ArchTable(space, specs, np.array([clean(s) for s in specs]), "latency_ms", "toy")
+    latency = predicted_latency(fit_predictor("lut", table, FitConfig()), space)
+    calls = []
+    device = SimulatedDevice(lambda spec: calls.append(spec) or 1.25 * clean(spec))
+    start = space.keep_all()
+    target = clean(start)
+    run = DominoRun(loaded, load_cifar10("sample"), tmp_path, DominoJob(target_ms=target), device)
+    chosen, record = run.land(start, latency)
+    assert record["landing"]["within_tolerance"] and 1.25 * clean(chosen) <= target * 1.02
+    assert record["searched_mask"] == space.format(start) and 1 <= chosen.choices.count(0) <= len(chosen.choices) // 2
+    measured = len(calls)
+    again, _ = run.land(start, latency)
+    assert again == chosen and len(calls) == measured and (tmp_path / LANDING_FILE).is_file()
+    with pytest.raises(DominoError, match="another mask"):
+        run.land(space.graft_all(), latency)

@@ -37,6 +37,7 @@ def test_channel_stage_refines_the_trained_network_within_the_target(tmp_path, f
     assert channels["applied"] and channels["base_arch"] == stages["search"]["arch"]
     assert channels["found"]["predicted_ms"] <= channels["target_ms"] == stages["search"]["target_ms"]
     assert channels["found"]["measured_ms"] > 0 and channels["candidates"] >= 3
+    assert 1 <= channels["landing"]["spent"] <= 12 and channels["landing"]["verdict"]
     (trained,) = load_specs(run / "stages" / stages["channels"]["dir"] / "arch.json")
     assert str(trained) == channels["arch"] and space_of(trained).name == "channels"
     recipe = json.loads((run / "stages" / stages["train"]["dir"] / "run" / "config.json").read_text())
@@ -64,6 +65,7 @@ def test_domino_compression_stage_reports_its_mask_and_speed_up(tmp_path, finish
     stages = {s["name"]: s for s in read_run(run)["stages"]}
     c = stages["compress"]
     assert c["method"] == "domino" and len(c["mask"]) == c["blocks"] and c["predicted_ms"] <= 100.0
+    assert c["landing"]["within_tolerance"] and c["searched_mask"] == c["mask"]  # T far above: kept as searched
     assert c["speedup"] == pytest.approx(c["latency_before_ms"] / c["latency_after_ms"])
     summary = json.loads((run / "stages" / c["dir"] / "domino" / "summary.json").read_text())
     assert summary["mask"] == c["mask"] and summary["pairs"] == {"proxy": 20, "target": 2}

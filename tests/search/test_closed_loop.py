@@ -10,7 +10,14 @@ from _toy import toy_space
 
 from edgenas.errors import SearchError
 from edgenas.search.budget import feasible_range
-from edgenas.search.closed_loop import LOOP_BUDGET, STALE_AFTER, LocalCorrection, close_loop, log_preference
+from edgenas.search.closed_loop import (
+    LOOP_BUDGET,
+    STALE_AFTER,
+    LocalCorrection,
+    LoopStore,
+    close_loop,
+    log_preference,
+)
 from edgenas.search.coverage import archs_near
 
 TOLERANCE = 0.02
@@ -94,7 +101,7 @@ def test_an_unreachable_target_gets_a_clear_verdict_within_the_budget() -> None:
         0.5 * predictor.meta.value_range[0],  # half the fastest profiled arch
         device,
         budget=6,
-        on_measure=lambda spec, value: seen.append(str(spec)),
+        store=LoopStore(record=lambda spec, value: seen.append(str(spec))),
     )
     assert not result.within_tolerance and "NOT met" in result.verdict
     assert len(result.measurements) <= 6 and seen == [m["arch"] for m in result.measurements]
@@ -122,3 +129,24 @@ def test_the_local_correction_follows_measurements_near_them_and_fades_away(mode
     assert residual[0] > 0.1 and abs(float(residual[1])) < 0.05
     with pytest.raises(SearchError, match="unknown correction"):
         LocalCorrection(predictor, space, "global")
+
+
+def test_under_le_a_faster_arch_is_kept_and_a_slower_one_is_brought_under_t() -> None:
+    """``le``: the searched arch measured well under T is kept as it is (``eq`` would move it up to T); one measured
+    over T is replaced by the preferred arch measured at most T + the tolerance."""
+    space = toy_space()
+    device = SimulatedDevice(space, seed=5, drift=0.0, offset=0.0)
+    predictor = device.fitted_lut(200, seed=5)
+    arch = space.sample(seed=3, n=1)[0]
+    alpha = alpha_preferring(space, arch)
+    slack = 1.25 * device.now(arch)  # T 25% above the arch
+    kept = close_loop(arch, alpha, predictor, slack, device, tolerance=TOLERANCE, constraint="le")
+    assert kept.within_tolerance and kept.chosen == arch and "met" in kept.verdict
+    moved = close_loop(arch, alpha, predictor, slack, device, tolerance=TOLERANCE, constraint="eq")
+    assert moved.chosen != arch
+    tight = 0.85 * device.now(arch)  # T 15% below it
+    landed = close_loop(arch, alpha, predictor, tight, device, tolerance=TOLERANCE, constraint="le")
+    assert landed.within_tolerance and landed.chosen != arch
+    assert device.now(landed.chosen) <= tight * (1 + TOLERANCE)
+    with pytest.raises(SearchError, match="constraint"):
+        close_loop(arch, alpha, predictor, tight, device, constraint="lt")

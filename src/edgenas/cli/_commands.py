@@ -43,7 +43,8 @@ COMMAND_SUMMARIES: dict[str, str] = {
     "channels": (
         "Search per-layer channel scales (0.5..2.0 of each layer's hidden channels) of ARCH that maximise BTE"
         " under a predicted latency of T (thesis Algorithm 2: population 20, 20 generations, top 10, rates "
-        "0.5, BTE after 3 epochs), then measure the chosen and the unmodified network on RUNTIME."
+        "0.5, BTE after 3 epochs), then land the found configuration on T measured on RUNTIME (the closed loop) "
+        "and measure it beside the unmodified network."
     ),
     "graft": (
         "Graft the inner activations of the blocks a mask selects into identities (thesis Ch 5) and save the model."

@@ -67,6 +67,16 @@ def channels_command(
     tolerance: Annotated[
         float, number("--tolerance", help="Relative band of --constraint eq.", low=0, high=1, low_open=True)
     ] = 0.02,
+    close_loop: Annotated[
+        int,
+        number(
+            "--close-loop",
+            help="Measurements the landing of the found configuration on T may spend (the closed loop, changing as "
+            "few scales as it can, within --constraint and --tolerance; 0 = measure it once).",
+            high=10_000,
+        ),
+    ] = 12,
+    loads: Annotated[int, number("--loads", help="The landing's median over this many loads.", low=1, high=100)] = 3,
     proxy: Annotated[str, typer.Option("--proxy", help="Fitness: bte, tse, tse-e or jacobian.")] = "bte",
     epochs: Annotated[int, number("--epochs", help="Epochs of each probe (BTE: E).", low=1, high=100)] = 3,
     images: Annotated[
@@ -91,11 +101,13 @@ def channels_command(
 ) -> None:
     """Search per-layer channel scales (0.5..2.0 of each layer's hidden channels) of ARCH that maximise BTE under a
     predicted latency of T (thesis Algorithm 2: population 20, 20 generations, top 10, rates 0.5, BTE after 3 epochs),
-    then measure the chosen and the unmodified network on RUNTIME. Writes arch.json (trainable with `edgenas
-    train`), summary.json, channels.png; a killed search resumes with the same -o."""
+    then land the found configuration on T measured on RUNTIME (the closed loop) and measure it beside the unmodified
+    network. Writes arch.json (trainable with `edgenas train`), summary.json, channels.png; a killed search resumes
+    with the same -o."""
     from edgenas.compress.channels import ChannelSearchConfig
     from edgenas.evolution import EvolutionConfig
     from edgenas.predictors import Predictor
+    from edgenas.search.landing import LandingPolicy
     from edgenas.spaces.channels import channel_space
     from edgenas.train import load_dataset
 
@@ -120,7 +132,8 @@ def channels_command(
         fitted = _fit(channel_space(base), device, output, profile_n, seed, sampling, quiet=as_json)
     else:
         fitted = given
-    summary = _search(base, fitted, images_data, output, config, device, quiet=as_json)
+    landing = LandingPolicy("close-loop", close_loop, tolerance, loads) if close_loop else LandingPolicy("measure")
+    summary = _search(base, fitted, images_data, output, config, (device, landing), quiet=as_json)
     if as_json:
         emit_json(summary)
         return
@@ -152,10 +165,12 @@ def _fit(space: Any, device: Any, output: Path, n: int, seed: int, sampling: str
 
 
 def _search(
-    base: Any, predictor: Any, data: Any, output: Path, config: Any, device: Any, *, quiet: bool
+    base: Any, predictor: Any, data: Any, output: Path, config: Any, landed_by: tuple[Any, Any], *, quiet: bool
 ) -> dict[str, Any]:
+    """The channel search, ``landed_by`` (device, landing policy)."""
     from edgenas.compress.channels import channel_search
 
+    device, landing = landed_by
     progress = progress_bar("[bold]channel search", "best {task.fields[best]}", quiet=quiet)
     with progress:
         task = progress.add_task("evolve", total=config.evolution.iterations, best="-")
@@ -166,6 +181,7 @@ def _search(
             output,
             config,
             device=device,
+            landing=landing,
             on_generation=lambda done, best: progress.update(task, completed=done, best=f"{best.fitness:.4g}"),
         )
 
@@ -183,4 +199,8 @@ def _print(summary: dict[str, Any], output: Path) -> None:
     out.print(line("unmodified", base))
     out.print(line("found", found))
     out.print(f"  scales {found['channels']}")
+    if summary.get("landing"):
+        searched = summary.get("searched")
+        moved = f" (the search found {searched['channels']})" if searched else ""
+        out.print(f"landing: {summary['landing']['verdict']}{moved}")
     out.print(f"wrote {output / 'arch.json'}, {output / 'summary.json'}, {output / 'channels.png'}")

@@ -106,6 +106,19 @@ def domino_command(
     distill: Annotated[
         bool, typer.Option("--distill", help="Distil from the ungrafted model (it must be trained).")
     ] = False,
+    close_loop: Annotated[
+        int,
+        number(
+            "--close-loop",
+            help="Measurements the landing of the searched mask on T may spend before training (the closed loop, "
+            "changing as few blocks as it can; 0 = measure it once).",
+            high=10_000,
+        ),
+    ] = 12,
+    tolerance: Annotated[
+        float, number("--tolerance", help="T is met at most this share above it.", low=0, high=1, low_open=True)
+    ] = 0.02,
+    loads: Annotated[int, number("--loads", help="The landing's median over this many loads.", low=1, high=100)] = 3,
     population: Annotated[int, _count("--population", "Candidates per generation.", 2, 10_000)] = 50,
     iterations: Annotated[int, _count("--iterations", "Generations.", 1, 10_000)] = 20,
     top_k: Annotated[int, _count("--top-k", "Candidates kept as parents.", 1, 10_000)] = 10,
@@ -113,8 +126,9 @@ def domino_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the grafting mask of MODEL that maximises the meta-predicted accuracy under a predicted latency of T
-    (latency predictor: masks measured after collapse; accuracy: MAML over proxy and target pairs), train the grafted
-    network, collapse it, export model.onnx and measure it against the ungrafted network. Writes summary.json,
+    (latency predictor: masks measured after collapse; accuracy: MAML over proxy and target pairs), land it on T
+    measured (the closed loop), train the grafted network, collapse it, export model.onnx and measure it against the
+    ungrafted network. Writes summary.json,
     model.pt (the grafted model file), model.onnx; a killed run resumes with the same -o."""
     from edgenas.compress.domino import PairSchedule
     from edgenas.compress.domino_job import DominoJob, DominoRun, FinalTraining
@@ -122,6 +136,7 @@ def domino_command(
     from edgenas.evolution import EvolutionConfig
     from edgenas.models import load_model
     from edgenas.predictors import Predictor
+    from edgenas.search.landing import LandingPolicy
     from edgenas.train import load_dataset
 
     runtime = device_runtime(runtime, remote) or runtime
@@ -146,6 +161,9 @@ def domino_command(
         order=order,
         aggressive=aggressive,
         pro_width=pro_width,
+        landing=LandingPolicy("close-loop", close_loop, tolerance, loads)
+        if close_loop
+        else LandingPolicy("measure", 1, tolerance, loads),
     )
     job.check()
     images_data = load_dataset(data, image_size=resolution)
@@ -215,6 +233,10 @@ def _print(summary: dict[str, Any], output: Path) -> None:
         f"{ms(summary['measured_ms'])} ({'met' if summary['met'] else 'MISSED'}); ungrafted "
         f"{ms(summary['ungrafted_ms'])}, speed-up {summary['speedup']:.2f}x"
     )
+    if summary.get("landing"):
+        searched = summary["searched_mask"]
+        moved = f" (the search found {searched})" if searched != summary["mask"] else ""
+        out.print(f"  landing before training: {summary['landing']['verdict']}{moved}")
     predicted = summary.get("predicted_top1")
     note = f" (predicted {predicted:.1f}%)" if predicted is not None else ""
     out.print(f"  test top-1: before {summary['top1_before']:.2f}%, after {summary['top1_after']:.2f}%{note}")

@@ -31,6 +31,8 @@ from edgenas.evolution import Candidate, EvolutionConfig, evolve
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.fit import fit_on_store
 from edgenas.proxies import ProbeSettings, get_proxy, probe_spec, proxy_batches
+from edgenas.search.closed_loop import Band
+from edgenas.search.landing import LandingPolicy, land_found
 from edgenas.spaces import ArchSpec, save_specs
 from edgenas.spaces.channels import ChannelSpace, channel_space
 from edgenas.train.data import ImageData
@@ -41,6 +43,12 @@ SUMMARY_FILE = rundir.SUMMARY_FILE
 ARCH_FILE = "arch.json"
 PLOT_FILE = "channels.png"
 UNMODIFIED_FILE = "unmodified.json"
+
+
+#: The landing's default: the closed loop, which won the landing head-to-head (``benchmarks/results/landing.md``).
+DEFAULT_LANDING = LandingPolicy()
+#: Generation recorded for a configuration the evolution never scored and the landing chose.
+LANDED_GENERATION = -1
 
 
 class TargetBelowChannelsError(SearchError):
@@ -90,10 +98,13 @@ def channel_search(
     device: Any = None,
     on_generation: Callable[[int, Candidate], None] | None = None,
     on_probe: Callable[[ArchSpec, float], None] | None = None,
+    landing: LandingPolicy = DEFAULT_LANDING,
 ) -> dict[str, Any]:
     """Run Algorithm 2 on ``base`` (a spec of a staged space) and return the summary (also written to the run
-    directory). ``device`` (an :class:`edgenas.hardware.device.Device`), when given, measures the chosen and the
-    unmodified network round-robin.
+    directory). ``device`` (an :class:`edgenas.hardware.device.Device`), when given, lands the found configuration
+    on T by ``landing`` (:func:`edgenas.search.landing.land_found`: the closed loop, changing as few scales as it
+    can, within the search's own constraint and tolerance), then measures the landed and the unmodified network
+    round-robin (one session: their ratio is the speed-up).
 
     Raises:
         SearchError: bad settings, a predictor of another space.
@@ -140,8 +151,9 @@ def channel_search(
         on_generation=on_generation,
     )
     baseline = _baseline(result.history, unscaled, fitness, latency, out)
-    summary = _summary(space, config, result, baseline, device)
-    save_specs(out / ARCH_FILE, [result.best.spec])
+    landed = _land(result, latency, config, device, landing, fitness)
+    summary = _summary(space, config, result, baseline, device, landed)
+    save_specs(out / ARCH_FILE, [landed.candidate.spec])
     rundir.write_summary(out, summary)
     from edgenas.report.figures import evolution_scores
 
@@ -227,20 +239,55 @@ def _baseline(
     return json.loads(kept.read_text())
 
 
+@dataclass(frozen=True)
+class _Landed:
+    """The configuration the channel search hands on: the evolution's best, or where a device lands it, the closed
+    loop's choice (its fitness scored like every candidate) and the loop's record."""
+
+    candidate: Candidate
+    loop: dict[str, Any] | None = None
+
+
+def _land(
+    result: Any,
+    latency: CachedPredictor,
+    config: ChannelSearchConfig,
+    device: Any,
+    landing: LandingPolicy,
+    fitness: Callable[[list[ArchSpec]], list[float]],
+) -> _Landed:
+    """Land the evolution's best on T with ``device`` (nothing without one); a configuration the evolution never
+    scored is scored now (generation :data:`LANDED_GENERATION`)."""
+    from edgenas.hardware.device import latency_fn
+
+    best = result.best
+    if device is None:
+        return _Landed(best)
+    band = Band(config.target_ms, config.tolerance, config.constraint)
+    loop = land_found(best.spec, latency.predictor, band, latency_fn(device, landing.loads), landing, ordered=True)
+    known = {c.spec.choices: c for c in result.history}
+    chosen = known.get(loop.chosen.choices)
+    if chosen is None:
+        (cost,) = latency([loop.chosen])
+        chosen = Candidate(loop.chosen, fitness([loop.chosen])[0], cost, LANDED_GENERATION)
+    return _Landed(chosen, loop.as_dict())
+
+
 def _summary(
     space: ChannelSpace,
     config: ChannelSearchConfig,
     result: Any,
     baseline: dict[str, Any],
     device: Any,
+    landed: _Landed,
 ) -> dict[str, Any]:
-    best = result.best
-    measured = [m.median_ms for m in device.measure([best.spec, space.unscaled])] if device else [None, None]
+    chosen = landed.candidate
+    measured = [m.median_ms for m in device.measure([chosen.spec, space.unscaled])] if device else [None, None]
     found = {
-        "channels": str(best.spec),
-        "scales": space.scales(best.spec),
-        "fitness": best.fitness,
-        "predicted_ms": best.cost,
+        "channels": str(chosen.spec),
+        "scales": space.scales(chosen.spec),
+        "fitness": chosen.fitness,
+        "predicted_ms": chosen.cost,
         "measured_ms": measured[0],
     }
     unmodified = {
@@ -256,6 +303,8 @@ def _summary(
         "constraint": config.constraint,
         "found": found,
         "unmodified": unmodified,
+        "searched": None if chosen is result.best else {"channels": str(result.best.spec), **result.best.as_dict()},
+        "landing": landed.loop,
         "candidates": len(result.history),
         "evolution": result.summary() | {"history": None},
         "history": [c.as_dict() | {"spec": None} for c in result.history],

@@ -9,8 +9,8 @@ Steps, each resumable from the run directory:
    trained like the final network: from scratch, or fine-tuned from the given weights when they are trained) in
    ``pairs.jsonl`` (a killed collection loses at most the mask in training).
 3. ``accuracy``: MAML meta-trained on the proxy tasks and adapted on the target pairs (seeded: recomputed, seconds).
-4. ``search``: the evolution under predicted latency <= T (``evaluated.jsonl``); Domino-Aggressive grafts every
-   block instead.
+4. ``search``: the evolution under predicted latency <= T (``evaluated.jsonl``), its best mask landed on T measured on
+   the device (the closed loop, ``landing.json``); Domino-Aggressive grafts every block instead.
 5. ``train``: the chosen mask grafted into the given network (its weights kept when it is trained; Domino-Pro's wider
    blocks start fresh), trained Train-First (or Reparameterize-First), optionally distilled from a teacher
    (``train/``, resumable like every ``edgenas train`` run); ``model.pt`` is the grafted model file.
@@ -21,12 +21,14 @@ Steps, each resumable from the run directory:
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgenas import rundir
+from edgenas._io import write_text_atomic
 from edgenas.compress.domino import (
     PROXY_SCHEDULE,
     PairSchedule,
@@ -43,6 +45,7 @@ from edgenas.errors import DominoError
 from edgenas.evolution import EvolutionConfig
 from edgenas.predictors.base import CachedPredictor
 from edgenas.predictors.meta import MetaConfig
+from edgenas.search.landing import LandingPolicy
 from edgenas.spaces import ArchSpec
 from edgenas.spaces.domino import MaskSpace, mask_space
 from edgenas.train.data import ImageData
@@ -52,6 +55,7 @@ STORE_FILE = "store.db"
 LATENCY_FILE = "latency.pt"
 PAIRS_FILE = "pairs.jsonl"
 EVALUATED_FILE = "evaluated.jsonl"
+LANDING_FILE = "landing.json"
 MODEL_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
 SUMMARY_FILE = rundir.SUMMARY_FILE
@@ -117,6 +121,8 @@ class DominoJob:
         aggressive: Domino-Aggressive: graft every block, no search.
         pro_width: Domino-Pro: widen the grafted blocks' inner convs by this factor while training (None = off).
         distill_weight: weight of the distillation term when a teacher is given.
+        landing: how the searched mask is brought onto T measured on the device before it is trained
+            (:func:`edgenas.search.landing.land_found`, ``le``: at most T + its tolerance; ``measure``: once).
     """
 
     target_ms: float
@@ -131,10 +137,13 @@ class DominoJob:
     aggressive: bool = False
     pro_width: float | None = None
     distill_weight: float = 0.5
+    landing: LandingPolicy = field(default_factory=LandingPolicy)
 
     def check(self) -> None:
         if not self.target_ms > 0 or self.order not in ORDERS:
             raise DominoError(f"target_ms must be > 0 and order one of {', '.join(ORDERS)}")
+        if self.landing.mode == "correct":
+            raise DominoError("a mask lands by the closed loop or one measurement: 'correct' refines a supernet")
         if self.latency_masks < 10 or self.proxy_masks < 1 or self.target_masks < 1:
             raise DominoError("latency_masks must be >= 10, proxy_masks and target_masks >= 1")
         if not self.aggressive and self.proxy_masks < self.meta.shots + self.meta.queries:
@@ -269,13 +278,42 @@ class DominoRun:
             ),
         )
         best = result.best
-        return best.spec, {
+        spec, landed = self.land(best.spec, latency)
+        return spec, {
             "method": "domino",
-            "predicted_ms": best.cost,
-            "predicted_top1": best.fitness,
+            "searched_predicted_ms": best.cost,
+            "searched_predicted_top1": best.fitness,
+            **landed,
+            "predicted_top1": accuracy([spec])[0],
             "predicted_top1_ungrafted": accuracy([self.space.keep_all()])[0],
             "candidates": len(result.history),
             "pairs": {"proxy": len(proxy), "target": len(target)},
+        }
+
+    # -- 4b. land --
+    def land(self, spec: ArchSpec, latency: CachedPredictor) -> tuple[ArchSpec, dict[str, Any]]:
+        """Bring the searched mask onto T measured on the device (the closed loop, grafting or keeping as few blocks
+        differently as it can); kept in ``landing.json``, so a resumed run trains the mask it chose before."""
+        from edgenas.hardware.device import latency_fn
+        from edgenas.search.closed_loop import Band
+        from edgenas.search.landing import land_found
+
+        kept = self.out / LANDING_FILE
+        if not kept.is_file():
+            self.progress("land", 0, 1, f"landing the mask on T ({self.job.landing.mode})")
+            policy = self.job.landing
+            band = Band(self.job.target_ms, policy.tolerance, "le")
+            loop = land_found(spec, latency.predictor, band, latency_fn(self.device, policy.loads), policy)
+            write_text_atomic(kept, json.dumps(loop.as_dict() | {"searched": self.space.format(spec)}) + "\n")
+            self.progress("land", 1, 1, loop.verdict)
+        record = json.loads(kept.read_text())
+        if record["searched"] != self.space.format(spec):
+            raise DominoError(f"{kept} landed another mask than this run's search found: use a fresh output folder")
+        chosen = self.space.parse(record["chosen"])
+        return chosen, {
+            "searched_mask": record["searched"],
+            "landing": {k: record[k] for k in ("verdict", "within_tolerance", "value", "spent")},
+            "predicted_ms": latency([chosen])[0],
         }
 
     # -- 5. train --
@@ -348,7 +386,8 @@ class DominoRun:
             "top1_before": before,
             "top1_after": final.get("test_top1"),
             **deployed,
-            "met": deployed["measured_ms"] <= self.job.target_ms,
+            "met": deployed["measured_ms"] <= self.job.target_ms * (1 + self.job.landing.tolerance),
+            "tolerance": self.job.landing.tolerance,
             "runtime": {"name": self.device.name, **asdict(self.device.options)},
             "job": asdict(self.job),
         }

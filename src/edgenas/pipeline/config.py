@@ -131,7 +131,15 @@ class ChannelsStageConfig:
     iterations: int = option(20, help="generations", low=1, high=10_000)
     top_k: int = option(10, help="candidates kept as parents (below population)", low=1, high=10_000)
     constraint: str = option("le", help="predicted latency <= T, or within tolerance of T", choices=("le", "eq"))
-    tolerance: float = option(0.02, help="relative band of constraint eq", low=1e-6, high=0.99)
+    tolerance: float = option(
+        0.02, help="relative band of constraint eq, and of the landing on T (le: at most T + it)", low=1e-6, high=0.99
+    )
+    close_loop: int = option(
+        12,
+        help="measurements the landing of the found configuration on T may spend (the closed loop; 0 = measure once)",
+        low=0,
+        high=10_000,
+    )
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,12 @@ class CompressConfig:
     proxy_images: int = option(1000, help="domino: class-balanced images of a proxy training", low=2)
     proxy_resolution: int = option(16, help="domino: input side of a proxy training (px)", low=8, high=1024)
     distill: bool = option(False, help="domino: distil the grafted net from the trained one")
+    close_loop: int = option(
+        12,
+        help="domino: measurements the landing of the searched mask on T may spend (the closed loop; 0 = measure once)",
+        low=0,
+        high=10_000,
+    )
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,19 @@ from edgenas.compress.channels import (
 from edgenas.evolution import EvolutionConfig
 from edgenas.hardware import MeasurementStore
 from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import load_warning, run_device
+from edgenas.pipeline._device import LOADS, load_warning, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images
 from edgenas.predictors import fit_on_store
+from edgenas.search.landing import LandingPolicy
 from edgenas.spaces import load_specs
 from edgenas.spaces.channels import ChannelSpace, channel_space
 
 ARCH_FILE = "arch.json"
 SEARCH_DIR = "search"
 STORE_FILE = "store.sqlite"
+#: What the stage's outputs keep of the landing's record (the whole record is in the search's summary.json).
+LANDING_KEYS = ("verdict", "within_tolerance", "value", "spent")
 
 
 @register_stage
@@ -59,6 +62,7 @@ class ChannelsStage(Stage):
                 ctx.dir / SEARCH_DIR,
                 self._search_config(ctx, found.outputs["target_ms"]),
                 device=run_device(ctx.config, space.resolution, ctx.dir / "measure"),
+                landing=self._landing(ctx),
                 on_generation=lambda done, best: ctx.events.progress(
                     "channels",
                     done,
@@ -84,9 +88,18 @@ class ChannelsStage(Stage):
             "target_ms": found.outputs["target_ms"],
             "found": summary["found"],
             "unmodified": summary["unmodified"],
+            "landing": summary["landing"]
+            and {k: summary["landing"][k] for k in ("verdict", "within_tolerance", "spent")},
             "candidates": summary["candidates"],
             "predictor_scores": predictor.meta.scores["test"],
         }
+
+    @staticmethod
+    def _landing(ctx: StageContext) -> LandingPolicy:
+        c = ctx.config.channels
+        if not c.close_loop:
+            return LandingPolicy("measure", 1, c.tolerance, LOADS)
+        return LandingPolicy("close-loop", c.close_loop, c.tolerance, LOADS)
 
     @staticmethod
     def _search_config(ctx: StageContext, target: float) -> ChannelSearchConfig:

@@ -141,7 +141,8 @@ class CompressStage(Stage):
         from edgenas.compress.domino import PairSchedule
         from edgenas.compress.domino_job import DominoJob, DominoRun, FinalTraining
         from edgenas.models import load_model
-        from edgenas.pipeline._device import run_device
+        from edgenas.pipeline._device import LOADS, run_device
+        from edgenas.search.landing import LandingPolicy
 
         config, c = ctx.config, ctx.config.compress
         trained = ctx.upstream["train"]
@@ -168,6 +169,7 @@ class CompressStage(Stage):
                 lr=c.finetune_lr,
                 seed=config.seed,
             ),
+            landing=LandingPolicy("close-loop" if c.close_loop else "measure", c.close_loop or 1, loads=LOADS),
         )
         report = ctx.progress("compress")
         summary = DominoRun(
@@ -195,6 +197,8 @@ class CompressStage(Stage):
             "domino_target_ms": job.target_ms,
             "predicted_ms": summary.get("predicted_ms"),
             "predicted_top1": summary.get("predicted_top1"),
+            "searched_mask": summary.get("searched_mask"),
+            "landing": summary.get("landing"),
             "top1_before": top1_before,
             "top1_after": summary["top1_after"],
             "latency_before_ms": before,

@@ -219,12 +219,20 @@ def _channels(s: dict[str, dict[str, Any]]) -> str:
         f"(predicted; channel predictor Spearman {sc['spearman']:.3f}, MAPE {sc['mape']:.1f}% on held-out "
         f"configurations). Scales of each layer's hidden channels: <code>{_esc(c['arch'])}</code></p>"
         + _table(rows, ("network", "fitness", "predicted", "measured"))
+        + _landing(c.get("landing"))
         + _figure(
             _file(c, "plot").read_bytes(),
             "channels",
             "Fitness vs predicted latency of every channel configuration scored (thesis Fig 4.9)",
         )
     )
+
+
+def _landing(landing: dict[str, Any] | None) -> str:
+    """The closed loop's verdict on an evolved result (absent in runs made before it landed them)."""
+    if not landing:
+        return ""
+    return f"<p>Landed on T measured ({landing['spent']} measurements): {_esc(landing['verdict'])}.</p>"
 
 
 def _training(s: dict[str, dict[str, Any]]) -> str:
@@ -254,6 +262,7 @@ def _compression(s: dict[str, dict[str, Any]]) -> str:
             f"<p>Domino's search (meta-predicted accuracy under a predicted latency of "
             f"{_ms(c['domino_target_ms'])}) chose mask <code>{_esc(c['mask'])}</code>: {grafted} of {c['blocks']} "
             f"blocks grafted, predicted {_ms(c['predicted_ms'])}; measured speed-up {c['speedup']:.2f}x.</p>"
+            + _landing(c.get("landing"))
         )
     if "gains" in c:
         title = f"mask {c.get('mask', 'none')}" + (f", {c['speedup']:.2f}x measured" if "speedup" in c else "")

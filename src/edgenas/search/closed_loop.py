@@ -53,6 +53,8 @@ LOOP_BUDGET = 12
 KERNEL_LAYERS = 2.0
 #: Weight of a measurement per later one, so that the correction follows the device's drift.
 RECENCY = 0.9
+#: What counts as landed (:class:`Band`): within the tolerance either side of T, or at most T + the tolerance.
+CONSTRAINTS = ("eq", "le")
 #: Correction models (see :class:`LocalCorrection`).
 CORRECTIONS = ("additive", "kernel", "both")
 #: Ridge penalty of the per-layer-op log residuals. On the simulated device of the tests (12 seeds x 5 targets over
@@ -232,6 +234,41 @@ def log_preference(alpha: torch.Tensor, space: SearchSpace, rule: str = "argmax"
 
 
 @dataclass(frozen=True)
+class LoopStore:
+    """The loop's link to a measurement store: ``prior``, stored (arch, measured) pairs of this device; ``record``,
+    called with every measurement the loop makes (e.g. to add it to the store)."""
+
+    prior: Sequence[tuple[ArchSpec, float]] = ()
+    record: Callable[[ArchSpec, float], None] | None = None
+
+
+#: A loop that neither reads nor writes a store.
+NO_STORE = LoopStore()
+
+
+@dataclass(frozen=True)
+class Band:
+    """What counts as landed: within ``tolerance`` (relative) of ``value`` either side (``eq``), or at most
+    ``value`` x (1 + ``tolerance``) (``le``)."""
+
+    value: float
+    tolerance: float
+    constraint: str = "eq"
+
+    def misses(self, values: torch.Tensor) -> torch.Tensor:
+        """Relative miss of each value: ``|v / T - 1|`` under ``eq``; under ``le`` only an excess over T counts."""
+        relative = values / self.value - 1
+        return relative.clamp(min=0) if self.constraint == "le" else relative.abs()
+
+    def miss(self, value: float) -> float:
+        return float(self.misses(torch.tensor([value], dtype=torch.float64))[0])
+
+    def describe(self) -> str:
+        pct = f"{100 * self.tolerance:g}%"
+        return f"within ±{pct}" if self.constraint == "eq" else f"at most T + {pct}"
+
+
+@dataclass(frozen=True)
 class _Proposal:
     """An arch to measure: its corrected prediction, its score, and whether the prediction is inside the aim band."""
 
@@ -245,10 +282,10 @@ class _Proposer:
     """Proposes the next arch to measure (module docstring, step 3)."""
 
     def __init__(
-        self, correction: LocalCorrection, preference: torch.Tensor, value: float, aim: float, *, seek: bool = False
+        self, correction: LocalCorrection, preference: torch.Tensor, band: Band, aim: float, *, seek: bool = False
     ) -> None:
-        self.correction, self.preference, self.value, self.aim = correction, preference, value, aim
-        self.seek = seek
+        self.correction, self.preference, self.band, self.aim = correction, preference, band, aim
+        self.value, self.seek = band.value, seek
 
     def score(self, hots: torch.Tensor) -> torch.Tensor:
         return score(hots, self.preference)
@@ -275,7 +312,7 @@ class _Proposer:
         if not bool(fresh.any()):
             return None
         predicted = self.correction(hots)
-        gaps = (predicted / self.value - 1).abs()
+        gaps = self.band.misses(predicted)
         scores = self.score(hots)
         inside = fresh & (gaps <= self.aim)
         if bool(inside.any()):
@@ -294,32 +331,38 @@ def close_loop(
     *,
     tolerance: float = 0.02,
     budget: int = LOOP_BUDGET,
-    prior: Sequence[tuple[ArchSpec, float]] = (),
-    on_measure: Callable[[ArchSpec, float], None] | None = None,
+    constraint: str = "eq",
+    store: LoopStore = NO_STORE,
     correction: CorrectionModel = DEFAULT_CORRECTION,
     derivation: str = "argmax",
     seek_preferred: bool = False,
 ) -> LoopResult:
     """Land the measured value of ``arch`` (a search's argmax under ``alpha``) on ``value`` within ``tolerance``,
-    spending at most ``budget`` measurements (module docstring). ``prior``: stored (arch, measured) pairs of this
-    device; those within ``PRIOR_BAND`` of T seed the correction. ``on_measure`` receives every measurement (e.g.
-    to add it to the store). ``correction``: the model of :class:`LocalCorrection` and its ridge penalty.
-    ``derivation``: the search's rule, how the loop reads its preference from ``alpha`` (:func:`log_preference`).
-    ``seek_preferred``: also propose around the arch alpha prefers most among all predicted near T
-    (:mod:`.preferred`; False: only around the measured archs and the walks from them, as before).
+    spending at most ``budget`` measurements (module docstring). ``constraint``: ``eq`` (within the tolerance of T
+    either side) or ``le`` (at most T + the tolerance: a faster arch is as good, and the preference alone picks).
+    ``store``: stored (arch, measured) pairs of this device, of which those within ``PRIOR_BAND`` of T seed the
+    correction, and where every measurement goes (:class:`LoopStore`). ``correction``: the model of
+    :class:`LocalCorrection` and its ridge penalty. ``derivation``: the search's rule, how the loop reads its
+    preference from ``alpha`` (:func:`log_preference`). ``seek_preferred``: also propose around the arch alpha
+    prefers most among all predicted near T (:mod:`.preferred`; False: only around the measured archs and the walks
+    from them, as before).
 
     Raises:
-        SearchError: a budget below 1, a tolerance outside (0, 1), or a non-positive target.
+        SearchError: a budget below 1, a tolerance outside (0, 1), a non-positive target or an unknown constraint.
     """
-    if budget < 1 or not 0 < tolerance < 1 or value <= 0:
-        raise SearchError("the loop needs a budget >= 1 measurement, a tolerance in (0, 1) and a positive target")
+    if budget < 1 or not 0 < tolerance < 1 or value <= 0 or constraint not in CONSTRAINTS:
+        raise SearchError(
+            "the loop needs a budget >= 1 measurement, a tolerance in (0, 1), a positive target and a constraint"
+            f" of {', '.join(CONSTRAINTS)}"
+        )
     space = space_of(arch)
     local = LocalCorrection(predictor, space, correction.kind, correction.ridge)
-    seeded = [(s, m) for s, m in prior if abs(m / value - 1) <= PRIOR_BAND]
+    seeded = [(s, m) for s, m in store.prior if abs(m / value - 1) <= PRIOR_BAND]
     for spec, measured_value in seeded:
         local.add(spec, measured_value, stored=True)
     preference = log_preference(alpha, space, derivation)
-    proposer = _Proposer(local, preference, value, AIM * tolerance, seek=seek_preferred)
+    band = Band(value, tolerance, constraint)
+    proposer = _Proposer(local, preference, band, AIM * tolerance, seek=seek_preferred)
     records: list[dict[str, Any]] = []
     done: dict[str, _Measured] = {}
     hot = space.one_hot(arch)[None]
@@ -327,13 +370,13 @@ def close_loop(
     stop, off_band = "budget", 0
     while len(records) < budget and next_ is not None:
         measured = float(measure(next_.spec))
-        if on_measure is not None:
-            on_measure(next_.spec, measured)
+        if store.record is not None:
+            store.record(next_.spec, measured)
         local.add(next_.spec, measured)
         records.append(_record(next_, predictor, measured, value))
         done.setdefault(str(next_.spec), _Measured(next_.spec, next_.score)).add(measured, len(records))
         next_ = proposer.propose([space.one_hot(m.spec) for m in done.values()], set(done))
-        best = _best_within(done, value, tolerance)
+        best = _best_within(done, band)
         if best is not None and (next_ is None or not next_.inside or best.score >= next_.score):
             if best.confirmed and len(records) - best.last < STALE_AFTER:
                 stop = "met"
@@ -345,11 +388,11 @@ def close_loop(
         if next_ is None:
             stop = "exhausted"
         # the corrected predictor finds nothing within the tolerance twice running: T is out of reach
-        off_band = off_band + 1 if next_ is not None and abs(next_.corrected / value - 1) > tolerance else 0
+        off_band = off_band + 1 if next_ is not None and band.miss(next_.corrected) > tolerance else 0
         if best is None and off_band >= 2:
             stop = "unreachable"
             break
-    return _result(done, records, value, tolerance, stop, len(seeded), predictor.meta.unit)
+    return _result(done, records, band, stop, len(seeded), predictor.meta.unit)
 
 
 @torch.no_grad()
@@ -387,29 +430,24 @@ class _Measured:
         return len(self.values) >= CONFIRMATIONS
 
 
-def _best_within(done: dict[str, _Measured], value: float, tolerance: float) -> _Measured | None:
-    """The best-scoring measured arch within the tolerance, if any."""
-    within = [m for m in done.values() if abs(m.value / value - 1) <= tolerance]
+def _best_within(done: dict[str, _Measured], band: Band) -> _Measured | None:
+    """The best-scoring measured arch within the band, if any."""
+    within = [m for m in done.values() if band.miss(m.value) <= band.tolerance]
     return max(within, key=lambda m: m.score) if within else None
 
 
 def _result(
-    done: dict[str, _Measured],
-    records: list[dict[str, Any]],
-    value: float,
-    tolerance: float,
-    stop: str,
-    prior: int,
-    unit: str,
+    done: dict[str, _Measured], records: list[dict[str, Any]], band: Band, stop: str, prior: int, unit: str
 ) -> LoopResult:
-    best = _best_within(done, value, tolerance)
+    best = _best_within(done, band)
     spent = len(records)
+    value = band.value
     if best is not None:
         error = best.value / value - 1
         how = f"the mean of its last {CONFIRMATIONS} measurements" if best.confirmed else "measured once"
         verdict = f"met: {best.value:.4g} {unit} ({how}, {100 * error:+.2f}% of T) after {spent} measurements"
         return LoopResult(best.spec, True, verdict, records, prior, best.value, best.confirmed)
-    closest = min(done.values(), key=lambda m: abs(m.value / value - 1))
+    closest = min(done.values(), key=lambda m: band.miss(m.value))
     error = closest.value / value - 1
     reasons = {
         "budget": f"the budget of {spent} measurements is spent",
@@ -418,7 +456,7 @@ def _result(
         "this space on this device, or the search's arch is far from it)",
     }
     verdict = (
-        f"NOT met within ±{100 * tolerance:g}%: {reasons[stop]}; the closest measured arch is {closest.value:.4g} "
+        f"NOT met {band.describe()}: {reasons[stop]}; the closest measured arch is {closest.value:.4g} "
         f"{unit} ({100 * error:+.2f}%)"
     )
     return LoopResult(closest.spec, False, verdict, records, prior, closest.value, closest.confirmed)

@@ -1,6 +1,7 @@
 """Bringing a search's result onto its target on the device: the measurers, the calibration before a search, and
 :func:`land` — the one function that turns a finished search into an arch measured on T, used by ``edgenas search``
-and the pipeline's search stage alike.
+and the pipeline's search stage alike — and :func:`land_found`, the same closed loop for an evolved result (the
+channel search's configuration, Domino's mask), whose preference is to change as little of it as it can.
 
 A :class:`LandingPolicy` names the way (:data:`LANDINGS`): ``measure`` (one measurement, the verdict), ``correct``
 (rescale the predictor to the measured arch and refine the search, round by round;
@@ -19,19 +20,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgenas.errors import EdgeNASError, SearchError
 from edgenas.hardware.device import Device
 from edgenas.hardware.measure import MeasureFn
+from edgenas.predictors.base import Predictor
+from edgenas.search.closed_loop import Band, LoopResult, LoopStore, close_loop, searched_alpha
 from edgenas.search.config import SearchConfig, Target
 from edgenas.search.engine import update_summary
-from edgenas.spaces import ArchSpec, SearchSpace
+from edgenas.spaces import ArchSpec, SearchSpace, space_of
 
 __all__ = [
     "LANDINGS",
     "LandingPolicy",
     "land",
+    "land_found",
     "measure_result",
     "metric_measurer",
+    "preference_for",
     "store_hook",
 ]
 
@@ -262,7 +269,6 @@ def _close_loop(
 ) -> _Landed:
     """Measured neighbours until one the search prefers lands within the tolerance
     (:func:`edgenas.search.closed_loop.close_loop`); ``arch.json`` becomes the chosen arch."""
-    from edgenas.search.closed_loop import close_loop, searched_alpha
     from edgenas.spaces import load_specs, save_specs
 
     target = targets[0]
@@ -274,8 +280,7 @@ def _close_loop(
         measure,
         tolerance=policy.tolerance,
         budget=policy.budget,
-        prior=prior,
-        on_measure=record,
+        store=LoopStore(prior, record),
     )
     save_specs(run / "arch.json", [loop.chosen])
     update_summary(run, closed_loop=loop.as_dict())
@@ -284,6 +289,55 @@ def _close_loop(
         for i, m in enumerate(loop.measurements)
     ]
     return rounds, loop.within_tolerance, loop.value
+
+
+#: Logit a layer loses per step away from the found choice in :func:`preference_for`: at 5 nats a step, every arch
+#: one step further from the found one scores lower than any nearer one (the log-softmax's constant stays < 0.1 nat).
+DISTANCE_LOGIT = 5.0
+
+
+def preference_for(found: ArchSpec, *, ordered: bool = False) -> torch.Tensor:
+    """Architecture logits (``L x K``) for the closed loop that prefer ``found`` and then the archs nearest to it:
+    0 on each layer's found choice, ``-DISTANCE_LOGIT`` per step away from it — one step per changed layer, or with
+    ``ordered`` (choices in an order, e.g. channel scales) per position along the layer's choices. An evolved result
+    has no alpha; what its search knows is that it is the best it scored, so the landing changes as little as it can."""
+    space = space_of(found)
+    positions = torch.arange(space.num_ops, dtype=torch.float32)
+    chosen = torch.tensor(found.choices, dtype=torch.float32)[:, None]
+    steps = (positions - chosen).abs() if ordered else (positions != chosen).float()
+    return -DISTANCE_LOGIT * steps
+
+
+def land_found(
+    found: ArchSpec,
+    predictor: Predictor,
+    band: Band,
+    measure: MeasureFn,
+    policy: LandingPolicy,
+    *,
+    ordered: bool = False,
+) -> LoopResult:
+    """Land an evolved result (the channel search's configuration, Domino's mask) on ``band`` (T, the tolerance and
+    ``le``/``eq``) by ``policy``: ``measure`` measures it once; ``close-loop`` runs the closed loop with
+    :func:`preference_for` as its preference (``policy.budget`` measurements at most). ``band.tolerance`` rules
+    over ``policy.tolerance``: the search's own band.
+
+    Raises:
+        SearchError: a bad policy, or ``correct`` (it refines a supernet's alpha: an evolved result has none).
+    """
+    policy.check()
+    if policy.mode == "correct":
+        raise SearchError("the 'correct' landing refines a supernet's alpha; land an evolved result by 'close-loop'")
+    return close_loop(
+        found,
+        preference_for(found, ordered=ordered),
+        predictor,
+        band.value,
+        measure,
+        tolerance=band.tolerance,
+        budget=1 if policy.mode == "measure" else policy.budget,
+        constraint=band.constraint,
+    )
 
 
 #: The ways to land, by :attr:`LandingPolicy.mode`.
