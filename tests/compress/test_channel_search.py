@@ -60,6 +60,9 @@ def test_every_candidate_meets_the_constraint_and_the_search_resumes(tmp_path, d
     assert (tmp_path / "channels.png").stat().st_size > 1000
     again = channel_search(SPEC, predictor, data, tmp_path, CONFIG, on_probe=lambda s, v: probes.append(s))
     assert again["evolution"]["scored_now"] == 0 and again["found"] == summary["found"]
+    # its record holds fitness of this proxy and these probes: another setting is refused, naming it
+    with pytest.raises(SearchError, match="other options: epochs=3"):
+        channel_search(SPEC, predictor, data, tmp_path, replace(CONFIG, epochs=3))
 
 
 def test_an_infeasible_unmodified_net_is_still_scored_and_a_wrong_predictor_refused(tmp_path, data):

@@ -13,7 +13,8 @@ maximise BTE(alpha_c) subject to LAT(alpha_c) <= T (or = T within a tolerance), 
 
 Run directory: ``evaluated.jsonl`` (the evolution's record: a killed search resumes without re-probing),
 ``arch.json`` (the chosen configuration: a spec of the ``channels`` space that ``edgenas train`` accepts),
-``summary.json`` and ``channels.png`` (fitness vs predicted latency of every candidate).
+``summary.json``, ``channels.png`` (fitness vs predicted latency of every candidate) and ``config.json`` (a resumed
+search must be asked the same).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas import rundir
+from edgenas._env import environment
 from edgenas._io import write_bytes_atomic, write_text_atomic
 from edgenas.errors import SearchError
 from edgenas.evolution import Candidate, EvolutionConfig, evolve
@@ -112,7 +114,9 @@ def channel_search(
     """
     config.check()
     space, out = channel_space(base), Path(out_dir)
+    rundir.check_resume(out, config, SearchError, "channel search")
     out.mkdir(parents=True, exist_ok=True)
+    rundir.write_provenance(out, {"config": asdict(config), "base": str(base)}, environment("cpu"))
     latency = CachedPredictor(
         predictor,
         space,

@@ -366,9 +366,12 @@ class DominoRun:
         }
 
     def run(self) -> dict[str, Any]:
+        from edgenas._env import environment
         from edgenas.train import evaluate
 
+        rundir.check_resume(self.out, self.job, DominoError, "Domino run")
         self.out.mkdir(parents=True, exist_ok=True)
+        rundir.write_provenance(self.out, {"config": asdict(self.job), "model": self.loaded.source}, environment("cpu"))
         latency = self.latency()
         spec, chosen = self.choose(latency)
         test = self.job.final.test_images or None

@@ -4,12 +4,13 @@ what it returns (:class:`SearchResult`), shared by the engine, the strategies, t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from edgenas.errors import SearchError
 from edgenas.predictors.base import Predictor
+from edgenas.rundir import same_options
 from edgenas.search.strategy import get_strategy
 from edgenas.search.supernet import SupernetOptions
 from edgenas.spaces import ArchSpec, SearchSpace
@@ -210,8 +211,6 @@ StepCallback = Callable[[dict[str, Any]], None]
 
 def same_config(saved: dict[str, Any] | None, config: SearchConfig) -> bool:
     """Whether a checkpoint's recorded options are ``config``'s; an option added since it was written counts as
-    equal when ``config`` keeps its default (so runs of an older edgenas still resume)."""
-    if not isinstance(saved, dict):
-        return False
-    current, defaults = asdict(config), asdict(SearchConfig())
-    return set(saved) <= set(current) and all(saved.get(k, defaults[k]) == v for k, v in current.items())
+    equal when ``config`` keeps its default (so runs of an older edgenas still resume; see
+    :func:`edgenas.rundir.same_options`)."""
+    return same_options(saved, config)

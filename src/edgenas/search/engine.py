@@ -23,7 +23,6 @@ architecture), ``summary.json`` and ``trajectory.png`` (argmax prediction vs ste
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -35,11 +34,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from edgenas import rundir
-from edgenas._env import environment
-from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
-from edgenas.report.search_plots import plot_probabilities, plot_trajectory
-from edgenas.rundir import update_summary, write_summary
+from edgenas.rundir import update_summary
 from edgenas.search.budget import FeasibleRange, LambdaController, check_feasible, check_space, feasible_range
 from edgenas.search.config import (
     ALTERNATIONS,
@@ -51,10 +47,11 @@ from edgenas.search.config import (
     Target,
     same_config,
 )
+from edgenas.search.record import finish, truncate_trajectory, write_run_record
 from edgenas.search.steps import Ranks, Steps, optimizers
 from edgenas.search.strategy import architecture_step, derived_predictions, get_strategy
 from edgenas.search.supernet import Supernet
-from edgenas.spaces import SearchSpace, get_space, save_specs, spec_to_dict
+from edgenas.spaces import SearchSpace, get_space
 from edgenas.spaces.spec import thaw
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
 from edgenas.train.data import BatchTransform, ImageData, IndexedDataset, balanced_subset, stratified_split
@@ -193,9 +190,9 @@ def search(
     if resume:
         start_epoch, step = _load_state(ckpt_path, config, states)
         if env.is_main:
-            _truncate_trajectory(run / "trajectory.jsonl", step)
+            truncate_trajectory(run / "trajectory.jsonl", step)
     elif env.is_main:
-        _write_run_record(
+        write_run_record(
             run, space, targets, data, config, ranges, (len(w_idx), len(a_idx)), device, world_size=env.world_size
         )
 
@@ -226,7 +223,7 @@ def search(
     if not env.is_main:
         return SearchResult(run, arch, {}, [])
     seconds = time.perf_counter() - started
-    return _finish(run, supernet, targets, final, controllers, ranges, config, steps.step, seconds)
+    return finish(run, supernet, targets, final, controllers, ranges, config, steps.step, seconds)
 
 
 def _epoch(
@@ -331,8 +328,11 @@ def _load_state(ckpt_path: Path, config: SearchConfig, states: dict[str, Any]) -
         SearchError: the checkpoint was written by a search with other options.
     """
     ckpt = load_checkpoint(ckpt_path)
-    if ckpt.get("version") != CHECKPOINT_VERSION or not same_config(ckpt.get("config"), config):
-        raise SearchError(f"{ckpt_path} was written by a search with other options; start a new run")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise SearchError(f"{ckpt_path} was written by another version of edgenas's search; start a new run")
+    mismatch = rundir.resume_mismatch(ckpt.get("config"), config)
+    if mismatch is not None:
+        raise SearchError(f"{ckpt_path} was written by a search with other options: {mismatch}; start a new run")
     for key, obj in states.items():
         if key == "lambdas":
             for controller, saved in zip(obj, ckpt["lambdas"], strict=True):
@@ -359,111 +359,8 @@ def transforms(data: ImageData, space: SearchSpace, config: SearchConfig) -> tup
     return augmenting, plain
 
 
-def _write_run_record(
-    run: Path,
-    space: SearchSpace,
-    targets: Sequence[Target],
-    data: ImageData,
-    config: SearchConfig,
-    ranges: dict[str, FeasibleRange],
-    split: tuple[int, int],
-    device: torch.device,
-    *,
-    world_size: int = 1,
-) -> None:
-    """``config.json`` (options, space, targets, feasible ranges, data and split sizes, processes) and ``env.json``."""
-    record = {
-        "config": asdict(config),
-        "world_size": world_size,
-        "space": space.name,
-        "space_options": {k: thaw(v) for k, v in space.options},
-        "targets": [
-            {"metric": t.name, "unit": t.unit, "value": t.value, "predictor": t.predictor.meta.kind} for t in targets
-        ],
-        "feasible": {
-            k: {"low": r.low, "high": r.high, "low_arch": str(r.low_spec), "high_arch": str(r.high_spec)}
-            for k, r in ranges.items()
-        },
-        "data": data.describe() | {"w_split": split[0], "alpha_split": split[1]},
-    }
-    rundir.write_provenance(run, record, {"seed": config.seed, **environment(device)})
-
-
-def _finish(
-    run: Path,
-    supernet: Supernet,
-    targets: Sequence[Target],
-    final: list[float],
-    controllers: Sequence[LambdaController],
-    ranges: dict[str, FeasibleRange],
-    config: SearchConfig,
-    steps: int,
-    seconds: float,
-) -> SearchResult:
-    """Write ``arch.json`` (the supernet's derived architecture), ``summary.json`` (per target: predicted value,
-    error, lambda, range; the per-op update counts of a strategy that records its paths) and the plots."""
-    arch, entropy = supernet.derived_spec(), supernet.entropy()
-    save_specs(run / "arch.json", [arch])
-    summary = {
-        "method": config.method,
-        "arch": str(arch),
-        "arch_spec": spec_to_dict(arch),
-        "targets": [
-            {
-                "metric": t.name,
-                "unit": t.unit,
-                "target": t.value,
-                "predicted": v,
-                "predicted_error": None if t.value is None else v / t.value - 1.0,
-                "lambda": c.value,
-                "feasible_low": ranges[t.name].low,
-                "feasible_high": ranges[t.name].high,
-            }
-            for t, v, c in zip(targets, final, controllers, strict=True)
-        ],
-        "epochs": config.epochs,
-        "steps": steps,
-        "wall_s_this_session": seconds,
-        "entropy": entropy,
-        # the rule ("argmax" | "nonzero"), or the space's most likely valid arch when the rule's is not a network
-        "derivation": supernet.derivation
-        if arch == supernet.rule_spec()
-        else f"most likely valid ({supernet.derivation} not a network)",
-    }
-    trajectory = read_trajectory(run / "trajectory.jsonl")
-    if get_strategy(config.method).records_probabilities:
-        summary["update_counts"] = update_counts(trajectory, supernet.space.num_layers, supernet.space.num_ops)
-        plot_probabilities(trajectory, supernet.space, run / "alpha.png")
-    write_summary(run, summary)
-    plot_trajectory(trajectory, targets, run / "trajectory.png")
-    return SearchResult(run, arch, summary, trajectory)
-
-
-def update_counts(trajectory: list[dict[str, Any]], layers: int, ops: int) -> list[list[int]]:
-    """How many times each (layer, op) ran in the weight steps of ``trajectory`` (its records' ``paths``):
-    ``layers x ops`` counts, the fairness of the search's training made visible."""
-    counts = np.zeros((layers, ops), dtype=np.int64)
-    for record in trajectory:
-        for path in record.get("paths") or []:
-            counts[np.arange(layers), path] += 1
-    return counts.tolist()
-
-
 def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
-
-
-def read_trajectory(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``trajectory.jsonl``."""
-    lines = Path(path).read_text().splitlines() if Path(path).is_file() else []
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def _truncate_trajectory(path: Path, step: int) -> None:
-    """Drop records at or after ``step`` (written after the checkpoint a resumed search restarts from)."""
-    if path.is_file():
-        keep = [r for r in read_trajectory(path) if r["step"] < step]
-        write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
 
 
 def __getattr__(name: str) -> Any:

@@ -14,10 +14,10 @@ from edgenas.search.engine import (
     SearchResult,
     Target,
     prepare_targets,
-    read_trajectory,
     search,
     update_summary,
 )
+from edgenas.search.record import read_trajectory
 from edgenas.search.refine import refine
 from edgenas.search.strategy import Strategy, architecture_step, register_strategy
 

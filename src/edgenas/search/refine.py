@@ -20,12 +20,12 @@ from edgenas.search.config import SearchConfig, SearchResult, Target, same_confi
 from edgenas.search.engine import (
     build_supernet,
     prepare_targets,
-    read_trajectory,
     search_network_space,
     search_split,
     transforms,
 )
 from edgenas.search.engine import loader as _loader
+from edgenas.search.record import read_trajectory
 from edgenas.search.strategy import get_strategy
 from edgenas.search.supernet import Supernet
 from edgenas.spaces import ArchSpec, SearchSpace, save_specs, spec_to_dict

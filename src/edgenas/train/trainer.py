@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from edgenas._env import environment
 from edgenas._random import seeded_torch
 from edgenas.errors import CheckpointError, NonFiniteLossError, TrainConfigError
-from edgenas.rundir import write_provenance
+from edgenas.rundir import resume_mismatch, write_provenance
 from edgenas.spaces import ArchSpec, spec_to_dict
 from edgenas.train.checkpoint import load_checkpoint, save_checkpoint
 from edgenas.train.config import TrainCallback, TrainConfig, TrainResult
@@ -65,6 +65,8 @@ from edgenas.train.steps import (
 )
 
 CHECKPOINT_VERSION = 1
+#: The options a resumed training must share with the run: they change its steps (logging and evaluation do not).
+RESUME_KEYS = ("batch_size", "seed", "epochs", "lr", "train_subset", "warmup_epochs", "distill_weight")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -485,12 +487,9 @@ def _check_resumable(ckpt: dict[str, Any], config: TrainConfig, source: _Source,
         raise CheckpointError("the checkpoint was made for another architecture than the one given")
     if source.recipe is not None and ckpt.get("recipe") not in (None, source.recipe):
         raise CheckpointError("the checkpoint was made for another model than the one given")
-    saved = ckpt.get("config", {})
-    defaults = TrainConfig()  # a key an older run did not record had its default then
-    for key in ("batch_size", "seed", "epochs", "lr", "train_subset", "warmup_epochs", "distill_weight"):
-        if saved.get(key, getattr(defaults, key)) != getattr(config, key):
-            raise CheckpointError(
-                f"cannot resume with {key}={getattr(config, key)!r}: the run was started with {saved.get(key)!r}"
-            )
+    # a key an older run did not record had its default then
+    mismatch = resume_mismatch(ckpt.get("config", {}), config, RESUME_KEYS)
+    if mismatch is not None:
+        raise CheckpointError(f"cannot resume with {mismatch}: start a new run for other settings")
     if ckpt.get("world_size") != env.world_size:
         raise CheckpointError(f"the run used {ckpt.get('world_size')} processes; resume it with the same number")
