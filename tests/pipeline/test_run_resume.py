@@ -66,10 +66,19 @@ def test_finished_run_records_the_pipeline(finished_run):
     assert len(candidates) == 13 and sum(c["source"] == "search" for c in candidates) == 1
     assert all(0 <= c["oneshot_top1"] <= 100 for c in candidates)
     baseline = stages["baseline"]
-    assert [r["role"] for r in baseline["rows"]] == ["found", "random"]
-    assert baseline["rows"][0]["arch"] == stages["search"]["arch"] != baseline["rows"][1]["arch"]
-    # the found arch is trained with the same budget as its peer: its own training run, not the train stage's
-    assert baseline["found_top1"] == baseline["rows"][0]["top1"] and baseline["epochs"] == 1
+    found, random, width = baseline["rows"]
+    assert [r["role"] for r in baseline["rows"]] == ["found", "random", "width"]
+    assert found["arch"] == stages["search"]["arch"] != random["arch"]
+    # the found arch is trained with the same budget as its peers: its own training run, not the train stage's
+    assert baseline["found_top1"] == found["top1"] and baseline["epochs"] == 1
+    # MobileNetV2 at the widest multiplier whose latency, measured beside the found arch, meets it
+    ladder = {float(w): ms for w, ms in width["ladder"].items()}
+    assert width["meets"] and width["measured_ms"] == ladder[width["width"]] <= found["measured_ms"]
+    assert all(ms > found["measured_ms"] for w, ms in ladder.items() if w > width["width"])
+    assert baseline["width_top1"] == width["top1"] and "not resolved" in baseline["verdict"]
+    paid = found["top1"] > random["top1"] and found["top1"] > width["top1"]
+    assert baseline["verdict"].startswith("The search paid off" if paid else "The search did not pay off")
+    assert f"{found['top1']:.1f}%" in baseline["verdict"]
 
 
 def test_search_and_training_through_torchrun(tmp_path, finished_run):

@@ -30,7 +30,7 @@ from edgenas.spaces import ArchSpec, SearchSpace, get_space
 from edgenas.train.data import ImageData
 
 #: The proxies the studies compare (the thesis' three, plus TSE's last-epoch variant).
-STUDY_PROXIES = ("bte", "tse", "tse-e", "jacobian")
+STUDY_PROXIES = ("bte", "bte-clamped", "tse", "tse-e", "jacobian")
 #: Two-sided bootstrap interval.
 INTERVAL = 0.95
 

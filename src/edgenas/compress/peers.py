@@ -19,6 +19,10 @@ from edgenas.errors import DominoError
 
 #: Width multipliers of MobileNetV2 tried (torchvision rounds every width to a multiple of 8).
 WIDTHS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0)
+#: Width multipliers of the run's same-budget baseline (torchvision's MobileNetV2, what a user ships without a
+#: search): its stem and strides are ImageNet's, so at CIFAR's 32 px its feature maps end at 1x1 and only widths
+#: above 1 reach the latency of a network searched for that resolution.
+BASELINE_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 #: Channel pruning ratios tried (share of each prunable layer's channels removed).
 PRUNE_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -38,6 +42,13 @@ def width_scaled(width: float, num_classes: int, resolution: int) -> Any:
     from edgenas.models import load_model
 
     return load_model(f"torchvision:mobilenet_v2?width_mult={width:g}", num_classes=num_classes, resolution=resolution)
+
+
+def widest_meeting(widths: Sequence[float], measured_ms: Sequence[float], limit_ms: float) -> int | None:
+    """Index of the largest width whose measured latency (ms, measured in one session with the reference that set
+    ``limit_ms``) is at most ``limit_ms``; None when none is."""
+    meeting = [i for i, ms in enumerate(measured_ms) if ms <= limit_ms]
+    return max(meeting, key=lambda i: widths[i]) if meeting else None
 
 
 #: Pruned channel counts are rounded to multiples of this, so that a pruned network does not fall off ONNX Runtime's

@@ -163,6 +163,12 @@ class BaselineConfig:
     )
     epochs: int = option(5, help="training epochs of each (the found arch gets the same)", low=1, high=10_000)
     band: float = option(0.05, help="their measured latency within this share of the found arch's", low=0, high=1)
+    width: bool = option(
+        True,
+        help="also train MobileNetV2 (torchvision) at the largest width multiplier whose latency, measured beside the "
+        "found arch, meets the found arch's",
+    )
+    seeds: int = option(1, help="training seeds of each network (top-1 mean ± std over them)", low=1, high=100)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgenas._io import write_text_atomic
-from edgenas.pipeline import stages_train  # noqa: F401  (its stages run before these: register them first)
+from edgenas.pipeline import stages_baseline  # noqa: F401  (its stages run before these: register them first)
 from edgenas.pipeline._device import measure_models
 from edgenas.pipeline._stage import Stage, StageContext, StageRecord, register_stage
 from edgenas.pipeline.stages_measure import run_images, run_space

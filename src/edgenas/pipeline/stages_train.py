@@ -6,10 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
 from edgenas._random import seeded_torch
-from edgenas.hardware import MeasurementStore
 from edgenas.pipeline import stages_channels  # noqa: F401  (its stages run before these: register them first)
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import RunConfig
@@ -111,58 +108,3 @@ class TrainStage(Stage):
         final = launch(ctx.config.train.nproc, ["job", str(save_job(job, ctx.dir / "train_job.json"))])["final"]
         classes = dict(run_space(ctx.config).options).get("num_classes") or run_images(ctx.config).num_classes
         return {**final, "chance_top1": 100.0 / classes}
-
-
-@register_stage
-class BaselineStage(Stage):
-    """Is the found network better than a random one of the same latency? Train it and ``baseline.n`` profiled archs
-    whose measured latency is closest to its own (seeded choice within ``baseline.band``, else the closest) for
-    ``baseline.epochs`` with the training recipe, and compare their test top-1."""
-
-    name = "baseline"
-    needs = ("profile", "search")
-    sections = ("space", "data", "train", "baseline", "seed")
-
-    def run(self, ctx: StageContext) -> dict[str, Any]:
-        b = ctx.config.baseline
-        if b.n == 0:
-            return {"files": {}, "rows": [], "reason": "baseline.n is 0"}
-        found = ctx.upstream["search"].outputs
-        arch = load_specs(ctx.upstream["search"].path("arch"))[0]
-        rows = [{"role": "found", "arch": str(arch), "measured_ms": found["measured"]["median_ms"]}]
-        rows += self._random_peers(ctx, str(arch), found["measured"]["median_ms"])
-        space = run_space(ctx.config)
-        tconfig = train_config(ctx.config, b.epochs, ctx.config.train.lr)
-        images = run_images(ctx.config)
-        for i, row in enumerate(rows):
-            spec = space.parse(row["arch"])
-            with seeded_torch(ctx.config.seed):
-                model = space.build(spec)
-            row["top1"] = train_in_stage(ctx, model, tconfig, f"arch{i}", spec, "baseline", images)["test_top1"]
-        peers = [r["top1"] for r in rows[1:]]
-        return {
-            "files": {},
-            "rows": rows,
-            "epochs": b.epochs,
-            "found_top1": rows[0]["top1"],
-            "random_mean_top1": float(np.mean(peers)),
-            "random_best_top1": float(max(peers)),
-        }
-
-    @staticmethod
-    def _random_peers(ctx: StageContext, found: str, found_ms: float) -> list[dict[str, Any]]:
-        """``baseline.n`` profiled archs of about ``found_ms``: a seeded draw among those within the band, topped up
-        with the closest others when the band holds too few."""
-        b, profiled = ctx.config.baseline, ctx.upstream["profile"]
-        with MeasurementStore(profiled.path("store"), create=False) as db:
-            values = db.values(
-                profiled.outputs["device"], metric="latency_ms", space_hash=run_space(ctx.config).config_hash
-            )
-        others = sorted(
-            ((a, v) for (_, a), v in values.items() if a != found), key=lambda x: abs(np.log(x[1] / found_ms))
-        )
-        inside = [x for x in others if abs(x[1] / found_ms - 1) <= b.band]
-        rng = np.random.default_rng(ctx.config.seed)
-        chosen = [inside[i] for i in sorted(rng.permutation(len(inside))[: b.n])]
-        chosen += [x for x in others if x not in chosen][: b.n - len(chosen)]
-        return [{"role": "random", "arch": a, "measured_ms": v} for a, v in chosen]

@@ -25,6 +25,17 @@ def bte(losses: np.ndarray) -> float:
     return float(np.prod(improvement, axis=0).sum())
 
 
+def bte_clamped(losses: np.ndarray) -> float:
+    """BTE with each epoch's relative improvement clamped at 0 before the product (beyond the thesis): a batch whose
+    loss rose in any epoch contributes 0 instead of flipping its product's sign (Definition 4.1 as written counts a
+    batch that got worse in two epochs as one that improved). An option for the rank study to weigh against the
+    thesis' form (``benchmarks/proxies.py``)."""
+    if losses.ndim != 2 or losses.shape[0] < 2:
+        raise ValueError(f"BTE needs an E x N loss table with E >= 2, got shape {losses.shape}")
+    improvement = np.clip((losses[:-1] - losses[1:]) / losses[:-1], 0.0, None)
+    return float(np.prod(improvement, axis=0).sum())
+
+
 @register_proxy("bte")
 class BTE(Proxy):
     """Batchwise training estimation: the per-batch relative loss improvements multiplied over epochs, summed."""
@@ -34,6 +45,17 @@ class BTE(Proxy):
     def _score(self, trace: Trace, epochs: int) -> ProxyScore:
         losses = trace.losses[:epochs]
         return ProxyScore(bte(losses), {"epochs": epochs, "batches": int(losses.shape[1])})
+
+
+@register_proxy("bte-clamped")
+class BTEClamped(Proxy):
+    """BTE whose per-epoch improvements are clamped at 0 (:func:`bte_clamped`; beyond the thesis)."""
+
+    min_epochs = 2
+
+    def _score(self, trace: Trace, epochs: int) -> ProxyScore:
+        losses = trace.losses[:epochs]
+        return ProxyScore(bte_clamped(losses), {"epochs": epochs, "batches": int(losses.shape[1])})
 
 
 @register_proxy("tse")

@@ -214,17 +214,26 @@ def pareto(candidates: list[dict[str, Any]], target: float, trained: tuple[float
     return _png(fig)
 
 
+#: Bar colours of the baseline's roles.
+_ROLE_COLORS = {"found": FOUND, "width": "#8c564b", "random": PROFILED}
+
+
 @remembered
 def baseline(rows: list[dict[str, Any]], epochs: int) -> bytes:
-    """Test top-1 of the found arch and of random archs of about its measured latency, trained alike."""
+    """Test top-1 (mean ± std over seeds) of the found arch, of MobileNetV2 at the width that meets its latency and
+    of random archs of about its latency, trained alike; each bar labelled with its measured latency."""
     fig = _figure(max(4.0, 0.9 * len(rows) + 1.5), 3.4)
     ax = fig.add_subplot()
-    colors = [FOUND if r["role"] == "found" else PROFILED for r in rows]
-    ax.bar(range(len(rows)), [r["top1"] for r in rows], color=colors)
+    colors = [_ROLE_COLORS.get(r["role"], PROFILED) for r in rows]
+    errors = [r.get("top1_std", 0.0) for r in rows]
+    ax.bar(range(len(rows)), [r["top1"] for r in rows], yerr=errors, capsize=4, color=colors)
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([f"{r['role']}\n{r['measured_ms']:.3f} ms" for r in rows], fontsize=8)
+    labels = [f"x{r['width']:g}" if r["role"] == "width" else r["role"] for r in rows]
+    ticks = [f"{label}\n{r['measured_ms']:.3f} ms" for label, r in zip(labels, rows, strict=True)]
+    ax.set_xticklabels(ticks, fontsize=8)
     ax.set_ylabel("test top-1 (%)")
-    ax.set_title(f"same budget: {epochs} epochs each", fontsize=9)
+    seeds = rows[0].get("n", 1) if rows else 1
+    ax.set_title(f"same budget: {epochs} epochs each, mean ± std over {seeds} seed(s)", fontsize=9)
     return _png(fig)
 
 

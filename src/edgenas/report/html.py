@@ -113,16 +113,23 @@ def _trained_baseline(s: dict[str, dict[str, Any]]) -> str:
         return _pending("baseline")
     if not b["rows"]:
         return f'<p class="muted">No baseline in this run ({_esc(b["reason"])}).</p>'
-    rows = [(r["role"], r["arch"], _ms(r["measured_ms"]), f"{r['top1']:.2f}%") for r in b["rows"]]
+    rows = [
+        (r["role"], r["arch"], _ms(r["measured_ms"]), f"{r['top1']:.2f}%", f"{r.get('top1_std', 0.0):.2f}")
+        for r in b["rows"]
+    ]
+    randoms = sum(r["role"] == "random" for r in b["rows"])
+    width = " and MobileNetV2 at the widest multiplier that meets its latency" if b.get("width_top1") else ""
     text = (
-        f"<p>The found arch and {len(b['rows']) - 1} random profiled archs of about its measured latency, each trained "
-        f"{b['epochs']} epochs with the same recipe: found {b['found_top1']:.2f}%, random mean "
+        f"<p>The found arch, {randoms} random profiled archs of about its measured latency{width}, measured side by "
+        f"side and each trained {b['epochs']} epochs with the same recipe: found {b['found_top1']:.2f}%, random mean "
         f"{b['random_mean_top1']:.2f}%, best {b['random_best_top1']:.2f}%.</p>"
     )
+    if b.get("verdict"):
+        text += f"<p><b>{_esc(b['verdict'])}</b></p>"
     return (
         text
         + _figure(figures.baseline(b["rows"], b["epochs"]), "baseline", "Same-budget baseline: test top-1")
-        + _table(rows, ("role", "arch", "measured latency", "test top-1"))
+        + _table(rows, ("role", "arch", "measured latency", "test top-1 (mean)", "std"))
     )
 
 
@@ -318,7 +325,7 @@ SECTIONS: list[tuple[str, Callable[..., str]]] = [
     ("Architecture", _architecture),
     ("Channel search (LightNets++)", lambda run, s: _channels(s)),
     ("Training", lambda run, s: _training(s)),
-    ("Same-budget baseline: random archs of the same latency", lambda run, s: _trained_baseline(s)),
+    ("Same-budget baseline: MobileNetV2 and random archs of the same latency", lambda run, s: _trained_baseline(s)),
     ("Compression (Domino grafting)", lambda run, s: _compression(s)),
     ("Accuracy vs latency of every candidate", lambda run, s: _pareto(s)),
     ("Provenance", _provenance),
