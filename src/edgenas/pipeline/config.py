@@ -85,7 +85,11 @@ class ProfileConfig:
 
 @dataclass(frozen=True)
 class PredictorConfig:
-    kind: str = option("mlp", help="predictor model", choices=("mlp", "gnn", "gcn", "lut"))
+    kind: str = option(
+        "mlp",
+        help="predictor model (auto: the best of lut, mlp and gnn on a validation split of the fitted archs)",
+        choices=("mlp", "gnn", "gcn", "lut", "auto"),
+    )
     train_size: float = option(0.8, help="share of the profile used for fitting (the rest scores it)", low=0.1, high=1)
     epochs: int = option(200, help="maximum fitting epochs", low=1, high=100_000)
 

@@ -14,6 +14,7 @@ from edgenas.pipeline._device import load_warning, profile_on_device, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
 from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
+from edgenas.predictors.select import AUTO_KINDS, choose_kind
 from edgenas.spaces import get_space
 
 STORE_FILE = "store.sqlite"
@@ -87,6 +88,10 @@ SCATTER_FILE = "scatter.json"
 ENERGY_FILE = "energy_predictor.pt"
 
 
+#: ``predictor.kind`` that chooses the kind by a validation split (:mod:`edgenas.predictors.select`).
+AUTO = "auto"
+
+
 @register_stage
 class PredictorStage(Stage):
     """Fit the latency predictor on the profile (``predictor.train_size`` of it) and score it on the rest."""
@@ -109,9 +114,10 @@ class PredictorStage(Stage):
                 f"config key 'budget.energy_mj': no energy was measured on this device ({exc}); an energy budget "
                 "needs a readable counter (NVML on a GPU, RAPL on an Intel CPU)"
             ) from exc
-        predictor = fit_predictor(
-            ctx.config.predictor.kind, table, FitConfig(epochs=ctx.config.predictor.epochs, seed=ctx.config.seed)
-        )
+        kind = ctx.config.predictor.kind
+        if kind == AUTO:
+            kind, _ = choose_kind(table, config=FitConfig(epochs=ctx.config.predictor.epochs, seed=ctx.config.seed))
+        predictor = fit_predictor(kind, table, FitConfig(epochs=ctx.config.predictor.epochs, seed=ctx.config.seed))
         predictor.save(ctx.dir / ENERGY_FILE)
         return ENERGY_FILE
 
@@ -121,10 +127,13 @@ class PredictorStage(Stage):
         table = table_from_store(profiled.path("store"), profiled.outputs["device"], space, metric="latency_ms")
         fitted = len(table) if config.predictor.train_size >= 1 else config.predictor.train_size
         train, test = table.split(fitted, seed=config.seed) if fitted != len(table) else (table, table)
-        ctx.events.progress("predictor", 0, None, f"fitting a {config.predictor.kind} on {len(train)} archs")
-        predictor = fit_predictor(
-            config.predictor.kind, train, FitConfig(epochs=config.predictor.epochs, seed=config.seed)
-        )
+        fit = FitConfig(epochs=config.predictor.epochs, seed=config.seed)
+        kind, validation = config.predictor.kind, None
+        if kind == AUTO:
+            ctx.events.progress("predictor", 0, None, f"choosing among {', '.join(AUTO_KINDS)} on {len(train)} archs")
+            kind, validation = choose_kind(train, AUTO_KINDS, fit, seed=config.seed)
+        ctx.events.progress("predictor", 0, None, f"fitting a {kind} on {len(train)} archs")
+        predictor = fit_predictor(kind, train, fit)
         predicted = np.asarray(predictor.predict(test.specs), float).reshape(-1)
         result = scores(predicted, test.values)
         predictor.meta.scores["test"] = result
@@ -136,7 +145,8 @@ class PredictorStage(Stage):
             files["energy_predictor"] = self._energy(ctx, space)
         return {
             "files": files,
-            "kind": config.predictor.kind,
+            "kind": kind,
+            "chosen_by": validation,
             "train": len(train),
             "test": len(test),
             "scores": result,

@@ -16,6 +16,8 @@ from edgenas._io import write_text_atomic
 from edgenas.rundir import read_config, read_env
 
 REPORT_FILE = "report.html"
+#: A held-out Spearman below this gets a warning in the report: the predictor cannot steer a search near T.
+WEAK_SPEARMAN = 0.9
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
 padding:0 1rem}
@@ -140,15 +142,33 @@ def _predictor(s: dict[str, dict[str, Any]]) -> str:
     scatter = json.loads(_file(p, "scatter").read_text())
     sc = p["scores"]
     rows = [(k, f"{sc[k]:.4g}") for k in ("spearman", "kendall_tau", "mape", "rmse", "within_10") if k in sc]
+    chosen = ""
+    if p.get("chosen_by"):
+        listed = ", ".join(f"{k} {v['spearman']:.3f}" for k, v in p["chosen_by"].items())
+        chosen = f" Chosen (predictor.kind = auto) by Spearman on a validation split of the fitted archs: {listed}."
     return (
         f"<p>{_esc(p['kind'])} fitted on {p['train']} profiled archs, scored on {p['test']} "
-        f"({_esc(p['scored_on'])}).</p>"
+        f"({_esc(p['scored_on'])}).{_esc(chosen)}</p>"
+        + _weak_predictor(sc)
         + _table(rows, ("score", "value"))
         + _figure(
             figures.predictor_scatter(scatter["predicted"], scatter["measured"], sc),
             "predictor",
             "Predicted vs measured latency of the held-out archs",
         )
+    )
+
+
+def _weak_predictor(sc: dict[str, Any]) -> str:
+    """A warning when the held-out Spearman is below :data:`WEAK_SPEARMAN`, with what to do."""
+    if sc.get("spearman", 1.0) >= WEAK_SPEARMAN:
+        return ""
+    return (
+        f'<p class="miss">Held-out Spearman {sc["spearman"]:.2f} &lt; {WEAK_SPEARMAN}: this predictor cannot rank '
+        "archs of about the same latency, so it cannot steer the search near T. Profile more archs "
+        '(<code>profile.n</code>), spread them over the range (<code>profile.sampling = "cover"</code>), cut the '
+        "measurement noise (<code>profile.repeats</code>, nothing else running), or let the run choose the kind "
+        '(<code>predictor.kind = "auto"</code>).</p>'
     )
 
 
