@@ -114,6 +114,13 @@ class SearchStageConfig:
     correct_rounds: int = option(
         0, help="landing = correct: measure-and-correct rounds (0 = measure the found arch once)", low=0, high=100
     )
+    oneshot_candidates: int = option(
+        0,
+        help="profiled archs ranked by one-shot accuracy after the search, those of latency nearest the found arch's "
+        "(0 = all: the report's Pareto view of the whole profile)",
+        low=0,
+        high=1_000_000,
+    )
     device: str = option("auto", help="torch device", choices=("auto", "cpu", "cuda"))
     nproc: int = option(
         1, help="processes of the search (> 1: torchrun on this machine, one per GPU)", low=1, high=1024

@@ -4,6 +4,7 @@ found arch and correct), then every profiled arch and the found one ranked by on
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -232,6 +233,10 @@ class SearchStage(Stage):
         profiled = ctx.upstream["profile"]
         with MeasurementStore(profiled.path("store"), create=False) as db:
             values = db.values(profiled.outputs["device"], metric="latency_ms", space_hash=space.config_hash)
+        kept = ctx.config.search.oneshot_candidates
+        if kept:  # the archs of about the found one's latency: the same-budget comparison needs no others
+            nearest = sorted(values.items(), key=lambda kv: abs(math.log(kv[1] / arch_ms)))[:kept]
+            values = dict(nearest)
         specs = [space.parse(a) for (_, a) in values]
         supernet = load_supernet(ctx.dir / SEARCH_DIR, space, sconfig)
         progress = ctx.progress("search")
