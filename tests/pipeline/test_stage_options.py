@@ -1,4 +1,4 @@
-"""Stage options of issue 29, run on a finished tiny run's stages: ``predictor.kind = \"auto\"`` fits the kind its
+"""Stage options of issue 29, run on a finished tiny run's stages: ``predictor.kind = "auto"`` fits the kind its
 validation split scores best (and the report warns on a weak held-out Spearman); ``search.oneshot_candidates`` keeps
 the one-shot ranking to the archs of the found one's latency."""
 
