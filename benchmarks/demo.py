@@ -86,6 +86,8 @@ def summarise(run: Path, total_s: float | None) -> dict:
         "model_from": check["model_from"],
         "compress": {k: stages["compress"].get(k) for k in ("applied", "reason", "mask", "speedup")},
         "predictor": stages["predictor"]["scores"],
+        "predictor_kind": stages["predictor"]["kind"],
+        "predictor_chosen_by": stages["predictor"].get("chosen_by"),
         "search_rounds": search["measured"]["rounds"],
         "baseline": check["baseline"],
         "trained_baseline": check["trained_baseline"],
@@ -106,14 +108,22 @@ def markdown(r: dict) -> str:
         else "no profiled arch within the band"
     )
     t = r["trained_baseline"]
+    randoms = [row for row in t.get("rows", []) if row["role"] == "random"]
+    width = next((row for row in t.get("rows", []) if row["role"] == "width"), None)
+    random_ms = ", ".join(f"{row['measured_ms']:.3f}" for row in randoms)
+    width_text = (
+        f"; MobileNetV2 x{width['width']:g} ({width['measured_ms']:.3f} ms) {width['top1']:.1f}%" if width else ""
+    )
     trained = (
-        f"found arch {t['found_top1']:.1f}% vs {len(t['rows']) - 1} random profiled archs of about its latency "
-        f"({', '.join(f'{x:.3f}' for x in [row['measured_ms'] for row in t['rows'][1:]])} ms): mean "
-        f"{t['random_mean_top1']:.1f}%, best {t['random_best_top1']:.1f}%"
+        f"found arch {t['found_top1']:.1f}% ({t['rows'][0]['measured_ms']:.3f} ms) vs {len(randoms)} random "
+        f"profiled archs of about its latency ({random_ms} ms): mean {t['random_mean_top1']:.1f}%, best "
+        f"{t['random_best_top1']:.1f}%{width_text}" + (f". {t['verdict']}" if t.get("verdict") else "")
         if t.get("rows")
         else "not run"
     )
     total = f"{r['make_demo_wall_s'] / 60:.1f} min" if r["make_demo_wall_s"] else "not timed (summary of a run)"
+    p = r["predictor"]
+    predictor = f"{r.get('predictor_kind', '-')}: Spearman {p['spearman']:.3f}, MAPE {p['mape']:.1f}%"
     verdict = f"{r['error']:+.1%}; target {'met' if r['met'] else 'missed'}: at most T + {r['tolerance']:.0%}"
     accuracy = f"**{r['top1']:.1f}%** (chance {r['chance_top1']:.0f}%)"
     trained_on = f"{r['test_images']} CIFAR-10 sample images, {r['train_epochs']} epochs on 2,000"
@@ -136,7 +146,7 @@ Command: `python benchmarks/demo.py --clone` (a fresh clone of HEAD, `make demo`
 | same-budget baseline, trained {t.get("epochs", "-")} epochs each | {trained} |
 | same-budget baseline (one-shot top-1) | {base} |
 | compression | {"applied" if r["compress"]["applied"] else "not applied"}: {r["compress"]["reason"]} |
-| predictor (held-out profile) | Spearman {r["predictor"]["spearman"]:.3f}, MAPE {r["predictor"]["mape"]:.1f}% |
+| predictor (held-out profile) | {predictor} |
 
 What to change on a miss (as the run printed it): {r["advice"] or "nothing: the target was met"}.
 
