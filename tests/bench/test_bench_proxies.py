@@ -37,6 +37,7 @@ def test_bench_proxies_reports_every_proxy_at_every_budget_and_resumes(tmp_path,
     budgets = {(r["proxy"], r["epochs"]) for r in first["rows"] if r["truth"] == "200ep"}
     assert budgets == {
         ("bte", 2),
+        ("bte-clamped", 2),
         ("tse", 1),
         ("tse", 2),
         ("tse-e", 1),

@@ -26,6 +26,9 @@ def test_bte_matches_a_hand_computed_table():
     assert get_proxy("tse").score(trace, 1).value == pytest.approx(-7.0)
     assert get_proxy("tse-e").score(trace).value == pytest.approx(-4.75)
     assert get_proxy("jacobian").score(trace).value == 1.0 and get_proxy("jacobian").score(trace, 3).value == 4.0
+    # clamped: batch 3's improvements -0.25 and +0.2 become 0 and 0.2, so it adds 0 instead of -0.05
+    assert get_proxy("bte-clamped").score(trace).value == pytest.approx(0.5)
+    assert get_proxy("bte-clamped").score(trace, 2).value == pytest.approx(0.5 + 0.5 + 0.0)
 
 
 def test_budgets_outside_a_proxy_or_a_trace_are_refused():
@@ -36,9 +39,9 @@ def test_budgets_outside_a_proxy_or_a_trace_are_refused():
         get_proxy("tse").score(trace, 3)
     with pytest.raises(ProxyError, match="holds -1"):
         get_proxy("jacobian").score(trace)
-    with pytest.raises(ProxyError, match="unknown proxy 'nope'; proxies: bte, jacobian, tse, tse-e"):
+    with pytest.raises(ProxyError, match="unknown proxy 'nope'; proxies: bte, bte-clamped, jacobian, tse, tse-e"):
         get_proxy("nope")
-    assert list_proxies() == ["bte", "jacobian", "tse", "tse-e"]
+    assert list_proxies() == ["bte", "bte-clamped", "jacobian", "tse", "tse-e"]
     assert settings_for(["jacobian"], 3).epochs == 0 and settings_for(["bte"], 3).jacobian is False
 
 
