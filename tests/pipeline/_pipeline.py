@@ -62,7 +62,8 @@ def tiny_raw(**sections: dict[str, Any]) -> dict[str, Any]:
             "close_loop": 4,
         },
         "train": {"epochs": 2, "batch_size": 50},
-        "baseline": {"n": 1, "epochs": 1},
+        # the width peer measures and builds 11 MobileNetV2s: one test turns it on (test_run_resume.py)
+        "baseline": {"n": 1, "epochs": 1, "width": False},
         "compress": {"finetune_epochs": 1, "min_gain": 0.0},
     }
     for name, values in sections.items():

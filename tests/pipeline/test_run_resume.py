@@ -66,11 +66,24 @@ def test_finished_run_records_the_pipeline(finished_run):
     assert len(candidates) == 13 and sum(c["source"] == "search" for c in candidates) == 1
     assert all(0 <= c["oneshot_top1"] <= 100 for c in candidates)
     baseline = stages["baseline"]
+    found, random = baseline["rows"]
+    assert [r["role"] for r in baseline["rows"]] == ["found", "random"]
+    assert found["arch"] == stages["search"]["arch"] != random["arch"]
+    # the found arch is trained with the same budget as its peer: its own training run, not the train stage's
+    assert baseline["found_top1"] == found["top1"] and baseline["epochs"] == 1
+
+
+def test_the_baseline_adds_mobilenet_at_the_widest_multiplier_that_meets_the_found_arch(tmp_path, finished_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    result = run_pipeline(tiny_config(baseline={"width": True}), run, resume=True)
+    assert result.ran == ["baseline", "check"]
+    stages = {s["name"]: s for s in read_run(run)["stages"]}
+    baseline = stages["baseline"]
     found, random, width = baseline["rows"]
     assert [r["role"] for r in baseline["rows"]] == ["found", "random", "width"]
-    assert found["arch"] == stages["search"]["arch"] != random["arch"]
-    # the found arch is trained with the same budget as its peers: its own training run, not the train stage's
-    assert baseline["found_top1"] == found["top1"] and baseline["epochs"] == 1
     # MobileNetV2 at the widest multiplier whose latency, measured beside the found arch, meets it
     ladder = {float(w): ms for w, ms in width["ladder"].items()}
     assert width["meets"] and width["measured_ms"] == ladder[width["width"]] <= found["measured_ms"]
