@@ -13,6 +13,10 @@ import pytest
 from _toy import toy_predictor
 
 from edgenas.search.lightnas import read_trajectory
+from edgenas.spaces import get_space
+
+#: The searched space: narrow and at 16 px, so three search processes take seconds.
+TINY_SPACE = get_space("mbv2-cifar", width=0.25, resolution=16)
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
@@ -21,8 +25,9 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
 
 
 def _tiny_search(strategy: str, *options: str) -> list[str]:
-    """``search STRATEGY`` on a narrow MobileNetV2 space and 64 sample images for 2 epochs, with ``options``."""
-    tiny = ["--space", "mbv2-cifar", "--set", "width=0.25", "--data", "sample", "--epochs", "2", "--warmup-epochs", "1"]
+    """``search STRATEGY`` on a narrow MobileNetV2 space at 16 px and 64 sample images for 2 epochs, with ``options``."""
+    tiny = ["--space", "mbv2-cifar", "--set", "width=0.25", "--set", "resolution=16", "--data", "sample"]
+    tiny += ["--epochs", "2", "--warmup-epochs", "1"]
     return ["search", strategy, *tiny, "--batch-size", "16", "--subset", "64", *options, "--device", "cpu", "--json"]
 
 
@@ -45,7 +50,7 @@ def _one_process_and_two_ranks(common: list[str], tmp_path: Path) -> tuple:
 
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
-    predictor = toy_predictor().save(tmp_path / "p.pt")
+    predictor = toy_predictor(TINY_SPACE).save(tmp_path / "p.pt")
     common = _tiny_search(
         "lightnas", "--predictor", str(predictor), "--target-ms", "2.5", "--val-fraction", "0.5", "--no-accuracy"
     )
@@ -66,7 +71,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_ranks_take_the_same_surgenas_paths(tmp_path) -> None:
-    predictor = toy_predictor().save(tmp_path / "p.pt")
+    predictor = toy_predictor(TINY_SPACE).save(tmp_path / "p.pt")
     common = _tiny_search("surgenas", "--predictor", str(predictor), "--beta", "0.5", "--alpha-lr", "0.05")
     one, two, a, b = _one_process_and_two_ranks(common, tmp_path)
     assert len(a) == len(b) == 8
