@@ -25,7 +25,7 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
 
 
 def _tiny_search(strategy: str, *options: str) -> list[str]:
-    """``search STRATEGY`` on a narrow MobileNetV2 space at 16 px and 64 sample images for 2 epochs, with ``options``."""
+    """``search STRATEGY`` on a narrow MobileNetV2 space at 16 px, 64 sample images, 2 epochs, with ``options``."""
     tiny = ["--space", "mbv2-cifar", "--set", "width=0.25", "--set", "resolution=16", "--data", "sample"]
     tiny += ["--epochs", "2", "--warmup-epochs", "1"]
     return ["search", strategy, *tiny, "--batch-size", "16", "--subset", "64", *options, "--device", "cpu", "--json"]
