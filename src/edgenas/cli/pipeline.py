@@ -85,7 +85,8 @@ def _headline(stage: str, o: dict[str, Any]) -> str:
             f"(chance {o['final']['chance_top1']:.0f}%)"
         ),
         "baseline": lambda: (
-            f"{o['epochs']} epochs each: found {o['found_top1']:.2f}% vs random mean {o['random_mean_top1']:.2f}% "
+            o.get("verdict")
+            or f"{o['epochs']} epochs each: found {o['found_top1']:.2f}% vs random mean {o['random_mean_top1']:.2f}% "
             f"(best {o['random_best_top1']:.2f}%) of {len(o['rows']) - 1} archs of its latency"
             if o["rows"]
             else o["reason"]

@@ -160,10 +160,11 @@ class SearchStage(Stage):
         targets = [feasible_target(ctx.config, space, Predictor.load(predicted.path("predictor")), target)]
         if ctx.config.budget.energy_mj > 0:
             targets.append(Target(Predictor.load(predicted.path("energy_predictor")), ctx.config.budget.energy_mj))
-        try:
-            prepare_targets(space, targets, "eq")
-        except SearchError as exc:
-            raise ConfigError(f"config key 'budget.energy_mj': {exc}") from exc
+        for t in targets:  # one at a time, so that the error names the key of the target that cannot be met
+            try:
+                prepare_targets(space, [t], "eq")
+            except SearchError as exc:
+                raise ConfigError(f"config key '{_budget_key(ctx.config, t)}': {exc}") from exc
         return targets
 
     @staticmethod
@@ -254,6 +255,13 @@ class SearchStage(Stage):
         rows.append({"arch": str(arch), "measured_ms": arch_ms, "oneshot_top1": ranked[-1], "source": "search"})
         write_text_atomic(path, json.dumps(rows, indent=1) + "\n")
         return rows
+
+
+def _budget_key(config: RunConfig, target: Target) -> str:
+    """The config key that set ``target``."""
+    if target.name != "latency_ms":
+        return "budget.energy_mj"
+    return "budget.latency_ms" if config.budget.latency_ms > 0 else "budget.latency_quantile"
 
 
 def _profiled_latencies(ctx: StageContext) -> list[float]:

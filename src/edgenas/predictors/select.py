@@ -43,5 +43,12 @@ def choose_kind(
         predictor = fit_predictor(kind, fit_rows, config)
         predicted = np.asarray(predictor.predict(validation.specs), float).reshape(-1)
         found[kind] = scores(predicted, validation.values)
-    best = max(kinds, key=lambda k: (round(found[k]["spearman"], 3), -found[k]["mape"]))
+    best = max(kinds, key=lambda k: (_ranking(found[k]), -found[k]["mape"]))
     return best, found
+
+
+def _ranking(scored: dict[str, Any]) -> float:
+    """A kind's Spearman for the choice (3 decimals); a kind whose predictions are constant (Spearman NaN: a fit
+    that collapsed) ranks last."""
+    rho = scored["spearman"]
+    return -2.0 if rho is None or not np.isfinite(rho) else round(float(rho), 3)
