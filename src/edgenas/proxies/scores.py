@@ -12,6 +12,13 @@ from edgenas.proxies.probe import Trace
 TSE_E_LAST_EPOCHS = 1
 
 
+def _improvements(losses: np.ndarray) -> np.ndarray:
+    """Each batch's relative loss improvement per epoch, ``(E-1) x N``, of an ``E x N`` loss table."""
+    if losses.ndim != 2 or losses.shape[0] < 2:
+        raise ValueError(f"BTE needs an E x N loss table with E >= 2, got shape {losses.shape}")
+    return (losses[:-1] - losses[1:]) / losses[:-1]
+
+
 def bte(losses: np.ndarray) -> float:
     """Batchwise Training Estimation of an ``E x N`` loss table (thesis Definition 4.1):
     ``sum_n prod_{e=1}^{E-1} (L_e(n) - L_{e+1}(n)) / L_e(n)``.
@@ -19,10 +26,7 @@ def bte(losses: np.ndarray) -> float:
     Taken exactly as written: a batch whose loss rose in two epochs contributes a positive product, as does one
     whose loss fell in both; with E = 2 it is the summed relative improvement of the second epoch.
     """
-    if losses.ndim != 2 or losses.shape[0] < 2:
-        raise ValueError(f"BTE needs an E x N loss table with E >= 2, got shape {losses.shape}")
-    improvement = (losses[:-1] - losses[1:]) / losses[:-1]
-    return float(np.prod(improvement, axis=0).sum())
+    return float(np.prod(_improvements(losses), axis=0).sum())
 
 
 def bte_clamped(losses: np.ndarray) -> float:
@@ -30,10 +34,7 @@ def bte_clamped(losses: np.ndarray) -> float:
     loss rose in any epoch contributes 0 instead of flipping its product's sign (Definition 4.1 as written counts a
     batch that got worse in two epochs as one that improved). An option for the rank study to weigh against the
     thesis' form (``benchmarks/proxies.py``)."""
-    if losses.ndim != 2 or losses.shape[0] < 2:
-        raise ValueError(f"BTE needs an E x N loss table with E >= 2, got shape {losses.shape}")
-    improvement = np.clip((losses[:-1] - losses[1:]) / losses[:-1], 0.0, None)
-    return float(np.prod(improvement, axis=0).sum())
+    return float(np.prod(np.clip(_improvements(losses), 0.0, None), axis=0).sum())
 
 
 @register_proxy("bte")
