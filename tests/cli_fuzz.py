@@ -202,6 +202,8 @@ batch_size = 20
 alpha_batch_size = 10
 calibrate = 0
 correct_rounds = 0
+close_loop = 2
+oneshot_candidates = 2
 device = "cpu"
 [train]
 epochs = 1
@@ -367,6 +369,8 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
                 ("--images", "16"),
                 ("--batch-size", "8"),
                 ("--epochs", "2"),
+                ("--close-loop", "2"),
+                ("--loads", "1"),
                 ("--data", "sample"),
             ],
         ),

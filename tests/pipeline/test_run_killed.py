@@ -21,7 +21,7 @@ from edgenas.pipeline import read_run
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finished-run")]
 CHILD = Path(__file__).with_name("_killed_run.py")
 #: Where each stage is killed: at its start (0) when it reports no progress, else at a progress event inside it
-#: (the tiny run reports profile 12, predictor 1, search 23, train 8, baseline 8, compress 25, check 1 events).
+#: (the tiny run reports profile 12, predictor 1, search 17, train 8, baseline 9, compress 24, check 1 events).
 KILLS = (
     ("profile", 6),
     ("predictor", 1),
@@ -50,31 +50,50 @@ def _toml(raw: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _edgenas_run(config: Path, run: Path, stage: str, nth: int, resume: bool) -> subprocess.CompletedProcess:
-    import torch
+class _ForkServer:
+    """``_killed_run.py``: imports torch and edgenas once and forks a process per ``edgenas run``."""
 
-    argv = ["run", str(config), "-o", str(run), *(["--resume"] if resume else [])]
-    threads = str(torch.get_num_threads())  # as the reference run's process: the figures agree to the last digit
-    return subprocess.run(
-        [sys.executable, str(CHILD), threads, stage, str(nth), "--", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    def __init__(self, logs: Path) -> None:
+        import torch
+
+        threads = str(torch.get_num_threads())  # as the reference run's process: the figures agree to the last digit
+        self.logs, self.runs = logs, 0
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD), threads], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, config: Path, run: Path, stage: str, nth: int, resume: bool) -> tuple[int, str]:
+        """The forked run's exit status (< 0: killed by that signal) and its output."""
+        self.runs += 1
+        log = self.logs / f"run{self.runs}.log"
+        argv = ["run", str(config), "-o", str(run), *(["--resume"] if resume else [])]
+        request = {"stage": stage, "nth": nth, "argv": argv, "log": str(log)}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, f"the fork server died: {self.proc.wait()}"
+        return json.loads(answer)["returncode"], log.read_text()[-2000:]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 def test_sigkill_inside_every_stage_then_resume(tmp_path, finished_run):
     config, run = tmp_path / "tiny.toml", tmp_path / "run"
     config.write_text(_toml(tiny_raw()), encoding="utf-8")
-    for number, (stage, nth) in enumerate(KILLS):
-        proc = _edgenas_run(config, run, stage, nth, resume=number > 0)
-        assert proc.returncode == SIGKILLED, f"not killed in {stage}: {proc.returncode}\n{proc.stderr[-2000:]}"
-        assert (run / "report.html").is_file()  # written at the start and after every finished stage
-        finished = [h["name"] for h in read_run(run).get("history", []) if not h["reused"]]
-        assert finished == ORDER[: ORDER.index(stage)], f"killed in {stage}, finished so far: {finished}"
-    proc = _edgenas_run(config, run, "none", 0, resume=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    server = _ForkServer(tmp_path)
+    try:
+        for number, (stage, nth) in enumerate(KILLS):
+            code, output = server.run(config, run, stage, nth, resume=number > 0)
+            assert code == SIGKILLED, f"not killed in {stage}: {code}\n{output}"
+            assert (run / "report.html").is_file()  # written at the start and after every finished stage
+            finished = [h["name"] for h in read_run(run).get("history", []) if not h["reused"]]
+            assert finished == ORDER[: ORDER.index(stage)], f"killed in {stage}, finished so far: {finished}"
+        code, output = server.run(config, run, "none", 0, resume=True)
+    finally:
+        server.close()
+    assert code == 0, output
     ran = [h["name"] for h in read_run(run)["history"] if not h["reused"]]
     assert ran == ORDER, f"each stage runs to its end exactly once: {ran}"
     assert _figures(run) == _figures(finished_run)

@@ -288,7 +288,8 @@ def reparameterize(model: nn.Module, *, fold_batchnorm: bool = True) -> nn.Modul
     plain = collapsed_copy(model)
     plain = (copy.deepcopy(plain) if plain is model else plain).eval()
     try:
-        traced = fuse(plain) if fold_batchnorm else fx.symbolic_trace(plain)
+        # in place: ``plain`` is already this function's own copy (fuse would deep-copy it once more)
+        traced = fuse(plain, inplace=True) if fold_batchnorm else fx.symbolic_trace(plain)
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError on Proxy iteration ...)
         warnings.warn(
             f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {exc}); returning the module "

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: Layers per row of the per-layer softmax figure (``alpha.png``).
 PROBABILITY_PANELS_PER_ROW = 6
+#: Resolution of ``alpha.png`` (dots per inch; its panels are 2.6 x 2.0 inches).
+PROBABILITY_DPI = 90
 
 
 def plot_probabilities(trajectory: list[dict[str, Any]], space: SearchSpace, path: Path) -> None:
@@ -45,9 +47,10 @@ def plot_probabilities(trajectory: list[dict[str, Any]], space: SearchSpace, pat
     axes[0][0].legend(loc="upper left", fontsize=5, ncol=2)
     fig.supxlabel("step")
     fig.supylabel("softmax(alpha)")
-    fig.tight_layout()
+    # fixed margins: tight_layout measured a quarter of this figure's time (every search draws it)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.08, top=0.95, wspace=0.08, hspace=0.35)
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=PROBABILITY_DPI)
     tmp.replace(path)
 
 
