@@ -180,6 +180,8 @@ def _made_up_predictor(space, path: Path) -> Path:
 
 #: A pipeline a CPU runs in seconds: 8 tiny archs measured 3 times, two search epochs, one training epoch.
 TINY_RUN = """
+[device]
+runtime = "torch-cpu"        # no ONNX export per profiled arch: the fuzz runs this pipeline several times
 [data]
 subset = 40
 test_subset = 20

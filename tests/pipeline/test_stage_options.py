@@ -59,3 +59,13 @@ def test_the_oneshot_ranking_can_keep_to_the_archs_of_the_found_ones_latency(tmp
     nearest = sorted(profiled, key=lambda r: abs(math.log(r["measured_ms"] / found_ms)))[:4]
     assert {r["arch"] for r in rows[:-1]} == {r["arch"] for r in nearest}
     assert rows[-1]["source"] == "search" and len(rows) == 5
+
+
+def test_the_search_uses_the_runs_subset_unless_told_otherwise() -> None:
+    """``data.subset`` is what the run trains on; the search reads it too when ``search.subset`` is 0 (the CIFAR-10 CPU
+    config once searched on all 50,000 images while it trained on 5,000)."""
+    from edgenas.pipeline.stages_search import search_config
+
+    assert search_config(tiny_config(data={"subset": 300}, search={"subset": 0})).train_subset == 300
+    assert search_config(tiny_config(data={"subset": 300}, search={"subset": 100})).train_subset == 100
+    assert search_config(tiny_config(data={"subset": 0}, search={"subset": 0})).train_subset == 0

@@ -102,7 +102,9 @@ class SearchStageConfig:
     batch_size: int = option(64, help="images per weight step", low=1, high=65_536)
     alpha_batch_size: int = option(16, help="images per architecture step (0 = batch_size)", low=0, high=65_536)
     alpha_lr: float = option(0.01, help="Adam lr of the architecture logits", low=1e-8, high=10)
-    subset: int = option(0, help="training images the search uses (0 = all)", low=0)
+    subset: int = option(
+        0, help="class-balanced training images the search uses (0 = data.subset: what the run trains on)", low=0
+    )
     calibrate: int = option(0, help="archs near T measured to scale the predictor before the search (0 = off)", low=0)
     landing: str = option(
         "close-loop",

@@ -69,7 +69,7 @@ def search_config(config: RunConfig) -> SearchConfig:
         batch_size=s.batch_size,
         alpha_batch_size=s.alpha_batch_size,
         alpha_lr=s.alpha_lr,
-        train_subset=s.subset,
+        train_subset=s.subset or config.data.subset,  # a run on a subset searches on it too, unless told otherwise
         seed=config.seed,
         device=s.device,
     )
