@@ -285,8 +285,7 @@ def reparameterize(model: nn.Module, *, fold_batchnorm: bool = True) -> nn.Modul
 
     from edgenas.nn.fuse import fold_batchnorm as fold_sequential
 
-    plain = collapsed_copy(model)
-    plain = (copy.deepcopy(plain) if plain is model else plain).eval()
+    plain = _inference_copy(model)
     try:
         # in place: ``plain`` is already this function's own copy (fuse would deep-copy it once more)
         traced = fuse(plain, inplace=True) if fold_batchnorm else fx.symbolic_trace(plain)
@@ -296,8 +295,15 @@ def reparameterize(model: nn.Module, *, fold_batchnorm: bool = True) -> nn.Modul
             "untraced",
             stacklevel=2,
         )
+        plain = _inference_copy(model)  # fuse works in place: it may have changed ``plain`` before it failed
         return fold_sequential(plain, inplace=True) if fold_batchnorm else plain
     return traced.eval()
+
+
+def _inference_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with its collapsible blocks collapsed, never ``model`` itself."""
+    plain = collapsed_copy(model)
+    return (copy.deepcopy(plain) if plain is model else plain).eval()
 
 
 def collapse_error(
