@@ -58,6 +58,26 @@ def summarise(wall_s: float | None) -> dict:
     }
 
 
+def _gaps(b: dict) -> str:
+    """The found net's gap to each peer (points, and standard errors of the difference, as the run judged it)."""
+    from edgenas.pipeline.stages_baseline import gap_in_errors
+
+    found = b["rows"][0]
+    randoms = {
+        "top1": b["random_mean_top1"],
+        "top1_std": b["random_std_top1"],
+        "n": b["seeds"] * sum(row["role"] == "random" for row in b["rows"]),
+    }
+    peers = [("random archs (trainings pooled)", randoms)] + [
+        (f"MobileNetV2 x{row['width']:g}", row) for row in b["rows"] if row["role"] == "width"
+    ]
+    parts = []
+    for name, peer in peers:
+        gap, errors = gap_in_errors(found, peer)
+        parts.append(f"{gap:+.2f} points vs {name}" + (f" = {errors:.2f} SE" if errors is not None else ""))
+    return "; ".join(parts)
+
+
 def markdown(r: dict) -> str:
     m, b = r["machine"], r["baseline"]
     rows = "".join(
@@ -67,7 +87,7 @@ def markdown(r: dict) -> str:
         for row in b["rows"]
     )
     walls = ", ".join(f"{n} {s:.0f}" for n, s in r["stage_wall_s"].items())
-    wall = f"{r['wall_s'] / 60:.0f} min" if r["wall_s"] else "see stages"
+    wall = f"{(r['wall_s'] or sum(r['stage_wall_s'].values())) / 60:.0f} min" + ("" if r["wall_s"] else " (stages)")
     stds = [row["top1_std"] for row in b["rows"]]
     found_ms = b["rows"][0]["measured_ms"]
     peers = ", ".join(f"{row['measured_ms'] / found_ms - 1:+.1%}" for row in b["rows"][1:])
@@ -91,6 +111,8 @@ seeds each (same recipe and seeds); latency measured round-robin in one session,
 {rows}
 Seed spread of one network (std over {b["seeds"]} seeds): {min(stds):.2f}–{max(stds):.2f} points. Random archs over
 archs and seeds: {b["random_mean_top1"]:.2f} ± {b["random_std_top1"]:.2f}.
+
+Gaps: {_gaps(b)} (resolved above 2 SE; the random archs' 9 trainings are 3 archs x 3 seeds).
 
 **Verdict (the run's):** {b["verdict"]}
 

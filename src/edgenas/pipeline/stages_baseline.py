@@ -134,14 +134,21 @@ def _measure_side_by_side(ctx: StageContext, arch: ArchSpec, rows: list[dict[str
     }
 
 
-def _gap(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, bool]:
-    """(mean of ``a`` - mean of ``b``, whether that gap is resolved: both trained at least twice and the gap above
-    :data:`RESOLVED_Z` standard errors of the difference)."""
+def gap_in_errors(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float | None]:
+    """(mean top-1 of ``a`` - mean of ``b`` in points, that gap in standard errors of the difference; None when
+    either was trained fewer than twice). ``a`` and ``b`` carry ``top1``, ``top1_std`` and ``n``."""
     gap = a["top1"] - b["top1"]
     if min(a["n"], b["n"]) < 2:
-        return gap, False
+        return gap, None
     error = math.sqrt(a["top1_std"] ** 2 / a["n"] + b["top1_std"] ** 2 / b["n"])
-    return gap, abs(gap) > RESOLVED_Z * max(error, 1e-9)
+    return gap, gap / max(error, 1e-9)
+
+
+def _gap(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, bool]:
+    """(the gap, whether it is resolved: both trained at least twice and the gap above :data:`RESOLVED_Z` standard
+    errors of the difference)."""
+    gap, errors = gap_in_errors(a, b)
+    return gap, errors is not None and abs(errors) > RESOLVED_Z
 
 
 def _outputs(rows: list[dict[str, Any]], epochs: int, seeds: int) -> dict[str, Any]:
