@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from torch import nn
 
 from edgenas.hardware.runtimes import RUNTIMES, Runtime, Session
+from edgenas.nn.costs import count_mult_adds
 from edgenas.pipeline import config_from_dict
 
 #: Milliseconds per million multiply-adds and the fixed overhead of a run (ms) on the fake device.
@@ -39,30 +38,7 @@ class CostRuntime(Runtime):
         return None
 
     def load(self, model: Any) -> Session:
-        return _CostSession(OVERHEAD_MS + MS_PER_MMAC * _mult_adds(model, self.options.input_shape) / 1e6)
-
-
-def _mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """The multiply-adds of the convolutions and linear layers in one forward pass: what
-    :func:`edgenas.nn.costs.measure_costs` counts (a test checks the two agree on an exported net), four times faster
-    than its ``FlopCounterMode`` (the tiny runs of the suite measure a few hundred models)."""
-    total = 0
-
-    def count(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        nonlocal total
-        per_output = module.in_features if isinstance(module, nn.Linear) else module.weight[0].numel()
-        total += output.numel() * per_output
-
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(input_shape))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return total
+        return _CostSession(OVERHEAD_MS + MS_PER_MMAC * count_mult_adds(model, self.options.input_shape) / 1e6)
 
 
 def tiny_raw(**sections: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 from edgenas._io import atomic_output
 from edgenas.errors import MeasurementError
 from edgenas.hardware.device import Device
-from edgenas.nn.costs import measure_costs
+from edgenas.nn.costs import count_mult_adds, measure_costs
 from edgenas.spaces import ArchSpec, space_of
 
 
@@ -235,4 +235,4 @@ def scale_up(
 
 def _mult_adds(spec: ArchSpec) -> float:
     space = space_of(spec)
-    return measure_costs(space.build(spec), (1, 3, space.resolution, space.resolution)).mult_adds
+    return count_mult_adds(space.build(spec), space.input_shape())

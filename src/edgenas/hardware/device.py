@@ -6,6 +6,13 @@ session, so a drift of the machine hits them alike, and returns one :class:`Meas
 loads (sessions) are taken and their medians' median kept: one load's median moves by 1-4% from load to load on a
 shared CPU (memory placement, neighbours). A device also profiles archs into a measurement store.
 
+**Anchored measurement** (issue 30): a device given an :class:`~edgenas.hardware.reference.Anchor` times its
+reference beside everything it measures, round by round, and each :class:`Measurement` carries the level of its
+session (the reference's latency then), its relative value (its latency over the reference's) and the nominal level;
+``nominal_ms`` — relative value x nominal level — is the latency in a unit that the device's drift does not move,
+which is what the loops landing on a target compare with it (:func:`latency_fn`). Profiling always times the
+reference beside each chunk, so a store's rows carry their sessions' levels.
+
 Three kinds:
 
 * :class:`LocalDevice` — a runtime on this machine (``ort-cpu``, ``torch-cpu``, ``ort-cuda``, …).
@@ -35,6 +42,7 @@ from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, fingerprint
 from edgenas.hardware.measure import ProfileReport, measure_modules, profile
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol
+from edgenas.hardware.reference import Anchor
 from edgenas.hardware.runtimes import Runtime, RuntimeOptions, get_runtime
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
 from edgenas.spaces import ArchSpec, space_of
@@ -72,6 +80,12 @@ class Measurement:
         energy_mj: energy per inference (mJ), or None where no counter was read.
         flagged: some load's relative IQR stayed above the protocol's threshold (a noisy measurement).
         per_load: each load's statistics (empty for a simulated device).
+        level_ms: measured beside a reference: the reference's latency in the same sessions (ms, median over loads;
+            the device's level now), else None.
+        relative: measured beside a reference: the latency over the reference's, round by round (median over
+            rounds, then over loads), else None.
+        nominal_level_ms: the anchor's nominal level (ms), where one was given.
+        reference: what the reference was (an arch string or a module's label), else None.
     """
 
     label: str
@@ -84,15 +98,64 @@ class Measurement:
     energy_mj: float | None = None
     flagged: bool = False
     per_load: tuple[LatencyStats, ...] = ()
+    level_ms: float | None = None
+    relative: float | None = None
+    nominal_level_ms: float | None = None
+    reference: str | None = None
 
     @property
     def rel_iqr(self) -> float:
         """The interquartile range relative to the median (the noise band's width)."""
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else float("inf")
 
+    @property
+    def nominal_ms(self) -> float:
+        """The latency at the nominal level (ms): relative value x nominal level; without a nominal level, relative
+        value x this session's level; without a reference, the milliseconds measured."""
+        if self.relative is None:
+            return self.median_ms
+        level = self.nominal_level_ms if self.nominal_level_ms is not None else self.level_ms
+        return self.median_ms if level is None else self.relative * level
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: every field, each load's statistics with its ``rel_iqr``."""
-        return asdict(self) | {"per_load": [stats.as_dict() for stats in self.per_load]}
+        """JSON-ready: every field, ``nominal_ms``, each load's statistics with its ``rel_iqr``."""
+        return asdict(self) | {
+            "nominal_ms": self.nominal_ms,
+            "per_load": [stats.as_dict() for stats in self.per_load],
+        }
+
+
+def measurement_from_loads(
+    label: str,
+    per_load: Sequence[LatencyStats],
+    runtime: str,
+    options: RuntimeOptions,
+    anchor: Anchor | None,
+    energy_mj: float | None = None,
+) -> Measurement:
+    """One model's :class:`Measurement` from its statistics in each load (medians over loads; the level and the
+    relative value where the loads timed the anchor's reference beside it)."""
+    anchored = anchor is not None and all(s.relative is not None for s in per_load)
+
+    def median(values: Sequence[float | None]) -> float:
+        return float(np.median([v for v in values if v is not None]))
+
+    return Measurement(
+        label,
+        median([s.median_ms for s in per_load]),
+        median([s.iqr_ms for s in per_load]),
+        len(per_load),
+        runtime,
+        options.batch,
+        options.threads,
+        energy_mj,
+        any(s.flagged for s in per_load),
+        tuple(per_load),
+        median([s.reference_ms for s in per_load]) if anchored else None,
+        median([s.relative for s in per_load]) if anchored else None,
+        anchor.nominal_ms if anchor is not None else None,
+        anchor.name if anchor is not None else None,
+    )
 
 
 @runtime_checkable
@@ -103,6 +166,7 @@ class Device(TypingProtocol):
     name: str
     options: RuntimeOptions
     protocol: Protocol
+    anchor: Anchor | None
 
     def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
         """Measure ``items`` round-robin, ``loads`` separate times; one :class:`Measurement` per item, in order."""
@@ -134,6 +198,10 @@ class Device(TypingProtocol):
 
     def with_options(self, options: RuntimeOptions) -> Device:
         """The same device fed another input (a layer timed alone has its own channels and resolution)."""
+        ...
+
+    def with_anchor(self, anchor: Anchor | None) -> Device:
+        """The same device timing ``anchor``'s reference beside everything it measures (None: no reference)."""
         ...
 
     def energy_reading(self) -> tuple[bool, str]:
@@ -171,12 +239,14 @@ class LocalDevice:
         options: batch, resolution and threads of the input.
         protocol: warm-up, repeats and noise handling of one load.
         energy: also read energy per inference where the device has a counter (one load, after the latency).
+        anchor: the reference timed beside every measurement and the nominal level (None: none).
     """
 
     runtime: str | Runtime
     options: RuntimeOptions
     protocol: Protocol = DEFAULT_PROTOCOL
     energy: bool = False
+    anchor: Anchor | None = None
 
     @property
     def name(self) -> str:
@@ -194,23 +264,13 @@ class LocalDevice:
 
     def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
         check_request(items, loads)
-        names, options = labels_of(items, labels), self.options
+        names, options, anchor = labels_of(items, labels), self.options, self.anchor
         runtime, models = self.session_runtime(options), modules_of(items)
-        per_load = [measure_modules(models, runtime, self.protocol) for _ in range(loads)]
+        reference = modules_of([anchor.reference])[0] if anchor is not None else None
+        per_load = [measure_modules(models, runtime, self.protocol, reference=reference) for _ in range(loads)]
         energies = self._energy(models, runtime) if self.energy else [None] * len(models)
         return [
-            Measurement(
-                names[i],
-                float(np.median([load[i].median_ms for load in per_load])),
-                float(np.median([load[i].iqr_ms for load in per_load])),
-                loads,
-                runtime.name,
-                options.batch,
-                options.threads,
-                energies[i],
-                any(load[i].flagged for load in per_load),
-                tuple(load[i] for load in per_load),
-            )
+            measurement_from_loads(names[i], [load[i] for load in per_load], runtime.name, options, anchor, energies[i])
             for i in range(len(models))
         ]
 
@@ -248,6 +308,7 @@ class LocalDevice:
             interleave=interleave,
             energy=energy,
             on_progress=hook,
+            reference=self.anchor.reference if self.anchor is not None else None,
         )
         return report
 
@@ -261,6 +322,9 @@ class LocalDevice:
     def with_options(self, options: RuntimeOptions) -> Device:
         return replace(self, options=options)
 
+    def with_anchor(self, anchor: Anchor | None) -> Device:
+        return replace(self, anchor=anchor)
+
     def energy_reading(self) -> tuple[bool, str]:
         if not self.energy:
             return False, "energy not requested"
@@ -273,11 +337,18 @@ class SimulatedDevice:
     """A device whose latency of an arch is a function of it (a predictor, a benchmark's table): what the referee
     lands on (NAS-Bench-201's measured tables stand for the device) and what tests run the product's loops on.
 
+    A simulated device can drift as a real one does: ``level`` draws a factor once per session (one call of
+    :meth:`measure` per load, one profiled arch) that multiplies every latency of that session, and ``noise`` a
+    factor per timed model. With an anchor, its reference is timed in the same session (same level).
+
     Attributes:
-        latency_ms: the arch's latency (ms).
+        latency_ms: the arch's latency (ms) at level 1.
         name: what the records call it.
         options: the input the function stands for (recorded only).
         energy_mj: the arch's energy (mJ), where the simulation has one.
+        anchor: the reference timed beside (an arch) and the nominal level (None: none).
+        level: the session's level factor (default: 1, no drift).
+        noise: one timed model's noise factor (default: 1, no noise).
     """
 
     latency_ms: Callable[[ArchSpec], float]
@@ -285,25 +356,42 @@ class SimulatedDevice:
     options: RuntimeOptions = field(default_factory=RuntimeOptions)
     protocol: Protocol = DEFAULT_PROTOCOL
     energy_mj: Callable[[ArchSpec], float] | None = None
+    anchor: Anchor | None = None
+    level: Callable[[], float] | None = None
+    noise: Callable[[], float] | None = None
 
     def measure(self, items: Sequence[Measurable], *, loads: int = 1, labels: Sequence[str] = ()) -> list[Measurement]:
         check_request(items, loads)
         if not all(isinstance(x, ArchSpec) for x in items):
             raise MeasurementError(f"the {self.name} device measures archs of a space, not modules")
-        names = labels_of(items, labels)
-        o = self.options
+        names, anchor = labels_of(items, labels), self.anchor
+        reference = anchor.reference if anchor is not None else None
+        if anchor is not None and not isinstance(reference, ArchSpec):
+            raise MeasurementError(f"the {self.name} device times an arch as its reference, not a module")
+        per_load = [self._session(items, reference) for _ in range(loads)]
         return [
-            Measurement(
+            measurement_from_loads(
                 names[i],
-                float(self.latency_ms(x)),
-                0.0,
-                loads,
+                [load[i] for load in per_load],
                 self.name,
-                o.batch,
-                o.threads,
+                self.options,
+                anchor,
                 None if self.energy_mj is None else float(self.energy_mj(x)),
             )
             for i, x in enumerate(items)
+        ]
+
+    def _session(self, items: Sequence[Measurable], reference: ArchSpec | None) -> list[LatencyStats]:
+        """One session: a level factor for all, a noise factor each; the reference's level and relative values."""
+        level = self.level() if self.level is not None else 1.0
+
+        def timed(spec: ArchSpec) -> float:
+            return float(self.latency_ms(spec)) * level * (self.noise() if self.noise is not None else 1.0)
+
+        values = [timed(x) for x in items]  # type: ignore[arg-type]
+        ref = timed(reference) if reference is not None else None
+        return [
+            LatencyStats(v, 0.0, v, v, 1, reference_ms=ref, relative=None if ref is None else v / ref) for v in values
         ]
 
     def profile(
@@ -316,15 +404,23 @@ class SimulatedDevice:
         interleave: int = 1,
         on_progress: ProfileProgress | None = None,
     ) -> ProfileReport:
+        from edgenas.hardware.measure import profile_reference
+
         unique = list(dict.fromkeys(specs))
         name, key = device_name or self.name, self.key()
         device = store.device_id(name, kind="simulated", source="edgenas SimulatedDevice")
         todo = [s for s in unique if not store.has(device, s, key)]
         report = ProfileReport(name, len(unique), len(unique) - len(todo), energy_note="simulated")
-        for spec, row in zip(todo, self.measure(todo), strict=True) if todo else ():
-            store.add(device, spec, key, row.median_ms)
+        if todo:
+            given = self.anchor.reference if self.anchor is not None else None
+            ref = profile_reference(store, device, key, space_of(todo[0]), given)
+            anchored, report.reference = replace(self, anchor=Anchor(ref)), str(ref)
+        for spec in todo:  # one session per arch, as a real profile of interleave 1
+            (row,) = anchored.measure([spec])
+            session = store.add_session(device, key, str(ref), float(row.level_ms or 0.0), space_hash=ref.space_hash)
+            store.add(device, spec, key, row.median_ms, session=session, relative=row.relative)
             report.measured += 1
-            report.rows.append({"arch": str(spec), "median_ms": row.median_ms})
+            report.rows.append({"arch": str(spec), "median_ms": row.median_ms, "relative": row.relative})
             if on_progress is not None:
                 on_progress(report.skipped + report.measured, len(unique), f"last {row.median_ms:.3f} ms")
         report.key = key
@@ -339,6 +435,9 @@ class SimulatedDevice:
 
     def with_options(self, options: RuntimeOptions) -> Device:
         return replace(self, options=options)
+
+    def with_anchor(self, anchor: Anchor | None) -> Device:
+        return replace(self, anchor=anchor)
 
     def energy_reading(self) -> tuple[bool, str]:
         return (True, "simulated") if self.energy_mj is not None else (False, "the simulation has no energy")
@@ -378,6 +477,7 @@ def open_device(
 
 
 def latency_fn(device: Device, loads: int = 1) -> Callable[[ArchSpec], float]:
-    """The latency (ms) of one arch on ``device``, median of ``loads`` loads: what the loops that land on a target
-    call (:data:`edgenas.hardware.measure.MeasureFn`)."""
-    return lambda spec: device.measure([spec], loads=loads)[0].median_ms
+    """The latency (ms) of one arch on ``device``, median of ``loads`` loads, at the device's nominal level where it
+    times a reference beside (:attr:`Measurement.nominal_ms`): what the loops that land on a target call
+    (:data:`edgenas.hardware.measure.MeasureFn`)."""
+    return lambda spec: device.measure([spec], loads=loads)[0].nominal_ms

@@ -11,10 +11,18 @@ from torch import nn
 
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, fingerprint
-from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol, measure, measure_interleaved
+from edgenas.hardware.protocol import (
+    DEFAULT_PROTOCOL,
+    LatencyStats,
+    Protocol,
+    measure,
+    measure_beside,
+    measure_interleaved,
+)
+from edgenas.hardware.reference import reference_arch
 from edgenas.hardware.runtimes import Runtime
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
-from edgenas.spaces import ArchSpec, space_of
+from edgenas.spaces import ArchSpec, SearchSpace, space_of
 
 #: Measures one architecture on a device and returns its latency (ms): what the loops that land on a target call
 #: (calibration, correction, the closed loop), whatever measures underneath (a runtime here, a remote runner).
@@ -64,19 +72,41 @@ def median_latency_ms(spec: ArchSpec, runtime: Runtime, loads: int = 3, protocol
 
 
 def measure_modules(
-    models: Sequence[nn.Module], runtime: Runtime, protocol: Protocol = DEFAULT_PROTOCOL
+    models: Sequence[nn.Module],
+    runtime: Runtime,
+    protocol: Protocol = DEFAULT_PROTOCOL,
+    *,
+    reference: nn.Module | None = None,
 ) -> list[LatencyStats]:
     """Load ``models`` into ``runtime`` and measure them round-robin (one alone with :func:`measure`), so a drift of
-    the machine hits them alike; every session is closed, also when a load fails."""
+    the machine hits them alike; with a ``reference``, it is timed in every round too and each statistic carries
+    its level and relative value (:func:`~edgenas.hardware.protocol.measure_beside`). Every session is closed, also
+    when a load fails."""
     sessions = []
     try:
-        for model in models:  # appended one by one so that a failing load still closes the ones before it
-            sessions.append(runtime.load(model))
+        for model in [*models, *([reference] if reference is not None else [])]:
+            sessions.append(runtime.load(model))  # one by one so that a failing load still closes the ones before it
         runs = [s.run for s in sessions]
+        if reference is not None:
+            return measure_beside(runs[:-1], runs[-1], protocol)[0]
         return [measure(runs[0], protocol)] if len(runs) == 1 else measure_interleaved(runs, protocol)
     finally:
         for session in sessions:
             session.close()
+
+
+def profile_reference(
+    store: MeasurementStore, device: int, key: MeasurementKey, space: SearchSpace, given: ArchSpec | None = None
+) -> ArchSpec:
+    """The reference a profile of ``space`` times beside each chunk: the one the store's sessions of this device
+    already time (a device keeps its reference), else ``given`` when it is an arch of the space, else the space's
+    (:func:`~edgenas.hardware.reference.reference_arch`)."""
+    stored = store.reference(device, key, space.config_hash)
+    if stored is not None:
+        return space.parse(stored)
+    if given is not None and given.space_hash == space.config_hash:
+        return given
+    return reference_arch(space)
 
 
 @dataclass
@@ -93,6 +123,7 @@ class ProfileReport:
         energy_note: which counter measured energy, or why none did.
         rows: per arch measured now, its statistics.
         key: the store key of the latency rows.
+        reference: the reference arch timed beside each chunk (its string), where one was.
     """
 
     device: str
@@ -104,6 +135,7 @@ class ProfileReport:
     energy_note: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     key: MeasurementKey | None = None
+    reference: str | None = None
 
 
 ProgressHook = Callable[[int, int, ArchSpec, LatencyStats], None]
@@ -119,8 +151,11 @@ def profile(
     interleave: int = 1,
     energy: bool = False,
     on_progress: ProgressHook | None = None,
+    reference: ArchSpec | None = None,
 ) -> ProfileReport:
     """Measure ``specs`` on ``runtime`` into ``store``, skipping those already stored; each row is committed at once.
+    Each chunk is one session that also times the space's reference (:func:`profile_reference`) round by round: the
+    store records the session's level and each row's value relative to it.
 
     Args:
         specs: the architectures (duplicates are measured once).
@@ -131,6 +166,7 @@ def profile(
         interleave: measure this many archs round-robin at a time (1: one after the other).
         energy: also measure energy per inference when a counter is readable.
         on_progress: called after each stored arch with (done, total, spec, stats).
+        reference: the reference to time when the store has none yet for this device (default: the space's).
     """
     import time
 
@@ -143,18 +179,19 @@ def profile(
     todo = [s for s in unique if not store.has(device, s, key)]
     report = ProfileReport(name, len(unique), len(unique) - len(todo), key=key)
     meter, report.energy_note = energy_meter(runtime.device_type) if energy else (None, "energy not requested")
+    if todo:
+        ref = profile_reference(store, device, key, space_of(todo[0]), reference)
+        report.reference = str(ref)
     start = time.perf_counter()
     for i in range(0, len(todo), max(1, interleave)):
         chunk = todo[i : i + max(1, interleave)]
         sessions = []
         try:
-            for spec in chunk:  # appended one by one so that a failing load still closes the ones before it
+            for spec in [*chunk, ref]:  # appended one by one so that a failing load still closes the ones before it
                 sessions.append(runtime.load(space_of(spec).build(spec)))
-            if len(sessions) == 1:
-                results = [measure(sessions[0].run, protocol)]
-            else:
-                results = measure_interleaved([s.run for s in sessions], protocol)
-            for spec, session, stats in zip(chunk, sessions, results, strict=True):
+            results, level = measure_beside([s.run for s in sessions[:-1]], sessions[-1].run, protocol)
+            session_id = store.add_session(device, key, str(ref), level.median_ms, space_hash=ref.space_hash)
+            for spec, session, stats in zip(chunk, sessions[:-1], results, strict=True):
                 store.add(
                     device,
                     spec,
@@ -165,6 +202,8 @@ def profile(
                     minimum=stats.min_ms,
                     n=stats.n,
                     flagged=stats.flagged,
+                    session=session_id,
+                    relative=stats.relative,
                 )
                 if meter is not None:
                     mj = measure_energy(session.run, meter).mj_per_run

@@ -9,7 +9,7 @@ above the threshold after the allowed retries is kept but flagged.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -48,6 +48,10 @@ class LatencyStats:
         n: timed runs in the kept attempt.
         attempts: attempts made (1 = no re-measurement).
         flagged: the relative IQR stayed above the threshold.
+        reference_ms: measured beside a reference (:func:`measure_beside`): the reference's median in the same
+            rounds (ms; the device's level at that moment), else None.
+        relative: measured beside a reference: the median over rounds of this run's time over the reference's
+            time in the same round (a ratio that the device's level cancels out of), else None.
     """
 
     median_ms: float
@@ -57,6 +61,8 @@ class LatencyStats:
     n: int
     attempts: int = 1
     flagged: bool = False
+    reference_ms: float | None = None
+    relative: float | None = None
 
     @property
     def rel_iqr(self) -> float:
@@ -95,7 +101,7 @@ def measure(run: Runner, protocol: Protocol = DEFAULT_PROTOCOL) -> LatencyStats:
 
 def summarize_flagged(stats: LatencyStats, attempts: int) -> LatencyStats:
     """A copy of ``stats`` marked as flagged after ``attempts`` attempts."""
-    return LatencyStats(stats.median_ms, stats.iqr_ms, stats.mean_ms, stats.min_ms, stats.n, attempts, True)
+    return replace(stats, attempts=attempts, flagged=True)
 
 
 def measure_interleaved(runs: Sequence[Runner], protocol: Protocol = DEFAULT_PROTOCOL) -> list[LatencyStats]:
@@ -127,3 +133,43 @@ def measure_interleaved(runs: Sequence[Runner], protocol: Protocol = DEFAULT_PRO
         assert stats is not None
         out.append(summarize_flagged(stats, protocol.max_retries + 1) if i in pending else stats)
     return out
+
+
+def measure_beside(
+    runs: Sequence[Runner], reference: Runner, protocol: Protocol = DEFAULT_PROTOCOL
+) -> tuple[list[LatencyStats], LatencyStats]:
+    """Measure ``runs`` round-robin with a ``reference`` timed once in every round, so that each run's time can be
+    read relative to the reference's in the same round (issue 30: a slower or faster moment of the device moves both
+    and cancels in the ratio). Noisy runs are re-measured, again round-robin and again beside the reference, within
+    the retry bound. Returns each run's statistics (with ``reference_ms`` and ``relative`` of its kept attempt) and
+    the reference's statistics over every round of the session (its median: the session's **level**)."""
+    for _ in range(protocol.warmup):
+        for run in (*runs, reference):
+            run()
+    results: list[LatencyStats | None] = [None] * len(runs)
+    reference_samples: list[float] = []
+    pending = list(range(len(runs)))
+    for attempt in range(1, protocol.max_retries + 2):
+        samples: dict[int, list[float]] = {i: [] for i in pending}
+        level: list[float] = []
+        for _ in range(protocol.repeats):
+            for i in pending:
+                samples[i].append(runs[i]())
+            level.append(reference())
+        reference_samples += level
+        still = []
+        for i in pending:
+            ratio = float(np.median(np.asarray(samples[i]) / np.asarray(level)))
+            stats = replace(
+                summarize(samples[i], attempts=attempt), reference_ms=float(np.median(level)), relative=ratio
+            )
+            previous = results[i]
+            if previous is None or stats.rel_iqr < previous.rel_iqr:
+                results[i] = stats
+            if stats.rel_iqr > protocol.max_rel_iqr:
+                still.append(i)
+        pending = still
+        if not pending:
+            break
+    out = [summarize_flagged(s, protocol.max_retries + 1) if i in pending else s for i, s in enumerate(results)]
+    return out, summarize(reference_samples)  # type: ignore[arg-type]

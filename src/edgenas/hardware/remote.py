@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from edgenas._io import write_text_atomic
@@ -35,11 +34,13 @@ from edgenas.hardware.device import (
     ProfileProgress,
     check_request,
     labels_of,
+    measurement_from_loads,
     modules_of,
 )
 from edgenas.hardware.fingerprint import default_device_name
 from edgenas.hardware.measure import ProfileReport
 from edgenas.hardware.protocol import DEFAULT_PROTOCOL, LatencyStats, Protocol
+from edgenas.hardware.reference import Anchor, reference_arch
 from edgenas.hardware.runtimes import RuntimeOptions
 from edgenas.hardware.store import MeasurementKey, MeasurementStore
 from edgenas.spaces import ArchSpec, get_space, space_of
@@ -56,9 +57,16 @@ def runner_path() -> Path:
 
 
 def export_archs(
-    specs: Sequence[ArchSpec], folder: str | Path, options: RuntimeOptions, protocol: Protocol = DEFAULT_PROTOCOL
+    specs: Sequence[ArchSpec],
+    folder: str | Path,
+    options: RuntimeOptions,
+    protocol: Protocol = DEFAULT_PROTOCOL,
+    *,
+    reference: ArchSpec | None = None,
 ) -> Path:
-    """Write ``specs`` (one space) as ONNX models and the manifest into ``folder``; returns the manifest path.
+    """Write ``specs`` (one space) as ONNX models and the manifest into ``folder``, with the reference the runner
+    times beside each (``reference``, default: the space's :func:`~edgenas.hardware.reference.reference_arch`);
+    returns the manifest path.
 
     Raises:
         MeasurementError: no spec, or specs of several spaces.
@@ -68,7 +76,9 @@ def export_archs(
         raise MeasurementError("export archs of exactly one space (and at least one)")
     space = space_of(specs[0])
     space_info = {"name": space.name, "options": dict(specs[0].options)}
-    return export_models([(str(s), space.build(s)) for s in specs], folder, options, protocol, space=space_info)
+    ref = reference if reference is not None and reference.space_hash == space.config_hash else reference_arch(space)
+    models = [(str(s), space.build(s)) for s in specs]
+    return export_models(models, folder, options, protocol, space=space_info, reference=(str(ref), space.build(ref)))
 
 
 def export_models(
@@ -78,9 +88,11 @@ def export_models(
     protocol: Protocol = DEFAULT_PROTOCOL,
     *,
     space: dict[str, Any] | None = None,
+    reference: tuple[str, nn.Module] | None = None,
 ) -> Path:
     """Write ``(label, model)`` pairs as ONNX models and the manifest into ``folder`` (``space``: name and options
-    when the labels are arch strings of that space, so the results can be filed in a store)."""
+    when the labels are arch strings of that space, so the results can be filed in a store; ``reference``: a
+    ``(label, model)`` the runner times beside every model)."""
     from edgenas.export import export_onnx
     from edgenas.nn.reparam import collapsed_copy
 
@@ -91,6 +103,10 @@ def export_models(
         name = f"model_{i:04d}.onnx"
         export_onnx(collapsed_copy(model).eval(), folder / name, options.input_shape)
         entries.append({"file": name, "arch": label})
+    reference_entry = None
+    if reference is not None:
+        reference_entry = {"file": "reference.onnx", "arch": reference[0]}
+        export_onnx(collapsed_copy(reference[1]).eval(), folder / "reference.onnx", options.input_shape)
     manifest = {
         "format": runner.FORMAT,
         "runtime": RUNNER_RUNTIME,
@@ -104,6 +120,7 @@ def export_models(
         },
         "space": space,
         "models": entries,
+        "reference": reference_entry,
     }
     manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
     path = folder / runner.MANIFEST
@@ -118,6 +135,7 @@ class RunnerResults:
     fingerprint: dict[str, Any]
     key: MeasurementKey
     rows: list[tuple[ArchSpec, dict[str, Any]]]
+    reference: str | None = None
 
     @property
     def device_name(self) -> str:
@@ -163,7 +181,8 @@ def read_results(folder_or_file: str | Path) -> RunnerResults:
     batch, _, resolution, _ = manifest["input_shape"]
     key = MeasurementKey(manifest["runtime"], "latency_ms", batch, resolution, manifest["threads"])
     rows = [(space.parse(row["arch"]), row) for row in results["rows"]]
-    return RunnerResults(results["fingerprint"], key, rows)
+    reference = (manifest.get("reference") or {}).get("arch")
+    return RunnerResults(results["fingerprint"], key, rows, reference)
 
 
 def import_results(store: MeasurementStore, results: RunnerResults, device_name: str | None = None) -> tuple[str, int]:
@@ -173,6 +192,16 @@ def import_results(store: MeasurementStore, results: RunnerResults, device_name:
     device = store.device_id(name, kind="measured", fingerprint=results.fingerprint, source="edgenas runner.py")
     added = 0
     for spec, row in results.rows:
+        session = None
+        if (
+            results.reference is not None
+            and row.get("relative") is not None
+            and not store.has(device, spec, results.key)
+        ):
+            # each model was timed beside the reference in rounds of its own: one session per row
+            session = store.add_session(
+                device, results.key, results.reference, row["reference_ms"], space_hash=spec.space_hash
+            )
         added += bool(
             store.add(
                 device,
@@ -184,6 +213,8 @@ def import_results(store: MeasurementStore, results: RunnerResults, device_name:
                 minimum=row["min_ms"],
                 n=row["n"],
                 flagged=row["flagged"],
+                session=session,
+                relative=row.get("relative"),
             )
         )
     return name, added
@@ -225,12 +256,14 @@ class RemoteDevice:
         options: batch, resolution and threads of the input.
         workdir: where each measurement's folder is made.
         protocol: warm-up, repeats and noise handling, written into the manifest for the runner.
+        anchor: the reference the runner times beside every model, and the nominal level (None: none).
     """
 
     command: str
     options: RuntimeOptions
     workdir: Path
     protocol: Protocol = DEFAULT_PROTOCOL
+    anchor: Anchor | None = None
 
     def __post_init__(self) -> None:
         if "{dir}" not in self.command:
@@ -246,20 +279,14 @@ class RemoteDevice:
         names, options = labels_of(items, labels), self.options
         self.workdir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="measure-", dir=self.workdir))
-        export_models(list(zip(names, modules_of(items), strict=True)), folder, options, self.protocol)
+        anchor = self.anchor
+        reference = (anchor.name, modules_of([anchor.reference])[0]) if anchor is not None else None
+        export_models(
+            list(zip(names, modules_of(items), strict=True)), folder, options, self.protocol, reference=reference
+        )
         runs = [self._fresh_run(folder) for _ in range(loads)]
         return [
-            Measurement(
-                names[i],
-                float(np.median([rows[i]["median_ms"] for rows in runs])),
-                float(np.median([rows[i]["iqr_ms"] for rows in runs])),
-                loads,
-                RUNNER_RUNTIME,
-                options.batch,
-                options.threads,
-                flagged=any(bool(rows[i].get("flagged")) for rows in runs),
-                per_load=tuple(_runner_stats(rows[i]) for rows in runs),
-            )
+            measurement_from_loads(names[i], [_runner_stats(rows[i]) for rows in runs], RUNNER_RUNTIME, options, anchor)
             for i in range(len(items))
         ]
 
@@ -286,7 +313,8 @@ class RemoteDevice:
             raise MeasurementError(REMOTE_LATENCY_ONLY)
         unique = list(dict.fromkeys(specs))
         start = time.perf_counter()
-        folder = self._export(unique)
+        given = self.anchor.reference if self.anchor is not None else None
+        folder = self._export(unique, given if isinstance(given, ArchSpec) else None)
         if on_progress is not None:
             on_progress(0, len(unique), f"running: {self.command}")
         rows = run_remote(self.command, folder)
@@ -300,8 +328,8 @@ class RemoteDevice:
         report.rows = [{"arch": str(s), **row} for s, row in results.rows]
         return report
 
-    def _export(self, specs: list[ArchSpec]) -> Path:
-        """The folder holding exactly ``specs`` (exported now when new)."""
+    def _export(self, specs: list[ArchSpec], reference: ArchSpec | None) -> Path:
+        """The folder holding exactly ``specs`` and their reference (exported now when new)."""
         import hashlib
         import json
 
@@ -311,7 +339,7 @@ class RemoteDevice:
         if manifest.is_file() and [m["arch"] for m in json.loads(manifest.read_text())["models"]] != archs:
             folder = self.workdir / f"export-{hashlib.sha256(chr(10).join(archs).encode()).hexdigest()[:8]}"
         if not (folder / "manifest.json").is_file():
-            export_archs(specs, folder, self.options, self.protocol)
+            export_archs(specs, folder, self.options, self.protocol, reference=reference)
         return folder
 
     def key(self) -> MeasurementKey:
@@ -327,8 +355,11 @@ class RemoteDevice:
     def with_options(self, options: RuntimeOptions) -> Device:
         return replace(self, options=options)
 
+    def with_anchor(self, anchor: Anchor | None) -> Device:
+        return replace(self, anchor=anchor)
+
 
 def _runner_stats(row: dict[str, Any]) -> LatencyStats:
     """The runner's row of one model as :class:`LatencyStats`."""
-    fields = ("median_ms", "iqr_ms", "mean_ms", "min_ms", "n", "attempts", "flagged")
+    fields = ("median_ms", "iqr_ms", "mean_ms", "min_ms", "n", "attempts", "flagged", "reference_ms", "relative")
     return LatencyStats(**{f: row[f] for f in fields if f in row})

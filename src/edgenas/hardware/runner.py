@@ -8,6 +8,11 @@ at full graph optimisation as ``ort-cpu`` does, and writes ``DIR/results.json`` 
 that file back and ``edgenas store import DIR/results.json --store S.sqlite`` files the rows under the device.
 Models already in an existing ``results.json`` are not measured again (a killed run continues).
 
+Where the manifest names a ``reference`` model, every model is timed round by round with it (model, reference,
+model, reference, ...): each row then also carries ``reference_ms`` (the reference's median in the same rounds:
+the device's level at that moment) and ``relative`` (the median of the model's time over the reference's, round by
+round), which a drift of the device's speed does not move.
+
 Do not import edgenas here: the device does not have it.
 """
 
@@ -71,8 +76,8 @@ def _stats(samples: list) -> dict:
     return {"median_ms": float(q50), "iqr_ms": float(q75 - q25), "mean_ms": float(x.mean()), "min_ms": float(x.min())}
 
 
-def measure_model(path: Path, shape: list, protocol: dict, threads: int) -> dict:
-    """Latency statistics (ms) of one ONNX model under ``protocol`` (warmup, repeats, max_rel_iqr, max_retries)."""
+def _timer(path: Path, shape: list, threads: int):
+    """A zero-argument function running the model once and returning the elapsed milliseconds."""
     session = _session(path, threads)
     inputs = session.get_inputs()
     feed = {inputs[0].name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)} if inputs else {}
@@ -82,12 +87,32 @@ def measure_model(path: Path, shape: list, protocol: dict, threads: int) -> dict
         session.run(None, feed)
         return (time.perf_counter() - start) * 1e3
 
+    return run
+
+
+def _attempt(run, reference, repeats: int) -> dict:
+    """One attempt: ``repeats`` timed runs, each followed by one of the reference where there is one."""
+    if reference is None:
+        return _stats([run() for _ in range(repeats)])
+    pairs = np.asarray([(run(), reference()) for _ in range(repeats)])
+    stats = _stats(list(pairs[:, 0]))
+    stats.update(reference_ms=float(np.median(pairs[:, 1])), relative=float(np.median(pairs[:, 0] / pairs[:, 1])))
+    return stats
+
+
+def measure_model(path: Path, shape: list, protocol: dict, threads: int, reference: Path | None = None) -> dict:
+    """Latency statistics (ms) of one ONNX model under ``protocol`` (warmup, repeats, max_rel_iqr, max_retries);
+    with a ``reference`` model, timed round by round beside it (``reference_ms`` and ``relative`` added)."""
+    run = _timer(path, shape, threads)
+    ref = _timer(reference, shape, threads) if reference is not None else None
     for _ in range(protocol["warmup"]):
         run()
+        if ref is not None:
+            ref()
     best = None
     attempts = protocol["max_retries"] + 1
     for attempt in range(1, attempts + 1):
-        stats = _stats([run() for _ in range(protocol["repeats"])])
+        stats = _attempt(run, ref, protocol["repeats"])
         stats.update(n=protocol["repeats"], attempts=attempt, flagged=False)
         rel = stats["iqr_ms"] / stats["median_ms"] if stats["median_ms"] > 0 else float("inf")
         if rel <= protocol["max_rel_iqr"]:
@@ -110,9 +135,10 @@ def run_folder(folder: Path) -> Path:
     results.update(fingerprint=device_fingerprint(), runtime=manifest["runtime"], manifest=manifest["id"])
     done = {row["file"] for row in results["rows"]}
     todo = [m for m in manifest["models"] if m["file"] not in done]
+    reference = folder / manifest["reference"]["file"] if manifest.get("reference") else None
     for i, model in enumerate(todo, 1):
         stats = measure_model(
-            folder / model["file"], manifest["input_shape"], manifest["protocol"], manifest["threads"]
+            folder / model["file"], manifest["input_shape"], manifest["protocol"], manifest["threads"], reference
         )
         results["rows"].append({"file": model["file"], "arch": model.get("arch"), **stats})
         tmp = out.with_suffix(".tmp")

@@ -94,3 +94,28 @@ def measure_costs(model: nn.Module, input_shape: tuple[int, ...]) -> CostReport:
         memory_accesses=accesses,
         intensity=mult_adds / accesses if accesses else 0.0,
     )
+
+
+def count_mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """The multiply-adds of the convolutions and linear layers in one forward pass on a zero input of
+    ``input_shape`` (what :func:`measure_costs` counts on these networks, by forward hooks: several times faster than
+    its ``FlopCounterMode``, for callers that rank many networks). Eval mode and ``no_grad``; the mode is restored."""
+    total = 0
+
+    def count(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        per_output = module.in_features if isinstance(module, nn.Linear) else module.weight[0].numel()
+        total += output.numel() * per_output
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            model.eval()(torch.zeros(input_shape, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total
