@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -40,8 +41,9 @@ def store_info(store: StoreOpt, as_json: JsonOpt = False) -> None:
 
     with MeasurementStore(store, create=False) as db:
         devices, total = db.devices(), db.count()
+        levels = [level_summary(d["name"], db.levels(d["name"]), db.unanchored(d["name"])) for d in devices]
     if as_json:
-        emit_json({"store": str(store), "measurements": total, "devices": devices})
+        emit_json({"store": str(store), "measurements": total, "devices": devices, "levels": levels})
         return
     table = Table("device", "kind", "latency rows", "energy rows", "source")
     for d in devices:
@@ -54,6 +56,72 @@ def store_info(store: StoreOpt, as_json: JsonOpt = False) -> None:
         )
     out.print(table)
     out.print(f"{total} measurements in {store}")
+    _print_levels([row for summary in levels for row in summary])
+
+
+#: Characters of the level-over-time sparkline, low to high.
+SPARK = "▁▂▃▄▅▆▇█"
+#: Points of the sparkline (sessions are averaged into this many bins).
+SPARK_POINTS = 24
+
+
+def sparkline(values: list[float]) -> str:
+    """``values`` in order, averaged into at most :data:`SPARK_POINTS` bins, as block characters (min..max)."""
+    bins = [float(np.mean(chunk)) for chunk in np.array_split(np.asarray(values), min(SPARK_POINTS, len(values)))]
+    low, high = min(bins), max(bins)
+    scale = (len(SPARK) - 1) / (high - low) if high > low else 0.0
+    return "".join(SPARK[round((v - low) * scale)] for v in bins)
+
+
+def level_summary(device: str, sessions: list[dict], unanchored: int) -> list[dict]:
+    """Per key and reference of ``device``: sessions, nominal level (median), range, first and last time, and the
+    level over time (a sparkline); rows without a level are counted on the first."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in sessions:
+        key = (row["runtime"], row["batch"], row["resolution"], row["threads"], row["reference"])
+        groups.setdefault(key, []).append(row)
+    out = []
+    for (runtime, batch, resolution, threads, reference), rows in groups.items():
+        values = [r["level_ms"] for r in rows]
+        out.append(
+            {
+                "device": device,
+                "runtime": runtime,
+                "batch": batch,
+                "resolution": resolution,
+                "threads": threads,
+                "reference": reference,
+                "sessions": len(values),
+                "nominal_ms": float(np.median(values)),
+                "min_ms": min(values),
+                "max_ms": max(values),
+                "first": rows[0]["created_at"],
+                "last": rows[-1]["created_at"],
+                "over_time": sparkline(values),
+            }
+        )
+    if out:
+        out[0]["unanchored"] = unanchored
+    return out
+
+
+def _print_levels(rows: list[dict]) -> None:
+    if not rows:
+        out.print("no levels: nothing was measured beside a reference (a store written before schema 2)")
+        return
+    table = Table("device", "key", "sessions", "nominal ms", "range ms", "level over time", "from .. to")
+    for r in rows:
+        table.add_row(
+            r["device"],
+            f"{r['runtime']} b{r['batch']} @{r['resolution']}px t{r['threads']}",
+            str(r["sessions"]),
+            f"{r['nominal_ms']:.3f}",
+            f"{r['min_ms']:.3f}..{r['max_ms']:.3f}",
+            r["over_time"],
+            f"{r['first'][:16]} .. {r['last'][:16]}",
+        )
+    out.print(table)
+    out.print("level: the reference network's latency in each measurement session (edgenas measure --reference)")
 
 
 @store_app.command("import")

@@ -117,6 +117,16 @@ class Measurement:
         level = self.nominal_level_ms if self.nominal_level_ms is not None else self.level_ms
         return self.median_ms if level is None else self.relative * level
 
+    def levels(self) -> dict[str, float | None]:
+        """What a verdict on this measurement states (issue 30): ``ms_now`` (measured), ``level_now_ms`` (the
+        reference's latency beside it), ``nominal_level_ms`` and ``nominal_ms`` (the latency at the nominal level)."""
+        return {
+            "ms_now": self.median_ms,
+            "level_now_ms": self.level_ms,
+            "nominal_level_ms": self.nominal_level_ms,
+            "nominal_ms": self.nominal_ms,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: every field, ``nominal_ms``, each load's statistics with its ``rel_iqr``."""
         return asdict(self) | {
@@ -476,8 +486,23 @@ def open_device(
     return device
 
 
-def latency_fn(device: Device, loads: int = 1) -> Callable[[ArchSpec], float]:
+@dataclass
+class MeasurementLog:
     """The latency (ms) of one arch on ``device``, median of ``loads`` loads, at the device's nominal level where it
     times a reference beside (:attr:`Measurement.nominal_ms`): what the loops that land on a target call
-    (:data:`edgenas.hardware.measure.MeasureFn`)."""
-    return lambda spec: device.measure([spec], loads=loads)[0].nominal_ms
+    (:data:`edgenas.hardware.measure.MeasureFn`); each arch's latest :class:`Measurement` is kept in ``latest``
+    (by its string), for a verdict to state its level."""
+
+    device: Device
+    loads: int = 1
+    latest: dict[str, Measurement] = field(default_factory=dict)
+
+    def __call__(self, spec: ArchSpec) -> float:
+        (m,) = self.device.measure([spec], loads=self.loads)
+        self.latest[str(spec)] = m
+        return m.nominal_ms
+
+
+def latency_fn(device: Device, loads: int = 1) -> MeasurementLog:
+    """The loops' measurer on ``device`` (:class:`MeasurementLog`): an arch's latency, ms at the nominal level."""
+    return MeasurementLog(device, loads)

@@ -7,12 +7,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from edgenas.hardware import MeasurementKey, MeasurementStore, Protocol, RuntimeOptions
-from edgenas.hardware.device import Device, latency_fn, open_device
-from edgenas.hardware.measure import MeasureFn
+from edgenas.hardware.device import Device, Measurement, MeasurementLog, latency_fn, open_device
+from edgenas.hardware.reference import Anchor
 from edgenas.pipeline.config import RunConfig
 from edgenas.spaces import ArchSpec, SearchSpace, space_of
 
@@ -80,12 +81,14 @@ def protocol(config: RunConfig) -> Protocol:
     return Protocol(warmup=config.profile.warmup, repeats=config.profile.repeats)
 
 
-def run_device(config: RunConfig, resolution: int, workdir: Path, *, energy: bool = False) -> Device:
+def run_device(
+    config: RunConfig, resolution: int, workdir: Path, *, energy: bool = False, anchor: Anchor | None = None
+) -> Device:
     """The run's device (:func:`edgenas.hardware.device.open_device`): ``device.remote`` when set (its models
     exported under ``workdir``), else ``device.runtime`` here; batch and threads from the config, ``resolution`` for
-    the modules it measures (an arch is measured at its space's)."""
+    the modules it measures (an arch is measured at its space's); ``anchor``: the reference it times beside."""
     options = RuntimeOptions(batch=config.device.batch, resolution=resolution, threads=config.device.threads)
-    return open_device(
+    device = open_device(
         config.device.runtime,
         options,
         remote=config.device.remote or None,
@@ -93,19 +96,51 @@ def run_device(config: RunConfig, resolution: int, workdir: Path, *, energy: boo
         protocol=protocol(config),
         energy=energy,
     )
+    return device.with_anchor(anchor)
 
 
-def arch_measurer(config: RunConfig, space: SearchSpace, workdir: Path) -> MeasureFn:
-    """Latency (ms) of one arch on the run's device: the median of :data:`LOADS` loads (a remote device: runs)."""
-    return latency_fn(run_device(config, space.resolution, workdir), LOADS)
+def device_level(db: MeasurementStore, device: str, key: MeasurementKey, space: SearchSpace) -> dict[str, Any]:
+    """The profile's level record (issue 30): the reference its sessions timed, their nominal level (ms, the median
+    of their levels), how many sessions, the levels' range, and how many rows have no level (measured before)."""
+    reference = db.reference(device, key, space.config_hash)
+    levels = [row["level_ms"] for row in db.levels(device, key) if row["reference"] == reference]
+    return {
+        "reference": reference,
+        "nominal_ms": db.nominal_level(device, key, reference) if reference else None,
+        "sessions": len(levels),
+        "min_ms": min(levels, default=None),
+        "max_ms": max(levels, default=None),
+        "unanchored": db.unanchored(device),
+    }
+
+
+def run_anchor(level: dict[str, Any] | None, space: SearchSpace, resolution: int | None = None) -> Anchor | None:
+    """The anchor of the run's measurements from the profile's level record (:func:`device_level`): the reference
+    arch at the nominal level; at another ``resolution`` than the space's, the reference without a nominal level
+    (the store's level is that of the space's input). None where the profile timed no reference (an older run)."""
+    if not level or not level.get("reference"):
+        return None
+    same_input = resolution is None or resolution == space.resolution
+    return Anchor(space.parse(level["reference"]), level.get("nominal_ms") if same_input else None)
+
+
+def arch_measurer(config: RunConfig, space: SearchSpace, workdir: Path, anchor: Anchor | None = None) -> MeasurementLog:
+    """Latency of one arch on the run's device: the median of :data:`LOADS` loads (a remote device: runs), in ms at
+    the nominal level where ``anchor`` gives one (:attr:`edgenas.hardware.device.Measurement.nominal_ms`)."""
+    return latency_fn(run_device(config, space.resolution, workdir, anchor=anchor), LOADS)
 
 
 def measure_models(
-    models: Sequence[nn.Module], config: RunConfig, resolution: int, workdir: Path, labels: Sequence[str] = ()
-) -> list[float]:
-    """Median latency (ms) of each model on the run's device, measured round-robin in one session (so that a drift
-    of the machine hits them alike)."""
-    return [m.median_ms for m in run_device(config, resolution, workdir).measure(models, labels=labels)]
+    models: Sequence[nn.Module],
+    config: RunConfig,
+    resolution: int,
+    workdir: Path,
+    labels: Sequence[str] = (),
+    anchor: Anchor | None = None,
+) -> list[Measurement]:
+    """Each model on the run's device, measured round-robin in one session (so that a drift of the machine hits
+    them alike), beside ``anchor``'s reference where one is given (read ``nominal_ms``)."""
+    return run_device(config, resolution, workdir, anchor=anchor).measure(models, labels=labels)
 
 
 def profile_on_device(

@@ -24,7 +24,7 @@ from edgenas._random import seeded_torch
 from edgenas.compress.peers import BASELINE_WIDTHS, widest_meeting, width_scaled
 from edgenas.hardware import MeasurementStore
 from edgenas.pipeline import stages_train  # noqa: F401  (its stages run before this one: register them first)
-from edgenas.pipeline._device import LOADS, run_device
+from edgenas.pipeline._device import LOADS, run_anchor, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.stages_measure import run_images, run_space
 from edgenas.pipeline.stages_train import train_config, train_in_stage
@@ -114,9 +114,10 @@ def _measure_side_by_side(ctx: StageContext, arch: ArchSpec, rows: list[dict[str
     if ctx.config.baseline.width:
         classes = run_images(ctx.config).num_classes
         ladder = [width_scaled(w, classes, space.resolution).model for w in BASELINE_WIDTHS]
-    device = run_device(ctx.config, space.resolution, ctx.dir / "measure")
+    anchor = run_anchor(ctx.upstream["profile"].outputs.get("level"), space)
+    device = run_device(ctx.config, space.resolution, ctx.dir / "measure", anchor=anchor)
     ctx.events.progress("baseline", 0, None, f"measuring {len(specs) + len(ladder)} networks side by side")
-    measured = [m.median_ms for m in device.measure([*specs, *ladder], loads=LOADS)]
+    measured = [m.nominal_ms for m in device.measure([*specs, *ladder], loads=LOADS)]
     for row, ms in zip(rows, measured, strict=False):
         row["measured_ms"] = ms
     if not ladder:

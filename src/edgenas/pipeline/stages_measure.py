@@ -10,7 +10,7 @@ import numpy as np
 from edgenas._io import write_text_atomic
 from edgenas.errors import EdgeNASError
 from edgenas.hardware import MeasurementKey, MeasurementStore
-from edgenas.pipeline._device import load_warning, profile_on_device, run_device
+from edgenas.pipeline._device import device_level, load_warning, profile_on_device, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
 from edgenas.predictors import FitConfig, fit_predictor, scores, table_from_store
@@ -52,6 +52,12 @@ class ProfileStage(Stage):
         with MeasurementStore(store_path) as db:
             device, key = self._profile(ctx, space, db)
             values = db.values(device, metric="latency_ms", space_hash=space.config_hash)
+            level = device_level(db, device, key, space)
+        if level["unanchored"]:
+            ctx.events.warn(
+                f"{level['unanchored']} rows of {device} in the store were measured without a reference beside "
+                "(an older store): their level is unknown, their milliseconds are used as measured"
+            )
         latencies = np.asarray(list(values.values()), float)
         return {
             "files": {"store": STORE_FILE},
@@ -63,6 +69,7 @@ class ProfileStage(Stage):
                 "median": float(np.median(latencies)),
                 "max": float(latencies.max()),
             },
+            "level": level,
             "load_warning": warning,
         }
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgenas._io import write_text_atomic
 from edgenas.pipeline import stages_baseline  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import measure_models
+from edgenas.pipeline._device import measure_models, run_anchor
 from edgenas.pipeline._stage import Stage, StageContext, StageRecord, register_stage
 from edgenas.pipeline.stages_measure import run_images, run_space
 from edgenas.pipeline.stages_train import train_config, train_in_stage
@@ -108,7 +108,10 @@ class CompressStage(Stage):
             variant = reparameterize(
                 graft(copy.deepcopy(loaded.model), "".join("0" if j == i else "1" for j in range(n)))
             )
-            pairs.append(measure_models([base, variant], ctx.config, loaded.resolution, ctx.dir / f"measure-block{i}"))
+            workdir = ctx.dir / f"measure-block{i}"
+            pairs.append(
+                [m.nominal_ms for m in measure_models([base, variant], ctx.config, loaded.resolution, workdir)]
+            )
         result = {
             "base_ms": float(np.median([b for b, _ in pairs])),
             "block_ms": [v for _, v in pairs],
@@ -129,8 +132,9 @@ class CompressStage(Stage):
             loaded.resolution,
             ctx.dir / "measure-final",
             labels=["trained", "compressed"],
+            anchor=_anchor(ctx, loaded.resolution),
         )
-        return before, after
+        return before.nominal_ms, after.nominal_ms
 
     def _domino(self, ctx: StageContext) -> dict[str, Any]:
         """Domino's search on the trained net (target: ``compress.target_ms`` or the run's), the chosen mask
@@ -293,7 +297,10 @@ class CheckStage(Stage):
             ctx.events.warn(warning)
         model, resolution, source = final_model(ctx)
         ctx.events.progress("check", 0, None, "measuring the deployed network")
-        measured = measure_models([model], ctx.config, resolution, ctx.dir / "measure", labels=["final"])[0]
+        (final,) = measure_models(
+            [model], ctx.config, resolution, ctx.dir / "measure", labels=["final"], anchor=_anchor(ctx, resolution)
+        )
+        measured = final.nominal_ms  # ms at the nominal level, where the profile timed a reference (issue 30)
         found = ctx.upstream["search"].outputs
         target, tol = found["target_ms"], ctx.config.budget.tolerance
         error = measured / target - 1.0
@@ -307,6 +314,7 @@ class CheckStage(Stage):
             "target_ms": target,
             "predicted_ms": _predicted(ctx),
             "measured_ms": measured,
+            "levels": final.levels(),
             "error": error,
             "tolerance": tol,
             "met": met,
@@ -320,6 +328,12 @@ class CheckStage(Stage):
             "advice": None if met else _advice(error, found, compressed),
             "load_warning": warning,
         }
+
+
+def _anchor(ctx: StageContext, resolution: int) -> Any:
+    """The run's anchor (the profile's reference at its nominal level; :func:`edgenas.pipeline._device.run_anchor`),
+    from the search stage's record of it."""
+    return run_anchor(ctx.upstream["search"].outputs.get("level"), run_space(ctx.config), resolution)
 
 
 def _predicted(ctx: StageContext) -> float:

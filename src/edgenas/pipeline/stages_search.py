@@ -12,7 +12,7 @@ import numpy as np
 
 from edgenas._io import write_text_atomic
 from edgenas.errors import SearchError
-from edgenas.pipeline._device import LOADS, arch_measurer
+from edgenas.pipeline._device import LOADS, arch_measurer, run_anchor
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
 from edgenas.pipeline.config import ConfigError, RunConfig
 from edgenas.pipeline.stages_measure import run_images, run_space
@@ -89,7 +89,8 @@ class SearchStage(Stage):
         targets = self._targets(ctx, space, target)
         run = ctx.dir / SEARCH_DIR
         sconfig = search_config(config)
-        measure = arch_measurer(config, space, ctx.dir / "measure")
+        level = ctx.upstream["profile"].outputs.get("level")
+        measure = arch_measurer(config, space, ctx.dir / "measure", run_anchor(level, space))
         if config.search.calibrate:
             targets[0] = self._calibrated(ctx, space, targets[0], measure, sconfig)
         moved_from = target if targets[0].value != target else None
@@ -112,6 +113,8 @@ class SearchStage(Stage):
         summary = json.loads((run / "summary.json").read_text())
         measured = self._measured(ctx, space, targets, sconfig, measure, images)
         arch = load_specs(run / "arch.json")[0]
+        if str(arch) in measure.latest and "levels" not in measured:  # what the verdict read, at which level
+            measured["levels"] = measure.latest[str(arch)].levels()
         self._candidates(ctx, space, sconfig, images, arch, measured["median_ms"])
         return {
             "files": {
@@ -128,6 +131,7 @@ class SearchStage(Stage):
             "predicted_ms": float(targets[0].predictor.predict(arch)),
             "measured": measured,
             "processes": config.search.nproc,
+            "level": level,
             "feasible_ms": [summary["targets"][0]["feasible_low"], summary["targets"][0]["feasible_high"]],
         }
 
