@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 OUT = Path("runs/bench_repeatability")
 ROUNDS = 300
@@ -52,7 +52,9 @@ def _archs():
 
 def _cpu_mhz() -> list[float]:
     try:
-        return [float(x.split(":")[1]) for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("cpu MHz")]
+        return [
+            float(x.split(":")[1]) for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("cpu MHz")
+        ]
     except OSError:
         return []
 
@@ -164,7 +166,13 @@ def summarise() -> None:
         cells = [e["ms A"], e["ms B"], e["ms REF"], e["ratio A"], e["ratio B"]]
         cells += [e.get("round ratio A", float("nan")), e.get("round ratio B", float("nan"))]
         lines.append(f"| {way} | " + " | ".join(f"{100 * c:.1f}%" for c in cells) + " |")
-    lines += ["", "Per process (round-robin way):", "", "| time UTC | others busy (cores) | cpu | MHz | ms A | ms B | ms REF | A/REF | B/REF |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Per process (round-robin way):",
+        "",
+        "| time UTC | others busy (cores) | cpu | MHz | ms A | ms B | ms REF | A/REF | B/REF |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         w = r["ways"]["round-robin"]
         mhz = f"{np.mean(r['cpu_mhz']):.0f}" if r["cpu_mhz"] else "?"
@@ -175,8 +183,11 @@ def summarise() -> None:
             f"{ms['B']:.3f} | {ms['REF']:.3f} | {ratio['A']:.3f} | {ratio['B']:.3f} |"
         )
     if quiet_spread is not None:
-        lines += ["", f"Quiet processes only (others < 0.25 cores, n = {len(quiet)}): ratio spread A "
-                  f"{100 * quiet_spread['A']:.1f}%, B {100 * quiet_spread['B']:.1f}%."]
+        lines += [
+            "",
+            f"Quiet processes only (others < 0.25 cores, n = {len(quiet)}): ratio spread A "
+            f"{100 * quiet_spread['A']:.1f}%, B {100 * quiet_spread['B']:.1f}%.",
+        ]
     write_results("latency_repeatability", payload, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -198,8 +209,12 @@ def main() -> None:
             if path.is_file():
                 continue
             if i and (OUT / f"process_{i - 1:02d}.json").is_file():
-                time.sleep(max(0.0, args.interval - (time.time() - (OUT / f"process_{i - 1:02d}.json").stat().st_mtime)))
-            out = subprocess.run([sys.executable, __file__, "--child", str(i)], capture_output=True, text=True, check=True)
+                time.sleep(
+                    max(0.0, args.interval - (time.time() - (OUT / f"process_{i - 1:02d}.json").stat().st_mtime))
+                )
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(i)], capture_output=True, text=True, check=True
+            )
             path.write_text(out.stdout)
     summarise()
 

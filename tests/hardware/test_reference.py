@@ -130,3 +130,28 @@ def test_a_remote_runner_result_carries_its_reference(tmp_path) -> None:
         assert level["reference"] == str(ref) and level["level_ms"] > 0
         (row,) = db.rows()
         assert row["relative"] == pytest.approx(row["value"] / row["level_ms"], rel=0.3)
+
+
+def test_a_predictor_fitted_on_a_drifting_profile_predicts_ms_at_the_nominal_level(tmp_path) -> None:
+    from edgenas.predictors import FitConfig, fit_predictor, table_from_store
+
+    space = _space()
+    specs = space.sample(seed=4, n=60)
+    rng = np.random.default_rng(0)
+    levels = list(rng.uniform(0.7, 1.4, len(specs)))
+    with MeasurementStore(tmp_path / "s.db") as db:
+        report = _drifting(levels, noise=0.002).profile(specs, db)
+        nominal = db.nominal_level("simulated", report.key)
+    factor = nominal / _cost(reference_arch(space))  # the nominal level as a factor of level 1
+    truth = np.asarray([_cost(s) * factor for s in specs])
+
+    def error(raw: bool) -> float:
+        table = table_from_store(tmp_path / "s.db", "simulated", space, raw=raw)
+        predictor = fit_predictor("lut", table, FitConfig(seed=0))
+        return float(np.median(np.abs(np.asarray(predictor.predict(specs)) / truth - 1)))
+
+    assert error(raw=False) < 0.01  # relative values x nominal level: the drift is gone
+    assert error(raw=True) > 0.05  # the milliseconds of each moment: the drift is in the fit
+    # at another level L, ms = prediction x L / nominal: the ratio of two archs does not depend on the level
+    table = table_from_store(tmp_path / "s.db", "simulated", space, level_ms=2 * nominal)
+    assert table.values == pytest.approx([2 * _cost(s) * factor for s in table.specs], rel=0.01)

@@ -162,4 +162,8 @@ def test_a_run_measures_through_the_remote_command(tmp_path):
     check_dir = tmp_path / "run" / "stages" / stages["check"]["dir"]
     (results,) = (check_dir / "measure").glob("measure-*/results.json")
     row = json.loads(results.read_text())["rows"][0]
-    assert stages["check"]["measured_ms"] == row["median_ms"]
+    # the runner timed the profile's reference beside the deployed net: the verdict reads it at the nominal level
+    levels, nominal = stages["check"]["levels"], stages["profile"]["level"]["nominal_ms"]
+    assert levels["ms_now"] == row["median_ms"] and levels["level_now_ms"] == row["reference_ms"]
+    assert stages["check"]["measured_ms"] == pytest.approx(row["relative"] * nominal) == levels["nominal_ms"]
+    assert stages["profile"]["level"]["sessions"] == 8  # one session a model: the runner times it beside the reference

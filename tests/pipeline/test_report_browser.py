@@ -11,7 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
 #: The figures of a finished run: predictor, trajectory, architecture, training, baseline, compression and Pareto.
-FIGURES = {"predictor", "trajectory", "architecture", "training", "baseline", "domino", "pareto"}
+FIGURES = {"levels", "predictor", "trajectory", "architecture", "training", "baseline", "domino", "pareto"}
 
 
 def _chromium() -> str:

@@ -248,19 +248,23 @@ def _land(
     ``--close-loop M`` measurements (0, and the commands without the option: one measurement), every measurement
     into ``--store`` when given, a spinner on stderr; the run's summary."""
     from edgenas.rundir import read_summary
-    from edgenas.search.landing import LandingPolicy, land, metric_measurer, store_hook
+    from edgenas.search.landing import LandingPolicy, land, metric_measurer, store_anchor, store_hook
 
     target, loads, budget = targets[0], landing.loads, landing.close_loop
     policy = LandingPolicy("close-loop" if budget else "measure", max(budget, 1), landing.tolerance, loads)
-    device = search_device(landing, space, run, energy=target.name != "latency_ms")
     runtime = landing.runtime or "ort-cpu"
-    record, prior = store_hook(landing.store, landing.store_device, target.name, runtime, space)
+    device = search_device(landing, space, run, energy=target.name != "latency_ms")
+    if target.name == "latency_ms":  # beside the store's reference, read at its nominal level (issue 30)
+        anchor = store_anchor(landing.store, landing.store_device, target.name, runtime, space, target.predictor)
+        device = device.with_anchor(anchor)
+    measure = metric_measurer(device, target.name, loads)
+    record, prior = store_hook(landing.store, landing.store_device, target.name, runtime, space, measure)
     land(
         run,
         space,
         targets,
         config,
-        metric_measurer(device, target.name, loads),
+        measure,
         policy,
         runtime=device.name,
         data=images,

@@ -18,6 +18,7 @@ from edgenas.cli._app import (
 )
 from edgenas.cli._device import device_runtime, opened_device
 from edgenas.cli._options import (
+    MAX_MS,
     ArchArg,
     EnergyOpt,
     InputBatchOpt,
@@ -30,6 +31,7 @@ from edgenas.cli._options import (
     SpaceOpt,
     ThreadsOpt,
     WarmupRunsOpt,
+    number,
 )
 from edgenas.cli.hardware import IndexAllOpt, timing_protocol
 from edgenas.hardware.reference import Anchor, reference_arch
@@ -45,11 +47,11 @@ ReferenceOpt = Annotated[
 ]
 NominalOpt = Annotated[
     float,
-    typer.Option(
+    number(
         "--nominal-ms",
-        min=0.0,
         help="The reference's latency at the nominal level (ms; `edgenas store info` shows a store's): also print "
-        "each arch's latency at that level (ratio x nominal). Implies --reference.",
+        "each arch's latency at that level (ratio x nominal). Implies --reference; 0: none.",
+        high=MAX_MS,
     ),
 ]
 

@@ -286,7 +286,7 @@ def _summary(
     landed: _Landed,
 ) -> dict[str, Any]:
     chosen = landed.candidate
-    measured = [m.median_ms for m in device.measure([chosen.spec, space.unscaled])] if device else [None, None]
+    measured = [m.nominal_ms for m in device.measure([chosen.spec, space.unscaled])] if device else [None, None]
     found = {
         "channels": str(chosen.spec),
         "scales": space.scales(chosen.spec),

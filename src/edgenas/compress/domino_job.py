@@ -303,7 +303,8 @@ class DominoRun:
             self.progress("land", 0, 1, f"landing the mask on T ({self.job.landing.mode})")
             policy = self.job.landing
             band = Band(self.job.target_ms, policy.tolerance, "le")
-            loop = land_found(spec, latency.predictor, band, latency_fn(self.device, policy.loads), policy)
+            device = self.device.with_anchor(self._mask_anchor())  # the predictor's unit: the store's level
+            loop = land_found(spec, latency.predictor, band, latency_fn(device, policy.loads), policy)
             write_text_atomic(kept, json.dumps(loop.as_dict() | {"searched": self.space.format(spec)}) + "\n")
             self.progress("land", 1, 1, loop.verdict)
         record = json.loads(kept.read_text())
@@ -315,6 +316,24 @@ class DominoRun:
             "landing": {k: record[k] for k in ("verdict", "within_tolerance", "value", "spent")},
             "predicted_ms": latency([chosen])[0],
         }
+
+    def _mask_anchor(self) -> Any:
+        """The reference mask the latency profile timed beside each session, at the mask store's nominal level
+        (issue 30), so the loop reads masks in the unit its predictor was fitted in; None without a mask store (a
+        given predictor) or sessions."""
+        from edgenas.hardware import MeasurementStore
+        from edgenas.hardware.reference import Anchor
+
+        path = self.out / STORE_FILE
+        if not path.is_file():
+            return None
+        key = self.device.key()
+        with MeasurementStore(path, create=False) as db:
+            for device in db.devices():
+                reference = db.reference(device["name"], key, self.space.config_hash)
+                if reference is not None:
+                    return Anchor(self.space.parse(reference), db.nominal_level(device["name"], key, reference))
+        return None
 
     # -- 5. train --
     def train(self, spec: ArchSpec) -> tuple[Any, dict[str, Any]]:

@@ -98,15 +98,15 @@ def measure_modules(
 def profile_reference(
     store: MeasurementStore, device: int, key: MeasurementKey, space: SearchSpace, given: ArchSpec | None = None
 ) -> ArchSpec:
-    """The reference a profile of ``space`` times beside each chunk: the one the store's sessions of this device
-    already time (a device keeps its reference), else ``given`` when it is an arch of the space, else the space's
-    (:func:`~edgenas.hardware.reference.reference_arch`)."""
-    stored = store.reference(device, key, space.config_hash)
+    """The reference a profile of ``space`` times beside each chunk: ``given`` (an arch of any space: a run's
+    channel profile times the run's reference, so its levels are the run's), else the space's
+    (:func:`~edgenas.hardware.reference.reference_arch`) — unless the store's sessions of this device already time
+    another arch of that reference's space, which is kept (a device keeps its reference)."""
+    ref_space = space_of(given) if given is not None else space
+    stored = store.reference(device, key, ref_space.config_hash)
     if stored is not None:
-        return space.parse(stored)
-    if given is not None and given.space_hash == space.config_hash:
-        return given
-    return reference_arch(space)
+        return ref_space.parse(stored)
+    return given if given is not None else reference_arch(space)
 
 
 @dataclass

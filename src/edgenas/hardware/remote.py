@@ -65,7 +65,8 @@ def export_archs(
     reference: ArchSpec | None = None,
 ) -> Path:
     """Write ``specs`` (one space) as ONNX models and the manifest into ``folder``, with the reference the runner
-    times beside each (``reference``, default: the space's :func:`~edgenas.hardware.reference.reference_arch`);
+    times beside each (``reference``: an arch of any space, default: the space's
+    :func:`~edgenas.hardware.reference.reference_arch`);
     returns the manifest path.
 
     Raises:
@@ -76,9 +77,18 @@ def export_archs(
         raise MeasurementError("export archs of exactly one space (and at least one)")
     space = space_of(specs[0])
     space_info = {"name": space.name, "options": dict(specs[0].options)}
-    ref = reference if reference is not None and reference.space_hash == space.config_hash else reference_arch(space)
+    ref = reference if reference is not None else reference_arch(space)
     models = [(str(s), space.build(s)) for s in specs]
-    return export_models(models, folder, options, protocol, space=space_info, reference=(str(ref), space.build(ref)))
+    reference_model = (str(ref), space_of(ref).build(ref))
+    return export_models(
+        models,
+        folder,
+        options,
+        protocol,
+        space=space_info,
+        reference=reference_model,
+        reference_space_hash=ref.space_hash,
+    )
 
 
 def export_models(
@@ -89,6 +99,7 @@ def export_models(
     *,
     space: dict[str, Any] | None = None,
     reference: tuple[str, nn.Module] | None = None,
+    reference_space_hash: str = "",
 ) -> Path:
     """Write ``(label, model)`` pairs as ONNX models and the manifest into ``folder`` (``space``: name and options
     when the labels are arch strings of that space, so the results can be filed in a store; ``reference``: a
@@ -105,7 +116,7 @@ def export_models(
         entries.append({"file": name, "arch": label})
     reference_entry = None
     if reference is not None:
-        reference_entry = {"file": "reference.onnx", "arch": reference[0]}
+        reference_entry = {"file": "reference.onnx", "arch": reference[0], "space_hash": reference_space_hash}
         export_onnx(collapsed_copy(reference[1]).eval(), folder / "reference.onnx", options.input_shape)
     manifest = {
         "format": runner.FORMAT,
@@ -136,6 +147,7 @@ class RunnerResults:
     key: MeasurementKey
     rows: list[tuple[ArchSpec, dict[str, Any]]]
     reference: str | None = None
+    reference_space_hash: str = ""
 
     @property
     def device_name(self) -> str:
@@ -181,8 +193,8 @@ def read_results(folder_or_file: str | Path) -> RunnerResults:
     batch, _, resolution, _ = manifest["input_shape"]
     key = MeasurementKey(manifest["runtime"], "latency_ms", batch, resolution, manifest["threads"])
     rows = [(space.parse(row["arch"]), row) for row in results["rows"]]
-    reference = (manifest.get("reference") or {}).get("arch")
-    return RunnerResults(results["fingerprint"], key, rows, reference)
+    entry = manifest.get("reference") or {}
+    return RunnerResults(results["fingerprint"], key, rows, entry.get("arch"), entry.get("space_hash", ""))
 
 
 def import_results(store: MeasurementStore, results: RunnerResults, device_name: str | None = None) -> tuple[str, int]:
@@ -200,7 +212,7 @@ def import_results(store: MeasurementStore, results: RunnerResults, device_name:
         ):
             # each model was timed beside the reference in rounds of its own: one session per row
             session = store.add_session(
-                device, results.key, results.reference, row["reference_ms"], space_hash=spec.space_hash
+                device, results.key, results.reference, row["reference_ms"], space_hash=results.reference_space_hash
             )
         added += bool(
             store.add(
@@ -314,7 +326,11 @@ class RemoteDevice:
         unique = list(dict.fromkeys(specs))
         start = time.perf_counter()
         given = self.anchor.reference if self.anchor is not None else None
-        folder = self._export(unique, given if isinstance(given, ArchSpec) else None)
+        given = given if isinstance(given, ArchSpec) else None
+        if given is None and device_name is not None:  # a device keeps the reference its sessions time
+            known = store.reference(store.device_id(device_name), self.key(), unique[0].space_hash)
+            given = space_of(unique[0]).parse(known) if known else None
+        folder = self._export(unique, given)
         if on_progress is not None:
             on_progress(0, len(unique), f"running: {self.command}")
         rows = run_remote(self.command, folder)

@@ -386,10 +386,12 @@ class MeasurementStore:
         resolution: int | None = None,
         threads: int | None = None,
         raw: bool = False,
+        level_ms: float | None = None,
     ) -> dict[tuple[str, str], float]:
         """``{(space_hash, arch): value}`` of a device's measurements matching the filters: latencies at the device's
-        nominal level where a reference was measured beside them (relative value x nominal level of their key),
-        else as measured; ``raw``: every value as measured.
+        nominal level where a reference was measured beside them (relative value x nominal level of their key; at
+        ``level_ms`` instead where given: another store's nominal level of the same reference), else as measured;
+        ``raw``: every value as measured.
 
         Raises:
             StoreError: unknown device, or the filters leave several rows for one arch (say which runtime/batch).
@@ -420,7 +422,7 @@ class MeasurementStore:
             if relative is not None and reference is not None and not raw:
                 key = (MeasurementKey(key_fields[0], metric, *key_fields[1:]), reference)
                 if key not in nominal:
-                    nominal[key] = self.nominal_level(device, *key)
+                    nominal[key] = level_ms if level_ms is not None else self.nominal_level(device, *key)
                 level = nominal[key]
                 value = value if level is None else relative * level
             if (h, arch) in out:

@@ -20,9 +20,9 @@ from edgenas.compress.channels import (
 from edgenas.evolution import EvolutionConfig
 from edgenas.hardware import MeasurementStore
 from edgenas.pipeline import stages_search  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import LOADS, load_warning, run_device
+from edgenas.pipeline._device import LOADS, load_warning, run_anchor, run_device
 from edgenas.pipeline._stage import Stage, StageContext, register_stage
-from edgenas.pipeline.stages_measure import run_images
+from edgenas.pipeline.stages_measure import run_images, run_space
 from edgenas.predictors import fit_on_store
 from edgenas.search.landing import LandingPolicy
 from edgenas.spaces import load_specs
@@ -53,7 +53,9 @@ class ChannelsStage(Stage):
             ctx.events.warn(warning)
         base = load_specs(found.path("arch"))[0]
         space = channel_space(base)
-        predictor = self._predictor(ctx, space)
+        # the run's reference beside every channel measurement, read at the run's nominal level: T's unit (issue 30)
+        anchor = run_anchor(found.outputs.get("level"), run_space(ctx.config))
+        predictor = self._predictor(ctx, space, anchor)
         try:
             summary = channel_search(
                 base,
@@ -61,7 +63,7 @@ class ChannelsStage(Stage):
                 run_images(ctx.config),
                 ctx.dir / SEARCH_DIR,
                 self._search_config(ctx, found.outputs["target_ms"]),
-                device=run_device(ctx.config, space.resolution, ctx.dir / "measure"),
+                device=run_device(ctx.config, space.resolution, ctx.dir / "measure", anchor=anchor),
                 landing=self._landing(ctx),
                 on_generation=lambda done, best: ctx.events.progress(
                     "channels",
@@ -118,14 +120,14 @@ class ChannelsStage(Stage):
         )
 
     @staticmethod
-    def _predictor(ctx: StageContext, space: ChannelSpace) -> Any:
+    def _predictor(ctx: StageContext, space: ChannelSpace, anchor: Any) -> Any:
         """Measure the channel configurations on the run's device (here or through ``device.remote``; measured ones
         are kept, so a killed stage resumes) and fit their predictor."""
         config, progress = ctx.config, ctx.progress("channels")
         with MeasurementStore(ctx.dir / STORE_FILE) as db:
             device = measure_channel_profile(
                 space,
-                run_device(config, space.resolution, ctx.dir),
+                run_device(config, space.resolution, ctx.dir, anchor=anchor),
                 db,
                 config.channels.profile_n,
                 sampling=config.channels.sampling,
@@ -133,6 +135,7 @@ class ChannelsStage(Stage):
                 device_name=config.device.name or None,
                 on_progress=lambda done, total, *_: progress(done, total, "profiling"),
             )
-        predictor = fit_on_store(space, ctx.dir / STORE_FILE, device, seed=config.seed)
+        level = anchor.nominal_ms if anchor is not None else None
+        predictor = fit_on_store(space, ctx.dir / STORE_FILE, device, seed=config.seed, level_ms=level)
         predictor.save(ctx.dir / "predictor.pt")
         return predictor

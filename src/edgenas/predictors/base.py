@@ -51,6 +51,9 @@ class PredictorMeta:
         train_size: architectures it was fitted on; ``value_range`` their min and max target.
         transform: ``log`` or ``none``; ``mean``/``std``: standardisation of the transformed target.
         scores: validation or test scores recorded when it was fitted.
+        level: the level its latencies are at (issue 30): ``reference`` (the arch timed beside its training
+            measurements) and ``nominal_ms`` (its latency at that level); empty where the values were milliseconds
+            of their moments.
     """
 
     kind: str
@@ -67,6 +70,7 @@ class PredictorMeta:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
     hyper: dict[str, Any] = field(default_factory=dict)
+    level: dict[str, Any] = field(default_factory=dict)
 
     @property
     def unit(self) -> str:

@@ -26,6 +26,8 @@ class ArchTable:
         device: where the values come from (store device name, or ``file:column``).
         fingerprint: the device description when known.
         skipped: rows left out, by reason.
+        level: where the values were read at a device's level (issue 30): ``reference`` (the arch timed beside
+            them) and ``nominal_ms`` (its latency at that level); empty for values as measured.
     """
 
     space: SearchSpace
@@ -35,6 +37,7 @@ class ArchTable:
     device: str
     fingerprint: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    level: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -49,6 +52,7 @@ class ArchTable:
             self.device,
             self.fingerprint,
             {},
+            self.level,
         )
 
     def split(self, train_size: int | float, seed: int = 0) -> tuple[ArchTable, ArchTable]:
@@ -129,8 +133,12 @@ def table_from_store(
     batch: int | None = None,
     resolution: int | None = None,
     threads: int | None = None,
+    raw: bool = False,
+    level_ms: float | None = None,
 ) -> ArchTable:
-    """A device's values for ``space`` (rows of other spaces or configurations are left out).
+    """A device's values for ``space`` (rows of other spaces or configurations are left out): latencies at the
+    device's nominal level (or at ``level_ms``) where a reference was timed beside them, else as measured; ``raw``:
+    all as measured.
 
     Raises:
         StoreError: unknown device, or several rows per arch (filter by runtime/batch/resolution/threads).
@@ -147,8 +155,12 @@ def table_from_store(
             batch=batch,
             resolution=resolution,
             threads=threads,
+            raw=raw,
+            level_ms=level_ms,
         )
         fingerprint = next((d["fingerprint"] for d in db.devices() if d["name"] == device), {})
+        filters = {"runtime": runtime, "batch": batch, "resolution": resolution, "threads": threads}
+        level = {} if raw else _level_of(db, device, metric, filters, level_ms)
     if not values:
         filters = {"runtime": runtime, "batch": batch, "resolution": resolution, "threads": threads}
         where = ", ".join(f"{k} {v}" for k, v in filters.items() if v is not None)
@@ -158,4 +170,22 @@ def table_from_store(
         )
     items = sorted(values.items())
     specs = [space.parse(arch) for (_, arch), _ in items]
-    return ArchTable(space, specs, np.asarray([v for _, v in items]), metric, device, fingerprint, {})
+    return ArchTable(space, specs, np.asarray([v for _, v in items]), metric, device, fingerprint, {}, level)
+
+
+def _level_of(db: Any, device: str, metric: str, filters: dict[str, Any], level_ms: float | None) -> dict[str, Any]:
+    """The level a table's latencies were read at: the reference the device's sessions (matching the key
+    ``filters``) timed and its nominal level, or ``level_ms`` where given; empty where the sessions time several
+    references or keys, or none."""
+    from edgenas.hardware.store import MeasurementKey
+
+    fields = ("runtime", "batch", "resolution", "threads")
+    sessions = [s for s in db.levels(device) if all(filters[k] is None or s[k] == filters[k] for k in fields)]
+    kinds = {(s["reference"], *(s[k] for k in fields)) for s in sessions}
+    if len(kinds) != 1 or metric != "latency_ms":
+        return {}
+    reference, runtime, *key = kinds.pop()
+    nominal = (
+        level_ms if level_ms is not None else db.nominal_level(device, MeasurementKey(runtime, metric, *key), reference)
+    )
+    return {"reference": reference, "nominal_ms": nominal}

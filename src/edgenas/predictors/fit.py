@@ -97,6 +97,7 @@ def _fit_predictor(kind: str, table: ArchTable, config: FitConfig, hyper: dict[s
         std=std,
         fingerprint=table.fingerprint,
         hyper=dict(hyper or {}),
+        level=dict(table.level),
     )
     predictor = Predictor(net, meta)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -255,12 +256,14 @@ def fit_on_store(
     kind: str = "mlp",
     seed: int = 0,
     test_fraction: float = PREDICTOR_TEST_FRACTION,
+    level_ms: float | None = None,
 ) -> Predictor:
     """A ``kind`` predictor fitted on ``1 - test_fraction`` of the device's measured architectures of ``space`` in
-    the store, scored on the rest (``predictor.meta.scores["test"]``)."""
+    the store, scored on the rest (``predictor.meta.scores["test"]``); latencies at the store's nominal level, or
+    at ``level_ms`` (:meth:`edgenas.hardware.store.MeasurementStore.values`)."""
     from edgenas.predictors.data import table_from_store
 
-    table = table_from_store(store_path, device, space)
+    table = table_from_store(store_path, device, space, level_ms=level_ms)
     train, test = table.split(1 - test_fraction, seed=seed)
     predictor = fit_predictor(kind, train, FitConfig(seed=seed))
     predictor.meta.scores["test"] = scores(np.asarray(predictor.predict(test.specs), float), test.values)

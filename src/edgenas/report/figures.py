@@ -272,3 +272,19 @@ def evolution_scores(candidates: Sequence[dict[str, Any]], target: float, baseli
     ax.set_ylabel("fitness")
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+@remembered
+def device_levels(levels_ms: Sequence[float], nominal_ms: float, later: Sequence[tuple[str, float]] = ()) -> bytes:
+    """The reference's latency in each profile session, in order (the device's level over the profile), the
+    nominal level (their median) and, at the right, the levels the later stages measured (``(label, ms)``)."""
+    fig = _figure(6.0, 2.6)
+    ax = fig.add_subplot()
+    ax.plot(range(len(levels_ms)), levels_ms, ".", color=PROFILED, markersize=3, label="profile sessions")
+    ax.axhline(nominal_ms, color="black", linewidth=1, label=f"nominal {nominal_ms:.3f} ms")
+    for i, (label, value) in enumerate(later):
+        ax.plot(len(levels_ms) + 2 + 3 * i, value, "o", label=f"{label} {value:.3f} ms")
+    ax.set_xlabel("measurement session (in order)")
+    ax.set_ylabel("reference latency (ms)")
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)

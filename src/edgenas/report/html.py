@@ -159,6 +159,43 @@ def _predictor(s: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def _levels(s: dict[str, dict[str, Any]]) -> str:
+    """The device's level over the profile's sessions and at the later measurements, and what the verdict read."""
+    from edgenas.hardware import MeasurementStore
+
+    profile = s.get("profile")
+    level = (profile or {}).get("level")
+    if not profile:
+        return _pending("profile")
+    if not level or not level.get("reference"):
+        return (
+            "<p>This run's profile timed no reference beside its measurements (an older run): its milliseconds are "
+            "those of each moment.</p>"
+        )
+    with MeasurementStore(_file(profile, "store"), create=False) as db:
+        levels = [r["level_ms"] for r in db.levels(profile["device"]) if r["reference"] == level["reference"]]
+    later = []
+    search = (s.get("search") or {}).get("measured", {}).get("levels") or {}
+    check = (s.get("check") or {}).get("levels") or {}
+    for label, entry in (("search landing", search), ("check", check)):
+        if entry.get("level_now_ms"):
+            later.append((label, entry["level_now_ms"]))
+    text = (
+        f"<p>Every measurement session timed the space's reference arch beside what it measured; its latency there is "
+        f"the device's level at that moment. {level['sessions']} profile sessions: {_ms(level['min_ms'])} to "
+        f"{_ms(level['max_ms'])}, nominal level (median) {_ms(level['nominal_ms'])}. Latencies are read at the nominal "
+        "level (ratio to the reference x nominal), so a slow or fast moment does not move a verdict.</p>"
+    )
+    if check.get("level_now_ms"):
+        text += (
+            f"<p>The check measured the deployed net at {_ms(check['ms_now'])} with the level at "
+            f"{_ms(check['level_now_ms'])}: {_ms(check['nominal_ms'])} at the nominal level (the verdict).</p>"
+        )
+    if not levels:
+        return text
+    return text + _figure(figures.device_levels(levels, level["nominal_ms"], later), "levels", "The device's level")
+
+
 def _weak_predictor(sc: dict[str, Any]) -> str:
     """A warning when the held-out Spearman is below :data:`WEAK_SPEARMAN`, with what to do."""
     if sc.get("spearman", 1.0) >= WEAK_SPEARMAN:
@@ -340,6 +377,7 @@ def _provenance(run_dir: Path, s: dict[str, dict[str, Any]]) -> str:
 
 SECTIONS: list[tuple[str, Callable[..., str]]] = [
     ("Summary", lambda run, s: _summary(s)),
+    ("Device level (a reference timed beside every measurement)", lambda run, s: _levels(s)),
     ("Latency predictor", lambda run, s: _predictor(s)),
     ("Search", lambda run, s: _search(s)),
     ("Architecture", _architecture),

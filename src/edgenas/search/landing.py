@@ -25,6 +25,7 @@ import torch
 from edgenas.errors import EdgeNASError, SearchError
 from edgenas.hardware.device import Device
 from edgenas.hardware.measure import MeasureFn
+from edgenas.hardware.reference import Anchor, reference_arch
 from edgenas.predictors.base import Predictor
 from edgenas.search.closed_loop import Band, LoopResult, LoopStore, close_loop, searched_alpha
 from edgenas.search.config import SearchConfig, Target
@@ -39,6 +40,7 @@ __all__ = [
     "measure_result",
     "metric_measurer",
     "preference_for",
+    "store_anchor",
     "store_hook",
 ]
 
@@ -61,29 +63,81 @@ def metric_measurer(device: Device, metric: str, loads: int) -> MeasureFn:
 
 
 def store_hook(
-    store: Path | None, store_device: str | None, metric: str, runtime: str, space: SearchSpace
+    store: Path | None,
+    store_device: str | None,
+    metric: str,
+    runtime: str,
+    space: SearchSpace,
+    log: Any = None,
 ) -> tuple[Any, list[tuple[ArchSpec, float]]]:
     """The closed loop's store hook (add every measurement under the device) and its prior (the store's rows of
-    that device); (None, []) without a store."""
+    that device, at its nominal level); (None, []) without a store. ``log``: the loop's
+    :class:`~edgenas.hardware.device.MeasurementLog`, whose latest measurement of an arch gives the row its session
+    (the reference's level beside it) and relative value."""
     if store is None:
         return None, []
-    from edgenas.hardware import MeasurementStore, default_device_name, fingerprint
-    from edgenas.hardware.store import MeasurementKey
+    from edgenas.hardware import MeasurementStore
     from edgenas.predictors import table_from_store
 
-    key = MeasurementKey(runtime, metric, 1, space.resolution, 1)
-    device = store_device or default_device_name(fingerprint("cuda" if "cuda" in runtime else "cpu"))
+    key, device = _store_key(store_device, metric, runtime, space)
     try:
         table = table_from_store(store, device, space, metric=metric, runtime=runtime, batch=1, threads=1)
         prior = list(zip(table.specs, table.values.tolist(), strict=True))
     except EdgeNASError:  # no rows of this device yet: the loop starts from its own measurements
         prior = []
 
+    anchor = log.device.anchor if log is not None else None
+    reference = anchor.reference if anchor is not None and isinstance(anchor.reference, ArchSpec) else None
+
     def record(arch: ArchSpec, value: float) -> None:
+        m = log.latest.get(str(arch)) if reference is not None else None
         with MeasurementStore(store) as db:
-            db.add(db.device_id(device, source="edgenas search --close-loop"), arch, key, value)
+            number = db.device_id(device, source="edgenas search --close-loop")
+            if m is None or m.relative is None or m.level_ms is None:
+                db.add(number, arch, key, value)
+                return
+            session = db.add_session(number, key, str(reference), m.level_ms, space_hash=reference.space_hash)
+            db.add(number, arch, key, m.median_ms, session=session, relative=m.relative)
 
     return record, prior
+
+
+def store_anchor(
+    store: Path | None,
+    store_device: str | None,
+    metric: str,
+    runtime: str,
+    space: SearchSpace,
+    predictor: Predictor | None = None,
+) -> Anchor:
+    """The anchor a landing measures beside: the reference the store's sessions of this device time at the store's
+    nominal level; else the reference and level the predictor was fitted at (``meta.level``); else the space's
+    reference without a nominal level (the levels are recorded, the milliseconds are those of the moment)."""
+    from edgenas.hardware import MeasurementStore
+
+    reference, nominal = reference_arch(space), None
+    if store is not None and store.is_file():
+        key, device = _store_key(store_device, metric, runtime, space)
+        with MeasurementStore(store, create=False) as db:
+            known = db.reference(device, key, space.config_hash)  # None: an unknown device, or no sessions
+            if known is not None:
+                return Anchor(space.parse(known), db.nominal_level(device, key, known))
+    level = predictor.meta.level if predictor is not None else {}
+    if level.get("reference") and level.get("nominal_ms"):
+        try:
+            return Anchor(space.parse(level["reference"]), level["nominal_ms"])
+        except EdgeNASError:  # the predictor's reference is an arch of another space: its level is not this one's
+            pass
+    return Anchor(reference, nominal)
+
+
+def _store_key(store_device: str | None, metric: str, runtime: str, space: SearchSpace) -> tuple[Any, str]:
+    """The key of a landing's rows (batch 1, one thread, the space's resolution) and the device's name in a store."""
+    from edgenas.hardware import default_device_name, fingerprint
+    from edgenas.hardware.store import MeasurementKey
+
+    key = MeasurementKey(runtime, metric, 1, space.resolution, 1)
+    return key, store_device or default_device_name(fingerprint("cuda" if "cuda" in runtime else "cpu"))
 
 
 def measure_result(
