@@ -83,9 +83,18 @@ def _blocks(runs: dict) -> dict[str, list[float]]:
     return samples
 
 
+#: The low quantile of the ratio variant that ignores runs a time slice interrupted.
+LOW_QUANTILE = 10
+
+
 def _summary(samples: dict[str, list[float]], paired: bool) -> dict:
     med = {k: float(np.median(v)) for k, v in samples.items()}
-    out = {"median_ms": med, "ratio_of_medians": {k: med[k] / med["REF"] for k in ("A", "B")}}
+    low = {k: float(np.percentile(v, LOW_QUANTILE)) for k, v in samples.items()}
+    out = {
+        "median_ms": med,
+        "ratio_of_medians": {k: med[k] / med["REF"] for k in ("A", "B")},
+        "ratio_of_low_quantiles": {k: low[k] / low["REF"] for k in ("A", "B")},
+    }
     if paired:
         ref = np.asarray(samples["REF"])
         out["median_round_ratio"] = {k: float(np.median(np.asarray(samples[k]) / ref)) for k in ("A", "B")}
@@ -125,6 +134,97 @@ def child(index: int) -> dict:
         "archs": {k: str(v) for k, v in archs.items()},
         "ways": ways,
     }
+
+
+#: Alternations of the contended probe (each: one unpinned and one pinned phase).
+ALTERNATIONS = 4
+CONTENDED_ROUNDS = 150
+
+
+def busy_load() -> subprocess.Popen:
+    """A process keeping one core busy (single-threaded arithmetic), until killed."""
+    code = "import numpy as np\na = np.random.rand(300, 300)\nwhile True:\n    a = (a @ a) / 300.0"
+    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+def contended(busy: int = 1) -> dict:
+    """Why ratios moved under load: quiet first, then with one core kept busy by another process, phases of
+    round-robin timing alternating unpinned and pinned (:func:`edgenas.hardware.affinity.one_core`) in one process."""
+    from edgenas.hardware import RuntimeOptions, get_runtime
+    from edgenas.hardware.affinity import one_core
+    from edgenas.spaces import space_of
+
+    archs = _archs()
+    runtime = get_runtime("ort-cpu", RuntimeOptions(batch=1, resolution=32, threads=1))
+    sessions = {k: runtime.load(space_of(s).build(s)) for k, s in archs.items()}
+    runs = {k: s.run for k, s in sessions.items()}
+    for _ in range(WARMUP):
+        for run in runs.values():
+            run()
+
+    def phase(pin: bool) -> dict:
+        with one_core(pin):
+            samples: dict[str, list[float]] = {k: [] for k in runs}
+            for _ in range(CONTENDED_ROUNDS):
+                for k, run in runs.items():
+                    samples[k].append(run())
+        return _summary(samples, True)
+
+    phases = [{"load": False, "pin": pin, **phase(pin)} for pin in (False, True)]
+    loads = [busy_load() for _ in range(busy)]
+    try:
+        for _ in range(ALTERNATIONS):
+            phases += [{"load": True, "pin": pin, **phase(pin)} for pin in (False, True)]
+    finally:
+        for load in loads:
+            load.kill()
+    for s in sessions.values():
+        s.close()
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "busy": busy, "phases": phases}
+
+
+def contended_lines(record: dict) -> list[str]:
+    lines = [
+        "",
+        f"## Why: one process, quiet then {record.get('busy', 1)} other process(es) each keeping a core busy "
+        f"({record['time']} UTC; this machine has {os.cpu_count()} cores)",
+        "",
+        f"Phases of {CONTENDED_ROUNDS} round-robin rounds, alternating unpinned and pinned to the core the process was "
+        "on (`edgenas.hardware.affinity.one_core`):",
+        "",
+        "| phase | busy cores | pinned | ms REF | per-round A/REF | per-round B/REF | p10 A/REF | p10 B/REF |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, ph in enumerate(record["phases"]):
+        r = ph["median_round_ratio"]
+        lines.append(
+            f"| {i} | {record.get('busy', 1) if ph['load'] else 0} | {'yes' if ph['pin'] else 'no'} | "
+            f"{ph['median_ms']['REF']:.3f} | {r['A']:.4f} | {r['B']:.4f} | "
+            + (
+                f"{ph['ratio_of_low_quantiles']['A']:.4f} | {ph['ratio_of_low_quantiles']['B']:.4f} |"
+                if "ratio_of_low_quantiles" in ph
+                else "- | - |"
+            )
+        )
+    quiet = [ph for ph in record["phases"] if not ph["load"]]
+    for pin in (False, True):
+        both = quiet + [ph for ph in record["phases"] if ph["load"] and ph["pin"] == pin]
+        ms = spread([p["median_ms"]["REF"] for p in both])
+        ratio_a = spread([p["median_round_ratio"]["A"] for p in both])
+        ratio_b = spread([p["median_round_ratio"]["B"] for p in both])
+        low = [p["ratio_of_low_quantiles"] for p in both if "ratio_of_low_quantiles" in p]
+        low_text = (
+            f"; p{LOW_QUANTILE} ratio A/REF {100 * spread([x['A'] for x in low]):.1f}%, "
+            f"B/REF {100 * spread([x['B'] for x in low]):.1f}%"
+            if len(low) == len(both)
+            else ""
+        )
+        lines.append(
+            f"- {'pinned' if pin else 'unpinned'} under load, with the quiet phases: ms REF spread {100 * ms:.1f}%, "
+            f"per-round A/REF {100 * ratio_a:.1f}%, B/REF {100 * ratio_b:.1f}%{low_text}"
+        )
+    return lines
 
 
 def spread(values: list[float]) -> float:
@@ -182,6 +282,10 @@ def summarise() -> None:
             f"| {r['time'][11:19]} | {busy if busy is None else f'{busy:.2f}'} | {r['cpu']} | {mhz} | {ms['A']:.3f} | "
             f"{ms['B']:.3f} | {ms['REF']:.3f} | {ratio['A']:.3f} | {ratio['B']:.3f} |"
         )
+    payload["contended"] = []
+    for path in sorted(OUT.glob("contended*.json")):
+        payload["contended"].append(json.loads(path.read_text()))
+        lines += contended_lines(payload["contended"][-1])
     if quiet_spread is not None:
         lines += [
             "",
@@ -198,11 +302,15 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=450.0, help="seconds between processes")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--summarise-only", action="store_true")
+    parser.add_argument("--contended", type=int, default=0, help="the pinning probe under N busy cores (~1 min)")
     args = parser.parse_args()
     if args.child is not None:
         print(json.dumps(child(args.child)))
         return
-    if not args.summarise_only:
+    if args.contended:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"contended_{args.contended}.json").write_text(json.dumps(contended(args.contended), indent=1) + "\n")
+    elif not args.summarise_only:
         OUT.mkdir(parents=True, exist_ok=True)
         for i in range(args.processes):
             path = OUT / f"process_{i:02d}.json"

@@ -155,3 +155,36 @@ def test_a_predictor_fitted_on_a_drifting_profile_predicts_ms_at_the_nominal_lev
     # at another level L, ms = prediction x L / nominal: the ratio of two archs does not depend on the level
     table = table_from_store(tmp_path / "s.db", "simulated", space, level_ms=2 * nominal)
     assert table.values == pytest.approx([2 * _cost(s) * factor for s in table.specs], rel=0.01)
+
+
+def test_one_core_pins_the_session_and_restores_the_affinity() -> None:
+    import os
+
+    from edgenas.hardware.affinity import one_core
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    before = os.sched_getaffinity(0)
+    with one_core() as core:
+        inside = os.sched_getaffinity(0)
+    assert os.sched_getaffinity(0) == before
+    if core is None:  # a single allowed core, or no permission: nothing to pin
+        assert inside == before
+    else:
+        assert inside == {core} and core in before
+    with one_core(enabled=False) as core:
+        assert core is None and os.sched_getaffinity(0) == before
+
+
+def test_a_session_far_above_the_nominal_level_is_called_contended() -> None:
+    from edgenas.hardware.device import Measurement
+    from edgenas.pipeline._device import CONTENDED_LEVEL, contention_warning
+
+    def at(level: float) -> Measurement:
+        return Measurement(
+            "x", 2.0 * level, 0.0, 1, "ort-cpu", 1, 1, level_ms=level, relative=2.0, nominal_level_ms=1.0
+        )
+
+    assert contention_warning(at(1.1)) is None and contention_warning(Measurement("x", 1, 0, 1, "r", 1, 1)) is None
+    assert "+40% slower than its nominal level" in contention_warning(at(1.4))
+    assert at(CONTENDED_LEVEL).nominal_ms == 2.0  # the verdict itself is still read at the nominal level

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from edgenas.hardware.affinity import one_core
 from edgenas.hardware.energy import energy_meter, measure_energy
 from edgenas.hardware.fingerprint import default_device_name, fingerprint
 from edgenas.hardware.protocol import (
@@ -87,9 +88,10 @@ def measure_modules(
         for model in [*models, *([reference] if reference is not None else [])]:
             sessions.append(runtime.load(model))  # one by one so that a failing load still closes the ones before it
         runs = [s.run for s in sessions]
-        if reference is not None:
-            return measure_beside(runs[:-1], runs[-1], protocol)[0]
-        return [measure(runs[0], protocol)] if len(runs) == 1 else measure_interleaved(runs, protocol)
+        with one_core(protocol.pin and runtime.options.threads == 1):
+            if reference is not None:
+                return measure_beside(runs[:-1], runs[-1], protocol)[0]
+            return [measure(runs[0], protocol)] if len(runs) == 1 else measure_interleaved(runs, protocol)
     finally:
         for session in sessions:
             session.close()
@@ -189,7 +191,8 @@ def profile(
         try:
             for spec in [*chunk, ref]:  # appended one by one so that a failing load still closes the ones before it
                 sessions.append(runtime.load(space_of(spec).build(spec)))
-            results, level = measure_beside([s.run for s in sessions[:-1]], sessions[-1].run, protocol)
+            with one_core(protocol.pin and o.threads == 1):
+                results, level = measure_beside([s.run for s in sessions[:-1]], sessions[-1].run, protocol)
             session_id = store.add_session(device, key, str(ref), level.median_ms, space_hash=ref.space_hash)
             for spec, session, stats in zip(chunk, sessions[:-1], results, strict=True):
                 store.add(

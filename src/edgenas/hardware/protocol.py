@@ -25,12 +25,15 @@ class Protocol:
         repeats: timed runs per attempt.
         max_rel_iqr: relative IQR above which an attempt is repeated.
         max_retries: extra attempts allowed before the row is flagged.
+        pin: pin a one-thread session to the core it runs on while it measures
+            (:func:`edgenas.hardware.affinity.one_core`).
     """
 
     warmup: int = 10
     repeats: int = 50
     max_rel_iqr: float = 0.10
     max_retries: int = 2
+    pin: bool = False
 
 
 DEFAULT_PROTOCOL = Protocol()

@@ -114,6 +114,24 @@ def device_level(db: MeasurementStore, device: str, key: MeasurementKey, space: 
     }
 
 
+#: A session whose level is this far above the nominal one ran on an oversubscribed machine (time slicing): on this
+#: 2-core VM with two other busy processes the level rose ~70% and ratios to the reference moved by 1-4%
+#: (benchmarks/results/latency_repeatability.md), against 0.5% with one busy core (the level within 5%).
+CONTENDED_LEVEL = 1.25
+
+
+def contention_warning(measurement: Measurement) -> str | None:
+    """A warning when ``measurement``'s session ran at a level :data:`CONTENDED_LEVEL` times the nominal one or
+    more (its ratio to the reference is good to a few percent only), else None."""
+    level, nominal = measurement.level_ms, measurement.nominal_level_ms
+    if level is None or not nominal or level < CONTENDED_LEVEL * nominal:
+        return None
+    return (
+        f"the device measured {level / nominal - 1:+.0%} slower than its nominal level (another job competes for its "
+        "cores): a verdict read at the nominal level is good to a few percent then; measure again on a quieter machine"
+    )
+
+
 def run_anchor(level: dict[str, Any] | None, space: SearchSpace, resolution: int | None = None) -> Anchor | None:
     """The anchor of the run's measurements from the profile's level record (:func:`device_level`): the reference
     arch at the nominal level; at another ``resolution`` than the space's, the reference without a nominal level

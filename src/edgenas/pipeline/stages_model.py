@@ -10,7 +10,7 @@ import numpy as np
 
 from edgenas._io import write_text_atomic
 from edgenas.pipeline import stages_baseline  # noqa: F401  (its stages run before these: register them first)
-from edgenas.pipeline._device import measure_models, run_anchor
+from edgenas.pipeline._device import contention_warning, measure_models, run_anchor
 from edgenas.pipeline._stage import Stage, StageContext, StageRecord, register_stage
 from edgenas.pipeline.stages_measure import run_images, run_space
 from edgenas.pipeline.stages_train import train_config, train_in_stage
@@ -301,6 +301,10 @@ class CheckStage(Stage):
             [model], ctx.config, resolution, ctx.dir / "measure", labels=["final"], anchor=_anchor(ctx, resolution)
         )
         measured = final.nominal_ms  # ms at the nominal level, where the profile timed a reference (issue 30)
+        contended = contention_warning(final)
+        if contended:
+            ctx.events.warn(contended)
+            warning = f"{warning}; {contended}" if warning else contended
         found = ctx.upstream["search"].outputs
         target, tol = found["target_ms"], ctx.config.budget.tolerance
         error = measured / target - 1.0
