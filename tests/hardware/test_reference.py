@@ -188,3 +188,25 @@ def test_a_session_far_above_the_nominal_level_is_called_contended() -> None:
     assert contention_warning(at(1.1)) is None and contention_warning(Measurement("x", 1, 0, 1, "r", 1, 1)) is None
     assert "+40% slower than its nominal level" in contention_warning(at(1.4))
     assert at(CONTENDED_LEVEL).nominal_ms == 2.0  # the verdict itself is still read at the nominal level
+
+
+def test_a_landing_reads_the_level_of_its_store_else_of_its_predictor(tmp_path) -> None:
+    from edgenas.hardware.reference import anchor_from_level
+    from edgenas.predictors import FitConfig, fit_predictor, table_from_store
+    from edgenas.search.landing import store_anchor
+
+    space = _space()
+    with MeasurementStore(tmp_path / "s.db") as db:
+        report = _drifting([1.0, 2.0, 3.0, 2.5, 1.5, 2.0, 2.0, 2.0]).profile(space.sample(seed=5, n=8), db)
+    ref = reference_arch(space)
+    from_store = store_anchor(tmp_path / "s.db", "simulated", "latency_ms", "simulated", space)
+    assert from_store.reference == ref and from_store.nominal_ms == pytest.approx(2.0 * _cost(ref))
+    table = table_from_store(tmp_path / "s.db", "simulated", space)
+    assert table.level == {"reference": str(ref), "nominal_ms": pytest.approx(2.0 * _cost(ref))}
+    predictor = fit_predictor("mlp", table, FitConfig(seed=0, epochs=2))  # the level travels with the predictor
+    fitted_at = store_anchor(None, None, "latency_ms", "ort-cpu", space, predictor)
+    assert fitted_at.reference == ref and fitted_at.nominal_ms == table.level["nominal_ms"]
+    bare = store_anchor(None, None, "latency_ms", "ort-cpu", space)
+    assert bare.reference == ref and bare.nominal_ms is None  # levels recorded, milliseconds of the moment
+    assert anchor_from_level({"reference": str(ref)}, get_space("nb201")) is None  # another space's reference
+    assert report.key.runtime == "simulated"

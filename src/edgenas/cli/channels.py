@@ -106,6 +106,7 @@ def channels_command(
     with the same -o."""
     from edgenas.compress.channels import ChannelSearchConfig
     from edgenas.evolution import EvolutionConfig
+    from edgenas.hardware.reference import anchor_from_level
     from edgenas.predictors import Predictor
     from edgenas.search.landing import LandingPolicy
     from edgenas.spaces.channels import channel_space
@@ -133,6 +134,8 @@ def channels_command(
     else:
         fitted = given
     landing = LandingPolicy("close-loop", close_loop, tolerance, loads) if close_loop else LandingPolicy("measure")
+    # the loop reads configurations at the level the predictor was fitted at (its profile's reference: issue 30)
+    device = device.with_anchor(anchor_from_level(fitted.meta.level, channel_space(base)))
     summary = _search(base, fitted, images_data, output, config, (device, landing), quiet=as_json)
     if as_json:
         emit_json(summary)

@@ -17,7 +17,15 @@ import numpy as np
 from edgenas.nn.costs import count_mult_adds
 from edgenas.spaces import ArchSpec, SearchSpace
 
-__all__ = ["REFERENCE_POOL", "REFERENCE_SEED", "Anchor", "reference_arch", "reference_label", "space_anchor"]
+__all__ = [
+    "REFERENCE_POOL",
+    "REFERENCE_SEED",
+    "Anchor",
+    "anchor_from_level",
+    "reference_arch",
+    "reference_label",
+    "space_anchor",
+]
 
 #: Seed of the sample the reference is drawn from (fixed: the reference must not change between releases).
 REFERENCE_SEED = 30
@@ -65,6 +73,21 @@ class Anchor:
     def name(self) -> str:
         """The label given, else :func:`reference_label` of the reference."""
         return self.label or reference_label(self.reference)
+
+
+def anchor_from_level(level: dict[str, Any] | None, space: SearchSpace, nominal: bool = True) -> Anchor | None:
+    """The anchor of a level record (``reference``: an arch string of ``space``, ``nominal_ms``) — a run's profile
+    stage writes one, a predictor keeps the one it was fitted at (``meta.level``); ``nominal=False``: the reference
+    without its nominal level. None where the record names no reference, or one of another space."""
+    from edgenas.errors import EdgeNASError
+
+    if not level or not level.get("reference"):
+        return None
+    try:
+        reference = space.parse(level["reference"])
+    except EdgeNASError:  # an arch of another space: its level is not this space's
+        return None
+    return Anchor(reference, level.get("nominal_ms") if nominal else None)
 
 
 def space_anchor(space: SearchSpace, nominal_ms: float | None = None, reference: ArchSpec | None = None) -> Anchor:

@@ -13,7 +13,7 @@ from torch import nn
 
 from edgenas.hardware import MeasurementKey, MeasurementStore, Protocol, RuntimeOptions
 from edgenas.hardware.device import Device, Measurement, MeasurementLog, latency_fn, open_device
-from edgenas.hardware.reference import Anchor
+from edgenas.hardware.reference import Anchor, anchor_from_level
 from edgenas.pipeline.config import RunConfig
 from edgenas.spaces import ArchSpec, SearchSpace, space_of
 
@@ -136,10 +136,7 @@ def run_anchor(level: dict[str, Any] | None, space: SearchSpace, resolution: int
     """The anchor of the run's measurements from the profile's level record (:func:`device_level`): the reference
     arch at the nominal level; at another ``resolution`` than the space's, the reference without a nominal level
     (the store's level is that of the space's input). None where the profile timed no reference (an older run)."""
-    if not level or not level.get("reference"):
-        return None
-    same_input = resolution is None or resolution == space.resolution
-    return Anchor(space.parse(level["reference"]), level.get("nominal_ms") if same_input else None)
+    return anchor_from_level(level, space, nominal=resolution is None or resolution == space.resolution)
 
 
 def arch_measurer(config: RunConfig, space: SearchSpace, workdir: Path, anchor: Anchor | None = None) -> MeasurementLog:

@@ -25,7 +25,7 @@ import torch
 from edgenas.errors import EdgeNASError, SearchError
 from edgenas.hardware.device import Device
 from edgenas.hardware.measure import MeasureFn
-from edgenas.hardware.reference import Anchor, reference_arch
+from edgenas.hardware.reference import Anchor, anchor_from_level, reference_arch
 from edgenas.predictors.base import Predictor
 from edgenas.search.closed_loop import Band, LoopResult, LoopStore, close_loop, searched_alpha
 from edgenas.search.config import SearchConfig, Target
@@ -122,13 +122,8 @@ def store_anchor(
             known = db.reference(device, key, space.config_hash)  # None: an unknown device, or no sessions
             if known is not None:
                 return Anchor(space.parse(known), db.nominal_level(device, key, known))
-    level = predictor.meta.level if predictor is not None else {}
-    if level.get("reference") and level.get("nominal_ms"):
-        try:
-            return Anchor(space.parse(level["reference"]), level["nominal_ms"])
-        except EdgeNASError:  # the predictor's reference is an arch of another space: its level is not this one's
-            pass
-    return Anchor(reference, nominal)
+    fitted_at = anchor_from_level(predictor.meta.level, space) if predictor is not None else None
+    return fitted_at if fitted_at is not None and fitted_at.nominal_ms else Anchor(reference, nominal)
 
 
 def _store_key(store_device: str | None, metric: str, runtime: str, space: SearchSpace) -> tuple[Any, str]:
