@@ -210,3 +210,13 @@ def test_a_landing_reads_the_level_of_its_store_else_of_its_predictor(tmp_path) 
     assert bare.reference == ref and bare.nominal_ms is None  # levels recorded, milliseconds of the moment
     assert anchor_from_level({"reference": str(ref)}, get_space("nb201")) is None  # another space's reference
     assert report.key.runtime == "simulated"
+
+
+def test_a_device_anchored_to_a_module_still_profiles_beside_the_spaces_reference(tmp_path) -> None:
+    from torch import nn
+
+    space = _space()
+    device = _drifting([1.0, 1.0]).with_anchor(Anchor(nn.Identity(), None, "ungrafted"))
+    with MeasurementStore(tmp_path / "s.db") as db:
+        report = device.profile(space.sample(seed=6, n=2), db)
+    assert report.reference == str(reference_arch(space))

@@ -135,6 +135,11 @@ class Measurement:
         }
 
 
+def anchor_arch(anchor: Anchor | None) -> ArchSpec | None:
+    """The anchor's reference where it is an arch (what a profile can time beside its chunks), else None."""
+    return anchor.reference if anchor is not None and isinstance(anchor.reference, ArchSpec) else None
+
+
 def measurement_from_loads(
     label: str,
     per_load: Sequence[LatencyStats],
@@ -318,7 +323,7 @@ class LocalDevice:
             interleave=interleave,
             energy=energy,
             on_progress=hook,
-            reference=self.anchor.reference if self.anchor is not None else None,
+            reference=anchor_arch(self.anchor),
         )
         return report
 
@@ -422,7 +427,7 @@ class SimulatedDevice:
         todo = [s for s in unique if not store.has(device, s, key)]
         report = ProfileReport(name, len(unique), len(unique) - len(todo), energy_note="simulated")
         if todo:
-            given = self.anchor.reference if self.anchor is not None else None
+            given = anchor_arch(self.anchor)
             ref = profile_reference(store, device, key, space_of(todo[0]), given)
             anchored, report.reference = replace(self, anchor=Anchor(ref)), str(ref)
         for spec in todo:  # one session per arch, as a real profile of interleave 1

@@ -32,6 +32,7 @@ from edgenas.hardware.device import (
     Measurable,
     Measurement,
     ProfileProgress,
+    anchor_arch,
     check_request,
     labels_of,
     measurement_from_loads,
@@ -325,8 +326,7 @@ class RemoteDevice:
             raise MeasurementError(REMOTE_LATENCY_ONLY)
         unique = list(dict.fromkeys(specs))
         start = time.perf_counter()
-        given = self.anchor.reference if self.anchor is not None else None
-        given = given if isinstance(given, ArchSpec) else None
+        given = anchor_arch(self.anchor)
         if given is None and device_name is not None:  # a device keeps the reference its sessions time
             known = store.reference(store.device_id(device_name), self.key(), unique[0].space_hash)
             given = space_of(unique[0]).parse(known) if known else None
