@@ -79,7 +79,7 @@ class Measurement:
         threads: intra-op threads.
         energy_mj: energy per inference (mJ), or None where no counter was read.
         flagged: some load's relative IQR stayed above the protocol's threshold (a noisy measurement).
-        per_load: each load's statistics (empty for a simulated device).
+        per_load: each load's statistics (a simulated device: one value per load, its IQR 0).
         level_ms: measured beside a reference: the reference's latency in the same sessions (ms, median over loads;
             the device's level now), else None.
         relative: measured beside a reference: the latency over the reference's, round by round (median over

@@ -24,7 +24,6 @@ __all__ = [
     "anchor_from_level",
     "reference_arch",
     "reference_label",
-    "space_anchor",
 ]
 
 #: Seed of the sample the reference is drawn from (fixed: the reference must not change between releases).
@@ -88,9 +87,3 @@ def anchor_from_level(level: dict[str, Any] | None, space: SearchSpace, nominal:
     except EdgeNASError:  # an arch of another space: its level is not this space's
         return None
     return Anchor(reference, level.get("nominal_ms") if nominal else None)
-
-
-def space_anchor(space: SearchSpace, nominal_ms: float | None = None, reference: ArchSpec | None = None) -> Anchor:
-    """The anchor of a device measuring ``space``: its reference arch (``reference``, e.g. the one a store keeps,
-    else :func:`reference_arch`) at ``nominal_ms``."""
-    return Anchor(reference or reference_arch(space), nominal_ms)
