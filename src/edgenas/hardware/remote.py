@@ -328,7 +328,7 @@ class RemoteDevice:
         start = time.perf_counter()
         given = anchor_arch(self.anchor)
         if given is None and device_name is not None:  # a device keeps the reference its sessions time
-            known = store.reference(store.device_id(device_name), self.key(), unique[0].space_hash)
+            known = store.reference(device_name, self.key(), unique[0].space_hash)  # no row for a new name
             given = space_of(unique[0]).parse(known) if known else None
         folder = self._export(unique, given)
         if on_progress is not None:
