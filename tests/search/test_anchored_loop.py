@@ -19,7 +19,7 @@ from edgenas.search.coverage import archs_near
 
 TOLERANCE = 0.02
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
-PROFILED = 150
+PROFILED = 100
 #: The session's level: uniform in [0.75, 1.25] of the device's speed at level 1.
 LEVEL_SWING = 0.25
 NOISE = 0.003
