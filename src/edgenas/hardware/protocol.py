@@ -110,32 +110,7 @@ def summarize_flagged(stats: LatencyStats, attempts: int) -> LatencyStats:
 def measure_interleaved(runs: Sequence[Runner], protocol: Protocol = DEFAULT_PROTOCOL) -> list[LatencyStats]:
     """Measure several runners round-robin (one timed run of each in turn), so slow drift of the machine (thermal,
     other load) affects all of them alike; noisy ones are re-measured, again round-robin, within the retry bound."""
-    for _ in range(protocol.warmup):
-        for run in runs:
-            run()
-    results: list[LatencyStats | None] = [None] * len(runs)
-    pending = list(range(len(runs)))
-    for attempt in range(1, protocol.max_retries + 2):
-        samples: dict[int, list[float]] = {i: [] for i in pending}
-        for _ in range(protocol.repeats):
-            for i in pending:
-                samples[i].append(runs[i]())
-        still = []
-        for i in pending:
-            stats = summarize(samples[i], attempts=attempt)
-            previous = results[i]
-            if previous is None or stats.rel_iqr < previous.rel_iqr:
-                results[i] = stats
-            if stats.rel_iqr > protocol.max_rel_iqr:
-                still.append(i)
-        pending = still
-        if not pending:
-            break
-    out = []
-    for i, stats in enumerate(results):
-        assert stats is not None
-        out.append(summarize_flagged(stats, protocol.max_retries + 1) if i in pending else stats)
-    return out
+    return _round_robin(runs, None, protocol)[0]
 
 
 def measure_beside(
@@ -146,8 +121,18 @@ def measure_beside(
     and cancels in the ratio). Noisy runs are re-measured, again round-robin and again beside the reference, within
     the retry bound. Returns each run's statistics (with ``reference_ms`` and ``relative`` of its kept attempt) and
     the reference's statistics over every round of the session (its median: the session's **level**)."""
+    out, level = _round_robin(runs, reference, protocol)
+    assert level is not None
+    return out, level
+
+
+def _round_robin(
+    runs: Sequence[Runner], reference: Runner | None, protocol: Protocol
+) -> tuple[list[LatencyStats], LatencyStats | None]:
+    """The round-robin protocol of :func:`measure_interleaved` and, with a ``reference`` run once a round,
+    :func:`measure_beside`."""
     for _ in range(protocol.warmup):
-        for run in (*runs, reference):
+        for run in (*runs, *([reference] if reference is not None else [])):
             run()
     results: list[LatencyStats | None] = [None] * len(runs)
     reference_samples: list[float] = []
@@ -158,14 +143,15 @@ def measure_beside(
         for _ in range(protocol.repeats):
             for i in pending:
                 samples[i].append(runs[i]())
-            level.append(reference())
+            if reference is not None:
+                level.append(reference())
         reference_samples += level
         still = []
         for i in pending:
-            ratio = float(np.median(np.asarray(samples[i]) / np.asarray(level)))
-            stats = replace(
-                summarize(samples[i], attempts=attempt), reference_ms=float(np.median(level)), relative=ratio
-            )
+            stats = summarize(samples[i], attempts=attempt)
+            if level:
+                ratio = float(np.median(np.asarray(samples[i]) / np.asarray(level)))
+                stats = replace(stats, reference_ms=float(np.median(level)), relative=ratio)
             previous = results[i]
             if previous is None or stats.rel_iqr < previous.rel_iqr:
                 results[i] = stats
@@ -175,4 +161,4 @@ def measure_beside(
         if not pending:
             break
     out = [summarize_flagged(s, protocol.max_retries + 1) if i in pending else s for i, s in enumerate(results)]
-    return out, summarize(reference_samples)  # type: ignore[arg-type]
+    return out, summarize(reference_samples) if reference_samples else None  # type: ignore[return-value]
