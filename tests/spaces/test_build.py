@@ -21,6 +21,10 @@ TINY = {
 }
 
 
+# Largest |channels_last - contiguous| difference allowed, as a share of the largest logit.
+LAYOUT_TOLERANCE = 1e-3
+
+
 def test_every_registered_space_has_tiny_settings():
     assert set(list_spaces()) == set(TINY)
 
@@ -45,11 +49,14 @@ def test_build_forward_backward(name):
 def test_channels_last_gives_the_same_output(name):
     space = get_space(name, **TINY[name])
     net = randomize_bn(build(space.sample(seed=1)[0])).eval()
-    x = torch.randn(space.input_shape(2))
+    x = torch.randn(space.input_shape(2), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = net(x)
         out = net.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    # The two layouts run different conv kernels whose float32 sums round differently (by 5e-5 on one CI CPU),
+    # so the tolerance scales with the logits; a layout bug moves them by their own size.
+    scale = float(ref.abs().max())
+    torch.testing.assert_close(out, ref, rtol=0, atol=LAYOUT_TOLERANCE * scale)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
