@@ -384,6 +384,8 @@ def base_invocations(ws: Workspace) -> dict[str, tuple[list[str], list[tuple[str
                 ("-o", "{out}/d"),
                 ("--aggressive", None),
                 ("--predictor", str(ws.mask_predictor)),
+                ("--calibration-masks", "0"),
+                ("--loads", "1"),
                 ("--epochs", "1"),
                 ("--images", "16"),
                 ("--test-images", "16"),

@@ -94,7 +94,7 @@ def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
         "--data", "sample", "--latency-masks", "10", "--proxy-masks", "20", "--target-masks", "3",
         "--proxy-epochs", "2", "--proxy-images", "20", "--proxy-resolution", "8", "--epochs", "1", "--images", "20",
         "--test-images", "20", "--batch-size", "10", "--population", "4", "--iterations", "2", "--top-k", "2",
-        "--warmup", "1", "--repeats", "3", "--json",
+        "--warmup", "1", "--repeats", "3", "--calibration-masks", "1", "--loads", "1", "--json",
     ]  # fmt: skip
     code, stdout, stderr = run(args, capsys)
     assert code == 0, stderr
@@ -123,11 +123,13 @@ def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
 
 
 def test_the_searched_mask_is_landed_on_t_measured_and_kept_for_a_resumed_run(tmp_path, graft_file) -> None:
-    """Domino's landing step: on a device 25% slower than its latency predictor the ungrafted mask misses T; the
-    closed loop grafts a few blocks until the measured latency is at most T + 2%, and a resumed run reads the landed
-    mask back instead of measuring again."""
+    """Domino's calibration and landing: on a device 25% slower than its latency predictor the calibration rescales
+    the predictor by 1.25; T (read at the calibration's level) is below the ungrafted net, so the closed loop grafts a
+    few blocks until the measured latency is at most T + 2%, and a resumed run reads the landed mask (and the
+    calibration) back instead of measuring again."""
     from edgenas.compress.domino import predicted_latency
     from edgenas.compress.domino_job import LANDING_FILE, DominoJob, DominoRun
+    from edgenas.compress.domino_session import calibrated
     from edgenas.errors import DominoError
     from edgenas.hardware.device import SimulatedDevice
     from edgenas.predictors import ArchTable, FitConfig, fit_predictor
@@ -148,11 +150,15 @@ def test_the_searched_mask_is_landed_on_t_measured_and_kept_for_a_resumed_run(tm
     start = space.keep_all()
     target = clean(start)
     run = DominoRun(loaded, load_cifar10("sample"), tmp_path, DominoJob(target_ms=target), device)
-    chosen, record = run.land(start, latency)
+    session = run.calibrate(latency)
+    assert session.factor == pytest.approx(1.25, rel=0.02) and session.level_ms == pytest.approx(1.25 * target)
+    latency = calibrated(latency, space, session.factor)
+    assert run.calibrate(latency) == session  # read back, not measured again
+    chosen, record = run.land(start, latency, session)
     assert record["landing"]["within_tolerance"] and 1.25 * clean(chosen) <= target * 1.02
     assert record["searched_mask"] == space.format(start) and 1 <= chosen.choices.count(0) <= len(chosen.choices) // 2
     measured = len(calls)
-    again, _ = run.land(start, latency)
+    again, _ = run.land(start, latency, session)
     assert again == chosen and len(calls) == measured and (tmp_path / LANDING_FILE).is_file()
     with pytest.raises(DominoError, match="another mask"):
-        run.land(space.graft_all(), latency)
+        run.land(space.graft_all(), latency, session)

@@ -49,10 +49,30 @@ def domino_command(
             "--model", help="torchvision:mobilenet_v2 (or resnet50, ...), a spec file, a train run or a .pt model file."
         ),
     ],
-    target_ms: Annotated[
-        float, number("--target-ms", help="Latency budget T (ms on the runtime).", high=MAX_MS, low_open=True)
-    ],
     output: Annotated[Path, run_dir("--output", "-o", help="Run folder (resumable with the same -o).")],
+    target_ms: Annotated[
+        float | None,
+        number(
+            "--target-ms",
+            help="Latency budget T (ms on the runtime), read at the level of the calibration session (the ungrafted "
+            "network's latency then).",
+            high=MAX_MS,
+            low_open=True,
+        ),
+    ] = None,
+    target_ratio: Annotated[
+        float | None,
+        number(
+            "--target-ratio",
+            help="Latency budget T as a share of the ungrafted network's latency (e.g. 0.75), timed beside it.",
+            high=1,
+            low_open=True,
+        ),
+    ] = None,
+    calibration_masks: Annotated[
+        int,
+        _count("--calibration-masks", "Spread masks timed beside the ungrafted network before the search.", 0, 1000),
+    ] = 4,
     data: DataOpt = None,
     runtime: RuntimeOpt = "ort-cpu",
     remote: RemoteOpt = None,
@@ -140,9 +160,13 @@ def domino_command(
     from edgenas.train import load_dataset
 
     runtime = device_runtime(runtime, remote) or runtime
+    if (target_ms is None) == (target_ratio is None):
+        raise DominoError("give one target: --target-ms or --target-ratio")
 
     job = DominoJob(
-        target_ms=target_ms,
+        target_ms=target_ms or 0.0,
+        target_ratio=target_ratio or 0.0,
+        calibration_masks=calibration_masks,
         latency_masks=latency_masks,
         proxy_masks=proxy_masks,
         target_masks=target_masks,
@@ -229,9 +253,14 @@ def _print(summary: dict[str, Any], output: Path) -> None:
         f"{summary['mask_space']['num_layers']} blocks grafted)"
     )
     out.print(
-        f"  latency: target {ms(summary['target_ms'])}, predicted {ms(summary.get('predicted_ms'))}, measured "
-        f"{ms(summary['measured_ms'])} ({'met' if summary['met'] else 'MISSED'}); ungrafted "
-        f"{ms(summary['ungrafted_ms'])}, speed-up {summary['speedup']:.2f}x"
+        f"  latency (ms at the calibration's level, ungrafted {ms(summary['ungrafted_ms'])}): target "
+        f"{ms(summary['target_ms'])} ({summary['target_ratio']:.3f} of ungrafted), predicted "
+        f"{ms(summary.get('predicted_ms'))}, calibrated {ms(summary.get('calibrated_ms'))}, measured "
+        f"{ms(summary['measured_ms'])} ({'met' if summary['met'] else 'MISSED'})"
+    )
+    out.print(
+        f"  measured beside the ungrafted network: ratio {summary['ratio']:.3f}, speed-up {summary['speedup']:.2f}x "
+        f"(now: {ms(summary['measured_ms_now'])} vs {ms(summary['ungrafted_ms_now'])})"
     )
     if summary.get("landing"):
         searched = summary["searched_mask"]

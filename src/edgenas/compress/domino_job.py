@@ -9,13 +9,16 @@ Steps, each resumable from the run directory:
    trained like the final network: from scratch, or fine-tuned from the given weights when they are trained) in
    ``pairs.jsonl`` (a killed collection loses at most the mask in training).
 3. ``accuracy``: MAML meta-trained on the proxy tasks and adapted on the target pairs (seeded: recomputed, seconds).
-4. ``search``: the evolution under predicted latency <= T (``evaluated.jsonl``), its best mask landed on T measured on
-   the device (the closed loop, ``landing.json``); Domino-Aggressive grafts every block instead.
-5. ``train``: the chosen mask grafted into the given network (its weights kept when it is trained; Domino-Pro's wider
+4. ``calibrate`` (issue 31 §3): the ungrafted, the all-grafted and a few spread masks timed beside the ungrafted
+   network; the predictor rescaled to that session, T read at its level (``calibration.json``;
+   :mod:`edgenas.compress.domino_session`).
+5. ``search``: the evolution under calibrated latency <= T (``evaluated.jsonl``), its best mask landed on T measured
+   beside the ungrafted network (the closed loop, ``landing.json``); Domino-Aggressive grafts every block instead.
+6. ``train``: the chosen mask grafted into the given network (its weights kept when it is trained; Domino-Pro's wider
    blocks start fresh), trained Train-First (or Reparameterize-First), optionally distilled from a teacher
    (``train/``, resumable like every ``edgenas train`` run); ``model.pt`` is the grafted model file.
-6. ``deploy``: collapsed, exported to ``model.onnx`` (outputs verified against the trained grafted network in ONNX
-   Runtime), measured round-robin against the ungrafted network; ``summary.json``.
+7. ``deploy``: collapsed, exported to ``model.onnx`` (outputs verified against the trained grafted network in ONNX
+   Runtime), timed beside the ungrafted network: judged by that ratio (T / the calibration's level); ``summary.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from edgenas.compress.domino import (
     proxy_tasks,
     search_masks,
 )
+from edgenas.compress.domino_session import SessionCalibration, calibrate_masks, calibrated, deployed_ratio
 from edgenas.errors import DominoError
 from edgenas.evolution import EvolutionConfig
 from edgenas.predictors.base import CachedPredictor
@@ -56,6 +60,7 @@ LATENCY_FILE = "latency.pt"
 PAIRS_FILE = "pairs.jsonl"
 EVALUATED_FILE = "evaluated.jsonl"
 LANDING_FILE = "landing.json"
+CALIBRATION_FILE = "calibration.json"
 MODEL_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
 SUMMARY_FILE = rundir.SUMMARY_FILE
@@ -108,7 +113,11 @@ class DominoJob:
     """Settings of one Domino run (defaults: CPU-sized; thesis counts in the comments).
 
     Attributes:
-        target_ms: the latency budget T (ms on the runtime, at its batch size).
+        target_ms: the latency budget T (ms on the runtime, at its batch size), read at the calibration's level (the
+            ungrafted network's latency in that session, or at the device anchor's nominal level); or
+        target_ratio: T as a share of the ungrafted network's latency (one of the two is > 0).
+        calibration_masks: masks spread over the predicted range timed beside the ungrafted network before the
+            search, besides the ungrafted and the all-grafted one (issue 31 §3).
         latency_masks: masks measured for the latency predictor (thesis 1,000; see :data:`DEFAULT_LATENCY_MASKS`).
         proxy_masks: masks trained on the proxy schedule (thesis 1,000).
         target_masks: masks trained on the target schedule, the shots the meta-predictor adapts on (thesis 10).
@@ -125,7 +134,9 @@ class DominoJob:
             (:func:`edgenas.search.landing.land_found`, ``le``: at most T + its tolerance; ``measure``: once).
     """
 
-    target_ms: float
+    target_ms: float = 0.0
+    target_ratio: float = 0.0
+    calibration_masks: int = 4
     latency_masks: int = DEFAULT_LATENCY_MASKS
     proxy_masks: int = 100
     target_masks: int = 10
@@ -140,8 +151,10 @@ class DominoJob:
     landing: LandingPolicy = field(default_factory=LandingPolicy)
 
     def check(self) -> None:
-        if not self.target_ms > 0 or self.order not in ORDERS:
-            raise DominoError(f"target_ms must be > 0 and order one of {', '.join(ORDERS)}")
+        if (self.target_ms > 0) == (self.target_ratio > 0) or min(self.target_ms, self.target_ratio) < 0:
+            raise DominoError("give one target: target_ms (ms) or target_ratio (a share of the ungrafted latency) > 0")
+        if self.order not in ORDERS or self.calibration_masks < 0:
+            raise DominoError(f"order must be one of {', '.join(ORDERS)}, calibration_masks >= 0")
         if self.landing.mode == "correct":
             raise DominoError("a mask lands by the closed loop or one measurement: 'correct' refines a supernet")
         if self.latency_masks < 10 or self.proxy_masks < 1 or self.target_masks < 1:
@@ -203,7 +216,7 @@ class DominoRun:
             with MeasurementStore(self.out / STORE_FILE) as db:
                 device = measure_masks(
                     self.space,
-                    self.device,
+                    self.device.with_anchor(None),  # the profile times the mask space's own reference beside
                     db,
                     n,
                     seed=self.job.evolution.seed,
@@ -211,6 +224,19 @@ class DominoRun:
                 )
             fit_on_store(self.space, self.out / STORE_FILE, device, seed=self.job.evolution.seed).save(path)
         return predicted_latency(Predictor.load(path), self.space)
+
+    # -- calibrate --
+    def calibrate(self, latency: CachedPredictor) -> SessionCalibration:
+        """The session calibration (kept in ``calibration.json``: a resumed run reads T at the same level)."""
+        kept = self.out / CALIBRATION_FILE
+        if not kept.is_file():
+            self.progress("calibrate", 0, 1, "timing the ungrafted, the all-grafted and spread masks")
+            loads, job = self.job.landing.loads, self.job
+            spread = 0 if job.aggressive else job.calibration_masks  # no search to calibrate: the level only
+            session = calibrate_masks(self.space, latency, self.device, spread=spread, loads=loads)
+            write_text_atomic(kept, json.dumps(session.as_dict()) + "\n")
+            self.progress("calibrate", 1, 1, f"ungrafted {session.level_ms:.3f} ms, predictor x{session.factor:.3f}")
+        return SessionCalibration.from_dict(json.loads(kept.read_text()))
 
     # -- 2.-3. accuracy --
     def pairs(self) -> tuple[dict, dict]:
@@ -260,17 +286,19 @@ class DominoRun:
         return PredictedAccuracy.meta_learned(self.space, proxy_tasks(proxy), shots, meta)
 
     # -- 4. search --
-    def choose(self, latency: CachedPredictor) -> tuple[ArchSpec, dict[str, Any]]:
+    def choose(self, latency: CachedPredictor, session: SessionCalibration) -> tuple[ArchSpec, dict[str, Any]]:
+        """The mask: searched under ``latency`` (calibrated) <= T and landed beside the ungrafted network."""
         if self.job.aggressive:
             spec = self.space.graft_all()
-            return spec, {"method": "domino-aggressive", "predicted_ms": latency([spec])[0]}
+            return spec, {"method": "domino-aggressive", "calibrated_ms": latency([spec])[0]}
+        target_ms = self.target(session)
         proxy, target = self.pairs()
         accuracy = self.accuracy(proxy, target)
         result = search_masks(
             self.space,
             accuracy,
             latency,
-            self.job.target_ms,
+            target_ms,
             self.job.evolution,
             record=self.out / EVALUATED_FILE,
             on_generation=lambda g, best: self.progress(
@@ -278,10 +306,10 @@ class DominoRun:
             ),
         )
         best = result.best
-        spec, landed = self.land(best.spec, latency)
+        spec, landed = self.land(best.spec, latency, session)
         return spec, {
             "method": "domino",
-            "searched_predicted_ms": best.cost,
+            "searched_calibrated_ms": best.cost,
             "searched_predicted_top1": best.fitness,
             **landed,
             "predicted_top1": accuracy([spec])[0],
@@ -291,9 +319,16 @@ class DominoRun:
         }
 
     # -- 4b. land --
-    def land(self, spec: ArchSpec, latency: CachedPredictor) -> tuple[ArchSpec, dict[str, Any]]:
-        """Bring the searched mask onto T measured on the device (the closed loop, grafting or keeping as few blocks
-        differently as it can); kept in ``landing.json``, so a resumed run trains the mask it chose before."""
+    def target(self, session: SessionCalibration) -> float:
+        """T in ms at the calibration's level."""
+        return session.target_ms(self.job.target_ms, self.job.target_ratio)
+
+    def land(
+        self, spec: ArchSpec, latency: CachedPredictor, session: SessionCalibration
+    ) -> tuple[ArchSpec, dict[str, Any]]:
+        """Bring the searched mask onto T measured beside the ungrafted network (the closed loop, grafting or keeping
+        as few blocks differently as it can; each value its ratio x the calibration's level); kept in
+        ``landing.json``, so a resumed run trains the mask it chose before."""
         from edgenas.hardware.device import latency_fn
         from edgenas.search.closed_loop import Band
         from edgenas.search.landing import land_found
@@ -302,8 +337,8 @@ class DominoRun:
         if not kept.is_file():
             self.progress("land", 0, 1, f"landing the mask on T ({self.job.landing.mode})")
             policy = self.job.landing
-            band = Band(self.job.target_ms, policy.tolerance, "le")
-            device = self.device.with_anchor(self._mask_anchor())  # the predictor's unit: the store's level
+            band = Band(self.target(session), policy.tolerance, "le")
+            device = self.device.with_anchor(session.anchor(self.space))
             loop = land_found(spec, latency.predictor, band, latency_fn(device, policy.loads), policy)
             write_text_atomic(kept, json.dumps(loop.as_dict() | {"searched": self.space.format(spec)}) + "\n")
             self.progress("land", 1, 1, loop.verdict)
@@ -314,26 +349,8 @@ class DominoRun:
         return chosen, {
             "searched_mask": record["searched"],
             "landing": {k: record[k] for k in ("verdict", "within_tolerance", "value", "spent")},
-            "predicted_ms": latency([chosen])[0],
+            "calibrated_ms": latency([chosen])[0],
         }
-
-    def _mask_anchor(self) -> Any:
-        """The reference mask the latency profile timed beside each session, at the mask store's nominal level
-        (issue 30), so the loop reads masks in the unit its predictor was fitted in; None without a mask store (a
-        given predictor) or sessions."""
-        from edgenas.hardware import MeasurementStore
-        from edgenas.hardware.reference import Anchor
-
-        path = self.out / STORE_FILE
-        if not path.is_file():
-            return None
-        key = self.device.key()
-        with MeasurementStore(path, create=False) as db:
-            for device in db.devices():
-                reference = db.reference(device["name"], key, self.space.config_hash)
-                if reference is not None:
-                    return Anchor(self.space.parse(reference), db.nominal_level(device["name"], key, reference))
-        return None
 
     # -- 5. train --
     def train(self, spec: ArchSpec) -> tuple[Any, dict[str, Any]]:
@@ -363,7 +380,7 @@ class DominoRun:
         return grafted, result.final
 
     # -- 6. deploy --
-    def deploy(self, grafted: Any) -> dict[str, Any]:
+    def deploy(self, grafted: Any, session: SessionCalibration) -> dict[str, Any]:
         from edgenas.export import export_onnx
         from edgenas.nn import reparameterize
 
@@ -371,18 +388,11 @@ class DominoRun:
         shape = self.device.options.input_shape
         exported = export_onnx(collapsed, self.out / ONNX_FILE, shape, tolerance=ONNX_TOLERANCE)
         agreement = _agreement(grafted.model, self.out / ONNX_FILE, shape)
-        self.progress("deploy", 0, 1, "measuring the ungrafted and the collapsed network round-robin")
-        before, after = self.device.measure(
-            [reparameterize(self.loaded.model), collapsed], labels=["ungrafted", "collapsed"]
-        )
-        self.progress("deploy", 1, 1, "measured")
-        return {
-            "onnx": str(exported.path),
-            "onnx_rel_error_vs_grafted": agreement,
-            "ungrafted_ms": before.median_ms,
-            "measured_ms": after.median_ms,
-            "speedup": before.median_ms / after.median_ms,
-        }
+        self.progress("deploy", 0, 1, "timing the collapsed network beside the ungrafted one")
+        ungrafted, loads = reparameterize(self.loaded.model), self.job.landing.loads
+        measured = deployed_ratio(self.device, ungrafted, collapsed, session.level_ms, loads)
+        self.progress("deploy", 1, 1, f"speed-up {measured['speedup']:.2f}x")
+        return {"onnx": str(exported.path), "onnx_rel_error_vs_grafted": agreement, **measured}
 
     def run(self) -> dict[str, Any]:
         from edgenas._env import environment
@@ -391,24 +401,31 @@ class DominoRun:
         rundir.check_resume(self.out, self.job, DominoError, "Domino run")
         self.out.mkdir(parents=True, exist_ok=True)
         rundir.write_provenance(self.out, {"config": asdict(self.job), "model": self.loaded.source}, environment("cpu"))
-        latency = self.latency()
-        spec, chosen = self.choose(latency)
+        fitted = self.latency()
+        session = self.calibrate(fitted)
+        latency = calibrated(fitted, self.space, session.factor)
+        spec, chosen = self.choose(latency, session)
         test = self.job.final.test_images or None
         before = _top1(evaluate, self.loaded.model, self.data, self.loaded.resolution, test, self.job.final.seed)
         grafted, final = self.train(spec)
-        deployed = self.deploy(grafted)
+        deployed = self.deploy(grafted, session)
+        target = self.target(session)
         summary = {
             "model": self.loaded.source,
             "mask_space": {k: self.space.describe()[k] for k in ("space", "space_hash", "options", "num_layers")},
-            "target_ms": self.job.target_ms,
+            "target_ms": target,
+            "target_ratio": target / session.level_ms,
+            "ungrafted_ms": session.level_ms,
+            "calibration": session.as_dict(),
             "mask": self.space.format(spec),
             "grafted_blocks": spec.choices.count(0),
             **chosen,
-            "latency_predictor": _scores(latency.predictor),
+            "predicted_ms": fitted([spec])[0],
+            "latency_predictor": _scores(fitted.predictor),
             "top1_before": before,
             "top1_after": final.get("test_top1"),
             **deployed,
-            "met": deployed["measured_ms"] <= self.job.target_ms * (1 + self.job.landing.tolerance),
+            "met": deployed["ratio"] <= target / session.level_ms * (1 + self.job.landing.tolerance),
             "tolerance": self.job.landing.tolerance,
             "runtime": {"name": self.device.name, **asdict(self.device.options)},
             "job": asdict(self.job),

@@ -181,7 +181,10 @@ class CompressStage(Stage):
             images,
             ctx.dir / "domino",
             job,
-            run_device(config, loaded.resolution, ctx.dir / "domino" / "device"),
+            # the run's anchor: T (in the run's nominal-level ms) is read at the profile's nominal level
+            run_device(
+                config, loaded.resolution, ctx.dir / "domino" / "device", anchor=_anchor(ctx, loaded.resolution)
+            ),
             teacher=copy.deepcopy(loaded.model) if c.distill else None,
             pretrained=True,
             progress=lambda step, done, total, text: report(done, total, f"{step}: {text}"),
@@ -198,8 +201,10 @@ class CompressStage(Stage):
             "mask": summary["mask"],
             "blocks": summary["mask_space"]["num_layers"],
             "paying_blocks": [i for i, m in enumerate(summary["mask"]) if m == "0"],
-            "domino_target_ms": job.target_ms,
+            "domino_target_ms": summary["target_ms"],
             "predicted_ms": summary.get("predicted_ms"),
+            "calibrated_ms": summary.get("calibrated_ms"),
+            "calibration_factor": summary["calibration"]["factor"],
             "predicted_top1": summary.get("predicted_top1"),
             "searched_mask": summary.get("searched_mask"),
             "landing": summary.get("landing"),
@@ -207,7 +212,8 @@ class CompressStage(Stage):
             "top1_after": summary["top1_after"],
             "latency_before_ms": before,
             "latency_after_ms": after,
-            "speedup": before / after,
+            "speedup": summary["speedup"],
+            "ratio": summary["ratio"],
         }
 
     @staticmethod

@@ -1,0 +1,425 @@
+"""Issue 31 §1-§3: Domino where it is meant to work — compressing a *trained* MobileNetV2 x1.0 (CIFAR-10, 32 px,
+``benchmarks/domino_start.py``), every compared network fine-tuned from the same weights with the same budget.
+
+Steps (each cached under ``runs/bench-domino/trained``: a killed pass resumes; results are rewritten after each):
+
+1. Latency: ``N_LATENCY`` masks profiled after collapse (ort-cpu, batch 8, one thread; each session beside the mask
+   space's reference), an MLP fitted on them; then one calibration session (``edgenas.compress.domino_session``):
+   the ungrafted, the all-grafted and spread masks timed beside the ungrafted network, the predictor rescaled.
+2. Seed spread: one mask (the random mask of the middle target) fine-tuned with ``SEEDS``: how far a fine-tuned
+   mask's top-1 moves between seeds, i.e. what differences ``len(SEEDS)`` seeds resolve.
+3. Pairs: proxy pairs (from scratch, 16 px, the library's proxy schedule) and target pairs (fine-tuned from the
+   trained weights with the fine-tuning recipe, no distillation); MAML adapted on ``N_SHOTS`` of them.
+4. At three targets — shares of the way from the all-grafted to the ungrafted network's latency, as ratios to the
+   ungrafted network measured in the calibration session — Domino (the evolution on the calibrated latency and MAML
+   predictors, landed by the closed loop beside the ungrafted network), Domino-Pro (the same mask, widened grafted
+   blocks while fine-tuning), a random mask predicted to meet T, torch-pruning (MetaPruner L2 from the trained
+   weights, the largest ratio ladder step meeting T measured beside the ungrafted network); Domino-Aggressive (all
+   grafted) once. Every network fine-tuned from the trained weights with distillation from them (Train-First),
+   ``FINETUNE``, with each of ``SEEDS``; then all collapsed and timed beside the ungrafted network in one session.
+5. The accuracy predictors on ``N_HELD`` held-out target pairs (thesis Fig 5.6: MAML vs target-only, transfer,
+   fine-tune).
+
+The width multiplier is not in the table: from scratch it needs the starting point's 30 full epochs per network
+and seed (~1.5 h each here). Usage: ``EDGENAS_DATA=DIR python benchmarks/domino_trained.py`` (runs alone: it
+measures latency; rerun to resume). Writes ``benchmarks/results/domino_trained.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import machine, write_results
+
+from edgenas.compress.domino import (
+    PROXY_SCHEDULE,
+    PairSchedule,
+    PairTable,
+    PredictedAccuracy,
+    collect_pairs,
+    final_task,
+    measure_masks,
+    predicted_latency,
+    proxy_tasks,
+    random_masks,
+    search_masks,
+)
+from edgenas.compress.domino_job import FinalTraining
+from edgenas.compress.domino_session import SessionCalibration, calibrate_masks, calibrated
+from edgenas.compress.peers import PRUNE_RATIOS, pruned
+from edgenas.evolution import EvolutionConfig
+from edgenas.hardware import MeasurementStore, RuntimeOptions
+from edgenas.hardware.device import LocalDevice, latency_fn
+from edgenas.hardware.reference import Anchor
+from edgenas.hardware.runtimes import get_runtime
+from edgenas.models import graft_loaded, load_model
+from edgenas.nn import reparameterize
+from edgenas.nn.graft import DominoPro
+from edgenas.predictors import Predictor, fit_on_store
+from edgenas.predictors.meta import MetaConfig, compare_predictors
+from edgenas.search.closed_loop import Band
+from edgenas.search.landing import LandingPolicy, land_found
+from edgenas.spaces.domino import mask_space
+from edgenas.train import load_dataset, train
+
+ROOT = Path(__file__).resolve().parents[1]
+START = ROOT / "runs" / "bench-domino" / "start" / "mbv2"
+RUNS = ROOT / "runs" / "bench-domino" / "trained"
+RESOLUTION, BATCH = 32, 8
+N_LATENCY = 200
+N_PROXY, N_SHOTS, N_HELD = 60, 10, 10
+SPREAD_MASKS = 6
+#: Every compared network: one epoch on 10,000 class-balanced training images from the trained weights, SGD lr 0.01
+#: cosine, batch 64, distilled from the trained network (weight 0.5, tau 4); top-1 on the full test set.
+FINETUNE = FinalTraining(epochs=1, images=10000, test_images=0, batch_size=64, lr=0.01, seed=0)
+#: The target pairs: the same schedule without distillation, top-1 on 2,000 test images.
+TARGET = PairSchedule(epochs=1, images=10000, test_images=2000, resolution=RESOLUTION, batch_size=64, lr=0.01)
+SEARCH = EvolutionConfig(population=50, iterations=20, top_k=10, seed=0)
+LANDING = LandingPolicy(budget=12, tolerance=0.02, loads=3)
+TARGET_SHARES = (0.25, 0.5, 0.75)
+SEEDS = (0, 1, 2)
+PRO = DominoPro(width=2.0)
+
+
+def log(*args: object) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
+
+
+def cached(name: str, compute: Any) -> Any:
+    path = RUNS / f"{name}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.write_text(json.dumps(value, indent=1))
+    return value
+
+
+class Bench:
+    """The shared state of one pass: the trained start, its mask space, the data, the device, the predictors."""
+
+    def __init__(self) -> None:
+        RUNS.mkdir(parents=True, exist_ok=True)
+        self.start = load_model(START)
+        self.space = mask_space(self.start.recipe)
+        self.data = load_dataset(None, image_size=RESOLUTION)
+        runtime = get_runtime("ort-cpu", RuntimeOptions(batch=BATCH, resolution=RESOLUTION, threads=1))
+        self.device = LocalDevice(runtime, runtime.options)
+        self.results: dict[str, Any] = {"machine": machine(), "start": _start_record()}
+
+    # -- 1. latency --
+    def latency(self) -> Any:
+        path = RUNS / "latency.pt"
+        if not path.is_file():
+            with MeasurementStore(RUNS / "store.db") as db:
+                name = measure_masks(self.space, self.device, db, N_LATENCY, seed=0, device_name="here")
+            fit_on_store(self.space, RUNS / "store.db", name, seed=0).save(path)
+        predictor = Predictor.load(path)
+        self.results["latency_predictor"] = {k: float(v) for k, v in predictor.meta.scores.get("test", {}).items()}
+        return predicted_latency(predictor, self.space)
+
+    def calibrate(self, latency: Any) -> SessionCalibration:
+        record = cached(
+            "calibration",
+            lambda: calibrate_masks(self.space, latency, self.device, spread=SPREAD_MASKS, loads=3).as_dict(),
+        )
+        self.results["calibration"] = record
+        return SessionCalibration.from_dict(record)
+
+    # -- fine-tuning --
+    def finetune(self, name: str, mask: str | None, seed: int, *, pro: bool = False, model: Any = None) -> float:
+        """Top-1 (%) of ``mask`` grafted into the trained net (or ``model``) after :data:`FINETUNE` with ``seed``."""
+
+        def compute() -> dict[str, float]:
+            log("fine-tuning", name, "seed", seed)
+            run = RUNS / "finetune" / f"{name}-s{seed}"
+            if model is not None:
+                net, recipe = copy.deepcopy(model), None
+            else:
+                grafted = graft_loaded(copy.deepcopy(self.start), mask, pro=PRO if pro else None)
+                net, recipe = grafted.model, grafted.recipe
+            config = FinalTraining(**{**FINETUNE.__dict__, "seed": seed}).train_config()
+            resume = (run / "checkpoints" / "last.pt").is_file()
+            teacher = copy.deepcopy(self.start.model).eval()
+            result = train(
+                net, self.data, config, run, recipe=recipe, input_size=RESOLUTION, teacher=teacher, resume=resume
+            )
+            log(name, seed, result.final["test_top1"])
+            return {"test_top1": float(result.final["test_top1"])}
+
+        return cached(f"ft-{name}-s{seed}".replace(" ", "_"), compute)["test_top1"]
+
+    # -- 3. pairs --
+    def pairs(self) -> tuple[dict, dict]:
+        table = PairTable(RUNS / "pairs.jsonl", self.space)
+        report = lambda d, t, s, top1: log(f"pair {d}/{t} {self.space.format(s)} {top1[-1]:.1f}%")  # noqa: E731
+        proxy = collect_pairs(
+            table, self.space.sample(seed=1, n=N_PROXY), self.data, PROXY_SCHEDULE, "proxy", on_pair=report
+        )
+        target = collect_pairs(
+            table,
+            self.space.sample(seed=2, n=N_SHOTS),
+            self.data,
+            TARGET,
+            "target-finetuned",
+            start=self.start.model,
+            on_pair=report,
+        )
+        return proxy, target
+
+
+def _start_record() -> dict[str, Any]:
+    lines = (START / "metrics.jsonl").read_text().splitlines()
+    epochs = [r for r in map(json.loads, lines) if r.get("kind") == "epoch"]
+    return {"run": str(START.relative_to(ROOT)), "epochs": len(epochs), "test_top1": epochs[-1]["test_top1"]}
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "top1": values,
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+    }
+
+
+def choose_masks(bench: Bench, latency: Any, session: SessionCalibration, accuracy: Any) -> dict[str, dict]:
+    """Per target: T as a ratio, Domino's searched and landed mask, a random mask, the pruning ratio."""
+    space = bench.space
+    graft_all_ratio = next(m["ratio"] for m in session.masks if m["mask"] == space.format(space.graft_all()))
+    prune_ratios = cached("prune-ladder", lambda: prune_ladder(bench, session))
+    plan = {}
+    for share in TARGET_SHARES:
+        key = f"T{share:g}"
+        ratio = graft_all_ratio + share * (1 - graft_all_ratio)
+        target = ratio * session.level_ms
+
+        def compute(target=target, share=share) -> dict[str, Any]:
+            found = search_masks(space, accuracy, latency, target, SEARCH, record=RUNS / f"search-{share:g}.jsonl")
+            device = bench.device.with_anchor(session.anchor(space))
+            loop = land_found(
+                found.best.spec,
+                latency.predictor,
+                Band(target, LANDING.tolerance, "le"),
+                latency_fn(device, LANDING.loads),
+                LANDING,
+            )
+            randoms = random_masks(space, latency, target, 1, seed=int(share * 100))
+            return {
+                "searched": space.format(found.best.spec),
+                "domino": space.format(loop.chosen),
+                "landing": loop.verdict,
+                "landed_ratio": loop.value / session.level_ms,
+                "random": space.format(randoms[0]),
+            }
+
+        chosen = cached(f"plan-{key}", compute)
+        meeting = [r for r, q in prune_ratios.items() if q <= ratio]
+        plan[key] = {
+            "share": share,
+            "target_ratio": ratio,
+            **chosen,
+            "pruned": min(meeting, key=float) if meeting else None,
+        }
+        log(key, plan[key])
+    return plan
+
+
+def prune_ladder(bench: Bench, session: SessionCalibration) -> dict[str, float]:
+    """Each pruning ratio's network (from the trained weights) timed beside the ungrafted network: its ratio."""
+    models = [pruned(bench.start.model, r, RESOLUTION) for r in PRUNE_RATIOS]
+    device = bench.device.with_anchor(Anchor(bench.start.model, session.level_ms, "ungrafted"))
+    rows = device.measure(models, loads=3, labels=[f"pruned {r:g}" for r in PRUNE_RATIOS])
+    return {f"{r:g}": float(row.relative) for r, row in zip(PRUNE_RATIOS, rows, strict=True)}
+
+
+def main() -> None:
+    start = time.time()
+    bench = Bench()
+    results = bench.results
+    latency = bench.latency()
+    session = bench.calibrate(latency)
+    scaled = calibrated(latency, bench.space, session.factor)
+    log("calibration", {k: session.as_dict()[k] for k in ("level_ms", "factor", "session_ms")})
+    # 2. seed spread of one fine-tuned mask (the middle target's random mask)
+    middle_ratio = 0.5 * (1 + next(m["ratio"] for m in session.masks if "1" not in m["mask"]))
+    spread_mask = bench.space.format(random_masks(bench.space, scaled, middle_ratio * session.level_ms, 1, seed=50)[0])
+    results["seed_spread"] = {
+        "mask": spread_mask,
+        **stats([bench.finetune(f"random {spread_mask}", spread_mask, s) for s in SEEDS]),
+    }
+    publish(results, start)
+    # 3.-4.
+    proxy, target = bench.pairs()
+    shots = final_task(target, "shots")
+    accuracy = PredictedAccuracy.meta_learned(bench.space, proxy_tasks(proxy), shots, MetaConfig(shots=N_SHOTS))
+    plan = choose_masks(bench, scaled, session, accuracy)
+    results["plan"] = plan
+    table: dict[str, dict] = {}
+    for key, p in plan.items():
+        rows = {
+            "Domino": (f"domino {p['domino']}", p["domino"], False),
+            "Domino-Pro": (f"domino-pro {p['domino']}", p["domino"], True),
+            "random mask": (f"random {p['random']}", p["random"], False),
+        }
+        table[key] = {
+            m: {"network": n, **stats([bench.finetune(n, mask, s, pro=pro) for s in SEEDS])}
+            for m, (n, mask, pro) in rows.items()
+        }
+        if p["pruned"]:
+            pruned_net = pruned(bench.start.model, float(p["pruned"]), RESOLUTION)
+            name = f"pruned {p['pruned']}"
+            table[key]["torch-pruning"] = {
+                "network": name,
+                **stats([bench.finetune(name, None, s, model=pruned_net) for s in SEEDS]),
+            }
+        results["table"] = table
+        publish(results, start)
+    all_mask = bench.space.format(bench.space.graft_all())
+    results["aggressive"] = {
+        "network": all_mask,
+        **stats([bench.finetune("domino-aggressive", all_mask, s) for s in SEEDS]),
+    }
+    results["measured"] = cached("final-latency", lambda: final_session(bench, session, plan))
+    publish(results, start)
+    # 5. the accuracy predictors on held-out target pairs
+    table_ = PairTable(RUNS / "pairs.jsonl", bench.space)
+    held = collect_pairs(
+        table_, bench.space.sample(seed=3, n=N_HELD), bench.data, TARGET, "target-finetuned", start=bench.start.model
+    )
+    results["accuracy_predictors"] = compare_predictors(
+        proxy_tasks(proxy), shots, final_task(held, "held-out"), MetaConfig(shots=N_SHOTS)
+    )
+    publish(results, start)
+
+
+def final_session(bench: Bench, session: SessionCalibration, plan: dict) -> dict[str, float]:
+    """Every compared network collapsed and timed beside the ungrafted one in one session: its ratio."""
+    networks: dict[str, Any] = {}
+    for p in plan.values():
+        for mask in (p["domino"], p["random"]):
+            networks[mask] = reparameterize(graft_loaded(copy.deepcopy(bench.start), mask).model)
+        if p["pruned"]:
+            networks[f"pruned {p['pruned']}"] = pruned(bench.start.model, float(p["pruned"]), RESOLUTION)
+    all_mask = bench.space.format(bench.space.graft_all())
+    networks[all_mask] = reparameterize(graft_loaded(copy.deepcopy(bench.start), all_mask).model)
+    device = bench.device.with_anchor(Anchor(bench.start.model, session.level_ms, "ungrafted"))
+    rows = device.measure(list(networks.values()), loads=3, labels=list(networks))
+    return {name: float(row.relative) for name, row in zip(networks, rows, strict=True)}
+
+
+def publish(results: dict, start: float) -> None:
+    results["wall_s"] = time.time() - start
+    results["settings"] = {
+        "finetune": FINETUNE.__dict__,
+        "target_pairs": TARGET.__dict__,
+        "proxy": PROXY_SCHEDULE.__dict__,
+        "pairs": {"proxy": N_PROXY, "shots": N_SHOTS, "held_out": N_HELD},
+        "latency_masks": N_LATENCY,
+        "search": SEARCH.__dict__,
+        "seeds": list(SEEDS),
+        "runtime": {"name": "ort-cpu", "batch": BATCH, "resolution": RESOLUTION, "threads": 1},
+    }
+    write_results("domino_trained", results, markdown(results))
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        "# Domino on a trained MobileNetV2 (`python benchmarks/domino_trained.py`; issue 31)",
+        "",
+        f"Machine: {m['cpu']} ({m['cpu_count']} cores), {m['date']}. Start: `{r['start']['run']}`, torchvision "
+        f"MobileNetV2 x1.0 trained {r['start']['epochs']} epochs on full CIFAR-10 at 32 px "
+        f"(`benchmarks/results/domino_start.md`): **{r['start']['test_top1']:.2f}%** top-1. Every compared network "
+        "is fine-tuned from those weights for 1 epoch on 10,000 images (SGD lr 0.01 cosine, batch 64, distilled from "
+        "the trained net: weight 0.5, tau 4) and tested on the full test set (10,000 images); mean ± std over "
+        f"{len(SEEDS)} seeds. Latency: ort-cpu, batch {BATCH}, one thread, collapsed networks, as ratios to the "
+        "ungrafted network timed beside them.",
+        "",
+    ]
+    if "calibration" in r:
+        c = r["calibration"]
+        lines += [
+            "## Calibration session",
+            "",
+            f"Ungrafted {c['session_ms']:.3f} ms in the session; the mask predictor (fitted on {N_LATENCY} masks, "
+            f"held-out {_scores(r)}) rescaled x{c['factor']:.3f}.",
+            "",
+            "| mask | predicted ms | ratio to ungrafted | measured ms | calibrated ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in c["masks"]:
+            lines.append(
+                f"| `{row['mask']}` | {row['predicted_ms']:.3f} | {row['ratio']:.3f} | {row['measured_ms']:.3f} | "
+                f"{row['calibrated_ms']:.3f} |"
+            )
+        lines.append("")
+    if "seed_spread" in r:
+        s = r["seed_spread"]
+        lines += [
+            "## Seed spread of one fine-tuned mask",
+            "",
+            f"Mask `{s['mask']}` fine-tuned with seeds {list(SEEDS)}: top-1 "
+            + ", ".join(f"{v:.2f}" for v in s["top1"])
+            + f" — mean {s['mean']:.2f} ± {s['std']:.2f} (std). With n = {len(SEEDS)} a difference of means is "
+            f"resolved (two standard errors of the difference) above {2 * s['std'] * (2 / len(SEEDS)) ** 0.5:.2f} "
+            "points.",
+            "",
+        ]
+    if "table" in r:
+        lines += _table(r)
+    if "accuracy_predictors" in r:
+        lines += [
+            f"## Accuracy predictors on {N_HELD} held-out fine-tuned target pairs (Fig 5.6)",
+            "",
+            "| predictor | RMSE (points) | Spearman |",
+            "|---|---:|---:|",
+        ]
+        for name, v in r["accuracy_predictors"].items():
+            lines.append(f"| {name} | {v['rmse']:.2f} | {v['spearman']:.2f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _scores(r: dict) -> str:
+    s = r.get("latency_predictor", {})
+    return ", ".join(f"{k} {v:.3f}" for k, v in s.items() if k in ("spearman", "mape", "within_10")) or "-"
+
+
+def _table(r: dict) -> list[str]:
+    measured = r.get("measured", {})
+    lines = [
+        "## At three targets (ratio to the ungrafted network)",
+        "",
+        "| target | method | network | measured ratio | meets T (+2%) | top-1 % (mean ± std) | seeds |",
+        "|---|---|---|---:|---|---|---|",
+    ]
+    for key, rows in r["table"].items():
+        ratio = r["plan"][key]["target_ratio"]
+        for method, row in rows.items():
+            name = (
+                row["network"].split(" ", 1)[1] if row["network"].startswith(("domino", "random")) else row["network"]
+            )
+            q = measured.get(name)
+            meets = "-" if q is None else ("yes" if q <= ratio * 1.02 else "no")
+            qtext = "-" if q is None else f"{q:.3f}"
+            lines.append(
+                f"| {key} = {ratio:.3f} | {method} | `{row['network']}` | {qtext} | {meets} | "
+                f"{row['mean']:.2f} ± {row['std']:.2f} | " + ", ".join(f"{v:.2f}" for v in row["top1"]) + " |"
+            )
+    if "aggressive" in r:
+        a = r["aggressive"]
+        q = measured.get(a["network"])
+        lines.append(
+            f"| — | Domino-Aggressive | all grafted | {'-' if q is None else f'{q:.3f}'} | — | "
+            f"{a['mean']:.2f} ± {a['std']:.2f} | " + ", ".join(f"{v:.2f}" for v in a["top1"]) + " |"
+        )
+    lines.append("")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
