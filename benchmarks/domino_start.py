@@ -4,13 +4,13 @@ The network is trained with ``edgenas train`` itself (a user's command, resumabl
 last epoch checkpoint with ``--resume``), so its ``model.pt`` is an edgenas model file (recipe + state dict) that
 ``edgenas compress domino --model runs/bench-domino/start/mbv2`` and ``compress.model`` in ``edgenas run`` read.
 
-Recipe (CIFAR-style SGD; sized to what a 2-core CPU trains in about an hour and a half: ~160 s an epoch at
-~320 images/s): 30 epochs, batch 128, lr 0.1 with a 1-epoch warm-up then cosine, momentum 0.9 (Nesterov), weight
+Recipe (CIFAR-style SGD; sized to what a 2-core CPU trains in about an hour: ~170 s an epoch at
+~320 images/s): 20 epochs, batch 128, lr 0.1 with a 1-epoch warm-up then cosine, momentum 0.9 (Nesterov), weight
 decay 5e-4 (not on BN and biases), random crop + flip, torchvision's default dropout 0.2 before the classifier. The
 network keeps torchvision's strides (32x down-sampling: 1x1 features at 32 px), as ``torchvision:mobilenet_v2``
 does in every Domino command.
 
-Usage: ``EDGENAS_DATA=DIR python benchmarks/domino_start.py [--epochs 30]`` (rerun the same command to resume;
+Usage: ``EDGENAS_DATA=DIR python benchmarks/domino_start.py [--epochs 20]`` (rerun the same command to resume;
 ``--summarise-only`` writes the results from the finished run). Writes ``benchmarks/results/domino_start.{json,md}``.
 """
 
@@ -99,7 +99,7 @@ benchmark starts from (`model.pt`: recipe + state dict).
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--summarise-only", action="store_true")
     args = parser.parse_args()
     if not args.summarise_only:

@@ -20,8 +20,8 @@ Steps (each cached under ``runs/bench-domino/trained``: a killed pass resumes; r
 5. The accuracy predictors on ``N_HELD`` held-out target pairs (thesis Fig 5.6: MAML vs target-only, transfer,
    fine-tune).
 
-The width multiplier is not in the table: from scratch it needs the starting point's 30 full epochs per network
-and seed (~1.5 h each here). Usage: ``EDGENAS_DATA=DIR python benchmarks/domino_trained.py`` (runs alone: it
+The width multiplier is not in the table: from scratch it needs the starting point's 20 full epochs per network
+and seed (~1 h each here). Usage: ``EDGENAS_DATA=DIR python benchmarks/domino_trained.py`` (runs alone: it
 measures latency; rerun to resume). Writes ``benchmarks/results/domino_trained.{json,md}``.
 """
 
@@ -51,7 +51,7 @@ from edgenas.compress.domino import (
 )
 from edgenas.compress.domino_job import FinalTraining
 from edgenas.compress.domino_session import SessionCalibration, calibrate_masks, calibrated
-from edgenas.compress.peers import PRUNE_RATIOS, pruned
+from edgenas.compress.peers import pruned
 from edgenas.evolution import EvolutionConfig
 from edgenas.hardware import MeasurementStore, RuntimeOptions
 from edgenas.hardware.device import LocalDevice, latency_fn
@@ -80,10 +80,15 @@ FINETUNE = FinalTraining(epochs=1, images=10000, test_images=0, batch_size=64, l
 #: The target pairs: the same schedule without distillation, top-1 on 2,000 test images.
 TARGET = PairSchedule(epochs=1, images=10000, test_images=2000, resolution=RESOLUTION, batch_size=64, lr=0.01)
 SEARCH = EvolutionConfig(population=50, iterations=20, top_k=10, seed=0)
+PROXY = PROXY_SCHEDULE
 LANDING = LandingPolicy(budget=12, tolerance=0.02, loads=3)
 TARGET_SHARES = (0.25, 0.5, 0.75)
 SEEDS = (0, 1, 2)
 PRO = DominoPro(width=2.0)
+#: Learning rates tried for Reparameterize-First (the from-scratch pass: lr 0.1 stayed at chance).
+RF_LRS = (0.001, 0.003, 0.01, 0.03)
+#: torch-pruning's ladder: ratios 0.05 apart (the library's 0.1 steps left the pick up to 10% under T).
+PRUNE_STEPS = tuple(round(0.05 * i, 2) for i in range(1, 19))
 
 
 def log(*args: object) -> None:
@@ -131,23 +136,40 @@ class Bench:
         return SessionCalibration.from_dict(record)
 
     # -- fine-tuning --
-    def finetune(self, name: str, mask: str | None, seed: int, *, pro: bool = False, model: Any = None) -> float:
-        """Top-1 (%) of ``mask`` grafted into the trained net (or ``model``) after :data:`FINETUNE` with ``seed``."""
+    def finetune(
+        self,
+        name: str,
+        mask: str | None,
+        seed: int,
+        *,
+        pro: bool = False,
+        model: Any = None,
+        first: bool = False,
+        lr: float | None = None,
+    ) -> float | None:
+        """Top-1 (%) of ``mask`` grafted into the trained net (or ``model``) after :data:`FINETUNE` with ``seed``
+        (``first``: Reparameterize-First; ``lr``: another peak learning rate); None where the loss diverged."""
+        from edgenas.errors import NonFiniteLossError
 
-        def compute() -> dict[str, float]:
+        def compute() -> dict[str, float | None]:
             log("fine-tuning", name, "seed", seed)
             run = RUNS / "finetune" / f"{name}-s{seed}"
             if model is not None:
                 net, recipe = copy.deepcopy(model), None
             else:
-                grafted = graft_loaded(copy.deepcopy(self.start), mask, pro=PRO if pro else None)
+                start = copy.deepcopy(self.start)
+                grafted = graft_loaded(start, mask, pro=PRO if pro else None, reparameterize_first=first)
                 net, recipe = grafted.model, grafted.recipe
-            config = FinalTraining(**{**FINETUNE.__dict__, "seed": seed}).train_config()
+            config = FinalTraining(**{**FINETUNE.__dict__, "seed": seed, "lr": lr or FINETUNE.lr}).train_config()
             resume = (run / "checkpoints" / "last.pt").is_file()
             teacher = copy.deepcopy(self.start.model).eval()
-            result = train(
-                net, self.data, config, run, recipe=recipe, input_size=RESOLUTION, teacher=teacher, resume=resume
-            )
+            try:
+                result = train(
+                    net, self.data, config, run, recipe=recipe, input_size=RESOLUTION, teacher=teacher, resume=resume
+                )
+            except NonFiniteLossError as exc:
+                log(name, seed, "diverged:", exc)
+                return {"test_top1": None}
             log(name, seed, result.final["test_top1"])
             return {"test_top1": float(result.final["test_top1"])}
 
@@ -157,9 +179,7 @@ class Bench:
     def pairs(self) -> tuple[dict, dict]:
         table = PairTable(RUNS / "pairs.jsonl", self.space)
         report = lambda d, t, s, top1: log(f"pair {d}/{t} {self.space.format(s)} {top1[-1]:.1f}%")  # noqa: E731
-        proxy = collect_pairs(
-            table, self.space.sample(seed=1, n=N_PROXY), self.data, PROXY_SCHEDULE, "proxy", on_pair=report
-        )
+        proxy = collect_pairs(table, self.space.sample(seed=1, n=N_PROXY), self.data, PROXY, "proxy", on_pair=report)
         target = collect_pairs(
             table,
             self.space.sample(seed=2, n=N_SHOTS),
@@ -173,16 +193,25 @@ class Bench:
 
 
 def _start_record() -> dict[str, Any]:
+    if not (START / "metrics.jsonl").is_file():  # --smoke: an untrained model file
+        return {"run": str(START), "epochs": 0, "test_top1": float("nan")}
     lines = (START / "metrics.jsonl").read_text().splitlines()
     epochs = [r for r in map(json.loads, lines) if r.get("kind") == "epoch"]
-    return {"run": str(START.relative_to(ROOT)), "epochs": len(epochs), "test_top1": epochs[-1]["test_top1"]}
+    return {
+        "run": str(START.relative_to(ROOT)) if START.is_relative_to(ROOT) else str(START),
+        "epochs": len(epochs),
+        "test_top1": epochs[-1]["test_top1"],
+    }
 
 
-def stats(values: list[float]) -> dict[str, Any]:
+def stats(values: list[float | None]) -> dict[str, Any]:
+    """Each seed's top-1, their mean and sample std (diverged trainings counted apart)."""
+    kept = [v for v in values if v is not None]
     return {
         "top1": values,
-        "mean": float(np.mean(values)),
-        "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+        "mean": float(np.mean(kept)) if kept else None,
+        "std": float(np.std(kept, ddof=1)) if len(kept) > 1 else None,
+        "diverged": len(values) - len(kept),
     }
 
 
@@ -200,20 +229,19 @@ def choose_masks(bench: Bench, latency: Any, session: SessionCalibration, accura
         def compute(target=target, share=share) -> dict[str, Any]:
             found = search_masks(space, accuracy, latency, target, SEARCH, record=RUNS / f"search-{share:g}.jsonl")
             device = bench.device.with_anchor(session.anchor(space))
-            loop = land_found(
-                found.best.spec,
-                latency.predictor,
-                Band(target, LANDING.tolerance, "le"),
-                latency_fn(device, LANDING.loads),
-                LANDING,
-            )
-            randoms = random_masks(space, latency, target, 1, seed=int(share * 100))
+            band = Band(target, LANDING.tolerance, "le")
+            loop = land_found(found.best.spec, latency.predictor, band, latency_fn(device, LANDING.loads), LANDING)
+            # the random baseline is landed the same way: the comparison is of the masks the search prefers
+            drawn = random_masks(space, latency, target, 1, seed=int(share * 100))[0]
+            randomly = land_found(drawn, latency.predictor, band, latency_fn(device, LANDING.loads), LANDING)
             return {
                 "searched": space.format(found.best.spec),
                 "domino": space.format(loop.chosen),
                 "landing": loop.verdict,
                 "landed_ratio": loop.value / session.level_ms,
-                "random": space.format(randoms[0]),
+                "random_drawn": space.format(drawn),
+                "random": space.format(randomly.chosen),
+                "random_landing": randomly.verdict,
             }
 
         chosen = cached(f"plan-{key}", compute)
@@ -230,10 +258,10 @@ def choose_masks(bench: Bench, latency: Any, session: SessionCalibration, accura
 
 def prune_ladder(bench: Bench, session: SessionCalibration) -> dict[str, float]:
     """Each pruning ratio's network (from the trained weights) timed beside the ungrafted network: its ratio."""
-    models = [pruned(bench.start.model, r, RESOLUTION) for r in PRUNE_RATIOS]
+    models = [pruned(bench.start.model, r, RESOLUTION) for r in PRUNE_STEPS]
     device = bench.device.with_anchor(Anchor(bench.start.model, session.level_ms, "ungrafted"))
-    rows = device.measure(models, loads=3, labels=[f"pruned {r:g}" for r in PRUNE_RATIOS])
-    return {f"{r:g}": float(row.relative) for r, row in zip(PRUNE_RATIOS, rows, strict=True)}
+    rows = device.measure(models, loads=3, labels=[f"pruned {r:g}" for r in PRUNE_STEPS])
+    return {f"{r:g}": float(row.relative) for r, row in zip(PRUNE_STEPS, rows, strict=True)}
 
 
 def main() -> None:
@@ -283,6 +311,8 @@ def main() -> None:
         "network": all_mask,
         **stats([bench.finetune("domino-aggressive", all_mask, s) for s in SEEDS]),
     }
+    results["order"] = training_order(bench, plan, table)
+    publish(results, start)
     results["measured"] = cached("final-latency", lambda: final_session(bench, session, plan))
     publish(results, start)
     # 5. the accuracy predictors on held-out target pairs
@@ -294,6 +324,30 @@ def main() -> None:
         proxy_tasks(proxy), shots, final_task(held, "held-out"), MetaConfig(shots=N_SHOTS)
     )
     publish(results, start)
+
+
+def training_order(bench: Bench, plan: dict, table: dict) -> dict[str, Any]:
+    """Thesis Fig 5.15 at the middle target's Domino mask: Reparameterize-First (the collapsed conv trains) at the
+    learning rate of :data:`RF_LRS` that trains best (seed 0), then with every seed; Train-First is the table's
+    Domino row."""
+    key = f"T{TARGET_SHARES[len(TARGET_SHARES) // 2]:g}"
+    mask = plan[key]["domino"]
+    sweep = {f"{lr:g}": bench.finetune(f"rf-lr{lr:g} {mask}", mask, SEEDS[0], first=True, lr=lr) for lr in RF_LRS}
+    trained = [k for k, v in sweep.items() if v is not None]
+    best = max(trained, key=lambda k: sweep[k]) if trained else None
+    first = (
+        stats([bench.finetune(f"rf-lr{best} {mask}", mask, s, first=True, lr=float(best)) for s in SEEDS])
+        if best
+        else None
+    )
+    return {
+        "target": key,
+        "mask": mask,
+        "rf_lr_sweep": sweep,
+        "rf_lr": best,
+        "train_first": table[key]["Domino"],
+        "reparameterize_first": first,
+    }
 
 
 def final_session(bench: Bench, session: SessionCalibration, plan: dict) -> dict[str, float]:
@@ -312,11 +366,14 @@ def final_session(bench: Bench, session: SessionCalibration, plan: dict) -> dict
 
 
 def publish(results: dict, start: float) -> None:
+    if SMOKE:
+        (RUNS / "smoke.md").write_text(markdown(results))
+        return
     results["wall_s"] = time.time() - start
     results["settings"] = {
         "finetune": FINETUNE.__dict__,
         "target_pairs": TARGET.__dict__,
-        "proxy": PROXY_SCHEDULE.__dict__,
+        "proxy": PROXY.__dict__,
         "pairs": {"proxy": N_PROXY, "shots": N_SHOTS, "held_out": N_HELD},
         "latency_masks": N_LATENCY,
         "search": SEARCH.__dict__,
@@ -371,6 +428,21 @@ def markdown(r: dict) -> str:
         ]
     if "table" in r:
         lines += _table(r)
+    if "order" in r:
+        o = r["order"]
+        sweep = ", ".join(f"lr {k}: {'diverged' if v is None else f'{v:.2f}%'}" for k, v in o["rf_lr_sweep"].items())
+        lines += [
+            f"## Training order at {o['target']} (mask `{o['mask']}`; thesis Fig 5.15)",
+            "",
+            f"Reparameterize-First learning rate (seed {SEEDS[0]}): {sweep}.",
+            "",
+            "| order | lr | top-1 % (mean ± std) | seeds |",
+            "|---|---:|---|---|",
+            _order_row("Train-First (Domino)", f"{FINETUNE.lr:g}", o["train_first"]),
+        ]
+        if o["reparameterize_first"]:
+            lines.append(_order_row("Reparameterize-First", o["rf_lr"], o["reparameterize_first"]))
+        lines.append("")
     if "accuracy_predictors" in r:
         lines += [
             f"## Accuracy predictors on {N_HELD} held-out fine-tuned target pairs (Fig 5.6)",
@@ -382,6 +454,21 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | {v['rmse']:.2f} | {v['spearman']:.2f} |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _order_row(name: str, lr: str, row: dict) -> str:
+    return f"| {name} | {lr} | {_mean(row)} | " + ", ".join(_top1(v) for v in row["top1"]) + " |"
+
+
+def _mean(row: dict) -> str:
+    if row["mean"] is None:
+        return "diverged"
+    std = "-" if row["std"] is None else f"{row['std']:.2f}"
+    return f"{row['mean']:.2f} ± {std}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+
+
+def _top1(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.2f}"
 
 
 def _scores(r: dict) -> str:
@@ -407,19 +494,47 @@ def _table(r: dict) -> list[str]:
             meets = "-" if q is None else ("yes" if q <= ratio * 1.02 else "no")
             qtext = "-" if q is None else f"{q:.3f}"
             lines.append(
-                f"| {key} = {ratio:.3f} | {method} | `{row['network']}` | {qtext} | {meets} | "
-                f"{row['mean']:.2f} ± {row['std']:.2f} | " + ", ".join(f"{v:.2f}" for v in row["top1"]) + " |"
+                f"| {key} = {ratio:.3f} | {method} | `{row['network']}` | {qtext} | {meets} | {_mean(row)} | "
+                + ", ".join(_top1(v) for v in row["top1"])
+                + " |"
             )
     if "aggressive" in r:
         a = r["aggressive"]
         q = measured.get(a["network"])
         lines.append(
             f"| — | Domino-Aggressive | all grafted | {'-' if q is None else f'{q:.3f}'} | — | "
-            f"{a['mean']:.2f} ± {a['std']:.2f} | " + ", ".join(f"{v:.2f}" for v in a["top1"]) + " |"
+            f"{_mean(a)} | " + ", ".join(_top1(v) for v in a["top1"]) + " |"
         )
     lines.append("")
     return lines
 
 
+def smoke(folder: Path) -> None:
+    """Shrink every count and point the start and the cache into ``folder``: a few minutes' check of the whole
+    script's plumbing on an untrained network (writes ``folder/smoke.md``, no results)."""
+    global START, RUNS, N_LATENCY, N_PROXY, N_SHOTS, N_HELD, SPREAD_MASKS, FINETUNE, TARGET, SEARCH, SEEDS, SMOKE, PROXY
+    from edgenas.models import save_model_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    START = folder / "start"
+    START.mkdir(exist_ok=True)
+    save_model_file(START / "model.pt", load_model("torchvision:mobilenet_v2", num_classes=10, resolution=RESOLUTION))
+    RUNS, SMOKE = folder / "runs", True
+    N_LATENCY, N_PROXY, N_SHOTS, N_HELD, SPREAD_MASKS = 12, 20, 3, 3, 2
+    FINETUNE = FinalTraining(epochs=1, images=100, test_images=100, batch_size=50, lr=0.01, seed=0)
+    TARGET = PairSchedule(epochs=1, images=100, test_images=100, resolution=RESOLUTION, batch_size=50, lr=0.01)
+    SEARCH = EvolutionConfig(population=4, iterations=2, top_k=2, seed=0)
+    SEEDS = (0, 1)
+    PROXY = PairSchedule(epochs=2, images=40, test_images=40, resolution=16, batch_size=20)
+
+
+SMOKE = False
+
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", type=Path, help="check the plumbing in this folder with tiny counts")
+    if (options := parser.parse_args()).smoke:
+        smoke(options.smoke)
     main()
