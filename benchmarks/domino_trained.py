@@ -175,6 +175,10 @@ class Bench:
 
         return cached(f"ft-{name}-s{seed}".replace(" ", "_"), compute)["test_top1"]
 
+    def row(self, name: str, mask: str | None, **options: Any) -> dict[str, Any]:
+        """One table row: the network's name and its fine-tuned top-1 with every seed (:func:`stats`)."""
+        return {"network": name, **stats([self.finetune(name, mask, seed, **options) for seed in SEEDS])}
+
     # -- 3. pairs --
     def pairs(self) -> tuple[dict, dict]:
         table = PairTable(RUNS / "pairs.jsonl", self.space)
@@ -280,41 +284,24 @@ def main() -> None:
         **stats([bench.finetune(f"random {spread_mask}", spread_mask, s) for s in SEEDS]),
     }
     publish(results, start)
-    # 3.-4.
+    # 3.-4. the plan, its networks measured in one session, then each fine-tuned with every seed
     proxy, target = bench.pairs()
     shots = final_task(target, "shots")
     accuracy = PredictedAccuracy.meta_learned(bench.space, proxy_tasks(proxy), shots, MetaConfig(shots=N_SHOTS))
     plan = choose_masks(bench, scaled, session, accuracy)
     results["plan"] = plan
+    results["measured"] = cached("final-latency", lambda: final_session(bench, session, plan))
     table: dict[str, dict] = {}
     for key, p in plan.items():
-        rows = {
-            "Domino": (f"domino {p['domino']}", p["domino"], False),
-            "Domino-Pro": (f"domino-pro {p['domino']}", p["domino"], True),
-            "random mask": (f"random {p['random']}", p["random"], False),
-        }
         table[key] = {
-            m: {"network": n, **stats([bench.finetune(n, mask, s, pro=pro) for s in SEEDS])}
-            for m, (n, mask, pro) in rows.items()
+            "Domino": bench.row(f"domino {p['domino']}", p["domino"]),
+            "random mask": bench.row(f"random {p['random']}", p["random"]),
         }
         if p["pruned"]:
             pruned_net = pruned(bench.start.model, float(p["pruned"]), RESOLUTION)
-            name = f"pruned {p['pruned']}"
-            table[key]["torch-pruning"] = {
-                "network": name,
-                **stats([bench.finetune(name, None, s, model=pruned_net) for s in SEEDS]),
-            }
+            table[key]["torch-pruning"] = bench.row(f"pruned {p['pruned']}", None, model=pruned_net)
         results["table"] = table
         publish(results, start)
-    all_mask = bench.space.format(bench.space.graft_all())
-    results["aggressive"] = {
-        "network": all_mask,
-        **stats([bench.finetune("domino-aggressive", all_mask, s) for s in SEEDS]),
-    }
-    results["order"] = training_order(bench, plan, table)
-    publish(results, start)
-    results["measured"] = cached("final-latency", lambda: final_session(bench, session, plan))
-    publish(results, start)
     # 5. the accuracy predictors on held-out target pairs
     table_ = PairTable(RUNS / "pairs.jsonl", bench.space)
     held = collect_pairs(
@@ -323,6 +310,15 @@ def main() -> None:
     results["accuracy_predictors"] = compare_predictors(
         proxy_tasks(proxy), shots, final_task(held, "held-out"), MetaConfig(shots=N_SHOTS)
     )
+    publish(results, start)
+    # then Domino-Aggressive, Domino-Pro and the training order
+    all_mask = bench.space.format(bench.space.graft_all())
+    results["aggressive"] = {**bench.row("domino-aggressive", all_mask), "mask": all_mask}
+    publish(results, start)
+    for key, p in plan.items():
+        table[key]["Domino-Pro"] = bench.row(f"domino-pro {p['domino']}", p["domino"], pro=True)
+        publish(results, start)
+    results["order"] = training_order(bench, plan, table)
     publish(results, start)
 
 
@@ -456,6 +452,30 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def versus_best_peer(rows: dict[str, dict]) -> dict[str, Any] | None:
+    """Domino minus the peer of highest mean top-1 (random mask, torch-pruning), seed by seed (the same seed gives
+    both the same data order): the mean difference and its 95% t interval; resolved when it excludes 0."""
+    from scipy.stats import t as student
+
+    peers = {m: r for m, r in rows.items() if m in ("random mask", "torch-pruning") and r["mean"] is not None}
+    domino = rows.get("Domino")
+    if not peers or domino is None or domino["diverged"]:
+        return None
+    best = max(peers, key=lambda m: peers[m]["mean"])
+    pairs = [(a, b) for a, b in zip(domino["top1"], peers[best]["top1"], strict=True) if b is not None]
+    diff = np.array([a - b for a, b in pairs])
+    half = float(student.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else np.nan
+    mean = float(diff.mean())
+    return {
+        "peer": best,
+        "n": len(diff),
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "resolved": bool(mean - half > 0 or mean + half < 0),
+    }
+
+
 def _order_row(name: str, lr: str, row: dict) -> str:
     return f"| {name} | {lr} | {_mean(row)} | " + ", ".join(_top1(v) for v in row["top1"]) + " |"
 
@@ -500,11 +520,19 @@ def _table(r: dict) -> list[str]:
             )
     if "aggressive" in r:
         a = r["aggressive"]
-        q = measured.get(a["network"])
+        q = measured.get(a["mask"])
         lines.append(
             f"| — | Domino-Aggressive | all grafted | {'-' if q is None else f'{q:.3f}'} | — | "
             f"{_mean(a)} | " + ", ".join(_top1(v) for v in a["top1"]) + " |"
         )
+    lines += ["", "| target | Domino − best peer (points) | 95% t interval | n | resolved |", "|---|---|---|---|---|"]
+    for key, rows in r["table"].items():
+        v = versus_best_peer(rows)
+        if v is not None:
+            lines.append(
+                f"| {key} | {v['mean']:+.2f} vs {v['peer']} | [{v['low']:+.2f}, {v['high']:+.2f}] | {v['n']} | "
+                f"{'yes' if v['resolved'] else 'no'} |"
+            )
     lines.append("")
     return lines
 
