@@ -5,9 +5,9 @@ For every graftable block: the network with that block alone grafted and collaps
 multiply-adds and memory traffic removed (``edgenas.nn.costs``: convolution elements read and written, thesis
 Eq 3.18) and the time saved, measured on this machine's ort-cpu (one thread) beside the ungrafted network (a ratio
 in one session, 3 loads, median). Then a least-squares reading ``saved ms ≈ a x removed multiply-adds + b x removed
-memory elements``: which of the two explains the time this device saves, i.e. whether it pays for compute or for
-traffic. A GPU is memory- and launch-bound on these small layers (the thesis' 3.8x on a Jetson); this CPU is not,
-and the fit says by how much.
+memory elements + c x removed operators`` (convolutions and activations the runtime launches): which explains the
+time this device saves — compute, traffic, or the per-operator overhead that a small input leaves dominant. A GPU
+is memory- and launch-bound on these small layers (the thesis' 3.8x on a Jetson); the fit says what this CPU is.
 
 Usage: ``python benchmarks/domino_roofline.py [--runtime ort-cpu]`` (alone on the machine: it measures).
 Writes ``benchmarks/results/domino_roofline.{json,md}``.
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 
 import numpy as np
-from _common import machine, write_results
+from _common import RESULTS, machine, write_results
+from torch import nn
 
 from edgenas.hardware import RuntimeOptions
 from edgenas.hardware.device import LocalDevice
@@ -31,6 +33,12 @@ from edgenas.nn.costs import measure_costs
 
 RESOLUTION, BATCH, CLASSES = 32, 8, 10
 LOADS = 3
+#: What ONNX Runtime launches as an operator of its own (BatchNorm is folded into the convs by the collapse).
+OPERATORS = (nn.Conv2d, nn.ReLU, nn.ReLU6, nn.Linear)
+
+
+def operators(model: nn.Module) -> int:
+    return sum(isinstance(m, OPERATORS) for m in model.modules())
 
 
 def block_variants(model) -> list:
@@ -43,8 +51,18 @@ def block_variants(model) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime", default="ort-cpu")
+    parser.add_argument("--summarise-only", action="store_true", help="refit and rewrite from the results' JSON")
     args = parser.parse_args()
+    name = f"domino_roofline{'' if args.runtime == 'ort-cpu' else '_' + args.runtime}"
     model = load_model("torchvision:mobilenet_v2", num_classes=CLASSES, resolution=RESOLUTION).model.eval()
+    if args.summarise_only:
+        payload = json.loads((RESULTS / f"{name}.json").read_text())
+        removed = operators(reparameterize(model)) - np.array([operators(v) for v in block_variants(model)])
+        for block, ops in zip(payload["blocks"], removed, strict=True):
+            block["operators_removed"] = int(ops)
+        payload["fit"] = roofline_fit(payload["blocks"])
+        write_results(name, payload, markdown(payload))
+        return
     shape = (BATCH, 3, RESOLUTION, RESOLUTION)
     base = reparameterize(model)
     variants = block_variants(model)
@@ -63,6 +81,7 @@ def main() -> None:
                 "block": i,
                 "mult_adds_removed_M": (costs[0].mult_adds - c.mult_adds) / 1e6,
                 "memory_removed_M": (costs[0].memory_accesses - c.memory_accesses) / 1e6,
+                "operators_removed": operators(base) - operators(variants[i]),
                 "ratio": row.relative,
                 "saved_ms": (1 - row.relative) * level,
                 "saved_share": 1 - row.relative,
@@ -77,29 +96,29 @@ def main() -> None:
         "blocks": blocks,
         "fit": fit,
     }
-    write_results(
-        f"domino_roofline{'' if args.runtime == 'ort-cpu' else '_' + args.runtime}", payload, markdown(payload)
-    )
+    write_results(name, payload, markdown(payload))
 
 
 def roofline_fit(blocks: list[dict]) -> dict[str, float]:
-    """Least squares of the saved ms on removed multiply-adds and removed memory elements (no intercept), and the
-    share of the saved time's variance each explains alone (R^2)."""
+    """Least squares of the saved ms on removed multiply-adds (M), memory elements (M) and operators, and the
+    share of the saved time's variance (R^2) each term explains alone and all three together."""
     y = np.array([b["saved_ms"] for b in blocks])
-    x = np.array([[b["mult_adds_removed_M"], b["memory_removed_M"]] for b in blocks])
-    both, *_ = np.linalg.lstsq(x, y, rcond=None)
+    x = np.array([[b["mult_adds_removed_M"], b["memory_removed_M"], b["operators_removed"]] for b in blocks], float)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
 
     def r2(columns: np.ndarray) -> float:
-        coef, *_ = np.linalg.lstsq(columns, y, rcond=None)
-        residual = y - columns @ coef
-        return float(1 - residual.var() / y.var()) if y.var() > 0 else 0.0
+        fitted, *_ = np.linalg.lstsq(columns, y, rcond=None)
+        residual = y - columns @ fitted
+        return float(1 - (residual**2).sum() / ((y - y.mean()) ** 2).sum())
 
     return {
-        "ms_per_M_mult_adds": float(both[0]),
-        "ms_per_M_memory": float(both[1]),
-        "r2_both": r2(x),
+        "ms_per_M_mult_adds": float(coef[0]),
+        "ms_per_M_memory": float(coef[1]),
+        "ms_per_operator": float(coef[2]),
+        "r2_all": r2(x),
         "r2_mult_adds": r2(x[:, :1]),
-        "r2_memory": r2(x[:, 1:]),
+        "r2_memory": r2(x[:, 1:2]),
+        "r2_operators": r2(x[:, 2:]),
     }
 
 
@@ -118,19 +137,22 @@ def markdown(p: dict) -> str:
         f"{LOADS} loads). Negative removals are added work: the collapsed kxk conv is dense where the block had a "
         "cheap depthwise one.",
         "",
-        "| block | multiply-adds removed (M) | memory removed (M elements) | ratio | time saved (ms) | saved |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| block | multiply-adds removed (M) | memory removed (M elements) | operators removed | ratio | time saved "
+        "(ms) | saved |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for b in p["blocks"]:
         lines.append(
-            f"| {b['block']} | {b['mult_adds_removed_M']:+.2f} | {b['memory_removed_M']:+.3f} | {b['ratio']:.3f} | "
-            f"{b['saved_ms']:+.3f} | {100 * b['saved_share']:+.1f}% |"
+            f"| {b['block']} | {b['mult_adds_removed_M']:+.2f} | {b['memory_removed_M']:+.3f} | "
+            f"{b['operators_removed']} | {b['ratio']:.3f} | {b['saved_ms']:+.3f} | {100 * b['saved_share']:+.1f}% |"
         )
     lines += [
         "",
         f"**Reading**: saved ms ≈ {f['ms_per_M_mult_adds']:.4f} x removed M multiply-adds + "
-        f"{f['ms_per_M_memory']:.4f} x removed M memory elements (R² {f['r2_both']:.2f}); alone, multiply-adds "
-        f"explain R² {f['r2_mult_adds']:.2f} of the per-block savings and memory traffic R² {f['r2_memory']:.2f}.",
+        f"{f['ms_per_M_memory']:.4f} x removed M memory elements + {f['ms_per_operator']:.4f} x removed operators "
+        f"(R² {f['r2_all']:.2f}, least squares without intercept); alone (also without intercept), multiply-adds "
+        f"explain R² {f['r2_mult_adds']:.2f} of the per-block savings, memory traffic {f['r2_memory']:.2f}, "
+        f"operators {f['r2_operators']:.2f}.",
         "",
     ]
     return "\n".join(lines)
