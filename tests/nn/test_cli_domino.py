@@ -88,9 +88,13 @@ def test_distillation_changes_training_and_is_recorded(tmp_path, capsys, graft_f
 
 @pytest.mark.slow
 def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
+    """From a trained run (issue 31: Domino compresses a trained network; its pairs are fine-tuned from it), killed
+    nowhere but resumed at the end: nothing is trained or measured again."""
     _, spec_file = graft_file
+    code, _, stderr = run(["train", str(spec_file), "-o", str(tmp_path / "start"), *TRAIN_ARGS], capsys)
+    assert code == 0, stderr
     args = [
-        "compress", "domino", "--model", str(spec_file), "--target-ms", "1000", "-o", str(tmp_path / "d"),
+        "compress", "domino", "--model", str(tmp_path / "start"), "--target-ms", "1000", "-o", str(tmp_path / "d"),
         "--data", "sample", "--latency-masks", "10", "--proxy-masks", "20", "--target-masks", "3",
         "--proxy-epochs", "2", "--proxy-images", "20", "--proxy-resolution", "8", "--epochs", "1", "--images", "20",
         "--test-images", "20", "--batch-size", "10", "--population", "4", "--iterations", "2", "--top-k", "2",
@@ -115,11 +119,22 @@ def test_compress_domino_end_to_end(tmp_path, capsys, graft_file) -> None:
     with torch.no_grad():
         expected = grafted.model.eval()(torch.from_numpy(x)).numpy()
     assert np.allclose(run_onnx(tmp_path / "d" / "model.onnx", x), expected, rtol=1e-3, atol=1e-4)
+    assert {json.loads(line)["task"] for line in (tmp_path / "d" / "pairs.jsonl").read_text().splitlines()} == {
+        "proxy",
+        "target-finetuned",
+    }
+    # the verdict is the ratio to the ungrafted net in one session, and T is read at the calibration's level
+    calibration = summary["calibration"]
+    assert summary["ungrafted_ms"] == calibration["level_ms"] and len(calibration["masks"]) == 3
+    assert summary["measured_ms"] == pytest.approx(summary["ratio"] * summary["ungrafted_ms"])
+    assert summary["target_ratio"] == pytest.approx(1000 / summary["ungrafted_ms"])
     # resumed with the same -o: no pair is trained again, the same mask comes out
     pairs = (tmp_path / "d" / "pairs.jsonl").read_text()
     code, stdout, stderr = run(args, capsys)
     assert code == 0, stderr
-    assert json.loads(stdout)["mask"] == summary["mask"] and (tmp_path / "d" / "pairs.jsonl").read_text() == pairs
+    again = json.loads(stdout)
+    assert again["mask"] == summary["mask"] and (tmp_path / "d" / "pairs.jsonl").read_text() == pairs
+    assert again["calibration"] == calibration  # the level T is read at is the first session's
 
 
 def test_the_searched_mask_is_landed_on_t_measured_and_kept_for_a_resumed_run(tmp_path, graft_file) -> None:
