@@ -48,6 +48,23 @@ def machine() -> dict[str, Any]:
     }
 
 
+def log(*args: object) -> None:
+    """A timestamped progress line on stdout (flushed: benchmarks run for hours into log files)."""
+    import time
+
+    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
+
+
+def cached_json(folder: Path, name: str, compute: Any) -> Any:
+    """``folder/NAME.json`` if a pass wrote it, else ``compute()`` written there (a killed benchmark resumes)."""
+    path = folder / f"{name}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.write_text(json.dumps(value, indent=1))
+    return value
+
+
 def write_results(name: str, payload: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     """Write ``results/NAME.json`` and ``results/NAME.md``; return both paths."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,12 @@ Usage: ``EDGENAS_DATA=DIR python benchmarks/domino.py`` (runs alone: it measures
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _common import machine, sample_efficiency, write_results
+from _common import cached_json, log, machine, sample_efficiency, write_results
 
 from edgenas._random import seeded_torch
 from edgenas.compress.domino import (
@@ -76,17 +75,8 @@ ABLATION_SEEDS = (0, 1)
 LOADS = 3
 
 
-def log(*args: object) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
-
-
 def cached(name: str, compute):
-    path = RUNS / f"{name}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    value = compute()
-    path.write_text(json.dumps(value, indent=1))
-    return value
+    return cached_json(RUNS, name, compute)
 
 
 def measure(models: dict[str, object], runtime) -> dict[str, float]:

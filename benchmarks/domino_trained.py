@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine, write_results
+from _common import cached_json, log, machine, write_results
 
 from edgenas.compress.domino import (
     PROXY_SCHEDULE,
@@ -91,17 +91,8 @@ RF_LRS = (0.001, 0.003, 0.01, 0.03)
 PRUNE_STEPS = tuple(round(0.05 * i, 2) for i in range(1, 19))
 
 
-def log(*args: object) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
-
-
 def cached(name: str, compute: Any) -> Any:
-    path = RUNS / f"{name}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    value = compute()
-    path.write_text(json.dumps(value, indent=1))
-    return value
+    return cached_json(RUNS, name, compute)  # RUNS read at call time (--smoke moves it)
 
 
 class Bench:
